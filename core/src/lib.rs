@@ -11,6 +11,7 @@ pub mod catalogue;
 pub mod client;
 pub mod error;
 pub mod http;
+pub mod retry;
 pub mod transport;
 
 pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, ParentLink};
