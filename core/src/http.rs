@@ -1,21 +1,466 @@
-//! STUB: replaced by the ureq transport.
-use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError, TransportErrorKind};
+//! The default [`Transport`]: blocking HTTP over ureq 3 with rustls. It only
+//! moves bytes: every HTTP status comes back as a response, bodies are read
+//! whole with no size limit, redirects are not followed, and ureq's errors are
+//! folded into [`TransportErrorKind`]. This file also owns base-URL validation
+//! ([`validate_base_url`]): HTTPS only, plain HTTP to loopback hosts only.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-/// Timeouts.
-#[derive(Debug, Clone)]
+use crate::error::{Error, Result};
+use crate::transport::{HttpRequest, HttpResponse, Transport, TransportError, TransportErrorKind};
+
+/// Timeouts of the ureq transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
-    /// Connect timeout.
+    /// Longest time to set up a connection (DNS, TCP, TLS handshake).
     pub connect_timeout: Duration,
-    /// Whole-call timeout.
+    /// Longest time for the whole call, the response body included.
     pub timeout: Duration,
 }
 
-/// ureq transport.
-pub struct UreqTransport;
+impl Default for HttpConfig {
+    /// 10 s to connect, 60 s for the whole call.
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A [`Transport`] over a ureq 3 agent (connection pooling, rustls with the
+/// webpki roots). Cheap to share: put it in an `Arc`.
+pub struct UreqTransport {
+    agent: ureq::Agent,
+    config: HttpConfig,
+}
+
+impl std::fmt::Debug for UreqTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UreqTransport")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UreqTransport {
+    /// A transport with these timeouts. Fails with `Error::Config` when a
+    /// timeout is zero.
+    pub fn new(config: HttpConfig) -> Result<Self> {
+        if config.connect_timeout.is_zero() || config.timeout.is_zero() {
+            return Err(Error::Config(
+                "HTTP timeouts must be greater than zero".to_string(),
+            ));
+        }
+        let agent_config = ureq::Agent::config_builder()
+            // Every status is a response; the client interprets it.
+            .http_status_as_error(false)
+            // A POST body is never replayed to another location: a redirect
+            // comes back to the client as a response.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.timeout))
+            .user_agent(concat!("rowsync/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(UreqTransport {
+            agent: ureq::Agent::new_with_config(agent_config),
+            config,
+        })
+    }
+
+    /// The timeouts this transport was built with.
+    pub fn config(&self) -> &HttpConfig {
+        &self.config
+    }
+}
 
 impl Transport for UreqTransport {
-    fn send(&self, _r: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        Err(TransportError::new(TransportErrorKind::Other, "stub"))
+    fn send(&self, request: &HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+        let mut builder = ureq::http::Request::builder()
+            .method(request.method.as_str())
+            .uri(request.url.as_str());
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let http_request = builder.body(request.body.as_slice()).map_err(|e| {
+            TransportError::new(TransportErrorKind::Other, format!("invalid request: {e}"))
+        })?;
+
+        let mut response = self.agent.run(http_request).map_err(map_ureq_error)?;
+
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .map_err(map_ureq_error)?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// Folds a ureq error into a [`TransportError`]. The message is ureq's own
+/// text, which never holds request headers (so no token).
+fn map_ureq_error(error: ureq::Error) -> TransportError {
+    let kind = match &error {
+        ureq::Error::Timeout(_) => TransportErrorKind::Timeout,
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportErrorKind::Connect,
+        ureq::Error::Io(e) => io_error_kind(e),
+        // Malformed HTTP or a chunked body cut short: the connection broke.
+        ureq::Error::Protocol(_) | ureq::Error::BodyStalled => TransportErrorKind::Io,
+        ureq::Error::Tls(_)
+        | ureq::Error::Rustls(_)
+        | ureq::Error::Pem(_)
+        | ureq::Error::TlsRequired => TransportErrorKind::Tls,
+        _ => TransportErrorKind::Other,
+    };
+    TransportError::new(kind, error.to_string())
+}
+
+fn io_error_kind(e: &io::Error) -> TransportErrorKind {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused
+        | K::AddrNotAvailable
+        | K::NetworkUnreachable
+        | K::HostUnreachable
+        | K::NetworkDown => TransportErrorKind::Connect,
+        K::TimedOut | K::WouldBlock => TransportErrorKind::Timeout,
+        // rustls reports handshake and record failures as InvalidData I/O
+        // errors; nothing else in this ureq configuration produces that kind
+        // (no charset or decompression features).
+        K::InvalidData => TransportErrorKind::Tls,
+        _ => TransportErrorKind::Io,
+    }
+}
+
+/// Checks a base URL such as `https://host/API/v3`: scheme `https`, or `http`
+/// only when the host is loopback (`127.0.0.0/8`, `::1`, `localhost`); a
+/// valid host name or IP literal; an optional port in 1..=65535; an optional
+/// path; no user info, query, fragment, whitespace or control characters.
+/// Anything else is `Error::Config`.
+pub fn validate_base_url(url: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::Config(format!("base URL `{url}`: {why}")));
+    if url.is_empty() {
+        return Err(Error::Config("base URL is empty".to_string()));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("contains whitespace or control characters");
+    }
+    if !url.is_ascii() {
+        return bad("contains non-ASCII characters (use punycode and percent-encoding)");
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return bad("missing scheme (expected https://)");
+    };
+    let secure = if scheme.eq_ignore_ascii_case("https") {
+        true
+    } else if scheme.eq_ignore_ascii_case("http") {
+        false
+    } else {
+        return bad("scheme must be https");
+    };
+    if rest.contains(['?', '#']) {
+        return bad("must not have a query or fragment");
+    }
+    let (authority, _path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return bad("must not contain user info");
+    }
+    let (host, port) = if let Some(after_bracket) = authority.strip_prefix('[') {
+        let Some((inside, after)) = after_bracket.split_once(']') else {
+            return bad("unclosed `[` in the host");
+        };
+        let Ok(v6) = inside.parse::<Ipv6Addr>() else {
+            return bad("invalid IPv6 address");
+        };
+        let port = match after {
+            "" => None,
+            p => match p.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return bad("unexpected text after the IPv6 address"),
+            },
+        };
+        (Host::Ip(IpAddr::V6(v6)), port)
+    } else {
+        let (name, port) = match authority.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (authority, None),
+        };
+        if let Ok(v4) = name.parse::<Ipv4Addr>() {
+            (Host::Ip(IpAddr::V4(v4)), port)
+        } else if is_valid_host_name(name) {
+            (Host::Name(name), port)
+        } else {
+            return bad("invalid host");
+        }
+    };
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && matches!(port.parse::<u16>(), Ok(p) if p != 0);
+        if !valid {
+            return bad("invalid port");
+        }
+    }
+    if !secure && !host.is_loopback() {
+        return bad("plain http:// is only allowed for loopback hosts; use https://");
+    }
+    Ok(())
+}
+
+enum Host<'a> {
+    Ip(IpAddr),
+    Name(&'a str),
+}
+
+impl Host<'_> {
+    fn is_loopback(&self) -> bool {
+        match self {
+            Host::Ip(IpAddr::V4(v4)) => v4.is_loopback(),
+            Host::Ip(IpAddr::V6(v6)) => {
+                v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
+            Host::Name(name) => {
+                let name = name.strip_suffix('.').unwrap_or(name);
+                name.eq_ignore_ascii_case("localhost")
+            }
+        }
+    }
+}
+
+/// An RFC 1123 host name: dot-separated labels of letters, digits, `-` (and
+/// `_`, which real intranets use), no label empty, starting or ending with
+/// `-`, or longer than 63; one trailing dot allowed; 253 characters at most.
+fn is_valid_host_name(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    // An all-numeric dotted name that is not a valid IPv4 address (`300.1.1.1`).
+    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return false;
+    }
+    name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::thread;
+
+    fn ok(url: &str) {
+        if let Err(e) = validate_base_url(url) {
+            panic!("{url} refused: {e}");
+        }
+    }
+
+    fn refused(url: &str) {
+        match validate_base_url(url) {
+            Err(Error::Config(_)) => {}
+            other => panic!("{url}: expected Config error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn https_urls_are_accepted() {
+        ok("https://example.com");
+        ok("https://example.com/");
+        ok("https://example.com/API/v3");
+        ok("HTTPS://Example.COM:8443/API/v3/");
+        ok("https://10.0.0.5/API/v3");
+        ok("https://[2001:db8::1]:443/API");
+        ok("https://my_host.intranet./api");
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        ok("http://127.0.0.1:8080/API/v3");
+        ok("http://127.0.0.5");
+        ok("http://127.255.255.254/x");
+        ok("http://[::1]:8080");
+        ok("http://[::1]");
+        ok("http://[::ffff:127.0.0.1]:80");
+        ok("http://localhost");
+        ok("http://LOCALHOST:3000/API/v3");
+        refused("http://example.com");
+        refused("http://example.com/API/v3");
+        refused("http://10.0.0.1:8080");
+        refused("http://128.0.0.1");
+        refused("http://[2001:db8::1]");
+        refused("http://localhost.example.com");
+        refused("http://mylocalhost");
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        for url in [
+            "",
+            "example.com",
+            "ftp://example.com",
+            "https://",
+            "https:///path",
+            "https://exa mple.com",
+            "https://example.com:",
+            "https://example.com:0",
+            "https://example.com:65536",
+            "https://example.com:80a",
+            "https://example.com:-1",
+            "https://[::1",
+            "https://[::1]x",
+            "https://[zz::1]",
+            "https://user:pw@example.com",
+            "https://example.com/api?x=1",
+            "https://example.com/#frag",
+            "https://-example.com",
+            "https://exa..mple.com",
+            "https://300.1.1.1",
+            "https://exämple.com",
+            "https://example.com\n",
+            "https://a:b:c",
+            " https://example.com",
+        ] {
+            refused(url);
+        }
+    }
+
+    fn transport() -> UreqTransport {
+        UreqTransport::new(HttpConfig {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+        })
+        .unwrap()
+    }
+
+    fn request(url: String) -> HttpRequest {
+        HttpRequest {
+            method: "POST".into(),
+            url,
+            headers: vec![
+                (
+                    "Content-Type".into(),
+                    "application/json; charset=utf-8".into(),
+                ),
+                ("Authorization".into(), "Bearer t0k".into()),
+            ],
+            body: br#"{"a":1}"#.to_vec(),
+        }
+    }
+
+    /// Serves one connection: reads the request head and body, then writes
+    /// `reply` and closes. Returns the raw request it read.
+    fn serve_once(reply: &'static [u8]) -> (String, thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/API/v3/Sync/Test", listener.local_addr().unwrap());
+        let handle = thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // Read until the head is complete and the 7-byte body has arrived.
+            loop {
+                let n = socket.read(&mut buf).unwrap();
+                seen.extend_from_slice(&buf[..n]);
+                if let Some(pos) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    if seen.len() >= pos + 4 + 7 {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            socket.write_all(reply).unwrap();
+            socket.flush().unwrap();
+            seen
+        });
+        (url, handle)
+    }
+
+    #[test]
+    fn smoke_any_status_is_a_response() {
+        let (url, server) = serve_once(
+            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 10\r\nTrackingId: abc-1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nConnection: close\r\n\r\n<html></ht",
+        );
+        let response = transport().send(&request(url)).unwrap();
+        let raw = String::from_utf8(server.join().unwrap()).unwrap();
+        assert!(
+            raw.starts_with("POST /API/v3/Sync/Test HTTP/1.1\r\n"),
+            "{raw}"
+        );
+        assert!(raw
+            .to_ascii_lowercase()
+            .contains("authorization: bearer t0k"));
+        assert!(raw.ends_with(r#"{"a":1}"#));
+        assert_eq!(response.status, 503);
+        assert_eq!(response.tracking_id(), Some("abc-1"));
+        let cookies = response
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+            .count();
+        assert_eq!(cookies, 2);
+        assert_eq!(response.body, b"<html></ht");
+    }
+
+    #[test]
+    fn body_cut_mid_way_is_an_io_error() {
+        let (url, server) = serve_once(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"success\":true,\"da",
+        );
+        let err = transport().send(&request(url)).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err.kind, TransportErrorKind::Io, "{err}");
+    }
+
+    #[test]
+    fn connection_refused_is_a_connect_error() {
+        // Bind, learn the port, and close: nothing listens there any more.
+        let port = {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let err = transport()
+            .send(&request(format!("http://127.0.0.1:{port}/x")))
+            .unwrap_err();
+        assert_eq!(err.kind, TransportErrorKind::Connect, "{err}");
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let r = UreqTransport::new(HttpConfig {
+            connect_timeout: Duration::ZERO,
+            timeout: Duration::from_secs(1),
+        });
+        assert!(matches!(r, Err(Error::Config(_))));
     }
 }
