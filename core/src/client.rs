@@ -1,16 +1,41 @@
-//! STUB: replaced by the API client (login, token refresh, retries, envelope).
-use std::sync::Arc;
-use std::time::Duration;
+//! The Mahak Sync API client: one [`ApiClient::call`] posts a JSON body to
+//! `{base_url}/Sync/{endpoint}` and returns the envelope's `data`, or an
+//! [`Error`] that says what the caller can do about the failure. This file
+//! owns login (`LoginV2`, enveloped or bare answer), the bearer token (kept in
+//! memory only, renewed before it expires and once after a 401), the retry
+//! loop (backoff arithmetic in `retry.rs`), envelope parsing and error-code
+//! mapping (PROTOCOL.md sections 1-3), the per-attempt [`CallRecord`] log,
+//! the [`Shutdown`] token that interrupts waits, and the [`ConnectionState`]
+//! the app can show. No password or token ever reaches a log record, an
+//! error, or `Debug` output.
 
-use crate::error::{Error, Result};
-use crate::transport::Transport;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
 
-/// Credentials for `LoginV2`.
-#[derive(Clone)]
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::error::{Error, RecordError, Result};
+use crate::http::validate_base_url;
+use crate::retry::{
+    is_retryable_status, jittered_backoff, parse_retry_after, rate_limit_wait, RateLimitWait,
+};
+use crate::transport::{HttpRequest, HttpResponse, Transport};
+
+pub use crate::retry::RetryPolicy;
+
+/// The login endpoint.
+pub const LOGIN_ENDPOINT: &str = "LoginV2";
+
+/// Credentials for `LoginV2`. `Debug` shows the password as `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     /// Username.
     pub username: String,
-    /// Password (never logged, never stored).
+    /// Password (kept in memory only; never logged, never stored).
     pub password: String,
     /// Mahak database id.
     pub database_id: i64,
@@ -18,97 +43,1903 @@ pub struct Credentials {
     pub package_number: i64,
 }
 
-/// Retry policy.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts per call.
-    pub max_attempts: u32,
-    /// First backoff delay.
-    pub base_delay: Duration,
-    /// Backoff cap.
-    pub max_delay: Duration,
-    /// Longest Retry-After honoured.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 6,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(120),
-        }
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("database_id", &self.database_id)
+            .field("package_number", &self.package_number)
+            .finish()
     }
 }
 
 /// Client configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// Base URL, e.g. `https://host/API/v3`.
+    /// Base URL, e.g. `https://host/API/v3` (see [`validate_base_url`]).
     pub base_url: String,
-    /// Retry policy.
+    /// Retry policy for transient failures.
     pub retry: RetryPolicy,
-    /// Renew the token this long before it expires.
+    /// Renew the token this long before it expires (at most half of the
+    /// token's lifetime is used as margin, so short-lived tokens still work).
     pub token_refresh_margin: Duration,
 }
 
-/// One HTTP call, for the sync log.
-#[derive(Debug, Clone)]
+impl ClientConfig {
+    /// A configuration for `base_url` with the default retry policy and a
+    /// 60-second token refresh margin.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        ClientConfig {
+            base_url: base_url.into(),
+            retry: RetryPolicy::default(),
+            token_refresh_margin: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One HTTP attempt, for the sync log. Never holds a password or a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRecord {
-    /// When it started.
-    pub at: chrono::DateTime<chrono::Utc>,
-    /// Endpoint name, e.g. `GetAllDataV2`.
+    /// When the attempt started.
+    pub at: DateTime<Utc>,
+    /// Endpoint name, e.g. `GetAllDataV2` or `LoginV2`.
     pub endpoint: String,
+    /// Attempt number within its retry loop, from 1.
+    pub attempt: u32,
     /// HTTP status, if a response came.
     pub status: Option<u16>,
-    /// Duration in milliseconds.
+    /// Duration of the attempt in milliseconds.
     pub duration_ms: u64,
-    /// Tracking id.
+    /// The response's `Trackingid` header.
     pub tracking_id: Option<String>,
-    /// Error text.
+    /// What went wrong on this attempt, if anything.
     pub error: Option<String>,
 }
 
-/// A successful reply.
+/// A successful reply (`success:true`).
+#[derive(Debug)]
 pub struct Reply {
-    /// The envelope's `data`.
-    pub data: Box<serde_json::value::RawValue>,
-    /// Tracking id.
+    /// The envelope's `data`, unparsed (`null` when absent).
+    pub data: Box<RawValue>,
+    /// The response's `Trackingid` header.
     pub tracking_id: Option<String>,
     /// HTTP status.
     pub status: u16,
 }
 
-/// Interruptible sleeps.
+/// A clonable cancellation token. Every wait of the client goes through
+/// [`Shutdown::sleep`], which returns `Error::Interrupted` as soon as
+/// [`Shutdown::trigger`] is called on any clone.
 #[derive(Clone, Default)]
 pub struct Shutdown {
-    inner: Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    inner: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shutdown")
+            .field("triggered", &self.is_triggered())
+            .finish()
+    }
 }
 
 impl Shutdown {
-    /// Triggers shutdown.
-    pub fn trigger(&self) {}
+    /// A token that is not triggered.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // The flag is a plain bool: a poisoned lock cannot hold a torn value.
+    fn flag(&self) -> MutexGuard<'_, bool> {
+        self.inner.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Triggers shutdown: wakes every sleeper; it cannot be undone.
+    pub fn trigger(&self) {
+        *self.flag() = true;
+        self.inner.1.notify_all();
+    }
+
+    /// True once [`Shutdown::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        *self.flag()
+    }
+
+    /// Sleeps for `duration`, or returns `Error::Interrupted` early (or at
+    /// once) when shutdown is triggered.
+    pub fn sleep(&self, duration: Duration) -> Result<()> {
+        let deadline = Instant::now().checked_add(duration);
+        let mut triggered = self.flag();
+        loop {
+            if *triggered {
+                return Err(Error::Interrupted);
+            }
+            let remaining = match deadline {
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(());
+                    }
+                    deadline - now
+                }
+                None => Duration::from_secs(3600),
+            };
+            triggered = self
+                .inner
+                .1
+                .wait_timeout(triggered, remaining)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
 }
 
-/// API client.
+/// What the client last learned about the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Nothing known yet (or the client was disconnected).
+    Unknown,
+    /// The last attempt got a response.
+    Online,
+    /// The last call ran out of attempts on transport errors or 5xx.
+    Offline {
+        /// When a retry would make sense.
+        next_attempt: Option<DateTime<Utc>>,
+    },
+    /// Login was refused (1001, 1002) or a token was refused twice in a row.
+    AuthFailed,
+    /// A sync is running. The client never sets this itself; the engine
+    /// reports it over the client's state while it runs a sync.
+    Syncing,
+}
+
+/// A bearer token. `Debug` never shows its value.
+#[derive(Clone)]
+struct Token {
+    value: String,
+    /// When to log in again instead of using this token (local clock).
+    refresh_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("value", &"<redacted>")
+            .field("refresh_at", &self.refresh_at)
+            .finish()
+    }
+}
+
+impl Token {
+    fn usable(&self, now: DateTime<Utc>) -> bool {
+        self.refresh_at.is_none_or(|at| now < at)
+    }
+}
+
+/// A login refusal (1001, 1002): calls fail with it, without sending, until
+/// [`ApiClient::set_credentials`].
+#[derive(Debug, Clone)]
+struct Refusal {
+    code: i64,
+    message: String,
+    tracking_id: Option<String>,
+}
+
+impl Refusal {
+    fn to_error(&self) -> Error {
+        Error::AuthFailed {
+            code: self.code,
+            message: self.message.clone(),
+            tracking_id: self.tracking_id.clone(),
+        }
+    }
+}
+
+struct State {
+    credentials: Credentials,
+    token: Option<Token>,
+    connection: ConnectionState,
+    refusal: Option<Refusal>,
+    /// Bumped by `set_credentials` and `forget_token`: a login that started
+    /// before does not store its outcome.
+    generation: u64,
+}
+
+/// The Mahak Sync API client. `Send + Sync`: share it in an `Arc` between
+/// threads; concurrent calls share one token and one login at a time.
 pub struct ApiClient {
-    _t: Arc<dyn Transport>,
+    base_url: String,
+    config: ClientConfig,
+    transport: Arc<dyn Transport>,
+    shutdown: Shutdown,
+    state: Mutex<State>,
+    login_lock: Mutex<()>,
+}
+
+impl fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("ApiClient")
+            .field("base_url", &self.base_url)
+            .field("username", &state.credentials.username)
+            .field("has_token", &state.token.is_some())
+            .field("connection", &state.connection)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A terminal response of the retry loop, not logged yet.
+struct Sent {
+    response: HttpResponse,
+    at: DateTime<Utc>,
+    attempt: u32,
+    duration_ms: u64,
 }
 
 impl ApiClient {
-    /// New client.
+    /// A client for `config.base_url` (validated: HTTPS, or HTTP to a
+    /// loopback host). Sends nothing until the first call.
     pub fn new(
-        _config: ClientConfig,
-        _credentials: Credentials,
+        config: ClientConfig,
+        credentials: Credentials,
         transport: Arc<dyn Transport>,
-        _shutdown: Shutdown,
+        shutdown: Shutdown,
     ) -> Result<Self> {
-        Ok(ApiClient { _t: transport })
+        validate_base_url(&config.base_url)?;
+        let base_url = config.base_url.trim_end_matches('/').to_string();
+        Ok(ApiClient {
+            base_url,
+            config,
+            transport,
+            shutdown,
+            state: Mutex::new(State {
+                credentials,
+                token: None,
+                connection: ConnectionState::Unknown,
+                refusal: None,
+                generation: 0,
+            }),
+            login_lock: Mutex::new(()),
+        })
     }
 
-    /// One call.
-    pub fn call(&self, _endpoint: &str, _body: &[u8], _log: &mut dyn FnMut(CallRecord)) -> Result<Reply> {
-        Err(Error::Config("stub".into()))
+    // Every update of `State` is a single field assignment, so a panic while
+    // it was held cannot leave it half-written: recover from poisoning.
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The base URL, without a trailing `/`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The configuration the client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The shutdown token the client's waits observe.
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Replaces the credentials: drops the token, clears a login refusal; the
+    /// next call logs in with the new credentials.
+    pub fn set_credentials(&self, credentials: Credentials) {
+        let mut state = self.state();
+        state.credentials = credentials;
+        state.token = None;
+        state.refusal = None;
+        state.generation += 1;
+        if state.connection == ConnectionState::AuthFailed {
+            state.connection = ConnectionState::Unknown;
+        }
+    }
+
+    /// Disconnects: drops the token (the next call logs in again) and
+    /// forgets what is known about the connection.
+    pub fn forget_token(&self) {
+        let mut state = self.state();
+        state.token = None;
+        state.generation += 1;
+        state.connection = ConnectionState::Unknown;
+    }
+
+    /// True when a token is held (it may still be refused by the server).
+    pub fn has_token(&self) -> bool {
+        self.state().token.is_some()
+    }
+
+    /// What the client last learned about the server.
+    pub fn connection_state(&self) -> ConnectionState {
+        self.state().connection.clone()
+    }
+
+    fn set_connection(&self, connection: ConnectionState) {
+        self.state().connection = connection;
+    }
+
+    /// Logs in now (dropping any token held), retrying transient failures;
+    /// `log` gets one record per attempt. For a "test connection" button.
+    pub fn login(&self, log: &mut dyn FnMut(CallRecord)) -> Result<()> {
+        if self.shutdown.is_triggered() {
+            return Err(Error::Interrupted);
+        }
+        let _guard = self.login_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.check_refusal()?;
+        self.login_locked(log).map(|_| ())
+    }
+
+    /// Posts `body` to `{base_url}/Sync/{endpoint}` with the bearer token
+    /// (logging in first when there is none or it is about to expire) and
+    /// returns the envelope's `data`.
+    ///
+    /// Transport errors, 429 and 500/502/503/504 are retried up to
+    /// `retry.max_attempts` times with the same body; a 401 triggers one new
+    /// login and one repeat. `log` is called once per HTTP attempt, login
+    /// attempts included. Errors: `Offline`, `Server`, `RateLimited` when
+    /// retries run out; `AuthFailed`, `Conflict`, `Rejected`, `Protocol`,
+    /// `Config` (bad endpoint name); `Interrupted` on shutdown.
+    pub fn call(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        log: &mut dyn FnMut(CallRecord),
+    ) -> Result<Reply> {
+        check_endpoint(endpoint)?;
+        if self.shutdown.is_triggered() {
+            return Err(Error::Interrupted);
+        }
+        self.check_refusal()?;
+        let mut refused_once = false;
+        loop {
+            let token = self.ensure_token(log)?;
+            let sent = self.send_retrying(endpoint, body, Some(&token), log)?;
+            if is_token_refusal(&sent.response) {
+                let envelope = parse_lenient(&sent.response.body);
+                let tracking_id = tracking(&sent.response);
+                log(record(
+                    endpoint,
+                    &sent,
+                    Some(format!(
+                        "token refused (HTTP {}){}",
+                        sent.response.status,
+                        if refused_once {
+                            ""
+                        } else {
+                            "; logging in again"
+                        }
+                    )),
+                ));
+                self.invalidate_token(&token);
+                if refused_once {
+                    self.set_connection(ConnectionState::AuthFailed);
+                    let (code, message) = envelope
+                        .map(|e| (e.code.unwrap_or(0), e.message.into_owned()))
+                        .unwrap_or((0, String::new()));
+                    return Err(Error::AuthFailed {
+                        code,
+                        message: if message.is_empty() {
+                            "the server refused a fresh token".to_string()
+                        } else {
+                            message
+                        },
+                        tracking_id,
+                    });
+                }
+                refused_once = true;
+                continue;
+            }
+            let result = interpret_reply(&sent.response);
+            log(record(
+                endpoint,
+                &sent,
+                result.as_ref().err().map(|e| e.to_string()),
+            ));
+            if let Err(Error::AuthFailed { .. }) = &result {
+                self.set_connection(ConnectionState::AuthFailed);
+            }
+            return result;
+        }
+    }
+
+    fn check_refusal(&self) -> Result<()> {
+        match &self.state().refusal {
+            Some(refusal) => Err(refusal.to_error()),
+            None => Ok(()),
+        }
+    }
+
+    fn usable_token(&self) -> Option<String> {
+        let state = self.state();
+        state
+            .token
+            .as_ref()
+            .filter(|t| t.usable(Utc::now()))
+            .map(|t| t.value.clone())
+    }
+
+    /// Drops the token if it is still `value` (another thread may already
+    /// have logged in again).
+    fn invalidate_token(&self, value: &str) {
+        let mut state = self.state();
+        if state.token.as_ref().is_some_and(|t| t.value == value) {
+            state.token = None;
+        }
+    }
+
+    fn ensure_token(&self, log: &mut dyn FnMut(CallRecord)) -> Result<String> {
+        if let Some(token) = self.usable_token() {
+            return Ok(token);
+        }
+        let _guard = self.login_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // Another thread may have logged in while this one waited.
+        if let Some(token) = self.usable_token() {
+            return Ok(token);
+        }
+        self.check_refusal()?;
+        self.login_locked(log)
+    }
+
+    /// Logs in; the caller holds `login_lock`. Returns the token value.
+    fn login_locked(&self, log: &mut dyn FnMut(CallRecord)) -> Result<String> {
+        let (credentials, generation) = {
+            let state = self.state();
+            (state.credentials.clone(), state.generation)
+        };
+        let body = serde_json::to_vec(&LoginRequest {
+            username: &credentials.username,
+            password: &credentials.password,
+            database_id: credentials.database_id,
+            package_number: credentials.package_number,
+        })?;
+        drop(credentials);
+        let sent = self.send_retrying(LOGIN_ENDPOINT, &body, None, log)?;
+        drop(body);
+        let result = interpret_login(&sent.response, self.config.token_refresh_margin);
+        log(record(
+            LOGIN_ENDPOINT,
+            &sent,
+            result.as_ref().err().map(|e| e.to_string()),
+        ));
+        let mut state = self.state();
+        let current = state.generation == generation;
+        match result {
+            Ok(token) => {
+                let value = token.value.clone();
+                if current {
+                    state.token = Some(token);
+                }
+                Ok(value)
+            }
+            Err(error) => {
+                if let Error::AuthFailed {
+                    code,
+                    message,
+                    tracking_id,
+                } = &error
+                {
+                    state.connection = ConnectionState::AuthFailed;
+                    if current && matches!(code, 1001 | 1002) {
+                        state.refusal = Some(Refusal {
+                            code: *code,
+                            message: message.clone(),
+                            tracking_id: tracking_id.clone(),
+                        });
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Sends until a response that is not retried comes back (returned
+    /// unlogged, for the caller to interpret and log), or attempts run out.
+    fn send_retrying(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        token: Option<&str>,
+        log: &mut dyn FnMut(CallRecord),
+    ) -> Result<Sent> {
+        let policy = &self.config.retry;
+        let attempts = policy.attempts();
+        let mut headers = vec![
+            (
+                "Content-Type".to_string(),
+                "application/json; charset=utf-8".to_string(),
+            ),
+            ("Accept".to_string(), "application/json".to_string()),
+        ];
+        if let Some(token) = token {
+            headers.push(("Authorization".to_string(), format!("Bearer {token}")));
+        }
+        let request = HttpRequest {
+            method: "POST".to_string(),
+            url: format!("{}/Sync/{}", self.base_url, endpoint),
+            headers,
+            body: body.to_vec(),
+        };
+        let mut last_tracking_id = None;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            if self.shutdown.is_triggered() {
+                return Err(Error::Interrupted);
+            }
+            let last = attempt >= attempts;
+            let at = Utc::now();
+            let started = Instant::now();
+            let outcome = self.transport.send(&request);
+            let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let mut attempt_record = |status: Option<u16>, tracking_id: Option<String>, error| {
+                log(CallRecord {
+                    at,
+                    endpoint: endpoint.to_string(),
+                    attempt,
+                    status,
+                    duration_ms,
+                    tracking_id,
+                    error: Some(error),
+                })
+            };
+            match outcome {
+                Ok(response) => {
+                    self.set_connection(ConnectionState::Online);
+                    let status = response.status;
+                    let tracking_id = tracking(&response);
+                    last_tracking_id.clone_from(&tracking_id);
+                    if status == 429 {
+                        let retry_after = response
+                            .header("retry-after")
+                            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                        let wait = rate_limit_wait(policy, retry_after, attempt, fastrand::f64());
+                        attempt_record(
+                            Some(status),
+                            tracking_id.clone(),
+                            "rate limited (HTTP 429)".to_string(),
+                        );
+                        match wait {
+                            RateLimitWait::Sleep(delay) if !last => {
+                                self.shutdown.sleep(delay)?;
+                                continue;
+                            }
+                            RateLimitWait::Sleep(delay) | RateLimitWait::GiveUp(delay) => {
+                                return Err(Error::RateLimited {
+                                    retry_after: Some(delay),
+                                    tracking_id,
+                                });
+                            }
+                        }
+                    }
+                    if is_retryable_status(status) {
+                        let message = server_message(&response);
+                        attempt_record(Some(status), tracking_id.clone(), message.clone());
+                        let delay = jittered_backoff(policy, attempt);
+                        if last {
+                            self.set_offline(policy, attempt);
+                            return Err(Error::Server {
+                                status,
+                                message,
+                                tracking_id,
+                            });
+                        }
+                        self.shutdown.sleep(delay)?;
+                        continue;
+                    }
+                    return Ok(Sent {
+                        response,
+                        at,
+                        attempt,
+                        duration_ms,
+                    });
+                }
+                Err(error) => {
+                    attempt_record(None, None, error.to_string());
+                    if last {
+                        let retry_after = self.set_offline(policy, attempt);
+                        return Err(Error::Offline {
+                            message: error.to_string(),
+                            retry_after: Some(retry_after),
+                            tracking_id: last_tracking_id,
+                        });
+                    }
+                    self.shutdown.sleep(jittered_backoff(policy, attempt))?;
+                }
+            }
+        }
+    }
+
+    /// Marks the connection offline after `failures` failed attempts and
+    /// returns the suggested wait before the next try (the next backoff,
+    /// never below `base_delay`).
+    fn set_offline(&self, policy: &RetryPolicy, failures: u32) -> Duration {
+        let delay = jittered_backoff(policy, failures.saturating_add(1))
+            .max(policy.base_delay.min(policy.max_delay));
+        let next_attempt = chrono::Duration::from_std(delay)
+            .ok()
+            .and_then(|d| Utc::now().checked_add_signed(d));
+        self.set_connection(ConnectionState::Offline { next_attempt });
+        delay
+    }
+}
+
+/// Endpoint names are plain identifiers (`GetAllDataV2`): nothing that could
+/// change the URL's path or add a query.
+fn check_endpoint(endpoint: &str) -> Result<()> {
+    let valid = !endpoint.is_empty()
+        && endpoint
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "invalid endpoint name `{}`",
+            endpoint.escape_debug()
+        )))
+    }
+}
+
+fn record(endpoint: &str, sent: &Sent, error: Option<String>) -> CallRecord {
+    CallRecord {
+        at: sent.at,
+        endpoint: endpoint.to_string(),
+        attempt: sent.attempt,
+        status: Some(sent.response.status),
+        duration_ms: sent.duration_ms,
+        tracking_id: tracking(&sent.response),
+        error,
+    }
+}
+
+fn tracking(response: &HttpResponse) -> Option<String> {
+    response.tracking_id().map(str::to_string)
+}
+
+#[derive(serde::Serialize)]
+struct LoginRequest<'a> {
+    username: &'a str,
+    password: &'a str,
+    #[serde(rename = "databaseId")]
+    database_id: i64,
+    #[serde(rename = "packageNumber")]
+    package_number: i64,
+}
+
+/// The Mahak envelope, borrowed from the body: `data` stays raw JSON text.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(alias = "Success")]
+    success: bool,
+    #[serde(default, alias = "Code", deserialize_with = "lenient_code")]
+    code: Option<i64>,
+    #[serde(default, alias = "Message", borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(default, alias = "Data", borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// An envelope with its message decoded.
+struct Parsed<'a> {
+    success: bool,
+    code: Option<i64>,
+    message: Cow<'a, str>,
+    data: Option<&'a RawValue>,
+}
+
+/// Accepts a code as a number, a numeric string, or null.
+fn lenient_code<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<i64>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(match value {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
+/// Parses an envelope; `Err` holds serde's message (which names positions,
+/// never content).
+fn parse_envelope(body: &[u8]) -> std::result::Result<Parsed<'_>, String> {
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(strip_bom(body)).map_err(|e| e.to_string())?;
+    let message = match envelope.message {
+        None => Cow::Borrowed(""),
+        Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+            Ok(text) => text,
+            Err(_) if raw.get() == "null" => Cow::Borrowed(""),
+            // A message that is an object or a list: keep its JSON text.
+            Err(_) => Cow::Borrowed(raw.get()),
+        },
+    };
+    Ok(Parsed {
+        success: envelope.success,
+        code: envelope.code,
+        message,
+        data: envelope.data.filter(|d| d.get() != "null"),
+    })
+}
+
+fn parse_lenient(body: &[u8]) -> Option<Parsed<'_>> {
+    parse_envelope(body).ok()
+}
+
+/// A 401, or a `success:false` envelope with code 1003 (token missing,
+/// invalid or expired) under any status.
+fn is_token_refusal(response: &HttpResponse) -> bool {
+    if response.status == 401 {
+        return true;
+    }
+    matches!(parse_lenient(&response.body), Some(e) if !e.success && e.code == Some(1003))
+}
+
+/// A short description of a 5xx body for logs and `Error::Server`: the
+/// envelope's message when there is one, else just the status (bodies may be
+/// empty, HTML or cut; none of that is an error).
+fn server_message(response: &HttpResponse) -> String {
+    match parse_lenient(&response.body) {
+        Some(e) if !e.message.is_empty() => format!("HTTP {}: {}", response.status, e.message),
+        _ => format!("HTTP {}", response.status),
+    }
+}
+
+/// The first 200 characters of a non-JSON body, for error messages about
+/// endpoints other than login.
+fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(800)]);
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    text.trim().to_string()
+}
+
+/// The `errors` list of a failure's `data`: `{ "errors": [...] }`, or the
+/// list itself. Elements that do not parse are skipped; no list is empty.
+fn record_errors(data: Option<&RawValue>) -> Vec<RecordError> {
+    #[derive(Deserialize)]
+    struct WithErrors<'a> {
+        #[serde(default, alias = "Errors", borrow)]
+        errors: Option<Vec<&'a RawValue>>,
+    }
+    let Some(data) = data else {
+        return Vec::new();
+    };
+    let items: Vec<&RawValue> = match serde_json::from_str::<WithErrors<'_>>(data.get()) {
+        Ok(w) => w.errors.unwrap_or_default(),
+        Err(_) => serde_json::from_str::<Vec<&RawValue>>(data.get()).unwrap_or_default(),
+    };
+    items
+        .into_iter()
+        .filter_map(|item| serde_json::from_str::<RecordError>(item.get()).ok())
+        .collect()
+}
+
+/// Maps a failure envelope (or a 4xx one) to its error.
+fn failure(status: u16, envelope: &Parsed<'_>, tracking_id: Option<String>) -> Error {
+    let code = envelope.code.unwrap_or(0);
+    let message = if envelope.message.is_empty() {
+        format!("HTTP {status}, code {code}")
+    } else {
+        envelope.message.to_string()
+    };
+    match code {
+        1001 | 1002 => Error::AuthFailed {
+            code,
+            message,
+            tracking_id,
+        },
+        2002 => Error::Conflict {
+            message,
+            errors: record_errors(envelope.data),
+            tracking_id,
+        },
+        _ => Error::Rejected {
+            status,
+            code,
+            message,
+            errors: record_errors(envelope.data),
+            tracking_id,
+        },
+    }
+}
+
+/// Interprets a response that the retry loop did not retry (anything but
+/// 429, 5xx-transient and, for calls, token refusals).
+fn interpret_reply(response: &HttpResponse) -> Result<Reply> {
+    let status = response.status;
+    let tracking_id = tracking(response);
+    match status {
+        200..=299 => match parse_envelope(&response.body) {
+            Ok(envelope) if envelope.success => Ok(Reply {
+                data: envelope.data.unwrap_or(RawValue::NULL).to_owned(),
+                tracking_id,
+                status,
+            }),
+            Ok(envelope) => Err(failure(status, &envelope, tracking_id)),
+            Err(why) => Err(Error::Protocol {
+                collection: None,
+                message: format!("HTTP {status} body is not a Mahak envelope: {why}"),
+                tracking_id,
+            }),
+        },
+        400..=499 => match parse_lenient(&response.body) {
+            Some(envelope) => Err(failure(status, &envelope, tracking_id)),
+            None => Err(Error::Rejected {
+                status,
+                code: 0,
+                message: match snippet(&response.body) {
+                    s if s.is_empty() => format!("HTTP {status}"),
+                    s => format!("HTTP {status}: {s}"),
+                },
+                errors: Vec::new(),
+                tracking_id,
+            }),
+        },
+        500..=599 => Err(Error::Server {
+            status,
+            message: server_message(response),
+            tracking_id,
+        }),
+        _ => Err(Error::Protocol {
+            collection: None,
+            message: match response.header("location") {
+                Some(location) => format!("unexpected HTTP {status} (to {location})"),
+                None => format!("unexpected HTTP {status}"),
+            },
+            tracking_id,
+        }),
+    }
+}
+
+/// `{token, expireDate}`, from the envelope's `data` or the bare body.
+#[derive(Deserialize)]
+struct LoginData {
+    #[serde(alias = "Token", alias = "access_token")]
+    token: String,
+    #[serde(
+        default,
+        rename = "expireDate",
+        alias = "ExpireDate",
+        alias = "expiresAt"
+    )]
+    expire_date: Option<String>,
+}
+
+/// Interprets a `LoginV2` response. Error messages here never quote the body
+/// (it may hold a token).
+fn interpret_login(response: &HttpResponse, margin: Duration) -> Result<Token> {
+    let status = response.status;
+    let tracking_id = tracking(response);
+    let no_token = |tracking_id| Error::Protocol {
+        collection: None,
+        message: format!("{LOGIN_ENDPOINT} answer (HTTP {status}) holds no token"),
+        tracking_id,
+    };
+    match status {
+        200..=299 => {
+            let body = strip_bom(&response.body);
+            let login = match parse_envelope(body) {
+                Ok(envelope) if !envelope.success => {
+                    return Err(failure(status, &envelope, tracking_id));
+                }
+                Ok(envelope) => envelope
+                    .data
+                    .and_then(|data| parse_login_data(data.get().as_bytes())),
+                // No envelope: the bare `{token, expireDate}` (or a bare string).
+                Err(_) => parse_login_data(body),
+            };
+            let Some(login) = login else {
+                return Err(no_token(tracking_id));
+            };
+            if login.token.is_empty() || !login.token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(no_token(tracking_id));
+            }
+            let server_now = response
+                .header("date")
+                .and_then(|d| httpdate::parse_http_date(d).ok())
+                .map(DateTime::<Utc>::from);
+            let refresh_at = login
+                .expire_date
+                .as_deref()
+                .and_then(parse_expire_date)
+                .and_then(|expires| refresh_time(expires, server_now, Utc::now(), margin));
+            Ok(Token {
+                value: login.token,
+                refresh_at,
+            })
+        }
+        401 | 403 => {
+            let (code, message) = match parse_lenient(&response.body) {
+                Some(e) => (e.code.unwrap_or(0), e.message.into_owned()),
+                None => (0, String::new()),
+            };
+            Err(Error::AuthFailed {
+                code,
+                message: if message.is_empty() {
+                    format!("login refused (HTTP {status})")
+                } else {
+                    message
+                },
+                tracking_id,
+            })
+        }
+        400..=499 => match parse_lenient(&response.body) {
+            Some(envelope) => Err(failure(status, &envelope, tracking_id)),
+            None => Err(Error::Rejected {
+                status,
+                code: 0,
+                message: format!("{LOGIN_ENDPOINT} refused the request (HTTP {status})"),
+                errors: Vec::new(),
+                tracking_id,
+            }),
+        },
+        500..=599 => Err(Error::Server {
+            status,
+            message: server_message(response),
+            tracking_id,
+        }),
+        _ => Err(Error::Protocol {
+            collection: None,
+            message: format!("unexpected HTTP {status} from {LOGIN_ENDPOINT}"),
+            tracking_id,
+        }),
+    }
+}
+
+fn parse_login_data(body: &[u8]) -> Option<LoginData> {
+    if let Ok(data) = serde_json::from_slice::<LoginData>(body) {
+        return Some(data);
+    }
+    // The legacy form: the token as a bare JSON string.
+    serde_json::from_slice::<String>(body)
+        .ok()
+        .map(|token| LoginData {
+            token,
+            expire_date: None,
+        })
+}
+
+/// `expireDate` as RFC 3339, or without an offset (taken as UTC, as .NET
+/// servers often write it).
+fn parse_expire_date(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .map(|t| t.and_utc())
+}
+
+/// When to renew a token that expires at `expires` (server clock). The
+/// lifetime is measured against the server's `Date` when it sent one, so a
+/// device clock that is off does not matter; the margin is at most half the
+/// lifetime. A token already expired is renewed on the next call.
+fn refresh_time(
+    expires: DateTime<Utc>,
+    server_now: Option<DateTime<Utc>>,
+    local_now: DateTime<Utc>,
+    margin: Duration,
+) -> Option<DateTime<Utc>> {
+    let lifetime = expires.signed_duration_since(server_now.unwrap_or(local_now));
+    if lifetime <= chrono::Duration::zero() {
+        return Some(local_now);
+    }
+    let margin = chrono::Duration::from_std(margin)
+        .unwrap_or(chrono::Duration::MAX)
+        .min(lifetime / 2);
+    local_now.checked_add_signed(lifetime - margin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::{TransportError, TransportErrorKind};
+    use std::collections::VecDeque;
+
+    const PASSWORD: &str = "s3cret-PASSWORD";
+    const TOKEN: &str = "tok-AAA";
+    const TOKEN2: &str = "tok-BBB";
+
+    type Step =
+        Box<dyn FnOnce(&HttpRequest) -> std::result::Result<HttpResponse, TransportError> + Send>;
+
+    /// A scripted transport: answers each request with the next step and
+    /// keeps every request it saw.
+    #[derive(Default)]
+    struct Script {
+        steps: Mutex<VecDeque<Step>>,
+        seen: Mutex<Vec<HttpRequest>>,
+    }
+
+    impl Script {
+        fn new() -> Arc<Self> {
+            Arc::new(Script::default())
+        }
+        fn then(
+            self: &Arc<Self>,
+            f: impl FnOnce(&HttpRequest) -> std::result::Result<HttpResponse, TransportError>
+                + Send
+                + 'static,
+        ) -> Arc<Self> {
+            self.steps.lock().unwrap().push_back(Box::new(f));
+            self.clone()
+        }
+        fn reply(self: &Arc<Self>, response: HttpResponse) -> Arc<Self> {
+            self.then(move |_| Ok(response))
+        }
+        fn fail(self: &Arc<Self>, kind: TransportErrorKind) -> Arc<Self> {
+            self.then(move |_| Err(TransportError::new(kind, "connection reset by peer")))
+        }
+        fn seen(&self) -> Vec<HttpRequest> {
+            self.seen.lock().unwrap().clone()
+        }
+        fn left(&self) -> usize {
+            self.steps.lock().unwrap().len()
+        }
+    }
+
+    impl Transport for Script {
+        fn send(&self, request: &HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+            self.seen.lock().unwrap().push(request.clone());
+            let step = self
+                .steps
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| panic!("unscripted request to {}", request.url));
+            step(request)
+        }
+    }
+
+    fn resp(status: u16, body: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("Trackingid".into(), format!("trk-{status}"))],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn with_header(mut r: HttpResponse, name: &str, value: &str) -> HttpResponse {
+        r.headers.push((name.into(), value.into()));
+        r
+    }
+
+    fn login_ok(token: &str) -> HttpResponse {
+        resp(
+            200,
+            &format!(
+                r#"{{"success":true,"code":0,"message":"","data":{{"token":"{token}","expireDate":"2999-01-01T00:00:00Z"}}}}"#
+            ),
+        )
+    }
+
+    fn ok_data(data: &str) -> HttpResponse {
+        resp(
+            200,
+            &format!(r#"{{"success":true,"code":0,"message":"ok","data":{data}}}"#),
+        )
+    }
+
+    fn credentials() -> Credentials {
+        Credentials {
+            username: "user1".into(),
+            password: PASSWORD.into(),
+            database_id: 1001,
+            package_number: 2002,
+        }
+    }
+
+    fn fast_policy() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(4),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+
+    fn client_with(script: &Arc<Script>, retry: RetryPolicy) -> ApiClient {
+        let config = ClientConfig {
+            retry,
+            ..ClientConfig::new("http://127.0.0.1:9/API/v3/")
+        };
+        ApiClient::new(config, credentials(), script.clone(), Shutdown::new()).unwrap()
+    }
+
+    fn client(script: &Arc<Script>) -> ApiClient {
+        client_with(script, fast_policy())
+    }
+
+    /// Runs a call, collecting its log, and checks no secret leaked into the
+    /// log or the error.
+    fn run(client: &ApiClient, endpoint: &str) -> (Result<Reply>, Vec<CallRecord>) {
+        let mut records = Vec::new();
+        let result = client.call(endpoint, br#"{"ordersRowVersion":0}"#, &mut |r| {
+            records.push(r)
+        });
+        let text = format!("{records:?} {:?} {client:?}", result.as_ref().err());
+        for secret in [PASSWORD, TOKEN, TOKEN2] {
+            assert!(!text.contains(secret), "secret leaked: {text}");
+        }
+        (result, records)
+    }
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<ApiClient>();
+        check::<Shutdown>();
+    }
+
+    #[test]
+    fn new_validates_the_base_url() {
+        let script = Script::new();
+        let r = ApiClient::new(
+            ClientConfig::new("http://example.com/API/v3"),
+            credentials(),
+            script.clone(),
+            Shutdown::new(),
+        );
+        assert!(matches!(r, Err(Error::Config(_))));
+        assert!(ApiClient::new(
+            ClientConfig::new("https://example.com/API/v3"),
+            credentials(),
+            script,
+            Shutdown::new(),
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn logs_in_then_calls_and_reuses_the_token() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(ok_data(r#"{"orders":{"rowVersion":5,"records":[]}}"#))
+            .reply(ok_data("[1, 2]"));
+        let c = client(&script);
+        assert_eq!(c.connection_state(), ConnectionState::Unknown);
+        let (reply, log) = run(&c, "GetAllDataV2");
+        let reply = reply.unwrap();
+        assert_eq!(
+            reply.data.get(),
+            r#"{"orders":{"rowVersion":5,"records":[]}}"#
+        );
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.tracking_id.as_deref(), Some("trk-200"));
+        assert_eq!(c.connection_state(), ConnectionState::Online);
+
+        let seen = script.seen();
+        assert_eq!(seen[0].url, "http://127.0.0.1:9/API/v3/Sync/LoginV2");
+        assert_eq!(seen[0].method, "POST");
+        assert_eq!(seen[0].header("authorization"), None);
+        let login: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+        assert_eq!(
+            login,
+            serde_json::json!({"username":"user1","password":PASSWORD,"databaseId":1001,"packageNumber":2002})
+        );
+        assert_eq!(seen[1].url, "http://127.0.0.1:9/API/v3/Sync/GetAllDataV2");
+        assert_eq!(
+            seen[1].header("content-type"),
+            Some("application/json; charset=utf-8")
+        );
+        assert_eq!(seen[1].header("authorization"), Some("Bearer tok-AAA"));
+        assert_eq!(seen[1].body, br#"{"ordersRowVersion":0}"#);
+
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].endpoint, "LoginV2");
+        assert_eq!(log[1].endpoint, "GetAllDataV2");
+        assert!(log.iter().all(|r| r.attempt == 1
+            && r.status == Some(200)
+            && r.error.is_none()
+            && r.tracking_id.as_deref() == Some("trk-200")));
+
+        // Second call: same token, no new login.
+        let (reply, log) = run(&c, "GetAllDataV2");
+        assert_eq!(reply.unwrap().data.get(), "[1, 2]");
+        assert_eq!(log.len(), 1);
+        assert_eq!(
+            script.seen()[2].header("authorization"),
+            Some("Bearer tok-AAA")
+        );
+    }
+
+    #[test]
+    fn bare_login_answer_is_accepted() {
+        let script = Script::new()
+            .reply(resp(
+                200,
+                r#"{"token":"tok-AAA","expireDate":"2999-01-15T12:00:00"}"#,
+            ))
+            .reply(ok_data("{}"));
+        let c = client(&script);
+        assert!(run(&c, "GetAllDataV2").0.is_ok());
+        assert_eq!(
+            script.seen()[1].header("authorization"),
+            Some("Bearer tok-AAA")
+        );
+    }
+
+    #[test]
+    fn login_without_a_token_is_a_protocol_error() {
+        for body in [
+            r#"{"success":true,"code":0,"data":null}"#,
+            r#"{"success":true,"code":0,"data":{"token":""}}"#,
+            r#"{"success":true,"code":0,"data":{"token":"a b\r\nX-Evil: 1"}}"#,
+            "<html>",
+            "",
+        ] {
+            let script = Script::new().reply(resp(200, body));
+            let c = client(&script);
+            let (r, log) = run(&c, "GetAllDataV2");
+            assert!(matches!(r, Err(Error::Protocol { .. })), "{body}: {r:?}");
+            assert_eq!(log.len(), 1);
+            assert!(log[0].error.is_some());
+        }
+    }
+
+    #[test]
+    fn login_refusals_fail_at_once_and_stick_until_new_credentials() {
+        for (status, code) in [(401, 1002), (401, 1001), (200, 1001), (200, 1002)] {
+            let script = Script::new().reply(resp(
+                status,
+                &format!(r#"{{"success":false,"code":{code},"message":"nope","data":null}}"#),
+            ));
+            let c = client(&script);
+            let (r, log) = run(&c, "SaveAllDataV2");
+            match r {
+                Err(Error::AuthFailed {
+                    code: got,
+                    message,
+                    tracking_id,
+                }) => {
+                    assert_eq!(got, code);
+                    assert_eq!(message, "nope");
+                    assert_eq!(tracking_id, Some(format!("trk-{status}")));
+                }
+                other => panic!("{status}/{code}: {other:?}"),
+            }
+            assert_eq!(log.len(), 1);
+            assert_eq!(script.seen().len(), 1);
+            assert_eq!(c.connection_state(), ConnectionState::AuthFailed);
+
+            // Sticky: nothing is sent with the refused credentials.
+            let (r, log) = run(&c, "SaveAllDataV2");
+            assert!(matches!(r, Err(Error::AuthFailed { .. })));
+            assert!(log.is_empty());
+            assert_eq!(script.seen().len(), 1);
+
+            // New credentials: the next call logs in again.
+            c.set_credentials(credentials());
+            assert_eq!(c.connection_state(), ConnectionState::Unknown);
+            script.reply(login_ok(TOKEN)).reply(ok_data("{}"));
+            assert!(run(&c, "SaveAllDataV2").0.is_ok());
+        }
+    }
+
+    #[test]
+    fn login_401_without_envelope_is_auth_failed() {
+        let script = Script::new().reply(resp(401, ""));
+        let c = client(&script);
+        match run(&c, "GetAllDataV2").0 {
+            Err(Error::AuthFailed { code, .. }) => assert_eq!(code, 0),
+            other => panic!("{other:?}"),
+        }
+        // Not a 1001/1002: not sticky.
+        script.reply(login_ok(TOKEN)).reply(ok_data("{}"));
+        assert!(run(&c, "GetAllDataV2").0.is_ok());
+    }
+
+    #[test]
+    fn a_401_logs_in_again_once_and_repeats_the_call() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(resp(
+                401,
+                r#"{"success":false,"code":1003,"message":"expired"}"#,
+            ))
+            .reply(login_ok(TOKEN2))
+            .reply(ok_data(r#""done""#));
+        let c = client(&script);
+        let (r, log) = run(&c, "SaveAllDataV2");
+        assert_eq!(r.unwrap().data.get(), r#""done""#);
+        let seen = script.seen();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen[1].header("authorization"), Some("Bearer tok-AAA"));
+        assert_eq!(seen[3].header("authorization"), Some("Bearer tok-BBB"));
+        assert_eq!(seen[1].body, seen[3].body);
+        let endpoints: Vec<_> = log.iter().map(|r| r.endpoint.as_str()).collect();
+        assert_eq!(
+            endpoints,
+            ["LoginV2", "SaveAllDataV2", "LoginV2", "SaveAllDataV2"]
+        );
+        assert!(log[1].error.as_deref().unwrap().contains("401"));
+        assert_eq!(log[1].status, Some(401));
+    }
+
+    #[test]
+    fn code_1003_under_http_200_is_a_token_refusal_too() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(resp(200, r#"{"success":false,"code":1003}"#))
+            .reply(login_ok(TOKEN2))
+            .reply(ok_data("{}"));
+        assert!(run(&client(&script), "GetAllDataV2").0.is_ok());
+        assert_eq!(script.left(), 0);
+    }
+
+    #[test]
+    fn a_second_401_in_a_row_is_auth_failed() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(resp(401, ""))
+            .reply(login_ok(TOKEN2))
+            .reply(resp(
+                401,
+                r#"{"success":false,"code":1003,"message":"bad token"}"#,
+            ));
+        let c = client(&script);
+        match run(&c, "GetAllDataV2").0 {
+            Err(Error::AuthFailed {
+                code,
+                message,
+                tracking_id,
+            }) => {
+                assert_eq!(code, 1003);
+                assert_eq!(message, "bad token");
+                assert_eq!(tracking_id.as_deref(), Some("trk-401"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(script.seen().len(), 4);
+        assert_eq!(c.connection_state(), ConnectionState::AuthFailed);
+        assert!(!c.has_token());
+        // Not sticky: a later call tries again.
+        script.reply(login_ok(TOKEN)).reply(ok_data("{}"));
+        assert!(run(&c, "GetAllDataV2").0.is_ok());
+    }
+
+    #[test]
+    fn expired_token_is_renewed_before_the_call() {
+        let script = Script::new()
+            .reply(resp(
+                200,
+                r#"{"success":true,"data":{"token":"tok-AAA","expireDate":"2000-01-01T00:00:00Z"}}"#,
+            ))
+            .reply(ok_data("{}"))
+            .reply(login_ok(TOKEN2))
+            .reply(ok_data("{}"))
+            .reply(ok_data("{}"));
+        let c = client(&script);
+        assert!(run(&c, "GetAllDataV2").0.is_ok());
+        // The stored token is past its refresh time: log in before calling.
+        let (r, log) = run(&c, "GetAllDataV2");
+        assert!(r.is_ok());
+        assert_eq!(log[0].endpoint, "LoginV2");
+        // The new one is good for centuries.
+        let (r, log) = run(&c, "GetAllDataV2");
+        assert!(r.is_ok());
+        assert_eq!(log.len(), 1);
+        assert_eq!(
+            script.seen()[4].header("authorization"),
+            Some("Bearer tok-BBB")
+        );
+    }
+
+    #[test]
+    fn token_lifetime_follows_the_server_clock() {
+        // The server's clock says 2000; its token lives one hour from then.
+        // A device clock far ahead must not make it look expired.
+        let script = Script::new()
+            .reply(with_header(
+                resp(
+                    200,
+                    r#"{"token":"tok-AAA","expireDate":"2000-01-01T01:00:00Z"}"#,
+                ),
+                "Date",
+                "Sat, 01 Jan 2000 00:00:00 GMT",
+            ))
+            .reply(ok_data("{}"))
+            .reply(ok_data("{}"));
+        let c = client(&script);
+        assert!(run(&c, "GetAllDataV2").0.is_ok());
+        let (r, log) = run(&c, "GetAllDataV2");
+        assert!(r.is_ok());
+        assert_eq!(log.len(), 1, "{log:?}");
+    }
+
+    #[test]
+    fn refresh_time_bounds() {
+        let now = DateTime::parse_from_rfc3339("2025-01-15T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let h = chrono::Duration::hours(1);
+        let margin = Duration::from_secs(60);
+        assert_eq!(
+            refresh_time(now + h, None, now, margin),
+            Some(now + h - chrono::Duration::seconds(60))
+        );
+        // Short-lived token: margin is at most half its life.
+        assert_eq!(
+            refresh_time(now + chrono::Duration::seconds(10), None, now, margin),
+            Some(now + chrono::Duration::seconds(5))
+        );
+        assert_eq!(refresh_time(now - h, None, now, margin), Some(now));
+        // Skewed device clock: lifetime measured on the server's clock.
+        assert_eq!(
+            refresh_time(now + h, Some(now), now + h * 24, margin),
+            Some(now + h * 25 - chrono::Duration::seconds(60))
+        );
+    }
+
+    #[test]
+    fn expire_date_formats() {
+        for text in [
+            "2025-01-15T12:00:00Z",
+            "2025-01-15T15:30:00+03:30",
+            "2025-01-15T12:00:00",
+            "2025-01-15T12:00:00.1234567",
+            "2025-01-15 12:00:00",
+        ] {
+            let t = parse_expire_date(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(
+                t.format("%Y-%m-%dT%H:%M:%S").to_string(),
+                "2025-01-15T12:00:00"
+            );
+        }
+        assert_eq!(parse_expire_date("tomorrow"), None);
+    }
+
+    fn after_login(response: HttpResponse) -> (Result<Reply>, Vec<CallRecord>, Arc<Script>) {
+        let script = Script::new().reply(login_ok(TOKEN)).reply(response);
+        let c = client(&script);
+        let (r, log) = run(&c, "SaveAllDataV2");
+        assert_eq!(script.left(), 0, "a non-retryable answer was retried");
+        (r, log, script)
+    }
+
+    #[test]
+    fn conflict_2002_lists_the_records() {
+        for status in [400, 200] {
+            let (r, log, _) = after_login(resp(
+                status,
+                r#"{"success":false,"code":2002,"message":"stale","extra":1,"data":{"errors":[
+                    {"entity":"orders","clientId":100,"id":777,"field":null,"code":2002,
+                     "message":"rowVersion 5 < 9","serverRecord":{"orderId":777,"rowVersion":9}},
+                    "garbage"]}}"#,
+            ));
+            match r {
+                Err(Error::Conflict {
+                    message,
+                    errors,
+                    tracking_id,
+                }) => {
+                    assert_eq!(message, "stale");
+                    assert_eq!(errors.len(), 1);
+                    assert_eq!(errors[0].entity.as_deref(), Some("orders"));
+                    assert_eq!(errors[0].client_id, Some(100));
+                    assert_eq!(errors[0].id, Some(777));
+                    assert_eq!(
+                        errors[0].server_record,
+                        Some(serde_json::json!({"orderId":777,"rowVersion":9}))
+                    );
+                    assert_eq!(tracking_id, Some(format!("trk-{status}")));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(log[1].error.as_deref().unwrap().contains("conflict"));
+        }
+    }
+
+    #[test]
+    fn integrity_and_validation_errors_are_rejections() {
+        for (status, code) in [
+            (400, 2001),
+            (200, 2001),
+            (400, 3001),
+            (200, 3001),
+            (400, 4711),
+        ] {
+            let (r, _, _) = after_login(resp(
+                status,
+                &format!(
+                    r#"{{"success":false,"code":{code},"message":"bad","data":{{"errors":[{{"entity":"orders","clientId":100,"field":"customerId","code":{code}}}]}}}}"#
+                ),
+            ));
+            match r {
+                Err(Error::Rejected {
+                    status: s,
+                    code: c,
+                    message,
+                    errors,
+                    tracking_id,
+                }) => {
+                    assert_eq!((s, c), (status, code));
+                    assert_eq!(message, "bad");
+                    assert_eq!(errors.len(), 1);
+                    assert_eq!(errors[0].field.as_deref(), Some("customerId"));
+                    assert!(tracking_id.is_some());
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn rejection_without_errors_or_message() {
+        let (r, _, _) = after_login(resp(400, r#"{"success":false,"code":"3001"}"#));
+        match r {
+            Err(Error::Rejected {
+                status,
+                code,
+                errors,
+                message,
+                ..
+            }) => {
+                assert_eq!((status, code), (400, 3001));
+                assert!(errors.is_empty());
+                assert!(!message.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        // A bare list as data is taken as the errors list.
+        let (r, _, _) = after_login(resp(
+            200,
+            r#"{"success":false,"code":3001,"message":"m","data":[{"field":"x"}]}"#,
+        ));
+        assert!(matches!(r, Err(Error::Rejected { errors, .. }) if errors.len() == 1));
+    }
+
+    #[test]
+    fn http_400_with_a_non_json_body_is_rejected_with_code_0() {
+        let (r, _, _) = after_login(resp(400, "Bad Request\r\n"));
+        match r {
+            Err(Error::Rejected {
+                status,
+                code,
+                message,
+                errors,
+                ..
+            }) => {
+                assert_eq!((status, code), (400, 0));
+                assert!(message.contains("Bad Request"), "{message}");
+                assert!(errors.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn auth_codes_on_a_call_are_auth_failed() {
+        let (r, _, _) = after_login(resp(200, r#"{"success":false,"code":1001}"#));
+        assert!(matches!(r, Err(Error::AuthFailed { code: 1001, .. })));
+    }
+
+    #[test]
+    fn success_2xx_that_is_not_an_envelope_is_a_protocol_error() {
+        for body in [
+            "",
+            "<html>oops</html>",
+            r#"{"success":true,"data":{"orders":"#,
+            r#"{"data":{}}"#,
+            r#"[1,2]"#,
+        ] {
+            let (r, log, _) = after_login(resp(200, body));
+            assert!(matches!(r, Err(Error::Protocol { .. })), "{body}: {r:?}");
+            assert!(log[1].error.is_some());
+        }
+    }
+
+    #[test]
+    fn envelope_tolerance() {
+        // Missing message and code, unknown fields, BOM, PascalCase, no data.
+        let (r, _, _) = after_login(resp(200, "\u{feff}{\"success\":true,\"x\":[1]}"));
+        assert_eq!(r.unwrap().data.get(), "null");
+        let (r, _, _) = after_login(resp(
+            201,
+            r#"{"Success":true,"Code":0,"Message":null,"Data":{"a":[1, 2]}}"#,
+        ));
+        let reply = r.unwrap();
+        assert_eq!(reply.data.get(), r#"{"a":[1, 2]}"#);
+        assert_eq!(reply.status, 201);
+        let (r, _, _) = after_login(resp(
+            200,
+            r#"{"success":false,"code":3001,"message":{"field":"x"}}"#,
+        ));
+        assert!(matches!(r, Err(Error::Rejected { message, .. }) if message.contains("field")));
+    }
+
+    #[test]
+    fn transient_5xx_is_retried_with_the_same_body() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(resp(503, "<html><body>Service Unavailable</body>"))
+            .reply(resp(502, r#"{"success":false,"mess"#))
+            .reply(ok_data("{}"));
+        let c = client(&script);
+        let (r, log) = run(&c, "SaveAllDataV2");
+        assert!(r.is_ok());
+        let seen = script.seen();
+        assert_eq!(seen.len(), 4);
+        assert!(seen[1..].iter().all(|s| s.body == seen[1].body));
+        let attempts: Vec<_> = log[1..].iter().map(|r| (r.attempt, r.status)).collect();
+        assert_eq!(attempts, [(1, Some(503)), (2, Some(502)), (3, Some(200))]);
+        assert!(log[1].error.is_some() && log[3].error.is_none());
+        assert_eq!(c.connection_state(), ConnectionState::Online);
+    }
+
+    #[test]
+    fn exhausted_5xx_is_a_server_error() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(resp(500, ""))
+            .reply(resp(504, "gateway timeout"))
+            .reply(resp(
+                503,
+                r#"{"success":false,"code":0,"message":"maintenance"}"#,
+            ));
+        let c = client(&script);
+        let (r, log) = run(&c, "SaveAllDataV2");
+        match r {
+            Err(Error::Server {
+                status,
+                message,
+                tracking_id,
+            }) => {
+                assert_eq!(status, 503);
+                assert!(message.contains("maintenance"), "{message}");
+                assert_eq!(tracking_id.as_deref(), Some("trk-503"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(log.len(), 4);
+        assert!(matches!(
+            c.connection_state(),
+            ConnectionState::Offline {
+                next_attempt: Some(_)
+            }
+        ));
+    }
+
+    #[test]
+    fn non_transient_5xx_is_not_retried() {
+        let (r, _, _) = after_login(resp(501, ""));
+        assert!(matches!(r, Err(Error::Server { status: 501, .. })));
+    }
+
+    #[test]
+    fn transport_errors_are_retried_then_offline() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(resp(503, ""))
+            .fail(TransportErrorKind::Io)
+            .fail(TransportErrorKind::Timeout);
+        let c = client(&script);
+        let (r, log) = run(&c, "GetAllDataV2");
+        match r {
+            Err(Error::Offline {
+                message,
+                retry_after,
+                tracking_id,
+            }) => {
+                assert!(message.contains("Timeout"), "{message}");
+                let retry_after = retry_after.unwrap();
+                assert!(retry_after >= Duration::from_millis(1));
+                assert!(retry_after <= Duration::from_millis(4));
+                // The last response that came back named this one.
+                assert_eq!(tracking_id.as_deref(), Some("trk-503"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(log.len(), 4);
+        assert_eq!(log[3].status, None);
+        assert_eq!(log[3].attempt, 3);
+        assert!(log[3].error.is_some());
+        assert!(matches!(
+            c.connection_state(),
+            ConnectionState::Offline { .. }
+        ));
+        // Back online on the next response.
+        script.reply(ok_data("{}"));
+        assert!(run(&c, "GetAllDataV2").0.is_ok());
+        assert_eq!(c.connection_state(), ConnectionState::Online);
+    }
+
+    #[test]
+    fn login_is_retried_on_transient_failures() {
+        let script = Script::new()
+            .fail(TransportErrorKind::Connect)
+            .reply(resp(502, ""))
+            .reply(login_ok(TOKEN))
+            .reply(ok_data("{}"));
+        let (r, log) = run(&client(&script), "GetAllDataV2");
+        assert!(r.is_ok());
+        let login_attempts: Vec<_> = log
+            .iter()
+            .filter(|r| r.endpoint == "LoginV2")
+            .map(|r| r.attempt)
+            .collect();
+        assert_eq!(login_attempts, [1, 2, 3]);
+    }
+
+    #[test]
+    fn rate_limit_honours_retry_after() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(with_header(resp(429, ""), "Retry-After", "0"))
+            .reply(with_header(
+                resp(429, "<html>slow down"),
+                "retry-after",
+                "Thu, 01 Jan 1970 00:00:00 GMT",
+            ))
+            .reply(ok_data("{}"));
+        let (r, log) = run(&client(&script), "GetAllDataV2");
+        assert!(r.is_ok());
+        assert_eq!(log[1].status, Some(429));
+        assert!(log[1].error.as_deref().unwrap().contains("429"));
+    }
+
+    #[test]
+    fn exhausted_rate_limit_is_rate_limited() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(resp(429, ""))
+            .reply(resp(429, ""))
+            .reply(with_header(resp(429, ""), "Retry-After", "1"));
+        let c = client_with(
+            &script,
+            RetryPolicy {
+                max_attempts: 3,
+                ..fast_policy()
+            },
+        );
+        match run(&c, "GetAllDataV2").0 {
+            Err(Error::RateLimited {
+                retry_after,
+                tracking_id,
+            }) => {
+                assert_eq!(retry_after, Some(Duration::from_secs(1)));
+                assert_eq!(tracking_id.as_deref(), Some("trk-429"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(c.connection_state(), ConnectionState::Online);
+    }
+
+    #[test]
+    fn retry_after_beyond_the_cap_gives_up_at_once() {
+        let script = Script::new().reply(login_ok(TOKEN)).reply(with_header(
+            resp(429, ""),
+            "Retry-After",
+            "3600",
+        ));
+        let (r, log) = run(&client(&script), "GetAllDataV2");
+        assert!(matches!(
+            r,
+            Err(Error::RateLimited { retry_after: Some(d), .. }) if d == Duration::from_secs(3600)
+        ));
+        assert_eq!(log.len(), 2);
+    }
+
+    #[test]
+    fn shutdown_before_a_call_sends_nothing() {
+        let script = Script::new();
+        let c = client(&script);
+        c.shutdown().trigger();
+        let (r, log) = run(&c, "GetAllDataV2");
+        assert!(matches!(r, Err(Error::Interrupted)));
+        assert!(log.is_empty());
+        assert!(script.seen().is_empty());
+    }
+
+    #[test]
+    fn shutdown_interrupts_a_backoff() {
+        let shutdown = Shutdown::new();
+        let trigger = shutdown.clone();
+        let script = Script::new().reply(login_ok(TOKEN)).then(move |_| {
+            trigger.trigger();
+            Ok(resp(503, ""))
+        });
+        let config = ClientConfig {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                // Long enough that a sleep which ignored the shutdown would
+                // end in a Server error after the (unscripted) retry.
+                base_delay: Duration::from_secs(600),
+                max_delay: Duration::from_secs(600),
+                max_retry_after: Duration::from_secs(600),
+            },
+            ..ClientConfig::new("http://localhost/API/v3")
+        };
+        let c = ApiClient::new(config, credentials(), script.clone(), shutdown).unwrap();
+        let (r, _) = run(&c, "GetAllDataV2");
+        assert!(matches!(r, Err(Error::Interrupted)), "{r:?}");
+        assert_eq!(script.seen().len(), 2);
+    }
+
+    #[test]
+    fn shutdown_sleep() {
+        let s = Shutdown::new();
+        assert!(!s.is_triggered());
+        assert!(s.sleep(Duration::from_millis(1)).is_ok());
+        assert!(s.sleep(Duration::ZERO).is_ok());
+        let other = s.clone();
+        let sleeper = std::thread::spawn(move || other.sleep(Duration::MAX));
+        s.trigger();
+        assert!(matches!(sleeper.join().unwrap(), Err(Error::Interrupted)));
+        assert!(s.is_triggered());
+        assert!(matches!(s.sleep(Duration::ZERO), Err(Error::Interrupted)));
+        assert_eq!(format!("{s:?}"), "Shutdown { triggered: true }");
+    }
+
+    #[test]
+    fn forget_token_logs_in_again() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(ok_data("{}"))
+            .reply(login_ok(TOKEN2))
+            .reply(ok_data("{}"));
+        let c = client(&script);
+        assert!(run(&c, "GetAllDataV2").0.is_ok());
+        assert!(c.has_token());
+        c.forget_token();
+        assert!(!c.has_token());
+        assert_eq!(c.connection_state(), ConnectionState::Unknown);
+        assert!(run(&c, "GetAllDataV2").0.is_ok());
+        assert_eq!(
+            script.seen()[3].header("authorization"),
+            Some("Bearer tok-BBB")
+        );
+    }
+
+    #[test]
+    fn explicit_login() {
+        let script = Script::new().reply(login_ok(TOKEN));
+        let c = client(&script);
+        let mut log = Vec::new();
+        c.login(&mut |r| log.push(r)).unwrap();
+        assert!(c.has_token());
+        assert_eq!(log.len(), 1);
+    }
+
+    #[test]
+    fn bad_endpoint_names_are_refused() {
+        let script = Script::new();
+        let c = client(&script);
+        for e in ["", "a/b", "x?y=1", "../LoginV2", "a b"] {
+            assert!(matches!(run(&c, e).0, Err(Error::Config(_))), "{e}");
+        }
+        assert!(script.seen().is_empty());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let creds = credentials();
+        let text = format!("{creds:?}");
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(text.contains("<redacted>") && text.contains("user1"));
+        let token = Token {
+            value: TOKEN.into(),
+            refresh_at: None,
+        };
+        assert!(!format!("{token:?}").contains(TOKEN));
+        let script = Script::new().reply(login_ok(TOKEN));
+        let c = client(&script);
+        c.login(&mut |_| {}).unwrap();
+        let text = format!("{c:?}");
+        assert!(!text.contains(TOKEN) && !text.contains(PASSWORD), "{text}");
     }
 }
