@@ -1,0 +1,346 @@
+//! The admin interface: "another client's hand" on the server's data, for
+//! tests and demos. A library API ([`Admin`]) and the same operations over
+//! HTTP under `{anything}/admin/...` (when `config.admin` is set): bulk seeding,
+//! desktop-style writes (the server assigns id and row version; the client id
+//! may be null or 0), field changes, logical deletes, reads of one record, a
+//! collection or the whole state, the counter, and fault control.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, TransactionBehavior};
+use serde_json::{json, Map, Value};
+
+use crate::error::ServerError;
+use crate::faults::{Fault, FaultConfig};
+use crate::handler::Reply;
+use crate::{generate, store, RefServer};
+use rowsync::CollectionDef;
+
+/// Admin operations on a [`RefServer`]'s data (see [`RefServer::admin`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Admin<'a> {
+    server: &'a RefServer,
+}
+
+fn nonzero(v: Option<i64>) -> Option<i64> {
+    v.filter(|&x| x != 0)
+}
+
+/// A desktop write inside a transaction: insert or update, new row version.
+fn desktop_upsert(
+    tx: &Connection,
+    def: &CollectionDef,
+    record: Map<String, Value>,
+    counter: &mut i64,
+) -> Result<Map<String, Value>, ServerError> {
+    let int = |field: &str| match record.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ServerError::Invalid(format!("`{field}` must be an integer"))),
+    };
+    let id = int(&def.id_field)?;
+    let client_id = nonzero(int(&def.client_id_field)?);
+    let mut existing = None;
+    if let Some(id) = id {
+        existing = store::get(tx, &def.name, id)?.map(|r| (id, r));
+    }
+    if existing.is_none() {
+        if let Some(cid) = client_id {
+            if let Some(known) = store::id_for_client(tx, &def.name, cid)? {
+                existing = store::get(tx, &def.name, known)?.map(|r| (known, r));
+            }
+        }
+    }
+    let mut merged = existing
+        .as_ref()
+        .map(|(_, r)| r.object())
+        .unwrap_or_default();
+    for (k, v) in record {
+        if k == "deleted" && v.is_null() {
+            continue;
+        }
+        merged.insert(k, v);
+    }
+    let (id, client_id) = match &existing {
+        Some((id, row)) => (*id, client_id.or(row.client_id)),
+        None => match id {
+            Some(id) => (id, client_id),
+            None => (store::next_id(tx, &def.name)?, client_id),
+        },
+    };
+    *counter += 1;
+    store::write(tx, def, id, client_id, *counter, merged)
+}
+
+impl<'a> Admin<'a> {
+    pub(crate) fn new(server: &'a RefServer) -> Self {
+        Admin { server }
+    }
+
+    fn def(&self, collection: &str) -> Result<&'a CollectionDef, ServerError> {
+        self.server
+            .catalogue
+            .get(collection)
+            .ok_or_else(|| ServerError::UnknownCollection(collection.to_string()))
+    }
+
+    /// Runs `f` in one write transaction with the counter; stores the counter
+    /// and commits if `f` succeeds.
+    fn write_tx<T>(
+        &self,
+        f: impl FnOnce(&Connection, &mut i64) -> Result<T, ServerError>,
+    ) -> Result<T, ServerError> {
+        let mut db = self.server.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut counter = store::counter(&tx)?;
+        let out = f(&tx, &mut counter)?;
+        store::set_counter(&tx, counter)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn seed_generated(
+        &self,
+        collection: &str,
+        n: usize,
+        make: fn(&mut fastrand::Rng, i64, i64) -> String,
+    ) -> Result<(), ServerError> {
+        let seed = self.server.config().seed;
+        self.write_tx(|tx, counter| {
+            let first = store::next_id(tx, collection)?;
+            let mut rng = fastrand::Rng::with_seed(seed ^ (first as u64).wrapping_mul(0x9E37));
+            for i in 0..n {
+                let id = first + i as i64;
+                *counter += 1;
+                store::insert_raw(tx, collection, id, *counter, &make(&mut rng, id, *counter))?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds `n` generated products (~250 bytes each) in one transaction, as
+    /// the desktop would (no client id).
+    pub fn seed_products(&self, n: usize) -> Result<(), ServerError> {
+        self.seed_generated("products", n, generate::product)
+    }
+
+    /// Adds `n` generated persons (~250 bytes each) in one transaction.
+    pub fn seed_persons(&self, n: usize) -> Result<(), ServerError> {
+        self.seed_generated("persons", n, generate::person)
+    }
+
+    /// Desktop-writes `records` into `collection` in one transaction (each as
+    /// [`Admin::upsert`] would).
+    pub fn seed(&self, collection: &str, records: Vec<Value>) -> Result<(), ServerError> {
+        let def = self.def(collection)?;
+        self.write_tx(|tx, counter| {
+            for r in records {
+                let Value::Object(obj) = r else {
+                    return Err(ServerError::Invalid(
+                        "a record must be a JSON object".into(),
+                    ));
+                };
+                desktop_upsert(tx, def, obj, counter)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Writes a record as the Mahak desktop would: an update when its server
+    /// id (or non-zero client id) is known, else an insert (with the given
+    /// server id if any, else a new one). No validation. Returns the stored
+    /// record, with its new `rowVersion`.
+    pub fn upsert(&self, collection: &str, record: Value) -> Result<Value, ServerError> {
+        let def = self.def(collection)?;
+        let Value::Object(obj) = record else {
+            return Err(ServerError::Invalid(
+                "a record must be a JSON object".into(),
+            ));
+        };
+        self.write_tx(|tx, counter| desktop_upsert(tx, def, obj, counter).map(Value::Object))
+    }
+
+    /// Changes some fields of record `id` (a new row version). Returns the
+    /// stored record.
+    pub fn update_fields(
+        &self,
+        collection: &str,
+        id: i64,
+        fields: Map<String, Value>,
+    ) -> Result<Value, ServerError> {
+        let def = self.def(collection)?;
+        self.write_tx(|tx, counter| {
+            let row = store::get(tx, collection, id)?.ok_or_else(|| ServerError::NotFound {
+                collection: collection.to_string(),
+                id,
+            })?;
+            let mut obj = row.object();
+            for (k, v) in fields {
+                obj.insert(k, v);
+            }
+            *counter += 1;
+            store::write(tx, def, id, row.client_id, *counter, obj).map(Value::Object)
+        })
+    }
+
+    /// Marks record `id` deleted (a new row version). Returns the stored
+    /// record.
+    pub fn delete(&self, collection: &str, id: i64) -> Result<Value, ServerError> {
+        let mut fields = Map::new();
+        fields.insert("deleted".to_string(), Value::Bool(true));
+        self.update_fields(collection, id, fields)
+    }
+
+    /// Record `id` of `collection` (deleted or not).
+    pub fn get(&self, collection: &str, id: i64) -> Option<Value> {
+        let db = self.server.db();
+        store::get(&db, collection, id)
+            .ok()
+            .flatten()
+            .map(|r| r.value())
+    }
+
+    /// The server id recorded for a client id (the idempotency map).
+    pub fn id_for_client(&self, collection: &str, client_id: i64) -> Option<i64> {
+        let db = self.server.db();
+        store::id_for_client(&db, collection, client_id)
+            .ok()
+            .flatten()
+    }
+
+    /// Every record of `collection`, deleted ones included, by id.
+    pub fn dump(&self, collection: &str) -> Vec<Value> {
+        let db = self.server.db();
+        store::dump(&db, collection).unwrap_or_default()
+    }
+
+    /// Every collection's records (collections with none included as empty).
+    pub fn state(&self) -> BTreeMap<String, Vec<Value>> {
+        let db = self.server.db();
+        self.server
+            .catalogue
+            .iter()
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    store::dump(&db, &d.name).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// The shared row-version counter.
+    pub fn counter(&self) -> i64 {
+        store::counter(&self.server.db()).unwrap_or(0)
+    }
+
+    /// Number of records of `collection`, deleted ones included.
+    pub fn count(&self, collection: &str) -> usize {
+        store::count(&self.server.db(), collection).unwrap_or(0)
+    }
+}
+
+fn admin_error(e: ServerError) -> Reply {
+    let status = match e {
+        ServerError::NotFound { .. } | ServerError::UnknownCollection(_) => 404,
+        ServerError::Invalid(_) | ServerError::Json(_) => 400,
+        _ => 500,
+    };
+    Reply::fail(status, status.into(), &e.to_string(), Value::Null)
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, ServerError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    Ok(serde_json::from_slice(body)?)
+}
+
+/// Serves one admin HTTP request; `rest` is the path after `admin/`.
+///
+/// Routes: `GET counter`; `GET state`; `POST seed` `{products?: n, persons?: n}`;
+/// `GET records/<c>` (dump); `POST records/<c>` (upsert a record);
+/// `GET records/<c>/<id>`; `POST|PATCH records/<c>/<id>` (change fields);
+/// `DELETE records/<c>/<id>` or `POST records/<c>/<id>/delete`;
+/// `POST faults/inject` `{endpoint?, fault, times?}`; `POST faults/config`
+/// (a [`FaultConfig`]); `POST faults/clear`; `GET requests`.
+pub(crate) fn handle_http(server: &RefServer, method: &str, rest: &str, body: &[u8]) -> Reply {
+    let admin = server.admin();
+    let body = match parse_body(body) {
+        Ok(b) => b,
+        Err(e) => return admin_error(e),
+    };
+    let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    let method = method.to_ascii_uppercase();
+    let result: Result<Value, ServerError> = match (method.as_str(), parts.as_slice()) {
+        (_, ["counter"]) => Ok(json!({"counter": admin.counter()})),
+        (_, ["state"]) => Ok(json!(admin.state())),
+        ("POST", ["seed"]) => (|| {
+            let products = body.get("products").and_then(Value::as_u64).unwrap_or(0);
+            let persons = body.get("persons").and_then(Value::as_u64).unwrap_or(0);
+            admin.seed_products(usize::try_from(products).unwrap_or(0))?;
+            admin.seed_persons(usize::try_from(persons).unwrap_or(0))?;
+            Ok(json!({"counter": admin.counter()}))
+        })(),
+        ("GET", ["records", c]) => admin.def(c).map(|_| Value::Array(admin.dump(c))),
+        ("POST" | "PUT", ["records", c]) => admin.upsert(c, body),
+        (m, ["records", c, id, rest @ ..]) => match id.parse::<i64>() {
+            Err(_) => Err(ServerError::Invalid(format!("bad id `{id}`"))),
+            Ok(id) => match (m, rest) {
+                ("GET", []) => admin.def(c).and_then(|_| {
+                    admin.get(c, id).ok_or(ServerError::NotFound {
+                        collection: c.to_string(),
+                        id,
+                    })
+                }),
+                ("DELETE", []) | ("POST", ["delete"]) => admin.delete(c, id),
+                ("POST" | "PATCH", []) => match body {
+                    Value::Object(fields) => admin.update_fields(c, id, fields),
+                    _ => Err(ServerError::Invalid("fields must be a JSON object".into())),
+                },
+                _ => Err(ServerError::Invalid(format!("no admin route {m} {rest:?}"))),
+            },
+        },
+        ("POST", ["faults", "inject"]) => (|| {
+            let fault: Fault =
+                serde_json::from_value(body.get("fault").cloned().unwrap_or_default())?;
+            let endpoint = body.get("endpoint").and_then(Value::as_str);
+            let times = body.get("times").and_then(Value::as_u64).unwrap_or(1);
+            server
+                .faults()
+                .inject(endpoint, fault, u32::try_from(times).unwrap_or(u32::MAX));
+            Ok(json!({"pending": server.faults().pending()}))
+        })(),
+        ("POST", ["faults", "config"]) => serde_json::from_value::<FaultConfig>(body)
+            .map_err(ServerError::from)
+            .map(|c| {
+                server.faults().set_config(c);
+                json!(server.faults().config())
+            }),
+        ("POST", ["faults", "clear"]) => {
+            server.faults().clear();
+            Ok(Value::Null)
+        }
+        ("GET", ["requests"]) => Ok(Value::Array(
+            server
+                .requests()
+                .into_iter()
+                .map(|r| {
+                    json!({"trackingId": r.tracking_id, "method": r.method,
+                           "endpoint": r.endpoint, "counts": r.counts, "status": r.status,
+                           "code": r.code, "outcome": r.outcome, "fault": r.fault,
+                           "elapsedMs": r.elapsed.as_millis() as u64})
+                })
+                .collect(),
+        )),
+        _ => Err(ServerError::Invalid(format!(
+            "no admin route {method} /admin/{rest}"
+        ))),
+    };
+    match result {
+        Ok(data) => Reply::ok(data),
+        Err(e) => admin_error(e),
+    }
+}

@@ -1,0 +1,138 @@
+//! The command line of the `rowsync-refserver` binary (also reused by the
+//! project CLI as `rowsync serve`): plain `std::env::args` parsing into
+//! [`CliOptions`], then open, seed, listen and serve until killed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::{RefServer, RunningServer, ServerConfig, ServerError};
+
+/// Usage text of the command line.
+pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--data FILE] \
+[--seed-products N] [--seed-persons N] [--admin] [--token-ttl SECS] [--user NAME:PASS]... \
+[--database-id N] [--package-number N] [--rate-limit PER_SEC] [--retry-after-date] \
+[--bare-login] [--omit-error-list] [--seed N] [--verbose]";
+
+/// Parsed command-line options.
+#[derive(Debug, Clone)]
+pub struct CliOptions {
+    /// Address to listen on (default `127.0.0.1`).
+    pub host: String,
+    /// Port (default 8080; 0 = any free port).
+    pub port: u16,
+    /// Products to generate at start.
+    pub seed_products: usize,
+    /// Persons to generate at start.
+    pub seed_persons: usize,
+    /// The server configuration.
+    pub config: ServerConfig,
+}
+
+fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> Result<T, ServerError> {
+    let v = v.ok_or_else(|| ServerError::Usage(format!("{flag} needs a value\n{USAGE}")))?;
+    v.parse()
+        .map_err(|_| ServerError::Usage(format!("bad value `{v}` for {flag}\n{USAGE}")))
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, ServerError> {
+    let mut o = CliOptions {
+        host: "127.0.0.1".to_string(),
+        port: 8080,
+        seed_products: 0,
+        seed_persons: 0,
+        config: ServerConfig {
+            verbose: false,
+            ..ServerConfig::default()
+        },
+    };
+    let mut users = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--port" => o.port = value(&flag, args.next())?,
+            "--host" => o.host = value(&flag, args.next())?,
+            "--data" => o.config.data = Some(PathBuf::from(value::<String>(&flag, args.next())?)),
+            "--seed-products" => o.seed_products = value(&flag, args.next())?,
+            "--seed-persons" => o.seed_persons = value(&flag, args.next())?,
+            "--admin" => o.config.admin = true,
+            "--token-ttl" => o.config.token_ttl = Duration::from_secs(value(&flag, args.next())?),
+            "--user" => {
+                let v: String = value(&flag, args.next())?;
+                let (n, p) = v.split_once(':').ok_or_else(|| {
+                    ServerError::Usage(format!("--user wants NAME:PASS\n{USAGE}"))
+                })?;
+                users.push((n.to_string(), p.to_string()));
+            }
+            "--database-id" => o.config.database_id = value(&flag, args.next())?,
+            "--package-number" => o.config.package_number = value(&flag, args.next())?,
+            "--rate-limit" => o.config.rate_limit_per_sec = Some(value(&flag, args.next())?),
+            "--retry-after-date" => o.config.retry_after_http_date = true,
+            "--bare-login" => o.config.bare_login = true,
+            "--omit-error-list" => o.config.omit_error_list = true,
+            "--seed" => o.config.seed = value(&flag, args.next())?,
+            "--verbose" | "-v" => o.config.verbose = true,
+            "--help" | "-h" => return Err(ServerError::Usage(USAGE.to_string())),
+            other => {
+                return Err(ServerError::Usage(format!(
+                    "unknown argument `{other}`\n{USAGE}"
+                )))
+            }
+        }
+    }
+    if !users.is_empty() {
+        o.config.users = users;
+    }
+    Ok(o)
+}
+
+/// Parses `args` (without the program name), opens and seeds the server,
+/// prints the base URL on stdout and serves until the process is killed.
+pub fn run_cli(args: impl IntoIterator<Item = String>) -> Result<(), ServerError> {
+    let o = parse_cli(args)?;
+    let server = RefServer::open(o.config)?;
+    let started = std::time::Instant::now();
+    server.admin().seed_products(o.seed_products)?;
+    server.admin().seed_persons(o.seed_persons)?;
+    if o.seed_products + o.seed_persons > 0 {
+        eprintln!(
+            "seeded {} products and {} persons in {:.2?}",
+            o.seed_products,
+            o.seed_persons,
+            started.elapsed()
+        );
+    }
+    let running = RunningServer::serve(server, &format!("{}:{}", o.host, o.port))?;
+    println!("{}", running.base_url());
+    loop {
+        std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn parses_flags() {
+        let o = parse_cli(args(
+            "--port 0 --data x.db --seed-products 10 --admin --token-ttl 5 --user a:b --user c:d:e",
+        ))
+        .unwrap();
+        assert_eq!(o.port, 0);
+        assert_eq!(o.seed_products, 10);
+        assert!(o.config.admin);
+        assert_eq!(o.config.token_ttl, Duration::from_secs(5));
+        assert_eq!(
+            o.config.users,
+            vec![("a".into(), "b".into()), ("c".into(), "d:e".into())]
+        );
+        assert!(parse_cli(args("--port")).is_err());
+        assert!(parse_cli(args("--bogus")).is_err());
+        assert!(parse_cli(args("--user nocolon")).is_err());
+    }
+}

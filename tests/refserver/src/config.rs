@@ -1,0 +1,77 @@
+//! Server configuration: who may log in, which limits apply, where the data
+//! lives, and which flags make the server behave like the less polite real
+//! servers the engine must tolerate (bare login answers, no error list).
+//! Everything has a default suited to tests; the binary fills it from argv.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::faults::FaultConfig;
+
+/// Configuration of a [`crate::RefServer`].
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Accepted `(username, password)` pairs.
+    pub users: Vec<(String, String)>,
+    /// The `databaseId` a login must carry (else 401 / 1001).
+    pub database_id: i64,
+    /// The `packageNumber` a login must carry (else 401 / 1001).
+    pub package_number: i64,
+    /// Lifetime of an issued token.
+    pub token_ttl: Duration,
+    /// HS256 secret used to sign tokens.
+    pub jwt_secret: String,
+    /// Largest accepted `pageSize` of `GetAllDataV2` (default 5000).
+    pub max_page_size: usize,
+    /// Largest accepted request body in bytes (default 10 MiB).
+    pub max_body_bytes: usize,
+    /// Most records accepted per collection in one save (default 1000).
+    pub max_records_per_save: usize,
+    /// Requests per second allowed per token; `None` = no rate limit.
+    pub rate_limit_per_sec: Option<u32>,
+    /// When rate limiting, send `Retry-After` as an HTTP-date instead of
+    /// delta-seconds.
+    pub retry_after_http_date: bool,
+    /// Serve the `/admin/...` HTTP endpoints.
+    pub admin: bool,
+    /// `LoginV2` answers a bare `{token, expireDate}` without the envelope.
+    pub bare_login: bool,
+    /// Failed saves carry no `errors` list (clients must bisect).
+    pub omit_error_list: bool,
+    /// SQLite file; `None` keeps the data in memory.
+    pub data: Option<PathBuf>,
+    /// Seed of every random choice (faults, generated records, tracking ids),
+    /// so a failing run can be replayed.
+    pub seed: u64,
+    /// Log every request to stderr.
+    pub verbose: bool,
+    /// Probabilistic fault injection, active from the start.
+    pub faults: FaultConfig,
+    /// How many request log entries are kept in memory.
+    pub log_capacity: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            users: vec![("user1".to_string(), "pass1".to_string())],
+            database_id: 1001,
+            package_number: 2002,
+            token_ttl: Duration::from_secs(3600),
+            jwt_secret: "rowsync-refserver-secret".to_string(),
+            max_page_size: 5000,
+            max_body_bytes: 10 * 1024 * 1024,
+            max_records_per_save: 1000,
+            rate_limit_per_sec: None,
+            retry_after_http_date: false,
+            admin: false,
+            bare_login: false,
+            omit_error_list: false,
+            data: None,
+            seed: 42,
+            verbose: false,
+            faults: FaultConfig::default(),
+            log_capacity: 1000,
+        }
+    }
+}
