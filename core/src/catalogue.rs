@@ -156,7 +156,8 @@ impl Catalogue {
             CollectionDef::new("personGroups", "personGroup").with_policy(FieldMerge),
             CollectionDef::new("products", "product").with_code("productCode"),
             CollectionDef::new("productCategories", "productCategory"),
-            CollectionDef::new("productDetails", "productDetail").with_parent("products", "product"),
+            CollectionDef::new("productDetails", "productDetail")
+                .with_parent("products", "product"),
             CollectionDef::new("orders", "order"),
             CollectionDef::new("orderDetails", "orderDetail").with_parent("orders", "order"),
             CollectionDef::new("invoices", "invoice")
@@ -256,7 +257,10 @@ impl Catalogue {
     }
 
     /// The collections whose parent is `name`.
-    pub fn children_of<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a CollectionDef> + 'a {
+    pub fn children_of<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a CollectionDef> + 'a {
         self.collections
             .iter()
             .filter(move |c| c.parent.as_ref().is_some_and(|p| p.collection == name))
@@ -280,25 +284,49 @@ mod tests {
         assert_eq!(od.id_field, "orderDetailId");
         assert_eq!(od.client_id_field, "orderDetailClientId");
         let p = od.parent.as_ref().unwrap();
-        assert_eq!((p.id_field.as_str(), p.client_id_field.as_str()), ("orderId", "orderClientId"));
-        assert_eq!(cat.require("journalEntries").unwrap().id_field, "journalEntryId");
-        assert_eq!(cat.require("orders").unwrap().checkpoint_field(), "ordersRowVersion");
+        assert_eq!(
+            (p.id_field.as_str(), p.client_id_field.as_str()),
+            ("orderId", "orderClientId")
+        );
+        assert_eq!(
+            cat.require("journalEntries").unwrap().id_field,
+            "journalEntryId"
+        );
+        assert_eq!(
+            cat.require("orders").unwrap().checkpoint_field(),
+            "ordersRowVersion"
+        );
     }
 
     #[test]
     fn policies_follow_the_protocol() {
         let cat = Catalogue::mahak();
         for name in [
-            "cashes", "cheques", "invoices", "invoiceDetails", "payments", "receipts",
-            "journalEntries", "journalEntryLines",
+            "cashes",
+            "cheques",
+            "invoices",
+            "invoiceDetails",
+            "payments",
+            "receipts",
+            "journalEntries",
+            "journalEntryLines",
         ] {
             let d = cat.require(name).unwrap();
             assert!(d.financial, "{name}");
             assert_eq!(d.policy, ConflictPolicy::ServerWins);
         }
-        assert_eq!(cat.require("persons").unwrap().policy, ConflictPolicy::FieldMerge);
-        assert_eq!(cat.require("personGroups").unwrap().policy, ConflictPolicy::FieldMerge);
-        assert_eq!(cat.require("products").unwrap().policy, ConflictPolicy::ServerWins);
+        assert_eq!(
+            cat.require("persons").unwrap().policy,
+            ConflictPolicy::FieldMerge
+        );
+        assert_eq!(
+            cat.require("personGroups").unwrap().policy,
+            ConflictPolicy::FieldMerge
+        );
+        assert_eq!(
+            cat.require("products").unwrap().policy,
+            ConflictPolicy::ServerWins
+        );
     }
 
     #[test]
@@ -308,8 +336,12 @@ mod tests {
             cat.set_policy("payments", ConflictPolicy::FieldMerge),
             Err(Error::Config(_))
         ));
-        cat.set_policy("products", ConflictPolicy::FieldMerge).unwrap();
-        assert_eq!(cat.require("products").unwrap().policy, ConflictPolicy::FieldMerge);
+        cat.set_policy("products", ConflictPolicy::FieldMerge)
+            .unwrap();
+        assert_eq!(
+            cat.require("products").unwrap().policy,
+            ConflictPolicy::FieldMerge
+        );
         assert!(matches!(
             cat.set_policy("nope", ConflictPolicy::ServerWins),
             Err(Error::UnknownCollection(_))

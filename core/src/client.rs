@@ -176,7 +176,8 @@ impl Shutdown {
 }
 
 /// What the client last learned about the server.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum ConnectionState {
     /// Nothing known yet (or the client was disconnected).
     Unknown,

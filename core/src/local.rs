@@ -1,0 +1,481 @@
+//! The local API's write and read flows. A write is validated against the
+//! catalogue, then the record and its pending change are written in the same
+//! transaction, coalesced with any earlier pending change of the record:
+//! create+update is one create, create+delete before any push is nothing at
+//! all, update+delete is a delete. Nothing half-written is ever stored: every
+//! check runs before the first row is touched, and an error rolls the whole
+//! group back.
+
+use serde_json::{Map, Value};
+
+use crate::catalogue::{Catalogue, CollectionDef};
+use crate::error::{Error, Result};
+use crate::record::{self, Meta};
+use crate::store::{self, Op, Row, Tx};
+
+/// How the app names a record: by its server id, or by its client id (the
+/// only id a record has until the server confirmed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordId {
+    /// The server id (`<key>Id`).
+    Server(i64),
+    /// The client id (`<key>ClientId`).
+    Client(i64),
+}
+
+impl std::fmt::Display for RecordId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordId::Server(id) => write!(f, "id {id}"),
+            RecordId::Client(id) => write!(f, "client id {id}"),
+        }
+    }
+}
+
+/// A record that changed, by its ids.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecordRef {
+    /// Server id, if known.
+    pub server_id: Option<i64>,
+    /// Client id, if any.
+    pub client_id: Option<i64>,
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOrigin {
+    /// A local write by the app.
+    Local,
+    /// A pull, a push confirmation or a conflict resolution.
+    Sync,
+}
+
+/// Records of one collection that changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChangeEvent {
+    /// The collection.
+    pub collection: String,
+    /// The records.
+    pub records: Vec<RecordRef>,
+    /// Where the change came from.
+    pub origin: ChangeOrigin,
+}
+
+/// Collects change events, one per collection.
+#[derive(Debug, Default)]
+pub struct Changes {
+    events: Vec<ChangeEvent>,
+}
+
+impl Changes {
+    /// Notes that a record changed.
+    pub fn note(
+        &mut self,
+        collection: &str,
+        server_id: Option<i64>,
+        client_id: Option<i64>,
+        origin: ChangeOrigin,
+    ) {
+        let r = RecordRef {
+            server_id,
+            client_id,
+        };
+        match self
+            .events
+            .iter_mut()
+            .find(|e| e.collection == collection && e.origin == origin)
+        {
+            Some(e) => e.records.push(r),
+            None => self.events.push(ChangeEvent {
+                collection: collection.to_string(),
+                records: vec![r],
+                origin,
+            }),
+        }
+    }
+
+    /// The events collected.
+    pub fn into_events(self) -> Vec<ChangeEvent> {
+        self.events
+    }
+
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// Finds a record by either id.
+pub(crate) fn find(conn: &rusqlite::Connection, coll: i64, id: RecordId) -> Result<Option<Row>> {
+    match id {
+        RecordId::Server(s) => store::row_by_server_id(conn, coll, s),
+        RecordId::Client(c) => store::row_by_client_id(conn, coll, c),
+    }
+}
+
+fn parse(data: &str) -> Result<Value> {
+    Ok(serde_json::from_str(data)?)
+}
+
+/// A group of local writes that commit together and are pushed together
+/// (for example an order and its lines). Obtained from `Engine::write`.
+pub struct Writer<'w, 'a> {
+    pub(crate) tx: &'w mut Tx<'a>,
+    pub(crate) catalogue: &'w Catalogue,
+    pub(crate) group: i64,
+    pub(crate) changes: &'w mut Changes,
+}
+
+impl Writer<'_, '_> {
+    fn live(&self, def: &CollectionDef, id: RecordId) -> Result<(i64, Row)> {
+        let coll = self.tx.coll_id(&def.name)?;
+        match find(self.tx, coll, id)? {
+            Some(row) if !row.deleted => Ok((coll, row)),
+            _ => Err(Error::NotFound {
+                collection: def.name.clone(),
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// Checks a child's parent and fills in whichever of its ids is known.
+    /// Returns the parent's client id, if it has one.
+    fn link_parent(
+        &self,
+        def: &CollectionDef,
+        obj: &mut Map<String, Value>,
+        meta: &Meta,
+    ) -> Result<Option<i64>> {
+        let Some(p) = &def.parent else {
+            return Ok(None);
+        };
+        let pcoll = self.tx.coll_id(&p.collection)?;
+        let (parent, asked) = if let Some(pid) = meta.parent_id {
+            (
+                store::row_by_server_id(self.tx, pcoll, pid)?,
+                (&p.id_field, pid),
+            )
+        } else if let Some(pc) = meta.parent_client_id.filter(|&c| c != 0) {
+            (
+                store::row_by_client_id(self.tx, pcoll, pc)?,
+                (&p.client_id_field, pc),
+            )
+        } else {
+            return Err(Error::invalid(
+                &def.name,
+                &p.client_id_field,
+                format!(
+                    "a `{}` record needs its parent: set `{}` or `{}`",
+                    def.name, p.id_field, p.client_id_field
+                ),
+            ));
+        };
+        let parent = match parent {
+            Some(row) if !row.deleted => row,
+            _ => {
+                return Err(Error::invalid(
+                    &def.name,
+                    asked.0,
+                    format!("no `{}` record with {} {}", p.collection, asked.0, asked.1),
+                ))
+            }
+        };
+        if let Some(sid) = parent.server_id {
+            obj.insert(p.id_field.clone(), Value::from(sid));
+        }
+        let pclient = parent.client_id.filter(|&c| c != 0);
+        if let Some(c) = pclient {
+            obj.insert(p.client_id_field.clone(), Value::from(c));
+        }
+        Ok(pclient)
+    }
+
+    /// Creates a record; returns it as stored (with its new client id).
+    pub fn create(&mut self, collection: &str, value: Value) -> Result<Value> {
+        let def = self.catalogue.require(collection)?;
+        let Value::Object(mut obj) = value else {
+            return Err(Error::invalid(
+                collection,
+                "record",
+                "must be a JSON object",
+            ));
+        };
+        let meta = record::meta_of(def, &obj)?;
+        if meta.server_id.is_some() {
+            return Err(Error::invalid(
+                collection,
+                &def.id_field,
+                "is assigned by the server: leave it null on create",
+            ));
+        }
+        if meta.deleted {
+            return Err(Error::invalid(
+                collection,
+                "deleted",
+                "a new record cannot be deleted",
+            ));
+        }
+        let coll = self.tx.coll_id(collection)?;
+        let client_id = match meta.identity_client_id() {
+            Some(c) => {
+                if store::row_by_client_id(self.tx, coll, c)?.is_some() {
+                    return Err(Error::invalid(
+                        collection,
+                        &def.client_id_field,
+                        format!("client id {c} is already used by another record"),
+                    ));
+                }
+                c
+            }
+            None => loop {
+                let c = record::new_client_id();
+                if store::row_by_client_id(self.tx, coll, c)?.is_none() {
+                    break c;
+                }
+            },
+        };
+        let parent_client_id = self.link_parent(def, &mut obj, &meta)?;
+        obj.insert(def.id_field.clone(), Value::Null);
+        obj.insert(def.client_id_field.clone(), Value::from(client_id));
+        obj.insert("rowVersion".to_string(), Value::Null);
+        obj.insert("deleted".to_string(), Value::Bool(false));
+        let data = serde_json::to_string(&obj)?;
+        let local_id = self.tx.insert_record(
+            coll,
+            None,
+            Some(client_id),
+            parent_client_id,
+            None,
+            false,
+            &data,
+        )?;
+        self.tx
+            .insert_pending(local_id, self.group, Op::Create, None)?;
+        self.changes
+            .note(collection, None, Some(client_id), ChangeOrigin::Local);
+        Ok(Value::Object(obj))
+    }
+
+    /// Sets the given fields of a record (a shallow patch); returns the record
+    /// as stored. Ids, `rowVersion` and `deleted` are the engine's to manage.
+    pub fn update(&mut self, collection: &str, id: RecordId, patch: Value) -> Result<Value> {
+        let def = self.catalogue.require(collection)?;
+        let Value::Object(patch) = patch else {
+            return Err(Error::invalid(
+                collection,
+                "record",
+                "must be a JSON object",
+            ));
+        };
+        let meta = record::meta_of(def, &patch)?;
+        let (_, row) = self.live(def, id)?;
+        if meta.server_id.is_some() && meta.server_id != row.server_id {
+            return Err(Error::invalid(
+                collection,
+                &def.id_field,
+                "cannot change a record's server id",
+            ));
+        }
+        if meta.identity_client_id().is_some() && meta.client_id != row.client_id {
+            return Err(Error::invalid(
+                collection,
+                &def.client_id_field,
+                "cannot change a record's client id",
+            ));
+        }
+        if meta.deleted {
+            return Err(Error::invalid(
+                collection,
+                "deleted",
+                "use delete to delete a record",
+            ));
+        }
+        let mut obj = row.object()?;
+        if let Some(p) = &def.parent {
+            for field in [&p.id_field, &p.client_id_field] {
+                if let Some(v) = patch.get(field) {
+                    if !v.is_null() && obj.get(field) != Some(v) {
+                        return Err(Error::invalid(
+                            collection,
+                            field,
+                            "cannot move a record to another parent",
+                        ));
+                    }
+                }
+            }
+        }
+        let before = obj.clone();
+        for (k, v) in patch {
+            if k == "rowVersion" || k == "deleted" || k == def.id_field || k == def.client_id_field
+            {
+                continue;
+            }
+            if def
+                .parent
+                .as_ref()
+                .is_some_and(|p| k == p.id_field || k == p.client_id_field)
+            {
+                continue;
+            }
+            obj.insert(k, v);
+        }
+        if obj == before {
+            return Ok(Value::Object(obj));
+        }
+        let data = serde_json::to_string(&obj)?;
+        self.tx.update_record_data(row.local_id, false, &data)?;
+        match store::pending_of(self.tx, row.local_id)? {
+            None => {
+                self.tx
+                    .insert_pending(row.local_id, self.group, Op::Update, Some(&row.data))?
+            }
+            Some(p) => self.tx.touch_pending(row.local_id, p.op)?,
+        }
+        self.changes.note(
+            collection,
+            row.server_id,
+            row.client_id,
+            ChangeOrigin::Local,
+        );
+        Ok(Value::Object(obj))
+    }
+
+    /// Deletes a record (logically: it is kept as a tombstone until the server
+    /// confirmed the delete). A record the server never saw simply goes away,
+    /// with the pending lines that depended on it.
+    pub fn delete(&mut self, collection: &str, id: RecordId) -> Result<()> {
+        let def = self.catalogue.require(collection)?;
+        let (_, row) = self.live(def, id)?;
+        let pending = store::pending_of(self.tx, row.local_id)?;
+        self.changes.note(
+            collection,
+            row.server_id,
+            row.client_id,
+            ChangeOrigin::Local,
+        );
+        match pending {
+            Some(p)
+                if p.op == Op::Create && p.sent_counter.is_none() && row.server_id.is_none() =>
+            {
+                if let Some(cid) = row.client_id.filter(|&c| c != 0) {
+                    for child in self.catalogue.children_of(collection) {
+                        let ccoll = self.tx.coll_id(&child.name)?;
+                        for l in self.tx.orphaned_creates(ccoll, cid)? {
+                            self.tx.drop_pending(l)?;
+                            self.tx.remove_record(l)?;
+                        }
+                    }
+                }
+                self.tx.drop_pending(row.local_id)?;
+                self.tx.remove_record(row.local_id)?;
+            }
+            pending => {
+                let mut obj = row.object()?;
+                obj.insert("deleted".to_string(), Value::Bool(true));
+                self.tx
+                    .update_record_data(row.local_id, true, &serde_json::to_string(&obj)?)?;
+                match pending {
+                    Some(_) => self.tx.touch_pending(row.local_id, Op::Delete)?,
+                    None => self.tx.insert_pending(
+                        row.local_id,
+                        self.group,
+                        Op::Delete,
+                        Some(&row.data),
+                    )?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the record, or updates it when it carries the server id or
+    /// client id of an existing record.
+    pub fn put(&mut self, collection: &str, value: Value) -> Result<Value> {
+        let def = self.catalogue.require(collection)?;
+        let obj = record::as_object(def, &value)?;
+        let meta = record::meta_of(def, obj)?;
+        let coll = self.tx.coll_id(collection)?;
+        let existing = match (meta.server_id, meta.identity_client_id()) {
+            (Some(s), _) => Some(RecordId::Server(s)),
+            (None, Some(c)) if store::row_by_client_id(self.tx, coll, c)?.is_some() => {
+                Some(RecordId::Client(c))
+            }
+            _ => None,
+        };
+        match existing {
+            Some(id) => self.update(collection, id, value),
+            None => self.create(collection, value),
+        }
+    }
+
+    /// Reads a record inside the group (sees the group's own writes).
+    pub fn get(&self, collection: &str, id: RecordId) -> Result<Option<Value>> {
+        let def = self.catalogue.require(collection)?;
+        let coll = self.tx.coll_id(&def.name)?;
+        get(self.tx, coll, id)
+    }
+}
+
+/// A live (not deleted) record by id.
+pub(crate) fn get(conn: &rusqlite::Connection, coll: i64, id: RecordId) -> Result<Option<Value>> {
+    match find(conn, coll, id)? {
+        Some(row) if !row.deleted => Ok(Some(parse(&row.data)?)),
+        _ => Ok(None),
+    }
+}
+
+/// How to list a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOptions {
+    /// At most this many records.
+    pub limit: u64,
+    /// Skip this many records.
+    pub offset: u64,
+    /// Start after this cursor (from `Page::next_cursor`).
+    pub after: Option<i64>,
+    /// Include tombstones.
+    pub include_deleted: bool,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            limit: 1_000,
+            offset: 0,
+            after: None,
+            include_deleted: false,
+        }
+    }
+}
+
+/// A page of records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The records, in local order.
+    pub records: Vec<Value>,
+    /// Pass as `ListOptions::after` for the next page; none at the end.
+    pub next_cursor: Option<i64>,
+}
+
+pub(crate) fn list(conn: &rusqlite::Connection, coll: i64, opts: &ListOptions) -> Result<Page> {
+    let rows = store::list_rows(
+        conn,
+        coll,
+        opts.include_deleted,
+        opts.after.unwrap_or(0),
+        opts.offset,
+        opts.limit,
+    )?;
+    let next_cursor = if (rows.len() as u64) == opts.limit {
+        rows.last().map(|r| r.local_id)
+    } else {
+        None
+    };
+    let records = rows.iter().map(|r| parse(&r.data)).collect::<Result<_>>()?;
+    Ok(Page {
+        records,
+        next_cursor,
+    })
+}

@@ -1,0 +1,288 @@
+//! Reading a record's bookkeeping fields (server id, client id, rowVersion,
+//! deleted, parent link) out of its JSON, and generating client ids. Pulled
+//! records are scanned straight from their JSON text without building a value
+//! tree, because the apply path of a million-record first sync runs through
+//! here; the text itself is stored unchanged, so fields the engine does not
+//! know survive a round trip.
+
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::catalogue::CollectionDef;
+use crate::error::{Error, Result};
+
+/// A record's bookkeeping fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// `<key>Id`.
+    pub server_id: Option<i64>,
+    /// `<key>ClientId` (0 is kept as given but never used as an identity).
+    pub client_id: Option<i64>,
+    /// `rowVersion`.
+    pub row_version: Option<i64>,
+    /// `deleted`.
+    pub deleted: bool,
+    /// The parent's server id, for child collections.
+    pub parent_id: Option<i64>,
+    /// The parent's client id, for child collections.
+    pub parent_client_id: Option<i64>,
+}
+
+impl Meta {
+    /// The client id when it can identify a record (non-null, non-zero).
+    pub fn identity_client_id(&self) -> Option<i64> {
+        self.client_id.filter(|&c| c != 0)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Slot {
+    ServerId,
+    ClientId,
+    RowVersion,
+    Deleted,
+    ParentId,
+    ParentClientId,
+}
+
+struct Scan<'a> {
+    def: &'a CollectionDef,
+}
+
+impl Scan<'_> {
+    fn slot(&self, key: &str) -> Option<Slot> {
+        let def = self.def;
+        if key == def.id_field {
+            Some(Slot::ServerId)
+        } else if key == def.client_id_field {
+            Some(Slot::ClientId)
+        } else if key == "rowVersion" {
+            Some(Slot::RowVersion)
+        } else if key == "deleted" {
+            Some(Slot::Deleted)
+        } else if let Some(p) = &def.parent {
+            if key == p.id_field {
+                Some(Slot::ParentId)
+            } else if key == p.client_id_field {
+                Some(Slot::ParentClientId)
+            } else {
+                None
+            }
+        } else {
+            None
+        }
+    }
+}
+
+/// The JSON types a bookkeeping field may have.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Bool(bool),
+    Null(()),
+    Other(IgnoredAny),
+}
+
+impl<'de> DeserializeSeed<'de> for Scan<'_> {
+    type Value = std::result::Result<Meta, String>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Scan<'_> {
+    type Value = std::result::Result<Meta, String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut meta = Meta::default();
+        let mut problem = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let Some(slot) = self.slot(&key) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let value: Scalar = map.next_value()?;
+            let int = |v: &Scalar| match v {
+                Scalar::Int(i) => Ok(Some(*i)),
+                Scalar::Null(()) => Ok(None),
+                _ => Err(format!("field `{key}` must be an integer or null")),
+            };
+            let result = match slot {
+                Slot::ServerId => int(&value).map(|v| meta.server_id = v),
+                Slot::ClientId => int(&value).map(|v| meta.client_id = v),
+                Slot::RowVersion => int(&value).map(|v| meta.row_version = v),
+                Slot::ParentId => int(&value).map(|v| meta.parent_id = v),
+                Slot::ParentClientId => int(&value).map(|v| meta.parent_client_id = v),
+                Slot::Deleted => match value {
+                    Scalar::Bool(b) => {
+                        meta.deleted = b;
+                        Ok(())
+                    }
+                    Scalar::Null(()) => Ok(()),
+                    _ => Err("field `deleted` must be a boolean".to_string()),
+                },
+            };
+            if let Err(e) = result {
+                problem.get_or_insert(e);
+            }
+        }
+        Ok(match problem {
+            Some(p) => Err(p),
+            None => Ok(meta),
+        })
+    }
+}
+
+/// Scans a record's JSON text for its bookkeeping fields. Fails when the text
+/// is not an object or a bookkeeping field has the wrong type.
+pub fn scan(def: &CollectionDef, json: &str) -> std::result::Result<Meta, String> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    let scanner = Scan { def };
+    match scanner.deserialize(&mut de) {
+        Ok(r) => r,
+        Err(e) => Err(format!("not a JSON object: {e}")),
+    }
+}
+
+/// Reads the bookkeeping fields of a record given as a JSON object value,
+/// with the same rules as `scan`.
+pub fn meta_of(def: &CollectionDef, obj: &Map<String, Value>) -> Result<Meta> {
+    let int = |field: &str| -> Result<Option<i64>> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| Error::invalid(&def.name, field, "must be an integer or null")),
+        }
+    };
+    let deleted = match obj.get("deleted") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Error::invalid(&def.name, "deleted", "must be a boolean")),
+    };
+    let (parent_id, parent_client_id) = match &def.parent {
+        Some(p) => (int(&p.id_field)?, int(&p.client_id_field)?),
+        None => (None, None),
+    };
+    Ok(Meta {
+        server_id: int(&def.id_field)?,
+        client_id: int(&def.client_id_field)?,
+        row_version: int("rowVersion")?,
+        deleted,
+        parent_id,
+        parent_client_id,
+    })
+}
+
+/// The object inside `value`, or an `InvalidRecord` error.
+pub fn as_object<'a>(def: &CollectionDef, value: &'a Value) -> Result<&'a Map<String, Value>> {
+    value
+        .as_object()
+        .ok_or_else(|| Error::invalid(&def.name, "record", "must be a JSON object"))
+}
+
+/// A new client id: milliseconds since the epoch in the high bits and 22
+/// random bits below, so two devices practically never pick the same one, and
+/// ids of one device grow with time (B-tree friendly). Always positive.
+pub fn new_client_id() -> i64 {
+    let millis = chrono::Utc::now().timestamp_millis().max(1) as u64;
+    let random = fastrand::u64(..1 << 22);
+    (((millis << 22) | random) & (i64::MAX as u64)) as i64
+}
+
+/// True when two records hold the same business data, ignoring `rowVersion`
+/// (which only the server assigns).
+pub fn same_business_data(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    let keys = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| k.as_str() != "rowVersion");
+    for k in keys {
+        if a.get(k) != b.get(k) {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::Catalogue;
+
+    #[test]
+    fn scan_reads_bookkeeping_and_ignores_the_rest() {
+        let cat = Catalogue::mahak();
+        let def = cat.require("orderDetails").unwrap();
+        let m = scan(
+            def,
+            r#"{"orderDetailId":5,"orderDetailClientId":null,"orderId":7,"orderClientId":9,
+               "rowVersion":42,"deleted":true,"extra":{"deep":[1,2,{"x":"y"}]},"quantity":2.5}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m,
+            Meta {
+                server_id: Some(5),
+                client_id: None,
+                row_version: Some(42),
+                deleted: true,
+                parent_id: Some(7),
+                parent_client_id: Some(9)
+            }
+        );
+    }
+
+    #[test]
+    fn scan_rejects_wrong_types_and_non_objects() {
+        let cat = Catalogue::mahak();
+        let def = cat.require("products").unwrap();
+        assert!(scan(def, r#"{"productId":"12","rowVersion":1}"#)
+            .unwrap_err()
+            .contains("productId"));
+        assert!(scan(def, r#"{"productId":1,"rowVersion":1.5}"#).is_err());
+        assert!(scan(def, r#"{"productId":1,"deleted":"yes"}"#).is_err());
+        assert!(scan(def, r#"[1,2]"#).is_err());
+        assert!(scan(def, r#"{"productId":1"#).is_err());
+    }
+
+    #[test]
+    fn meta_of_agrees_with_scan() {
+        let cat = Catalogue::mahak();
+        let def = cat.require("orderDetails").unwrap();
+        let text =
+            r#"{"orderDetailId":null,"orderDetailClientId":3,"orderClientId":9,"deleted":false}"#;
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            meta_of(def, v.as_object().unwrap()).unwrap(),
+            scan(def, text).unwrap()
+        );
+        let bad: Value = serde_json::json!({"orderId": "x"});
+        assert!(matches!(
+            meta_of(def, bad.as_object().unwrap()),
+            Err(Error::InvalidRecord { field, .. }) if field == "orderId"
+        ));
+    }
+
+    #[test]
+    fn client_ids_are_positive_time_ordered_and_distinct() {
+        let a = new_client_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = new_client_id();
+        assert!(a > 0 && b > a);
+        let many: std::collections::HashSet<i64> = (0..10_000).map(|_| new_client_id()).collect();
+        assert!(many.len() > 9_990);
+    }
+}

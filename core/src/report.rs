@@ -1,0 +1,66 @@
+//! The sync report: what one sync cycle did, per collection and in total.
+
+use std::collections::BTreeMap;
+
+/// Per-collection figures of a sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CollectionReport {
+    /// Records received from the server.
+    pub pulled: u64,
+    /// Received records that changed local state.
+    pub applied: u64,
+    /// Of those, tombstones.
+    pub deleted: u64,
+    /// Local changes the server confirmed.
+    pub pushed: u64,
+    /// Conflicts resolved (and logged).
+    pub conflicts: u64,
+    /// Changes parked in the dead-letter queue.
+    pub parked: u64,
+}
+
+/// What one sync cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncReport {
+    /// When the sync started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+    /// Figures per collection (only collections with something to say).
+    pub collections: BTreeMap<String, CollectionReport>,
+    /// Pull requests made.
+    pub pull_requests: u64,
+    /// Save requests made.
+    pub push_requests: u64,
+    /// Changes confirmed by the server.
+    pub pushed: u64,
+    /// Conflicts resolved.
+    pub conflicts: u64,
+    /// Changes parked in this sync.
+    pub parked: u64,
+    /// Changes still pending after the sync.
+    pub pending: u64,
+    /// Dead letters after the sync.
+    pub dead_letters: u64,
+    /// Server ids mapped onto local records: (collection, client id, server id).
+    pub id_mappings: Vec<(String, i64, i64)>,
+    /// The error that ended the sync early, if any.
+    pub error: Option<String>,
+}
+
+impl SyncReport {
+    /// The figures of `name`, created on first use.
+    pub fn collection(&mut self, name: &str) -> &mut CollectionReport {
+        self.collections.entry(name.to_string()).or_default()
+    }
+
+    /// Records received in total.
+    pub fn pulled(&self) -> u64 {
+        self.collections.values().map(|c| c.pulled).sum()
+    }
+
+    /// Records applied in total.
+    pub fn applied(&self) -> u64 {
+        self.collections.values().map(|c| c.applied).sum()
+    }
+}
