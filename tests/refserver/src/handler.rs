@@ -16,6 +16,9 @@ use crate::{
 };
 use rowsync::{HttpRequest, HttpResponse};
 
+/// The data endpoints served (besides the two logins).
+const KNOWN: &[&str] = &["GetAllDataV2", "GetAllData", "SaveAllDataV2", "SaveAllData"];
+
 /// The reply being built, before faults that act after handling.
 pub(crate) struct Reply {
     pub status: u16,
@@ -265,6 +268,13 @@ impl RefServer {
             )
         } else if is_login {
             self.login(name.eq_ignore_ascii_case("LoginV2"), &req.body)
+        } else if !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(name)) {
+            Reply::fail(
+                404,
+                404,
+                &format!("unknown endpoint `Sync/{name}`"),
+                Value::Null,
+            )
         } else {
             self.authenticated(name, req, entry)
         };
