@@ -1,0 +1,59 @@
+//! Volume: seeding many products and reading them all back in pages.
+//! `cargo test -p rowsync-refserver --release --test bulk -- --ignored --nocapture`
+//! measures the 1M-record figure.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{expect, server, Client};
+use serde_json::json;
+
+fn seed_and_read(n: usize, page: usize) {
+    let s = server();
+    let t = Instant::now();
+    s.admin().seed_products(n).unwrap();
+    let seeded = t.elapsed();
+    assert_eq!(s.admin().count("products"), n);
+    let c = Client::in_process(&s).login();
+    let t = Instant::now();
+    let (mut after, mut total, mut pages, mut bytes) = (0i64, 0usize, 0usize, 0usize);
+    loop {
+        let r = c.post(
+            "GetAllDataV2",
+            json!({"productsRowVersion": after, "pageSize": page}),
+        );
+        bytes += r.body.len();
+        let v = expect(&r, 200, 0);
+        let e = &v["data"]["products"];
+        let recs = e["records"].as_array().unwrap();
+        if let Some(first) = recs.first() {
+            assert!(first["rowVersion"].as_i64().unwrap() > after);
+        }
+        total += recs.len();
+        pages += 1;
+        after = e["rowVersion"].as_i64().unwrap();
+        if e["hasMore"] == false {
+            break;
+        }
+        assert_eq!(recs.len(), page);
+    }
+    let read = t.elapsed();
+    assert_eq!(total, n);
+    assert_eq!(after, n as i64);
+    eprintln!(
+        "{n} products: seeded in {seeded:.2?}, read in {pages} pages of {page} ({} MB) in {read:.2?}",
+        bytes / 1_000_000
+    );
+}
+
+#[test]
+fn hundred_thousand_products_in_pages() {
+    seed_and_read(100_000, 5000);
+}
+
+#[test]
+#[ignore = "volume measurement; run in release mode"]
+fn a_million_products_in_pages() {
+    seed_and_read(1_000_000, 5000);
+}
