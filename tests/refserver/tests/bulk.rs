@@ -39,10 +39,17 @@ fn seed_and_read(n: usize, page: usize) {
         assert_eq!(recs.len(), page);
     }
     let read = t.elapsed();
+    let server_time: std::time::Duration = s
+        .requests()
+        .iter()
+        .filter(|e| e.endpoint == "GetAllDataV2")
+        .map(|e| e.elapsed)
+        .sum();
     assert_eq!(total, n);
     assert_eq!(after, n as i64);
     eprintln!(
-        "{n} products: seeded in {seeded:.2?}, read in {pages} pages of {page} ({} MB) in {read:.2?}",
+        "{n} products: seeded in {seeded:.2?}, read in {pages} pages of {page} ({} MB) in \
+         {read:.2?} (server side {server_time:.2?}, the rest is the test parsing JSON)",
         bytes / 1_000_000
     );
 }
