@@ -110,9 +110,8 @@ pub struct Status {
 
 const SETTINGS_KEY: &str = "settings";
 const LAST_REPORT_KEY: &str = "last_report";
-/// Rounds of push planning per sync: each round confirms or parks at least
-/// one group, so this only bounds a misbehaving server.
-const MAX_PUSH_ROUNDS: usize = 64;
+/// Batches planned at a time, so a huge outbox is not read into memory whole.
+const PLAN_BATCHES: usize = 8;
 /// Conflict rounds per sync before a change that keeps conflicting is parked.
 const MAX_CONFLICT_ROUNDS: usize = 3;
 
@@ -570,6 +569,7 @@ impl Engine {
         }
         *lock(&self.syncing)? = false;
         report.finished_at = store::now();
+        report.connection = Some(lock(&self.last_state)?.clone());
         {
             let mut store = lock(&self.store)?;
             let counts = store::counts(store.conn())?;
@@ -658,38 +658,31 @@ impl Engine {
     /// Pushes the outbox, isolating what the server rejects.
     fn push(&self, client: &ApiClient, report: &mut SyncReport) -> Result<()> {
         let settings = self.settings()?;
+        let batch_size = settings.batch_size.max(1);
         let mut conflict_rounds = 0usize;
-        for _ in 0..MAX_PUSH_ROUNDS {
+        loop {
             let groups = {
                 let cat = read(&self.catalogue)?;
                 let store = lock(&self.store)?;
-                push::plan(store.conn(), &cat)?
+                push::plan(store.conn(), &cat, batch_size.saturating_mul(PLAN_BATCHES))?
             };
             if groups.is_empty() {
                 return Ok(());
             }
-            let batches = push::pack(
-                groups,
-                settings.batch_size.max(1),
-                settings.max_per_collection.max(1),
-            );
-            let mut replan = false;
+            // Each round must confirm, park or resolve something; a server
+            // that answers success without listing what it saved would
+            // otherwise have the same changes sent forever.
+            let progress_before = (report.pushed, report.parked, conflict_rounds);
+            let batches = push::pack(groups, batch_size, settings.max_per_collection.max(1));
             for batch in batches {
-                match self.send(client, batch, report, &mut conflict_rounds)? {
-                    Sent::Done => {}
-                    Sent::Replan => {
-                        replan = true;
-                        break;
-                    }
+                if let Sent::Replan = self.send(client, batch, report, &mut conflict_rounds)? {
+                    break;
                 }
             }
-            if !replan {
-                // Everything planned was confirmed; a last plan picks up
-                // changes that were waiting on parents confirmed just now.
-                continue;
+            if (report.pushed, report.parked, conflict_rounds) == progress_before {
+                return Ok(());
             }
         }
-        Ok(())
     }
 
     /// Sends one batch; on a business error isolates the culprit.
@@ -1029,4 +1022,144 @@ fn discard_change(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local::ChangeEvent;
+    use serde_json::json;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn engine_is_send_and_sync() {
+        assert_send_sync::<Engine>();
+    }
+
+    #[test]
+    fn list_pages_with_a_cursor_and_hides_tombstones() {
+        let e = Engine::open(":memory:").unwrap();
+        let mut ids = Vec::new();
+        for i in 0..25 {
+            let r = e
+                .create("products", json!({"name": format!("p{i}")}))
+                .unwrap();
+            ids.push(r["productClientId"].as_i64().unwrap());
+        }
+        e.delete("products", RecordId::Client(ids[3])).unwrap();
+        let mut seen = 0;
+        let mut opts = ListOptions {
+            limit: 10,
+            ..Default::default()
+        };
+        loop {
+            let page = e.list("products", &opts).unwrap();
+            seen += page.records.len();
+            match page.next_cursor {
+                Some(c) => opts.after = Some(c),
+                None => break,
+            }
+        }
+        // The create of ids[3] never reached a server: it is simply gone.
+        assert_eq!(seen, 24);
+        assert_eq!(e.count("products", true).unwrap(), 24);
+        let off = e
+            .list(
+                "products",
+                &ListOptions {
+                    limit: 5,
+                    offset: 20,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(off.records.len(), 4);
+    }
+
+    #[test]
+    fn wipe_refuses_pending_changes_unless_forced() {
+        let e = Engine::open(":memory:").unwrap();
+        e.create("persons", json!({"name": "A"})).unwrap();
+        assert!(matches!(e.wipe(false), Err(Error::PendingChanges(1))));
+        e.wipe(true).unwrap();
+        assert_eq!(e.count("persons", true).unwrap(), 0);
+        assert_eq!(e.status().unwrap().counts.pending, 0);
+    }
+
+    #[test]
+    fn listeners_hear_local_writes_until_dropped() {
+        struct L(Mutex<Vec<ChangeEvent>>);
+        impl ChangeListener for L {
+            fn on_change(&self, events: &[ChangeEvent]) {
+                self.0.lock().unwrap().extend_from_slice(events);
+            }
+        }
+        struct S(Mutex<Vec<ConnectionState>>);
+        impl StatusListener for S {
+            fn on_status(&self, s: &ConnectionState) {
+                self.0.lock().unwrap().push(s.clone());
+            }
+        }
+        let e = Engine::open(":memory:").unwrap();
+        let l = Arc::new(L(Mutex::new(Vec::new())));
+        let s = Arc::new(S(Mutex::new(Vec::new())));
+        let sub = e.subscribe_changes(l.clone());
+        let ssub = e.subscribe_status(s.clone());
+        assert_eq!(s.0.lock().unwrap().as_slice(), &[ConnectionState::Unknown]);
+        e.write(|w| {
+            w.create("persons", json!({"name": "A"}))?;
+            w.create("persons", json!({"name": "B"}))?;
+            w.create("products", json!({"name": "C"}))
+        })
+        .unwrap();
+        {
+            let got = l.0.lock().unwrap();
+            assert_eq!(got.len(), 2);
+            assert_eq!(got[0].collection, "persons");
+            assert_eq!(got[0].records.len(), 2);
+        }
+        // A sync without configuration fails with a clear error.
+        assert!(matches!(e.sync(), Err(Error::Config(_))));
+        assert!(s.0.lock().unwrap().contains(&ConnectionState::Syncing));
+        drop(sub);
+        ssub.cancel();
+        e.create("persons", json!({"name": "D"})).unwrap();
+        assert_eq!(l.0.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn settings_survive_a_reopen_and_the_password_is_not_stored() {
+        let dir = std::env::temp_dir().join(format!("rowsync-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.db");
+        {
+            let e = Engine::open(&path).unwrap();
+            e.configure(Settings {
+                base_url: "https://example.com/API/v3".into(),
+                page_size: 123,
+                ..Settings::default()
+            })
+            .unwrap();
+            e.set_credentials(Credentials {
+                username: "u".into(),
+                password: "s3cr3t-pw".into(),
+                database_id: 1,
+                package_number: 2,
+            })
+            .unwrap();
+        }
+        let e = Engine::open(&path).unwrap();
+        let s = e.settings().unwrap();
+        assert_eq!(
+            (s.page_size, s.username.as_str(), s.database_id),
+            (123, "u", 1)
+        );
+        drop(e);
+        for f in ["s.db", "s.db-wal"] {
+            let bytes = std::fs::read(dir.join(f)).unwrap_or_default();
+            assert!(!bytes.windows(9).any(|w| w == b"s3cr3t-pw"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -242,15 +242,15 @@ impl Writer<'_, '_> {
         obj.insert("rowVersion".to_string(), Value::Null);
         obj.insert("deleted".to_string(), Value::Bool(false));
         let data = serde_json::to_string(&obj)?;
-        let local_id = self.tx.insert_record(
+        let local_id = self.tx.insert_record(&store::NewRow {
             coll,
-            None,
-            Some(client_id),
+            server_id: None,
+            client_id: Some(client_id),
             parent_client_id,
-            None,
-            false,
-            &data,
-        )?;
+            row_version: None,
+            deleted: false,
+            data: &data,
+        })?;
         self.tx
             .insert_pending(local_id, self.group, Op::Create, None)?;
         self.changes

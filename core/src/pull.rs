@@ -74,7 +74,7 @@ pub fn parse_page<'a>(
         .map_err(|e| protocol(None, format!("`data` is not an object of collections: {e}")))?;
     let mut out = Vec::new();
     for def in catalogue.iter() {
-        if !wanted.iter().any(|w| *w == def.name) {
+        if !wanted.contains(&def.name) {
             continue;
         }
         let Some(raw) = map.get(def.name.as_str()) else {
@@ -133,7 +133,16 @@ pub fn apply(
             };
             let cid = meta.identity_client_id();
             let pcid = meta.parent_client_id.filter(|&c| c != 0);
-            if tx.insert_pulled_if_new(coll, sid, meta.client_id, pcid, rv, meta.deleted, text)? {
+            let new_row = store::NewRow {
+                coll,
+                server_id: Some(sid),
+                client_id: meta.client_id,
+                parent_client_id: pcid,
+                row_version: Some(rv),
+                deleted: meta.deleted,
+                data: text,
+            };
+            if tx.insert_pulled_if_new(&new_row)? {
                 applied += 1;
                 deleted += meta.deleted as u64;
                 changes.note(&def.name, Some(sid), meta.client_id, ChangeOrigin::Sync);

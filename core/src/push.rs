@@ -47,7 +47,12 @@ pub struct Group {
 /// Reads the outbox and returns the groups that can be sent now, in order.
 /// A group waits when one of its changes is a child whose parent has no
 /// server id yet and whose parent's create is parked or itself waiting.
-pub fn plan(conn: &rusqlite::Connection, catalogue: &Catalogue) -> Result<Vec<Group>> {
+/// At most about `max_changes` changes are planned (whole groups).
+pub fn plan(
+    conn: &rusqlite::Connection,
+    catalogue: &Catalogue,
+    max_changes: usize,
+) -> Result<Vec<Group>> {
     let pending = store::pending_in_order(conn)?;
     let mut order: Vec<i64> = Vec::new();
     let mut by_group: HashMap<i64, Vec<(String, store::Pending)>> = HashMap::new();
@@ -60,7 +65,11 @@ pub fn plan(conn: &rusqlite::Connection, catalogue: &Catalogue) -> Result<Vec<Gr
     }
     let mut held: HashSet<i64> = HashSet::new();
     let mut out = Vec::new();
+    let mut planned = 0usize;
     for gid in order {
+        if planned >= max_changes {
+            break;
+        }
         let Some(members) = by_group.remove(&gid) else {
             continue;
         };
@@ -123,6 +132,7 @@ pub fn plan(conn: &rusqlite::Connection, catalogue: &Catalogue) -> Result<Vec<Gr
         if wait {
             held.extend(members.iter().map(|(_, p)| p.local_id));
         } else if !changes.is_empty() {
+            planned += changes.len();
             out.push(Group { id: gid, changes });
         }
     }

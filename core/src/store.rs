@@ -87,13 +87,20 @@ impl Op {
         }
     }
 
-    fn parse(s: &str) -> Result<Op> {
+    pub(crate) fn parse(s: &str) -> Result<Op> {
         match s {
             "create" => Ok(Op::Create),
             "update" => Ok(Op::Update),
             "delete" => Ok(Op::Delete),
             other => Err(Error::Database(format!("unknown outbox op `{other}`"))),
         }
+    }
+}
+
+impl rusqlite::types::FromSql for Op {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Op::parse(s).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
     }
 }
 
@@ -188,6 +195,39 @@ pub struct Counts {
     pub dead_letters: u64,
     /// Conflict-log entries.
     pub conflicts: u64,
+}
+
+/// A record row to insert.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRow<'a> {
+    /// Collection id.
+    pub coll: i64,
+    /// Server id, if known.
+    pub server_id: Option<i64>,
+    /// Client id, if any.
+    pub client_id: Option<i64>,
+    /// The parent's client id, for children.
+    pub parent_client_id: Option<i64>,
+    /// Server rowVersion, if known.
+    pub row_version: Option<i64>,
+    /// Tombstone.
+    pub deleted: bool,
+    /// The record's JSON text.
+    pub data: &'a str,
+}
+
+impl NewRow<'_> {
+    fn params(&self) -> impl rusqlite::Params + '_ {
+        (
+            self.coll,
+            self.server_id,
+            self.client_id,
+            self.parent_client_id,
+            self.row_version,
+            self.deleted,
+            self.data,
+        )
+    }
 }
 
 /// Caches that live beside the connection: collection ids and the next
@@ -337,58 +377,23 @@ impl<'a> Tx<'a> {
     // ----- records -------------------------------------------------------
 
     /// Inserts a record row; returns its local id.
-    pub fn insert_record(
-        &self,
-        coll: i64,
-        server_id: Option<i64>,
-        client_id: Option<i64>,
-        parent_client_id: Option<i64>,
-        row_version: Option<i64>,
-        deleted: bool,
-        data: &str,
-    ) -> Result<i64> {
+    pub fn insert_record(&self, row: &NewRow<'_>) -> Result<i64> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO rs_records(coll, server_id, client_id, parent_client_id, row_version, deleted, data)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        stmt.execute(params![
-            coll,
-            server_id,
-            client_id,
-            parent_client_id,
-            row_version,
-            deleted,
-            data
-        ])?;
+        stmt.execute(row.params())?;
         Ok(self.tx.last_insert_rowid())
     }
 
     /// Inserts a pulled record unless a record with its server id or client id
     /// already exists; true when inserted. The fast path of a first sync.
-    pub fn insert_pulled_if_new(
-        &self,
-        coll: i64,
-        server_id: i64,
-        client_id: Option<i64>,
-        parent_client_id: Option<i64>,
-        row_version: i64,
-        deleted: bool,
-        data: &str,
-    ) -> Result<bool> {
+    pub fn insert_pulled_if_new(&self, row: &NewRow<'_>) -> Result<bool> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO rs_records(coll, server_id, client_id, parent_client_id, row_version, deleted, data)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
         )?;
-        let n = stmt.execute(params![
-            coll,
-            server_id,
-            client_id,
-            parent_client_id,
-            row_version,
-            deleted,
-            data
-        ])?;
-        Ok(n == 1)
+        Ok(stmt.execute(row.params())? == 1)
     }
 
     /// Rewrites a record row.
@@ -746,51 +751,16 @@ pub fn count_rows(conn: &Connection, coll: i64, include_deleted: bool) -> Result
 
 const PENDING_COLUMNS: &str = "local_id, seq, group_id, op, counter, sent_counter, base, parked";
 
-fn read_pending(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(
-    i64,
-    i64,
-    i64,
-    String,
-    i64,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-)> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-    ))
-}
-
-fn to_pending(
-    t: (
-        i64,
-        i64,
-        i64,
-        String,
-        i64,
-        Option<i64>,
-        Option<String>,
-        Option<i64>,
-    ),
-) -> Result<Pending> {
+fn read_pending(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
     Ok(Pending {
-        local_id: t.0,
-        seq: t.1,
-        group_id: t.2,
-        op: Op::parse(&t.3)?,
-        counter: t.4,
-        sent_counter: t.5,
-        base: t.6,
-        parked: t.7,
+        local_id: r.get(0)?,
+        seq: r.get(1)?,
+        group_id: r.get(2)?,
+        op: r.get(3)?,
+        counter: r.get(4)?,
+        sent_counter: r.get(5)?,
+        base: r.get(6)?,
+        parked: r.get(7)?,
     })
 }
 
@@ -799,10 +769,7 @@ pub fn pending_of(conn: &Connection, local_id: i64) -> Result<Option<Pending>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {PENDING_COLUMNS} FROM rs_outbox WHERE local_id = ?1"
     ))?;
-    match stmt.query_row([local_id], read_pending).optional()? {
-        Some(t) => Ok(Some(to_pending(t)?)),
-        None => Ok(None),
-    }
+    Ok(stmt.query_row([local_id], read_pending).optional()?)
 }
 
 /// Pending (not parked) changes in push order, with their collection names.
@@ -815,8 +782,8 @@ pub fn pending_in_order(conn: &Connection) -> Result<Vec<(String, Pending)>> {
     let rows = stmt.query_map([], |r| Ok((read_pending(r)?, r.get::<_, String>(8)?)))?;
     let mut out = Vec::new();
     for row in rows {
-        let (t, name) = row?;
-        out.push((name, to_pending(t)?));
+        let (p, name) = row?;
+        out.push((name, p));
     }
     Ok(out)
 }
