@@ -1,0 +1,848 @@
+//! `rowsync`, the command line of the rowsync engine: configure a local
+//! replica of a Mahak database, sync it, read and write its records, and look
+//! at what the engine keeps for you (outbox, dead letters, conflicts, sync
+//! log). Output is for people by default and JSON with `--json`. The password
+//! never appears on the command line: it comes from `ROWSYNC_PASSWORD` or the
+//! first line of stdin. Errors print one line to stderr and exit non-zero
+//! (2 for a usage error, 1 for anything else).
+//!
+//! The argument parsing is plain `std::env::args`: global options (`--db`,
+//! `--json`) may come anywhere, each subcommand takes its own flags and
+//! answers `--help`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use rowsync::{
+    ConnectionState, Engine, ListOptions, RecordId, Settings, Status, SyncLogEntry, SyncReport,
+};
+use serde_json::Value;
+
+const USAGE: &str = "\
+rowsync: an offline-first replica of a Mahak database
+
+usage: rowsync [--db FILE] [--json] COMMAND [ARGS]
+
+commands:
+  init --url URL --username U --database-id N --package-number N
+                               store the server settings (never the password)
+  sync                         run one sync cycle (pull, then push)
+  put COLLECTION JSON          create a record, or update the one its ids name
+  get COLLECTION ID            show a record (ID = server id, or c:ID for a client id)
+  delete COLLECTION ID         delete a record (logically)
+  list COLLECTION [--include-deleted] [--limit N]
+                               list a collection's records
+  status                       checkpoints, outbox, dead letters, conflicts, last sync
+  dlq list | retry ID | discard ID
+                               the dead-letter queue: changes the server refused
+  conflicts [--clear]          the conflict log
+  log [--limit N]              the sync log (calls, statuses, tracking ids)
+  serve [--port P] [--data FILE] [...]
+                               run the reference server (see `rowsync serve --help`)
+  demo                         play the point-of-sale demo against an in-process server
+
+global options:
+  --db FILE    the replica (default: $ROWSYNC_DB, else rowsync.db)
+  --json       machine-readable output
+  --help       help for rowsync or for a command
+
+The password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.";
+
+/// A failure: a message for stderr and the exit code.
+struct Failure {
+    message: String,
+    code: u8,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            message: format!("{} (try --help)", message.into()),
+            code: 2,
+        }
+    }
+}
+
+impl From<rowsync::Error> for Failure {
+    fn from(e: rowsync::Error) -> Failure {
+        Failure {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+}
+
+impl From<serde_json::Error> for Failure {
+    fn from(e: serde_json::Error) -> Failure {
+        Failure {
+            message: format!("JSON: {e}"),
+            code: 1,
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Failure {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            // The reader went away: nothing left to say, and nothing wrong.
+            return Failure {
+                message: String::new(),
+                code: 0,
+            };
+        }
+        Failure {
+            message: e.to_string(),
+            code: 1,
+        }
+    }
+}
+
+type Outcome = Result<(), Failure>;
+
+/// `println!` that reports a closed stdout (e.g. `rowsync list x | head`) as
+/// a quiet exit instead of a panic.
+macro_rules! say {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($t)*)?
+    };
+}
+
+/// The parsed command line of one subcommand: its positional arguments and
+/// its flags, with the global options taken out.
+struct Args {
+    db: String,
+    json: bool,
+    help: bool,
+    command: Option<String>,
+    rest: Vec<String>,
+}
+
+impl Args {
+    fn parse(argv: Vec<String>) -> Result<Args, Failure> {
+        let mut a = Args {
+            db: std::env::var("ROWSYNC_DB").unwrap_or_else(|_| "rowsync.db".to_string()),
+            json: false,
+            help: false,
+            command: None,
+            rest: Vec::new(),
+        };
+        let mut it = argv.into_iter();
+        while let Some(arg) = it.next() {
+            // `serve` hands everything after it to the server's own parser.
+            if a.command.as_deref() == Some("serve") {
+                a.rest.push(arg);
+                continue;
+            }
+            match arg.as_str() {
+                "--db" => {
+                    a.db = it
+                        .next()
+                        .ok_or_else(|| Failure::usage("--db needs a file name"))?
+                }
+                "--json" => a.json = true,
+                "--help" | "-h" => a.help = true,
+                _ if a.command.is_none() && !arg.starts_with('-') => a.command = Some(arg),
+                "--version" | "-V" if a.command.is_none() => {
+                    a.command = Some("version".to_string())
+                }
+                _ if a.command.is_none() => {
+                    return Err(Failure::usage(format!("unknown option `{arg}`")))
+                }
+                _ => a.rest.push(arg),
+            }
+        }
+        Ok(a)
+    }
+
+    /// Takes `--flag VALUE` out of the arguments.
+    fn value(&mut self, flag: &str) -> Result<Option<String>, Failure> {
+        match self.rest.iter().position(|a| a == flag) {
+            None => Ok(None),
+            Some(i) => {
+                if i + 1 >= self.rest.len() {
+                    return Err(Failure::usage(format!("{flag} needs a value")));
+                }
+                let v = self.rest.remove(i + 1);
+                self.rest.remove(i);
+                Ok(Some(v))
+            }
+        }
+    }
+
+    /// Takes `--flag VALUE` out and parses it.
+    fn number<T: std::str::FromStr>(&mut self, flag: &str) -> Result<Option<T>, Failure> {
+        match self.value(flag)? {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| Failure::usage(format!("{flag} wants a number, not `{v}`"))),
+        }
+    }
+
+    /// Takes a boolean `--flag` out.
+    fn flag(&mut self, flag: &str) -> bool {
+        let before = self.rest.len();
+        self.rest.retain(|a| a != flag);
+        self.rest.len() != before
+    }
+
+    /// The positional arguments, exactly `names.len()` of them (and no
+    /// leftover flags).
+    fn positional(&self, names: &[&str]) -> Result<Vec<String>, Failure> {
+        if let Some(f) = self.rest.iter().find(|a| a.starts_with("--")) {
+            return Err(Failure::usage(format!("unknown option `{f}`")));
+        }
+        if self.rest.len() != names.len() {
+            return Err(Failure::usage(format!(
+                "expected {}, got {} argument(s)",
+                if names.is_empty() {
+                    "no arguments".to_string()
+                } else {
+                    names.join(" ")
+                },
+                self.rest.len()
+            )));
+        }
+        Ok(self.rest.clone())
+    }
+}
+
+fn help_of(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--page-size N] [--batch-size N] [--max-attempts N] [--collections a,b,...]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\nA plain http:// URL is accepted only for a loopback host.",
+        "sync" => "usage: rowsync --db FILE sync [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints,\nthen pushes the outbox. Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
+        "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
+        "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
+        "delete" => "usage: rowsync --db FILE delete COLLECTION ID\n\nDeletes a record logically (the delete is pushed on the next sync).\nID is a server id (123) or a client id (c:123).",
+        "list" => "usage: rowsync --db FILE list COLLECTION [--include-deleted] [--limit N] [--json]\n\nLists records in local order (default limit 100; 0 = all). One JSON record per\nline; --json prints a JSON array of the records as stored.",
+        "status" => "usage: rowsync --db FILE status [--json]\n\nShows the pull checkpoints, the outbox (pending and parked changes), the\ndead-letter queue, the conflict log size, the connection state and the last sync.",
+        "dlq" => "usage: rowsync --db FILE dlq list [--json]\n       rowsync --db FILE dlq retry ID\n       rowsync --db FILE dlq discard ID\n\nThe dead-letter queue: groups of changes the server refused (2001 integrity,\n3001 validation), with its code, message and tracking id. `retry` puts a group\nback in the outbox (fix the data with `put` first); `discard` drops it and\nreturns its records to the server's version.",
+        "conflicts" => "usage: rowsync --db FILE conflicts [--clear] [--json]\n\nShows the conflict log: local changes that met a newer server version, the\nfields in conflict and how each was resolved. --clear empties it.",
+        "log" => "usage: rowsync --db FILE log [--limit N] [--json]\n\nShows the newest sync-log rows (endpoint, HTTP status, duration, tracking id,\nerror), newest first. Default limit 50.",
+        "serve" => "usage: rowsync serve [--port N] [--host ADDR] [--data FILE] [--seed-products N]\n       [--seed-persons N] [--admin] [--user NAME:PASS]... [--database-id N]\n       [--package-number N] [--token-ttl SECS] [--rate-limit PER_SEC] [--seed N] [--verbose]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. Default user user1:pass1,\ndatabase 1001, package 2002.",
+        "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server and a\nthrowaway replica: initial sync, offline sales, a merged customer, a payment\nthe server wins, an order parked in the dead-letter queue, then reconnects.",
+        "version" => "usage: rowsync --version",
+        _ => return None,
+    })
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match run(argv) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.code == 0 => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("rowsync: {}", f.message.replace('\n', " "));
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(argv: Vec<String>) -> Outcome {
+    let mut a = Args::parse(argv)?;
+    let Some(command) = a.command.clone() else {
+        if a.help {
+            say!("{USAGE}");
+            return Ok(());
+        }
+        return Err(Failure::usage("no command given"));
+    };
+    let Some(help) = help_of(&command) else {
+        return Err(Failure::usage(format!("unknown command `{command}`")));
+    };
+    if a.help && command != "serve" {
+        say!("{help}");
+        return Ok(());
+    }
+    match command.as_str() {
+        "serve" => serve(&a),
+        "demo" => {
+            a.positional(&[])?;
+            if rowsync_demo::run() {
+                Ok(())
+            } else {
+                Err(Failure {
+                    message: "the demo did not go as expected (see above)".into(),
+                    code: 1,
+                })
+            }
+        }
+        "version" => {
+            say!("rowsync {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        "init" => init(&mut a),
+        "sync" => sync(&a),
+        "put" => put(&a),
+        "get" => get(&a),
+        "delete" => delete(&a),
+        "list" => list(&mut a),
+        "status" => status(&a),
+        "dlq" => dlq(&a),
+        "conflicts" => conflicts(&mut a),
+        "log" => log(&mut a),
+        _ => Err(Failure::usage(format!("unknown command `{command}`"))),
+    }
+}
+
+fn open(a: &Args) -> Result<Engine, Failure> {
+    Engine::open(&a.db).map_err(|e| Failure {
+        message: format!("cannot open replica `{}`: {e}", a.db),
+        code: 1,
+    })
+}
+
+/// Opens a replica that `init` must have configured.
+fn open_configured(a: &Args) -> Result<Engine, Failure> {
+    if !std::path::Path::new(&a.db).exists() {
+        return Err(Failure {
+            message: format!(
+                "no replica at `{}`: run `rowsync --db {} init ...` first",
+                a.db, a.db
+            ),
+            code: 1,
+        });
+    }
+    open(a)
+}
+
+fn print_json(v: &impl serde::Serialize) -> Outcome {
+    let text = serde_json::to_string_pretty(v)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+fn parse_id(s: &str) -> Result<RecordId, Failure> {
+    let (client, digits) = match s.strip_prefix("c:") {
+        Some(d) => (true, d),
+        None => (false, s),
+    };
+    let n: i64 = digits.parse().map_err(|_| {
+        Failure::usage(format!(
+            "bad record id `{s}`: use a server id (123) or a client id (c:123)"
+        ))
+    })?;
+    Ok(if client {
+        RecordId::Client(n)
+    } else {
+        RecordId::Server(n)
+    })
+}
+
+// ----- serve -----------------------------------------------------------------
+
+fn serve(a: &Args) -> Outcome {
+    if a.help || a.rest.iter().any(|x| x == "--help" || x == "-h") {
+        say!("{}", help_of("serve").unwrap_or_default());
+        return Ok(());
+    }
+    rowsync_refserver::run_cli(a.rest.clone()).map_err(|e| Failure {
+        message: format!(
+            "serve: {} (try --help)",
+            e.to_string().lines().next().unwrap_or_default()
+        ),
+        code: 2,
+    })
+}
+
+// ----- init ------------------------------------------------------------------
+
+fn init(a: &mut Args) -> Outcome {
+    if a.rest.iter().any(|x| x == "--password") {
+        return Err(Failure::usage(
+            "the password is never an argument: set ROWSYNC_PASSWORD or pipe it on stdin to `sync`",
+        ));
+    }
+    let url = a.value("--url")?;
+    let username = a.value("--username")?;
+    let database_id = a.number::<i64>("--database-id")?;
+    let package_number = a.number::<i64>("--package-number")?;
+    let page_size = a.number::<u32>("--page-size")?;
+    let batch_size = a.number::<usize>("--batch-size")?;
+    let max_attempts = a.number::<u32>("--max-attempts")?;
+    let collections = a.value("--collections")?;
+    a.positional(&[])?;
+    // A new replica is created only once the settings are complete.
+    let existing = if std::path::Path::new(&a.db).exists() {
+        Some(open(a)?)
+    } else {
+        None
+    };
+    let mut s: Settings = match &existing {
+        Some(engine) => engine.settings()?,
+        None => Settings::default(),
+    };
+    let missing: Vec<&str> = [
+        ("--url", url.is_none() && s.base_url.is_empty()),
+        ("--username", username.is_none() && s.username.is_empty()),
+        ("--database-id", database_id.is_none() && s.database_id == 0),
+        (
+            "--package-number",
+            package_number.is_none() && s.package_number == 0,
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, m)| *m)
+    .map(|(f, _)| f)
+    .collect();
+    if !missing.is_empty() {
+        return Err(Failure::usage(format!("init needs {}", missing.join(", "))));
+    }
+    if let Some(v) = url {
+        s.base_url = v;
+    }
+    if let Some(v) = username {
+        s.username = v;
+    }
+    if let Some(v) = database_id {
+        s.database_id = v;
+    }
+    if let Some(v) = package_number {
+        s.package_number = v;
+    }
+    if let Some(v) = page_size {
+        s.page_size = v;
+    }
+    if let Some(v) = batch_size {
+        s.batch_size = v;
+    }
+    if let Some(v) = max_attempts {
+        s.max_attempts = v;
+    }
+    if let Some(v) = collections {
+        s.collections = v
+            .split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    let engine = match existing {
+        Some(engine) => engine,
+        None => open(a)?,
+    };
+    engine.configure(s.clone())?;
+    if a.json {
+        return print_json(&s);
+    }
+    say!(
+        "configured {}: {} as {} (database {}, package {})",
+        a.db,
+        s.base_url,
+        s.username,
+        s.database_id,
+        s.package_number
+    );
+    say!("next: ROWSYNC_PASSWORD=... rowsync --db {} sync", a.db);
+    Ok(())
+}
+
+// ----- sync ------------------------------------------------------------------
+
+fn password() -> Result<String, Failure> {
+    if let Ok(p) = std::env::var("ROWSYNC_PASSWORD") {
+        if !p.is_empty() {
+            return Ok(p);
+        }
+    }
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password for the Mahak server: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let p = line.trim_end_matches(['\r', '\n']).to_string();
+    if p.is_empty() {
+        return Err(Failure {
+            message: "no password: set ROWSYNC_PASSWORD or give it on stdin".into(),
+            code: 1,
+        });
+    }
+    Ok(p)
+}
+
+fn sync(a: &Args) -> Outcome {
+    a.positional(&[])?;
+    let engine = open_configured(a)?;
+    if engine.settings()?.base_url.is_empty() {
+        return Err(Failure {
+            message: format!("`{}` has no server URL: run `rowsync init` first", a.db),
+            code: 1,
+        });
+    }
+    engine.set_password(&password()?)?;
+    let result = engine.sync();
+    match result {
+        Ok(report) => {
+            if a.json {
+                print_json(&report)
+            } else {
+                print_report(&report)
+            }
+        }
+        Err(e) => {
+            if a.json {
+                if let Some(report) = engine.last_report()? {
+                    print_json(&report)?;
+                }
+            }
+            Err(Failure {
+                message: format!("sync failed: {e} (local changes are kept in the outbox)"),
+                code: 1,
+            })
+        }
+    }
+}
+
+fn print_report(r: &SyncReport) -> Outcome {
+    say!(
+        "pulled {} record(s) in {} request(s), {} changed the replica",
+        r.pulled(),
+        r.pull_requests,
+        r.applied()
+    );
+    say!(
+        "pushed {} change(s) in {} request(s); {} conflict(s) resolved, {} change(s) parked",
+        r.pushed,
+        r.push_requests,
+        r.conflicts,
+        r.parked
+    );
+    for (name, c) in r
+        .collections
+        .iter()
+        .filter(|(_, c)| c.pulled + c.applied + c.deleted + c.pushed + c.conflicts + c.parked > 0)
+    {
+        say!(
+            "  {name:<18} pulled {:>6}  applied {:>6}  deleted {:>4}  pushed {:>4}  conflicts {:>3}  parked {:>3}",
+            c.pulled, c.applied, c.deleted, c.pushed, c.conflicts, c.parked
+        );
+    }
+    for (collection, client_id, server_id) in &r.id_mappings {
+        say!("  new on the server: {collection} c:{client_id} -> id {server_id}");
+    }
+    say!(
+        "outbox: {} pending, {} dead letter(s)",
+        r.pending,
+        r.dead_letters
+    );
+    if r.dead_letters > 0 {
+        say!("see `rowsync dlq list` for what the server refused");
+    }
+    Ok(())
+}
+
+// ----- records ---------------------------------------------------------------
+
+fn put(a: &Args) -> Outcome {
+    let p = a.positional(&["COLLECTION", "JSON"])?;
+    let record: Value = serde_json::from_str(&p[1]).map_err(|e| Failure {
+        message: format!("the record is not valid JSON: {e}"),
+        code: 1,
+    })?;
+    let engine = open_configured(a)?;
+    let stored = engine.put(&p[0], record)?;
+    if a.json {
+        return print_json(&stored);
+    }
+    print_json(&stored)?;
+    say!("stored locally; it goes to the server on the next `rowsync sync`");
+    Ok(())
+}
+
+fn get(a: &Args) -> Outcome {
+    let p = a.positional(&["COLLECTION", "ID"])?;
+    let id = parse_id(&p[1])?;
+    let engine = open_configured(a)?;
+    match engine.get(&p[0], id)? {
+        Some(v) => print_json(&v),
+        None => Err(Failure {
+            message: format!("no live `{}` record with {id}", p[0]),
+            code: 1,
+        }),
+    }
+}
+
+fn delete(a: &Args) -> Outcome {
+    let p = a.positional(&["COLLECTION", "ID"])?;
+    let id = parse_id(&p[1])?;
+    let engine = open_configured(a)?;
+    engine.delete(&p[0], id)?;
+    if a.json {
+        return print_json(&serde_json::json!({"deleted": true, "collection": p[0], "id": id}));
+    }
+    say!(
+        "deleted {} {id} locally; the delete goes to the server on the next sync",
+        p[0]
+    );
+    Ok(())
+}
+
+fn list(a: &mut Args) -> Outcome {
+    let include_deleted = a.flag("--include-deleted");
+    let limit = a.number::<u64>("--limit")?.unwrap_or(100);
+    let p = a.positional(&["COLLECTION"])?;
+    let engine = open_configured(a)?;
+    let mut records = Vec::new();
+    let mut options = ListOptions {
+        limit: if limit == 0 { 1_000 } else { limit.min(1_000) },
+        include_deleted,
+        ..ListOptions::default()
+    };
+    loop {
+        let page = engine.list(&p[0], &options)?;
+        records.extend(page.records);
+        match page.next_cursor {
+            Some(c) if limit == 0 || (records.len() as u64) < limit => options.after = Some(c),
+            _ => break,
+        }
+    }
+    if limit > 0 {
+        records.truncate(limit as usize);
+    }
+    if a.json {
+        return print_json(&records);
+    }
+    let mut out = std::io::stdout().lock();
+    for r in &records {
+        writeln!(out, "{}", serde_json::to_string(r)?)?;
+    }
+    let total = engine.count(&p[0], include_deleted)?;
+    writeln!(
+        out,
+        "({} of {} {} record(s){})",
+        records.len(),
+        total,
+        p[0],
+        if include_deleted {
+            ", deleted included"
+        } else {
+            ""
+        }
+    )?;
+    Ok(())
+}
+
+// ----- status ----------------------------------------------------------------
+
+fn connection_text(c: &ConnectionState) -> String {
+    match c {
+        ConnectionState::Unknown => "unknown (no sync in this process)".into(),
+        ConnectionState::Online => "online".into(),
+        ConnectionState::Offline { next_attempt } => match next_attempt {
+            Some(t) => format!("offline (next attempt after {t})"),
+            None => "offline".into(),
+        },
+        ConnectionState::AuthFailed => "login refused".into(),
+        ConnectionState::Syncing => "syncing".into(),
+    }
+}
+
+fn status(a: &Args) -> Outcome {
+    a.positional(&[])?;
+    let engine = open_configured(a)?;
+    let s: Status = engine.status()?;
+    let settings = engine.settings()?;
+    if a.json {
+        let mut v = serde_json::to_value(&s)?;
+        if let Value::Object(m) = &mut v {
+            m.insert("base_url".into(), Value::from(settings.base_url));
+            m.insert("username".into(), Value::from(settings.username));
+        }
+        return print_json(&v);
+    }
+    say!("replica       {}", a.db);
+    say!(
+        "server        {}",
+        if settings.base_url.is_empty() {
+            "(not configured: run `rowsync init`)"
+        } else {
+            &settings.base_url
+        }
+    );
+    if s.connection != ConnectionState::Unknown {
+        say!("connection    {}", connection_text(&s.connection));
+    }
+    match (&s.last_sync, &s.last_error) {
+        (None, _) => say!("last sync     never"),
+        (Some(at), None) => say!("last sync     {at} (succeeded)"),
+        (Some(at), Some(e)) => say!("last sync     {at} (failed: {e})"),
+    }
+    say!(
+        "outbox        {} pending change(s), {} parked",
+        s.counts.pending,
+        s.counts.parked
+    );
+    say!("dead letters  {}", s.counts.dead_letters);
+    say!("conflicts     {} logged", s.counts.conflicts);
+    let moved: Vec<_> = s.checkpoints.iter().filter(|(_, v)| *v > 0).collect();
+    if moved.is_empty() {
+        say!("checkpoints   none yet (the first sync pulls everything)");
+    } else {
+        say!("checkpoints");
+        for (c, v) in moved {
+            say!("  {c:<18}  {v}");
+        }
+    }
+    Ok(())
+}
+
+// ----- dead letters, conflicts, log ------------------------------------------
+
+fn dlq(a: &Args) -> Outcome {
+    let engine;
+    match a.rest.first().map(String::as_str) {
+        None | Some("list") => {
+            a.positional(if a.rest.is_empty() { &[] } else { &["list"] })?;
+            engine = open_configured(a)?;
+            let letters = engine.dead_letters()?;
+            if a.json {
+                return print_json(&letters);
+            }
+            if letters.is_empty() {
+                say!("the dead-letter queue is empty");
+            }
+            for l in &letters {
+                say!(
+                    "#{}  code {}  {}{}{}",
+                    l.id,
+                    l.code,
+                    l.message,
+                    l.entity
+                        .as_ref()
+                        .map(|e| format!(
+                            "  [{e}{}]",
+                            l.field
+                                .as_ref()
+                                .map(|f| format!(".{f}"))
+                                .unwrap_or_default()
+                        ))
+                        .unwrap_or_default(),
+                    l.tracking_id
+                        .as_ref()
+                        .map(|t| format!("  tracking {t}"))
+                        .unwrap_or_default()
+                );
+                say!("     parked at {}", l.parked_at);
+                for c in &l.changes {
+                    say!(
+                        "     {:?} {} {}",
+                        c.op,
+                        c.collection,
+                        ids(c.server_id, c.client_id)
+                    );
+                }
+            }
+            Ok(())
+        }
+        Some(verb @ ("retry" | "discard")) => {
+            let p = a.positional(&[verb, "ID"])?;
+            let id: i64 = p[1]
+                .trim_start_matches('#')
+                .parse()
+                .map_err(|_| Failure::usage(format!("bad dead-letter id `{}`", p[1])))?;
+            engine = open_configured(a)?;
+            if verb == "retry" {
+                engine.retry_dead_letter(id)?;
+                say!("dead letter #{id} is back in the outbox; run `rowsync sync` to send it");
+            } else {
+                engine.discard_dead_letter(id)?;
+                say!("dead letter #{id} discarded; its records are back to the server's version");
+            }
+            Ok(())
+        }
+        Some(other) => Err(Failure::usage(format!(
+            "unknown dlq action `{other}` (list, retry ID, discard ID)"
+        ))),
+    }
+}
+
+fn ids(server: Option<i64>, client: Option<i64>) -> String {
+    match (server, client) {
+        (Some(s), Some(c)) => format!("id {s} (c:{c})"),
+        (Some(s), None) => format!("id {s}"),
+        (None, Some(c)) => format!("c:{c}"),
+        (None, None) => "(no id)".into(),
+    }
+}
+
+fn conflicts(a: &mut Args) -> Outcome {
+    let clear = a.flag("--clear");
+    a.positional(&[])?;
+    let engine = open_configured(a)?;
+    if clear {
+        let n = engine.clear_conflicts()?;
+        if a.json {
+            return print_json(&serde_json::json!({ "cleared": n }));
+        }
+        say!(
+            "cleared {n} conflict-log entr{}",
+            if n == 1 { "y" } else { "ies" }
+        );
+        return Ok(());
+    }
+    let entries = engine.conflicts()?;
+    if a.json {
+        return print_json(&entries);
+    }
+    if entries.is_empty() {
+        say!("no conflicts logged");
+    }
+    for e in &entries {
+        say!(
+            "#{}  {} {}  {}  fields [{}]  at {}",
+            e.id,
+            e.collection,
+            ids(e.server_id, e.client_id),
+            e.resolution,
+            e.fields.join(", "),
+            e.at
+        );
+        for f in &e.fields {
+            let pick = |v: &Option<Value>| {
+                v.as_ref()
+                    .and_then(|v| v.get(f))
+                    .map(|x| x.to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            say!(
+                "     {f}: base {}  local {}  server {}",
+                pick(&e.base),
+                pick(&e.local),
+                pick(&e.server)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn log(a: &mut Args) -> Outcome {
+    let limit = a.number::<u32>("--limit")?.unwrap_or(50);
+    a.positional(&[])?;
+    let engine = open_configured(a)?;
+    let rows: Vec<SyncLogEntry> = engine.sync_log(limit)?;
+    if a.json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        say!("the sync log is empty");
+    }
+    for r in &rows {
+        say!(
+            "{}  {:<14} {:>4}  {:>6} ms  {}{}",
+            r.at,
+            r.endpoint,
+            r.status.map_or_else(|| "-".to_string(), |s| s.to_string()),
+            r.duration_ms,
+            r.tracking_id.as_deref().unwrap_or("-"),
+            r.error
+                .as_ref()
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,352 @@
+//! End-to-end tests of the `rowsync` binary: each test starts the reference
+//! server on a loopback port, runs the built binary against it as a user would
+//! (password through the environment or stdin), and checks the exit code and
+//! the human or JSON output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use rowsync_refserver::{RunningServer, ServerConfig};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rowsync");
+
+/// A scratch directory removed at the end of the test.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "rowsync-cli-test-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("replica.db")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn shop() -> RunningServer {
+    let server = RunningServer::start(ServerConfig::default()).unwrap();
+    server.server().admin().seed_products(25).unwrap();
+    server.server().admin().seed_persons(10).unwrap();
+    server
+}
+
+/// Runs `rowsync --db DB args...` with the right password in the environment.
+fn rowsync(db: &Path, args: &[&str]) -> Output {
+    rowsync_env(db, args, Some("pass1"), None)
+}
+
+fn rowsync_env(db: &Path, args: &[&str], password: Option<&str>, stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--db").arg(db).args(args);
+    cmd.env_remove("ROWSYNC_PASSWORD").env_remove("ROWSYNC_DB");
+    if let Some(p) = password {
+        cmd.env("ROWSYNC_PASSWORD", p);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            input.write_all(s.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+/// Asserts a failure with exactly one line on stderr; returns that line.
+fn fails(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected failure, got success: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err = String::from_utf8(out.stderr.clone()).unwrap();
+    assert_eq!(err.lines().count(), 1, "one line on stderr, got: {err}");
+    assert!(err.starts_with("rowsync: "), "{err}");
+    err
+}
+
+fn init(db: &Path, server: &RunningServer) {
+    let out = rowsync(
+        db,
+        &[
+            "init",
+            "--url",
+            &server.base_url(),
+            "--username",
+            "user1",
+            "--database-id",
+            "1001",
+            "--package-number",
+            "2002",
+        ],
+    );
+    assert!(ok(&out).contains("configured"));
+}
+
+#[test]
+fn init_put_sync_list_status() {
+    let server = shop();
+    let scratch = Scratch::new("flow");
+    let db = scratch.db();
+    init(&db, &server);
+
+    // First sync pulls the shop.
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(report["collections"]["products"]["pulled"], 25);
+    assert_eq!(report["collections"]["persons"]["pulled"], 10);
+    assert!(report["error"].is_null());
+
+    // A local order, then a sync that pushes it.
+    let stored = json(&rowsync(
+        &db,
+        &[
+            "put",
+            "orders",
+            r#"{"customerId": 3, "totalAmount": 95000}"#,
+            "--json",
+        ],
+    ));
+    let client_id = stored["orderClientId"].as_i64().unwrap();
+    assert!(stored["orderId"].is_null());
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["counts"]["pending"], 1);
+
+    // Password on stdin this time.
+    let report = json(&rowsync_env(
+        &db,
+        &["sync", "--json"],
+        None,
+        Some("pass1\n"),
+    ));
+    assert_eq!(report["pushed"], 1);
+    let mapping = &report["id_mappings"][0];
+    assert_eq!(mapping[0], "orders");
+    assert_eq!(mapping[1], client_id);
+    let server_id = mapping[2].as_i64().unwrap();
+    assert_eq!(
+        server.server().admin().id_for_client("orders", client_id),
+        Some(server_id)
+    );
+
+    // list --json is the records as stored.
+    let orders = json(&rowsync(&db, &["list", "orders", "--json"]));
+    let orders = orders.as_array().unwrap();
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["orderId"], server_id);
+    assert_eq!(orders[0]["totalAmount"], 95000);
+    let products = json(&rowsync(
+        &db,
+        &["list", "products", "--limit", "7", "--json"],
+    ));
+    assert_eq!(products.as_array().unwrap().len(), 7);
+
+    // get by server id and by client id agree.
+    let by_server = json(&rowsync(&db, &["get", "orders", &server_id.to_string()]));
+    let by_client = json(&rowsync(&db, &["get", "orders", &format!("c:{client_id}")]));
+    assert_eq!(by_server, by_client);
+
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["counts"]["pending"], 0);
+    assert_eq!(status["counts"]["dead_letters"], 0);
+    assert!(status["last_sync"].is_string());
+    assert!(status["last_error"].is_null());
+    assert!(status["checkpoints"].as_array().unwrap().len() >= 2);
+
+    // Human output reads as such.
+    let text = ok(&rowsync(&db, &["status"]));
+    assert!(text.contains("0 pending change(s)"), "{text}");
+    let log = ok(&rowsync(&db, &["log"]));
+    assert!(log.contains("SaveAllDataV2"), "{log}");
+
+    // Delete, then sync: the server has it deleted.
+    ok(&rowsync(&db, &["delete", "orders", &server_id.to_string()]));
+    json(&rowsync(&db, &["sync", "--json"]));
+    let on_server = server.server().admin().get("orders", server_id).unwrap();
+    assert_eq!(on_server["deleted"], true);
+    let all = json(&rowsync(
+        &db,
+        &["list", "orders", "--include-deleted", "--json"],
+    ));
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let live = json(&rowsync(&db, &["list", "orders", "--json"]));
+    assert_eq!(live.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn refused_order_goes_to_the_dead_letter_queue() {
+    let server = shop();
+    let scratch = Scratch::new("dlq");
+    let db = scratch.db();
+    init(&db, &server);
+    json(&rowsync(&db, &["sync", "--json"]));
+    let bad = json(&rowsync(
+        &db,
+        &["put", "orders", r#"{"customerId": 999999}"#, "--json"],
+    ));
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(report["parked"], 1);
+    let letters = json(&rowsync(&db, &["dlq", "list", "--json"]));
+    let letter = &letters[0];
+    assert_eq!(letter["code"], 2001);
+    assert_eq!(letter["changes"][0]["client_id"], bad["orderClientId"]);
+    let text = ok(&rowsync(&db, &["dlq"]));
+    assert!(text.contains("2001"), "{text}");
+
+    // Discard: the order disappears (the server never had it).
+    let id = letter["id"].as_i64().unwrap().to_string();
+    ok(&rowsync(&db, &["dlq", "discard", &id]));
+    let letters = json(&rowsync(&db, &["dlq", "list", "--json"]));
+    assert_eq!(letters.as_array().unwrap().len(), 0);
+    let orders = json(&rowsync(&db, &["list", "orders", "--json"]));
+    assert_eq!(orders.as_array().unwrap().len(), 0);
+    fails(&rowsync(&db, &["dlq", "retry", &id]));
+}
+
+#[test]
+fn conflicts_are_listed_and_cleared() {
+    let server = shop();
+    let scratch = Scratch::new("conflicts");
+    let db = scratch.db();
+    init(&db, &server);
+    json(&rowsync(&db, &["sync", "--json"]));
+    // Both sides change product 1's price: products are server-wins.
+    ok(&rowsync(
+        &db,
+        &["put", "products", r#"{"productId": 1, "price": 1}"#],
+    ));
+    let mut fields = serde_json::Map::new();
+    fields.insert("price".into(), Value::from(2));
+    server
+        .server()
+        .admin()
+        .update_fields("products", 1, fields)
+        .unwrap();
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(report["conflicts"], 1);
+    let entries = json(&rowsync(&db, &["conflicts", "--json"]));
+    assert_eq!(entries[0]["collection"], "products");
+    assert_eq!(entries[0]["resolution"], "server_wins");
+    let product = json(&rowsync(&db, &["get", "products", "1"]));
+    assert_eq!(product["price"], 2);
+    assert!(ok(&rowsync(&db, &["conflicts", "--clear"])).contains("cleared 1"));
+    let entries = json(&rowsync(&db, &["conflicts", "--json"]));
+    assert_eq!(entries.as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn errors_exit_non_zero_with_one_line() {
+    let server = shop();
+    let scratch = Scratch::new("errors");
+    let db = scratch.db();
+
+    // No replica yet.
+    let e = fails(&rowsync(&db, &["status"]));
+    assert!(e.contains("init"), "{e}");
+    // Usage errors.
+    fails(&rowsync(&db, &["frobnicate"]));
+    fails(&rowsync(&db, &["init", "--url", &server.base_url()]));
+    fails(&rowsync(&db, &["init", "--password", "x"]));
+    let e = fails(&rowsync(&db, &[]));
+    assert!(e.contains("--help"), "{e}");
+
+    init(&db, &server);
+    fails(&rowsync(&db, &["put", "orders", "{not json"]));
+    fails(&rowsync(&db, &["put", "nosuchcollection", "{}"]));
+    fails(&rowsync(&db, &["put", "orders"]));
+    fails(&rowsync(&db, &["get", "orders", "abc"]));
+    fails(&rowsync(&db, &["get", "orders", "424242"]));
+    fails(&rowsync(&db, &["list", "orders", "--limit", "many"]));
+    fails(&rowsync(&db, &["dlq", "retry", "77"]));
+    fails(&rowsync(&db, &["dlq", "explode"]));
+
+    // No password, a wrong password, an unreachable server.
+    let e = fails(&rowsync_env(&db, &["sync"], None, None));
+    assert!(e.contains("ROWSYNC_PASSWORD"), "{e}");
+    let e = fails(&rowsync_env(&db, &["sync"], Some("wrong"), None));
+    assert!(e.contains("1002"), "{e}");
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert!(status["last_error"].is_string());
+
+    let url = server.base_url();
+    server.stop();
+    let down = scratch.0.join("down.db");
+    let out = rowsync(
+        &down,
+        &[
+            "init",
+            "--url",
+            &url,
+            "--username",
+            "user1",
+            "--database-id",
+            "1001",
+            "--package-number",
+            "2002",
+            "--max-attempts",
+            "1",
+        ],
+    );
+    ok(&out);
+    fails(&rowsync(&down, &["sync"]));
+}
+
+#[test]
+fn every_command_has_help() {
+    let scratch = Scratch::new("help");
+    let db = scratch.db();
+    let top = ok(&rowsync(&db, &["--help"]));
+    for command in [
+        "init",
+        "sync",
+        "put",
+        "get",
+        "delete",
+        "list",
+        "status",
+        "dlq",
+        "conflicts",
+        "log",
+        "serve",
+        "demo",
+    ] {
+        assert!(top.contains(command), "top-level help lists {command}");
+        let help = ok(&rowsync(&db, &[command, "--help"]));
+        assert!(help.starts_with("usage: rowsync"), "{command}: {help}");
+    }
+    assert!(!db.exists(), "help never creates a replica");
+}
