@@ -551,3 +551,71 @@ fn tolerated_server_quirks_apply_idempotently() {
     assert_eq!(again.applied(), 0, "same versions again are a no-op");
     assert_eq!(*changed.lock().unwrap(), 3);
 }
+
+/// Invariant 10: an engine killed at any point of a sync reopens consistent,
+/// and the next sync neither loses nor duplicates anything. The k-th HTTP
+/// call of a sync dies (before or after the server applied it), the engine
+/// is dropped without any cleanup, reopened, and synced again.
+#[test]
+fn killed_at_any_call_of_a_sync_nothing_is_lost_or_doubled() {
+    for fault in [
+        Fault::DropBeforeResponse,
+        Fault::LoseResponseAfterApply,
+        Fault::CutResponse,
+    ] {
+        for k in 0..12u32 {
+            let server = seeded(2_500, 40);
+            let db = TempDb::new("kill");
+            let mut oc = Vec::new();
+            {
+                let e = engine_in_process(&db, &server);
+                let mut s = e.settings().unwrap();
+                s.page_size = 1_000;
+                s.batch_size = 5;
+                s.max_attempts = 1;
+                s.collections = vec!["persons".into()];
+                e.configure(s.clone()).unwrap();
+                e.sync().unwrap();
+                s.collections.clear();
+                e.configure(s).unwrap();
+                for c in 0..4 {
+                    oc.push(order_with_lines(&e, 1 + c, 2));
+                }
+                e.update("persons", RecordId::Server(1), json!({"phone": "k"}))
+                    .unwrap();
+                server
+                    .faults()
+                    .inject(None, Fault::Latency(std::time::Duration::ZERO), k);
+                server.faults().inject(None, fault, 1);
+                let _ = e.sync();
+                server.faults().clear();
+            }
+            let e = engine_in_process(&db, &server);
+            e.sync().unwrap();
+            let st = e.status().unwrap();
+            assert_eq!(
+                (st.counts.pending, st.counts.parked),
+                (0, 0),
+                "{fault:?} at call {k}"
+            );
+            let admin = server.admin();
+            assert_eq!(admin.count("orders"), 4, "{fault:?} at call {k}");
+            assert_eq!(admin.count("orderDetails"), 8, "{fault:?} at call {k}");
+            assert_eq!(admin.get("persons", 1).unwrap()["phone"], "k");
+            assert_eq!(e.count("products", false).unwrap(), 2_500);
+            for c in &oc {
+                let local = e.get("orders", RecordId::Client(*c)).unwrap().unwrap();
+                let id = local["orderId"].as_i64().expect("mapped");
+                assert_eq!(
+                    admin.get("orders", id).unwrap()["orderClientId"].as_i64(),
+                    Some(*c)
+                );
+            }
+            for d in local_all(&e, "orderDetails") {
+                let id = d["orderDetailId"].as_i64().expect("line mapped");
+                let s = admin.get("orderDetails", id).unwrap();
+                assert_eq!(s["orderId"], d["orderId"]);
+            }
+        }
+    }
+}
