@@ -87,7 +87,7 @@ pub(crate) fn pull(
         let rv = if page.has_more {
             page.max_row_version.unwrap_or(*after)
         } else {
-            counter.max(page.max_row_version.unwrap_or(0))
+            counter.max(page.max_row_version.unwrap_or(0)).max(*after)
         };
         out.push_str(&format!(
             "],\"rowVersion\":{rv},\"hasMore\":{}}}",
