@@ -26,6 +26,11 @@ use serde_json::{json, Map, Value};
 
 type Res<T> = Result<T, Box<dyn StdError>>;
 
+/// The README's Rust snippets, compiled as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
 const PRODUCTS: usize = 300;
 const CUSTOMERS: usize = 200;
 const UNKNOWN_CUSTOMER: i64 = 999_999;

@@ -1,0 +1,69 @@
+# rowsync: the two commands of the README and their helpers.
+#
+#   make demo   a point-of-sale day, offline then synced, against an in-process
+#               reference server (about a second once built)
+#   make test   every check CI runs: fmt, clippy, tests, binding tests, quick
+#               benchmark; keeps going after a failure and ends with
+#               "N passed, N failed"
+#
+# The demo uses the debug profile on purpose: it runs in well under a second
+# there, and it shares its build with `make test` and the CLI, so a newcomer
+# compiles the workspace once.
+
+SHELL := bash
+.SHELLFLAGS := -e -o pipefail -c
+.ONESHELL:
+CARGO ?= cargo
+
+.PHONY: help demo test cli build
+
+help:
+	@echo "make demo    play the point-of-sale demo (start here)"
+	@echo "make test    fmt, clippy, tests, binding tests, quick benchmark"
+	@echo "make cli     build the rowsync command line (target/debug/rowsync)"
+
+demo:
+	@$(CARGO) run --quiet -p rowsync-demo
+
+cli:
+	@$(CARGO) build -p rowsync-cli
+	echo "built: $${CARGO_TARGET_DIR:-target}/debug/rowsync  (try: rowsync --help)"
+
+build:
+	@$(CARGO) build --workspace --all-targets
+
+# Each step runs even if an earlier one failed; the last line counts them.
+# A binding script or the bench-quick target is a step only once it exists.
+test:
+	@passed=0; failed=0; failures=(); skipped=()
+	step() {
+	  local name="$$1"; shift
+	  local start=$$SECONDS
+	  echo
+	  echo "==> $$name: $$*"
+	  if "$$@"; then
+	    passed=$$((passed + 1)); echo "<== $$name: ok ($$((SECONDS - start)) s)"
+	  else
+	    failed=$$((failed + 1)); failures+=("$$name"); echo "<== $$name: FAILED ($$((SECONDS - start)) s)"
+	  fi
+	}
+	step fmt $(CARGO) fmt --all -- --check
+	step clippy $(CARGO) clippy --workspace --all-targets -- -D warnings
+	step tests $(CARGO) test --workspace
+	for script in check-header test-c test-kotlin test-swift; do
+	  if [ -f "bindings/scripts/$$script.sh" ]; then
+	    step "$$script" bash "bindings/scripts/$$script.sh"
+	  else
+	    skipped+=("$$script")
+	  fi
+	done
+	if grep -q "^bench-quick:" $(firstword $(MAKEFILE_LIST)); then
+	  step bench-quick $(MAKE) -f $(firstword $(MAKEFILE_LIST)) --no-print-directory bench-quick
+	else
+	  skipped+=("bench-quick")
+	fi
+	echo
+	if [ $${#skipped[@]} -gt 0 ]; then echo "not there yet (skipped): $${skipped[*]}"; fi
+	if [ $$failed -gt 0 ]; then echo "failed: $${failures[*]}"; fi
+	echo "$$passed passed, $$failed failed"
+	[ $$failed -eq 0 ]
