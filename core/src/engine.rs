@@ -762,47 +762,29 @@ impl Engine {
                 ..
             }) => {
                 let isolatable = code == 2001 || code == 3001;
-                if !isolatable {
-                    // Malformed request by the server's judgement: a bug on
-                    // our side. Park the batch rather than loop on it.
-                    let ids: Vec<i64> = batch
-                        .iter()
-                        .flat_map(|g| &g.changes)
-                        .map(|c| c.local_id)
-                        .collect();
-                    self.park(
-                        &ids,
+                if isolatable
+                    && self.park_named(
+                        &batch,
+                        &errors,
                         code,
                         &message,
-                        None,
-                        None,
                         tracking_id.as_deref(),
-                        &batch,
                         report,
-                    )?;
-                    return Ok(Sent::Replan);
-                }
-                if self.park_named(
-                    &batch,
-                    &errors,
-                    code,
-                    &message,
-                    tracking_id.as_deref(),
-                    report,
-                )? > 0
+                    )? > 0
                 {
                     return Ok(Sent::Replan);
                 }
-                if batch.len() == 1 {
-                    let ids: Vec<i64> = batch[0].changes.iter().map(|c| c.local_id).collect();
+                if !isolatable || batch.len() == 1 {
+                    // An unknown code means the server found the request
+                    // malformed (a bug on our side): park the batch rather
+                    // than loop on it. A lone group is the culprit itself.
                     self.park(
-                        &ids,
+                        &batch,
                         code,
                         &message,
                         None,
                         None,
                         tracking_id.as_deref(),
-                        &batch,
                         report,
                     )?;
                     return Ok(Sent::Replan);
@@ -837,16 +819,14 @@ impl Engine {
                     continue;
                 }
                 done.push(group.id);
-                let ids: Vec<i64> = group.changes.iter().map(|c| c.local_id).collect();
                 let msg = err.message.as_deref().unwrap_or(message);
                 self.park(
-                    &ids,
+                    std::slice::from_ref(group),
                     err.code.unwrap_or(code),
                     msg,
                     err.entity.as_deref(),
                     err.field.as_deref(),
                     tracking_id,
-                    std::slice::from_ref(group),
                     report,
                 )?;
             }
@@ -854,21 +834,26 @@ impl Engine {
         Ok(done.len())
     }
 
+    /// Parks every change of `groups` in one new dead letter.
     #[allow(clippy::too_many_arguments)]
     fn park(
         &self,
-        ids: &[i64],
+        groups: &[Group],
         code: i64,
         message: &str,
         entity: Option<&str>,
         field: Option<&str>,
         tracking_id: Option<&str>,
-        groups: &[Group],
         report: &mut SyncReport,
     ) -> Result<()> {
+        let ids: Vec<i64> = groups
+            .iter()
+            .flat_map(|g| &g.changes)
+            .map(|c| c.local_id)
+            .collect();
         let mut store = lock(&self.store)?;
         let tx = store.begin()?;
-        tx.park(ids, code, message, entity, field, tracking_id)?;
+        tx.park(&ids, code, message, entity, field, tracking_id)?;
         tx.commit()?;
         for c in groups.iter().flat_map(|g| &g.changes) {
             report.collection(&c.collection).parked += 1;

@@ -44,28 +44,24 @@ impl Registry {
         *n
     }
 
-    pub(crate) fn add_change(self: &Arc<Self>, l: Arc<dyn ChangeListener>) -> Subscription {
+    fn add<T: ?Sized>(self: &Arc<Self>, slots: &Slots<T>, listener: Arc<T>) -> Subscription {
         let id = self.id();
-        self.changes
+        slots
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((id, l));
+            .push((id, listener));
         Subscription {
             id,
             registry: Arc::downgrade(self),
         }
     }
 
+    pub(crate) fn add_change(self: &Arc<Self>, l: Arc<dyn ChangeListener>) -> Subscription {
+        self.add(&self.changes, l)
+    }
+
     pub(crate) fn add_status(self: &Arc<Self>, l: Arc<dyn StatusListener>) -> Subscription {
-        let id = self.id();
-        self.statuses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((id, l));
-        Subscription {
-            id,
-            registry: Arc::downgrade(self),
-        }
+        self.add(&self.statuses, l)
     }
 
     fn remove(&self, id: u64) {
