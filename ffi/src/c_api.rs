@@ -1,0 +1,640 @@
+//! The C API: opaque handles, `rowsync_<type>_<verb>` functions, a
+//! `RowsyncResult` code with fixed values, and a per-thread message for the
+//! last error (`rowsync_last_error_message`). All `unsafe` of the crate lives
+//! here. Rules every entry point follows: every pointer is checked for NULL,
+//! out-parameters are written only on success, everything handed out has a
+//! NULL-safe `_free`, and no panic unwinds into C (`catch_unwind`). Records,
+//! reports and settings cross as NUL-terminated UTF-8 JSON.
+
+#![allow(clippy::missing_safety_doc)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::engine::{parse_json, RowsyncEngine};
+use crate::error::RowsyncError;
+
+/// The result of every C call. Values are fixed: they never change meaning.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsyncResult {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument was NULL.
+    NullArgument = 1,
+    /// An argument was not valid UTF-8 or out of range.
+    InvalidArgument = 2,
+    /// The server could not be reached.
+    Offline = 10,
+    /// Login was refused.
+    AuthFailed = 11,
+    /// The server kept answering 429.
+    RateLimited = 12,
+    /// The server kept failing with 5xx.
+    Server = 13,
+    /// The server holds a newer version of a record.
+    Conflict = 14,
+    /// A record or value is not valid (unknown collection, bad JSON...).
+    InvalidInput = 15,
+    /// No such record.
+    NotFound = 16,
+    /// The server refused the data.
+    Rejected = 17,
+    /// The server's answer breaks the protocol.
+    Protocol = 18,
+    /// The configuration is not usable.
+    Config = 19,
+    /// The local database failed.
+    Storage = 20,
+    /// The engine was shut down.
+    Interrupted = 21,
+    /// Local changes are still pending.
+    PendingChanges = 22,
+    /// A bug: the library panicked. The handle may be unusable.
+    Panic = 99,
+}
+
+/// How a record is named in a C call.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowsyncIdKind {
+    /// By server id.
+    Server = 1,
+    /// By client id.
+    Client = 2,
+}
+
+/// A live subscription of a C change callback; free it to unsubscribe.
+pub struct RowsyncSubscription {
+    _inner: rowsync::Subscription,
+}
+
+/// A C change callback: `events_json` is a JSON array of
+/// `{"collection", "records": [{"server_id", "client_id"}], "origin"}`,
+/// valid only during the call.
+pub type RowsyncChangeCallback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, events_json: *const c_char)>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+fn set_error(msg: &str) {
+    let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+fn code_of(e: &RowsyncError) -> RowsyncResult {
+    match e {
+        RowsyncError::Offline { .. } => RowsyncResult::Offline,
+        RowsyncError::AuthFailed { .. } => RowsyncResult::AuthFailed,
+        RowsyncError::RateLimited { .. } => RowsyncResult::RateLimited,
+        RowsyncError::Server { .. } => RowsyncResult::Server,
+        RowsyncError::Conflict { .. } => RowsyncResult::Conflict,
+        RowsyncError::InvalidInput { .. } => RowsyncResult::InvalidInput,
+        RowsyncError::NotFound { .. } => RowsyncResult::NotFound,
+        RowsyncError::Rejected { .. } => RowsyncResult::Rejected,
+        RowsyncError::Protocol { .. } => RowsyncResult::Protocol,
+        RowsyncError::Config { .. } => RowsyncResult::Config,
+        RowsyncError::Storage { .. } => RowsyncResult::Storage,
+        RowsyncError::Interrupted => RowsyncResult::Interrupted,
+        RowsyncError::PendingChanges { .. } => RowsyncResult::PendingChanges,
+    }
+}
+
+/// A failure inside an entry point: a code and its message.
+struct Fail(RowsyncResult, String);
+
+impl From<RowsyncError> for Fail {
+    fn from(e: RowsyncError) -> Self {
+        Fail(code_of(&e), e.to_string())
+    }
+}
+
+impl From<rowsync::Error> for Fail {
+    fn from(e: rowsync::Error) -> Self {
+        RowsyncError::from(e).into()
+    }
+}
+
+fn null(name: &str) -> Fail {
+    Fail(
+        RowsyncResult::NullArgument,
+        format!("argument `{name}` is NULL"),
+    )
+}
+
+/// Runs `f` behind `catch_unwind`, records the message of a failure and
+/// clears it on success.
+fn guard(f: impl FnOnce() -> Result<(), Fail>) -> RowsyncResult {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => {
+            set_error("");
+            RowsyncResult::Ok
+        }
+        Ok(Err(Fail(code, msg))) => {
+            set_error(&msg);
+            code
+        }
+        Err(_) => {
+            set_error("internal error: the rowsync library panicked");
+            RowsyncResult::Panic
+        }
+    }
+}
+
+unsafe fn text<'a>(p: *const c_char, name: &str) -> Result<&'a str, Fail> {
+    if p.is_null() {
+        return Err(null(name));
+    }
+    CStr::from_ptr(p).to_str().map_err(|_| {
+        Fail(
+            RowsyncResult::InvalidArgument,
+            format!("argument `{name}` is not valid UTF-8"),
+        )
+    })
+}
+
+unsafe fn handle<'a>(p: *const RowsyncEngine) -> Result<&'a RowsyncEngine, Fail> {
+    p.as_ref().ok_or_else(|| null("engine"))
+}
+
+fn check_out<T>(p: *mut T, name: &str) -> Result<(), Fail> {
+    if p.is_null() {
+        Err(null(name))
+    } else {
+        Ok(())
+    }
+}
+
+fn c_string(s: String) -> Result<*mut c_char, Fail> {
+    CString::new(s).map(CString::into_raw).map_err(|_| {
+        Fail(
+            RowsyncResult::Storage,
+            "a string to return contains a NUL byte".into(),
+        )
+    })
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, Fail> {
+    serde_json::to_string(v).map_err(|e| Fail(RowsyncResult::Storage, format!("JSON error: {e}")))
+}
+
+fn record_id(kind: u32, id: i64) -> Result<rowsync::RecordId, Fail> {
+    match kind {
+        k if k == RowsyncIdKind::Server as u32 => Ok(rowsync::RecordId::Server(id)),
+        k if k == RowsyncIdKind::Client as u32 => Ok(rowsync::RecordId::Client(id)),
+        _ => Err(Fail(
+            RowsyncResult::InvalidArgument,
+            format!("id kind {kind} is neither ROWSYNC_ID_KIND_SERVER nor ROWSYNC_ID_KIND_CLIENT"),
+        )),
+    }
+}
+
+/// The message of the last failed call on this thread ("" after a success).
+/// The pointer stays valid until the next rowsync call on this thread; never
+/// NULL; do not free it.
+#[no_mangle]
+pub extern "C" fn rowsync_last_error_message() -> *const c_char {
+    catch_unwind(|| LAST_ERROR.with(|e| e.borrow().as_ptr())).unwrap_or(c"".as_ptr())
+}
+
+/// A static, never-NULL name of a result code (e.g. "ROWSYNC_RESULT_OFFLINE").
+#[no_mangle]
+pub extern "C" fn rowsync_result_name(result: u32) -> *const c_char {
+    let s: &'static CStr = match result {
+        0 => c"ROWSYNC_RESULT_OK",
+        1 => c"ROWSYNC_RESULT_NULL_ARGUMENT",
+        2 => c"ROWSYNC_RESULT_INVALID_ARGUMENT",
+        10 => c"ROWSYNC_RESULT_OFFLINE",
+        11 => c"ROWSYNC_RESULT_AUTH_FAILED",
+        12 => c"ROWSYNC_RESULT_RATE_LIMITED",
+        13 => c"ROWSYNC_RESULT_SERVER",
+        14 => c"ROWSYNC_RESULT_CONFLICT",
+        15 => c"ROWSYNC_RESULT_INVALID_INPUT",
+        16 => c"ROWSYNC_RESULT_NOT_FOUND",
+        17 => c"ROWSYNC_RESULT_REJECTED",
+        18 => c"ROWSYNC_RESULT_PROTOCOL",
+        19 => c"ROWSYNC_RESULT_CONFIG",
+        20 => c"ROWSYNC_RESULT_STORAGE",
+        21 => c"ROWSYNC_RESULT_INTERRUPTED",
+        22 => c"ROWSYNC_RESULT_PENDING_CHANGES",
+        99 => c"ROWSYNC_RESULT_PANIC",
+        _ => c"ROWSYNC_RESULT_UNKNOWN",
+    };
+    s.as_ptr()
+}
+
+/// Frees a string returned by this library. NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(CString::from_raw(s))));
+    }
+}
+
+/// Opens (or creates) the replica at `path` (":memory:" for an in-memory
+/// one). On success `*out` receives a handle to free with
+/// `rowsync_engine_free`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_open(
+    path: *const c_char,
+    out: *mut *mut RowsyncEngine,
+) -> RowsyncResult {
+    guard(|| {
+        let path = text(path, "path")?;
+        check_out(out, "out")?;
+        let e = Arc::new(RowsyncEngine::open_core(path)?);
+        *out = Arc::into_raw(e).cast_mut();
+        Ok(())
+    })
+}
+
+/// Closes the engine and frees its handle. NULL is ignored. No other call
+/// on the handle may be running or follow.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_free(engine: *mut RowsyncEngine) {
+    if !engine.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            drop(Arc::from_raw(engine.cast_const()))
+        }));
+    }
+}
+
+/// Replaces the settings with `settings_json`, a JSON object whose fields
+/// (all optional) are those of the engine's settings, e.g.
+/// `{"base_url":"https://host/API/v3","page_size":500}`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_configure(
+    engine: *const RowsyncEngine,
+    settings_json: *const c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let text = text(settings_json, "settings_json")?;
+        let current = serde_json::to_value(e.core().settings()?).unwrap_or(Value::Null);
+        let mut merged = match current {
+            Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        match parse_json("settings", text)? {
+            Value::Object(m) => merged.extend(m),
+            _ => {
+                return Err(Fail(
+                    RowsyncResult::InvalidInput,
+                    "settings must be a JSON object".into(),
+                ))
+            }
+        }
+        let settings: rowsync::Settings = serde_json::from_value(Value::Object(merged))
+            .map_err(|err| Fail(RowsyncResult::InvalidInput, format!("bad settings: {err}")))?;
+        e.core().configure(settings)?;
+        Ok(())
+    })
+}
+
+/// Supplies the login data (kept in memory only).
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_set_credentials(
+    engine: *const RowsyncEngine,
+    username: *const c_char,
+    password: *const c_char,
+    database_id: i64,
+    package_number: i64,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let credentials = rowsync::Credentials {
+            username: text(username, "username")?.to_string(),
+            password: text(password, "password")?.to_string(),
+            database_id,
+            package_number,
+        };
+        e.core().set_credentials(credentials)?;
+        Ok(())
+    })
+}
+
+/// Creates a record from a JSON object; on success `*out_json` receives the
+/// record as stored (free with `rowsync_string_free`).
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_create(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    record_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let v = parse_json(collection, text(record_json, "record_json")?)?;
+        check_out(out_json, "out_json")?;
+        let s = c_string(e.core().create(collection, v)?.to_string())?;
+        *out_json = s;
+        Ok(())
+    })
+}
+
+/// Creates, or updates when the JSON carries the id of an existing record;
+/// on success `*out_json` receives the record as stored.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_put(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    record_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let v = parse_json(collection, text(record_json, "record_json")?)?;
+        check_out(out_json, "out_json")?;
+        let s = c_string(e.core().put(collection, v)?.to_string())?;
+        *out_json = s;
+        Ok(())
+    })
+}
+
+/// Sets the fields of `patch_json` on the record `kind`/`id`; on success
+/// `*out_json` receives the record as stored.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_update(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    kind: u32,
+    id: i64,
+    patch_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let rid = record_id(kind, id)?;
+        let v = parse_json(collection, text(patch_json, "patch_json")?)?;
+        check_out(out_json, "out_json")?;
+        let s = c_string(e.core().update(collection, rid, v)?.to_string())?;
+        *out_json = s;
+        Ok(())
+    })
+}
+
+/// Deletes the record `kind`/`id`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_delete(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    kind: u32,
+    id: i64,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        e.core().delete(collection, record_id(kind, id)?)?;
+        Ok(())
+    })
+}
+
+/// Reads the live record `kind`/`id`; on success `*out_json` receives it.
+/// A missing record is `ROWSYNC_RESULT_NOT_FOUND`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_get(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    kind: u32,
+    id: i64,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let rid = record_id(kind, id)?;
+        check_out(out_json, "out_json")?;
+        let v = e.core().get(collection, rid)?.ok_or_else(|| {
+            Fail(
+                RowsyncResult::NotFound,
+                format!("no record `{rid}` in `{collection}`"),
+            )
+        })?;
+        *out_json = c_string(v.to_string())?;
+        Ok(())
+    })
+}
+
+/// Lists up to `limit` live records after cursor `after` (0 for the start);
+/// on success `*out_json` receives `{"records":[...],"next_cursor":N|null}`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_list(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    limit: u64,
+    after: i64,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        check_out(out_json, "out_json")?;
+        let page = e.core().list(
+            collection,
+            &rowsync::ListOptions {
+                limit,
+                after: (after > 0).then_some(after),
+                ..rowsync::ListOptions::default()
+            },
+        )?;
+        let v = serde_json::json!({"records": page.records, "next_cursor": page.next_cursor});
+        *out_json = c_string(v.to_string())?;
+        Ok(())
+    })
+}
+
+/// Runs one sync cycle. On success `*out_report_json` (if not NULL)
+/// receives the sync report as JSON.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_sync(
+    engine: *const RowsyncEngine,
+    out_report_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let report = e.sync_core()?;
+        if !out_report_json.is_null() {
+            *out_report_json = c_string(to_json(&report)?)?;
+        }
+        Ok(())
+    })
+}
+
+/// The engine's status as JSON in `*out_json`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_status(
+    engine: *const RowsyncEngine,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        let s = to_json(&e.core().status()?)?;
+        *out_json = c_string(s)?;
+        Ok(())
+    })
+}
+
+/// The dead letters as a JSON array in `*out_json`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_dead_letters(
+    engine: *const RowsyncEngine,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        let s = to_json(&e.core().dead_letters()?)?;
+        *out_json = c_string(s)?;
+        Ok(())
+    })
+}
+
+/// Puts dead letter `id` back in the outbox.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_retry_dead_letter(
+    engine: *const RowsyncEngine,
+    id: i64,
+) -> RowsyncResult {
+    guard(|| {
+        handle(engine)?.core().retry_dead_letter(id)?;
+        Ok(())
+    })
+}
+
+/// Drops dead letter `id` and its changes.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_discard_dead_letter(
+    engine: *const RowsyncEngine,
+    id: i64,
+) -> RowsyncResult {
+    guard(|| {
+        handle(engine)?.core().discard_dead_letter(id)?;
+        Ok(())
+    })
+}
+
+/// The conflict log as a JSON array in `*out_json`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_conflicts(
+    engine: *const RowsyncEngine,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        let s = to_json(&e.core().conflicts()?)?;
+        *out_json = c_string(s)?;
+        Ok(())
+    })
+}
+
+/// The newest `limit` sync-log rows as a JSON array in `*out_json`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_sync_log(
+    engine: *const RowsyncEngine,
+    limit: u32,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        let s = to_json(&e.core().sync_log(limit)?)?;
+        *out_json = c_string(s)?;
+        Ok(())
+    })
+}
+
+/// Forgets the token and credentials, keeps all data.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_disconnect(engine: *const RowsyncEngine) -> RowsyncResult {
+    guard(|| {
+        handle(engine)?.core().disconnect()?;
+        Ok(())
+    })
+}
+
+/// Deletes all local data; refused while changes are pending unless `force`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_wipe(
+    engine: *const RowsyncEngine,
+    force: bool,
+) -> RowsyncResult {
+    guard(|| {
+        handle(engine)?.core().wipe(force)?;
+        Ok(())
+    })
+}
+
+/// Interrupts a running sync's waits (safe from another thread).
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_shutdown(engine: *const RowsyncEngine) -> RowsyncResult {
+    guard(|| {
+        handle(engine)?.core().shutdown();
+        Ok(())
+    })
+}
+
+struct CListener {
+    callback: unsafe extern "C" fn(*mut c_void, *const c_char),
+    user_data: *mut c_void,
+}
+
+// SAFETY: the caller of `rowsync_engine_subscribe_changes` promises that the
+// callback and `user_data` may be used from any thread.
+unsafe impl Send for CListener {}
+unsafe impl Sync for CListener {}
+
+impl rowsync::ChangeListener for CListener {
+    fn on_change(&self, events: &[rowsync::ChangeEvent]) {
+        let Ok(json) = serde_json::to_string(events) else {
+            return;
+        };
+        let Ok(c) = CString::new(json) else {
+            return;
+        };
+        // SAFETY: see the `Send`/`Sync` note; `c` outlives the call.
+        unsafe { (self.callback)(self.user_data, c.as_ptr()) }
+    }
+}
+
+/// Calls `callback(user_data, events_json)` after every local write and
+/// applied sync step until `*out` is freed with `rowsync_subscription_free`.
+/// The callback may run on any thread that writes or syncs; `user_data`
+/// must stay valid until the subscription is freed.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_subscribe_changes(
+    engine: *const RowsyncEngine,
+    callback: RowsyncChangeCallback,
+    user_data: *mut c_void,
+    out: *mut *mut RowsyncSubscription,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let callback = callback.ok_or_else(|| null("callback"))?;
+        check_out(out, "out")?;
+        let sub = e.core().subscribe_changes(Arc::new(CListener {
+            callback,
+            user_data,
+        }));
+        *out = Box::into_raw(Box::new(RowsyncSubscription { _inner: sub }));
+        Ok(())
+    })
+}
+
+/// Unsubscribes and frees the subscription. NULL is ignored.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_subscription_free(sub: *mut RowsyncSubscription) {
+    if !sub.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(sub))));
+    }
+}

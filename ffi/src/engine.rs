@@ -1,0 +1,426 @@
+//! `RowsyncEngine`: the object Kotlin, Swift and C hold. A thin wrapper over
+//! `Arc<rowsync::Engine>` that converts JSON text and records at the
+//! boundary and forwards sync activity to the app's log sink. Every method
+//! is synchronous and may block: call it off the UI thread.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::error::{Result, RowsyncError};
+use crate::listeners::{
+    ChangeAdapter, ChangeListener, StatusAdapter, StatusListener, SubscriptionHandle,
+};
+use crate::log::{LogLevel, LogSink, Logger};
+use crate::transport::{HttpTransport, TransportAdapter};
+use crate::types::{
+    ConflictRecord, DeadLetterEntry, EngineSettings, EngineStatus, ListQuery, LoginCredentials,
+    RecordKey, RecordPage, SyncLogRecord, SyncSummary, WriteOp,
+};
+
+/// How many sync-log rows one sync may forward to the log sink.
+const LOG_FORWARD_LIMIT: u32 = 1_000;
+
+/// The sync engine: a local replica the app reads and writes offline, and
+/// syncs with the server on demand. Destroy it (Kotlin `use {}`, Swift
+/// release) to close the database; call `shutdown()` first to interrupt a
+/// sync running on another thread.
+#[derive(uniffi::Object)]
+pub struct RowsyncEngine {
+    inner: Arc<rowsync::Engine>,
+    logger: Logger,
+}
+
+pub(crate) fn parse_json(collection: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| RowsyncError::bad_json(collection, &e))
+}
+
+impl RowsyncEngine {
+    /// The wrapped engine (for the C API).
+    pub(crate) fn core(&self) -> &rowsync::Engine {
+        &self.inner
+    }
+
+    /// Opens with the settings given as the core's JSON (C API).
+    pub(crate) fn open_core(path: &str) -> Result<RowsyncEngine> {
+        Ok(RowsyncEngine {
+            inner: Arc::new(rowsync::Engine::open(path)?),
+            logger: Logger::default(),
+        })
+    }
+
+    fn last_log_id(&self) -> i64 {
+        self.inner
+            .sync_log(1)
+            .ok()
+            .and_then(|v| v.first().map(|e| e.id))
+            .unwrap_or(0)
+    }
+
+    fn forward_sync_log(&self, after: i64) {
+        let Ok(mut rows) = self.inner.sync_log(LOG_FORWARD_LIMIT) else {
+            return;
+        };
+        rows.retain(|r| r.id > after);
+        rows.reverse();
+        for r in rows {
+            let level = if r.error.is_some() {
+                LogLevel::Warn
+            } else {
+                LogLevel::Debug
+            };
+            self.logger.log(level, "rowsync::http", || {
+                format!(
+                    "{} status={} duration_ms={} tracking_id={}{}",
+                    r.endpoint,
+                    r.status
+                        .map_or_else(|| "none".to_string(), |s| s.to_string()),
+                    r.duration_ms,
+                    r.tracking_id.as_deref().unwrap_or("none"),
+                    r.error
+                        .as_deref()
+                        .map(|e| format!(" error={e}"))
+                        .unwrap_or_default(),
+                )
+            });
+        }
+    }
+
+    /// Runs one sync with logging; shared by the UniFFI and C faces.
+    pub(crate) fn sync_core(&self) -> rowsync::Result<rowsync::SyncReport> {
+        let watch = self.logger.enabled(LogLevel::Debug) || self.logger.enabled(LogLevel::Warn);
+        let before = if watch { self.last_log_id() } else { 0 };
+        self.logger
+            .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
+        let result = self.inner.sync();
+        if watch {
+            self.forward_sync_log(before);
+        }
+        match &result {
+            Ok(r) => self.logger.log(LogLevel::Info, "rowsync::sync", || {
+                format!(
+                    "sync finished: pulled={} pushed={} conflicts={} parked={} pending={} dead_letters={}",
+                    r.pulled(),
+                    r.pushed,
+                    r.conflicts,
+                    r.parked,
+                    r.pending,
+                    r.dead_letters
+                )
+            }),
+            Err(e) => {
+                let level = if e.is_transient() {
+                    LogLevel::Warn
+                } else {
+                    LogLevel::Error
+                };
+                self.logger
+                    .log(level, "rowsync::sync", || format!("sync failed: {e}"));
+            }
+        }
+        result
+    }
+
+    /// Runs a group of writes in one transaction.
+    pub(crate) fn write_group_core(&self, ops: Vec<WriteOp>) -> Result<Vec<Option<String>>> {
+        let catalogue = self.inner.catalogue()?;
+        let mut parsed = Vec::with_capacity(ops.len());
+        for op in ops {
+            let json = match &op {
+                WriteOp::Create {
+                    collection,
+                    record_json,
+                    ..
+                }
+                | WriteOp::Put {
+                    collection,
+                    record_json,
+                } => Some(parse_json(collection, record_json)?),
+                WriteOp::Update {
+                    collection,
+                    patch_json,
+                    ..
+                } => Some(parse_json(collection, patch_json)?),
+                WriteOp::Delete { .. } => None,
+            };
+            parsed.push((op, json));
+        }
+        let out = self.inner.write(|w| {
+            let mut results: Vec<Option<Value>> = Vec::with_capacity(parsed.len());
+            for (op, json) in parsed {
+                let json = json.unwrap_or(Value::Null);
+                let r = match op {
+                    WriteOp::Create {
+                        collection,
+                        parent_op,
+                        ..
+                    } => {
+                        let mut json = json;
+                        if let Some(i) = parent_op {
+                            link_parent(&catalogue, &collection, &mut json, &results, i)?;
+                        }
+                        Some(w.create(&collection, json)?)
+                    }
+                    WriteOp::Put { collection, .. } => Some(w.put(&collection, json)?),
+                    WriteOp::Update {
+                        collection, key, ..
+                    } => Some(w.update(&collection, key.into(), json)?),
+                    WriteOp::Delete { collection, key } => {
+                        w.delete(&collection, key.into())?;
+                        None
+                    }
+                };
+                results.push(r);
+            }
+            Ok(results)
+        })?;
+        Ok(out.into_iter().map(|v| v.map(|v| v.to_string())).collect())
+    }
+}
+
+/// Copies the parent's client id from the result of an earlier operation
+/// into the child's parent client id field.
+fn link_parent(
+    catalogue: &rowsync::Catalogue,
+    collection: &str,
+    json: &mut Value,
+    results: &[Option<Value>],
+    index: u32,
+) -> rowsync::Result<()> {
+    let invalid = |field: &str, reason: String| rowsync::Error::InvalidRecord {
+        collection: collection.to_string(),
+        field: field.to_string(),
+        reason,
+    };
+    let def = catalogue.require(collection)?;
+    let Some(link) = &def.parent else {
+        return Err(invalid(
+            "parent_op",
+            format!("`{collection}` has no parent collection"),
+        ));
+    };
+    let parent = results
+        .get(index as usize)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| {
+            invalid(
+                "parent_op",
+                format!("operation {index} is not an earlier create or put of the group"),
+            )
+        })?;
+    let cid_field = catalogue
+        .get(&link.collection)
+        .map(|p| p.client_id_field.clone())
+        .unwrap_or_default();
+    let cid = parent.get(&cid_field).cloned().unwrap_or(Value::Null);
+    match json {
+        Value::Object(obj) => {
+            obj.insert(link.client_id_field.clone(), cid);
+            Ok(())
+        }
+        _ => Err(invalid("record", "must be a JSON object".into())),
+    }
+}
+
+#[uniffi::export]
+impl RowsyncEngine {
+    /// Opens (or creates) the replica at `path` (`:memory:` for an in-memory
+    /// one). With `settings`, they replace the stored settings.
+    #[uniffi::constructor]
+    pub fn open(path: String, settings: Option<EngineSettings>) -> Result<Arc<Self>> {
+        let engine = Self::open_core(&path)?;
+        if let Some(s) = settings {
+            engine.configure(s)?;
+        }
+        Ok(Arc::new(engine))
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Result<EngineSettings> {
+        Ok(self.inner.settings()?.into())
+    }
+
+    /// Replaces the settings and stores them.
+    pub fn configure(&self, settings: EngineSettings) -> Result<()> {
+        let base = self.inner.settings()?;
+        Ok(self.inner.configure(settings.apply_to(base))?)
+    }
+
+    /// Supplies the login data (kept in memory only).
+    pub fn set_credentials(&self, credentials: LoginCredentials) -> Result<()> {
+        Ok(self.inner.set_credentials(credentials.into())?)
+    }
+
+    /// Supplies only the password; the rest comes from the stored settings.
+    pub fn set_password(&self, password: String) -> Result<()> {
+        Ok(self.inner.set_password(&password)?)
+    }
+
+    /// Sends every request through the app's own HTTP stack from now on.
+    pub fn set_transport(&self, transport: Arc<dyn HttpTransport>) -> Result<()> {
+        Ok(self
+            .inner
+            .set_transport(Arc::new(TransportAdapter(transport)))?)
+    }
+
+    /// Installs a log sink receiving lines at `level` and above (replacing
+    /// any earlier sink). Lines never contain passwords, tokens or records.
+    pub fn set_log_sink(&self, sink: Arc<dyn LogSink>, level: LogLevel) {
+        self.logger.set(Some((sink, level)));
+    }
+
+    /// Removes the log sink.
+    pub fn clear_log_sink(&self) {
+        self.logger.set(None);
+    }
+
+    /// Creates a record (a JSON object); returns it as stored, with its
+    /// client id.
+    pub fn create(&self, collection: String, record_json: String) -> Result<String> {
+        let v = parse_json(&collection, &record_json)?;
+        Ok(self.inner.create(&collection, v)?.to_string())
+    }
+
+    /// Sets the fields of `patch_json` on a record; returns it as stored.
+    pub fn update(&self, collection: String, key: RecordKey, patch_json: String) -> Result<String> {
+        let v = parse_json(&collection, &patch_json)?;
+        Ok(self.inner.update(&collection, key.into(), v)?.to_string())
+    }
+
+    /// Creates, or updates when the JSON carries the id of an existing record.
+    pub fn put(&self, collection: String, record_json: String) -> Result<String> {
+        let v = parse_json(&collection, &record_json)?;
+        Ok(self.inner.put(&collection, v)?.to_string())
+    }
+
+    /// Deletes a record.
+    pub fn delete(&self, collection: String, key: RecordKey) -> Result<()> {
+        Ok(self.inner.delete(&collection, key.into())?)
+    }
+
+    /// Runs the operations as one group: they commit together and are pushed
+    /// together, or none is stored. Returns each operation's record as stored
+    /// (null for deletes).
+    pub fn write_group(&self, ops: Vec<WriteOp>) -> Result<Vec<Option<String>>> {
+        self.write_group_core(ops)
+    }
+
+    /// A live record as JSON, or null.
+    pub fn get(&self, collection: String, key: RecordKey) -> Result<Option<String>> {
+        Ok(self
+            .inner
+            .get(&collection, key.into())?
+            .map(|v| v.to_string()))
+    }
+
+    /// A page of a collection.
+    pub fn list(&self, collection: String, query: ListQuery) -> Result<RecordPage> {
+        Ok(self.inner.list(&collection, &query.into())?.into())
+    }
+
+    /// Number of live records (or all, with deleted ones) in a collection.
+    pub fn count(&self, collection: String, include_deleted: bool) -> Result<u64> {
+        Ok(self.inner.count(&collection, include_deleted)?)
+    }
+
+    /// Runs one sync cycle: pull, then push. Blocks until done.
+    pub fn sync(&self) -> Result<SyncSummary> {
+        Ok(self.sync_core()?.into())
+    }
+
+    /// The engine's status.
+    pub fn status(&self) -> Result<EngineStatus> {
+        Ok(self.inner.status()?.into())
+    }
+
+    /// The last sync's report, if any.
+    pub fn last_report(&self) -> Result<Option<SyncSummary>> {
+        Ok(self.inner.last_report()?.map(Into::into))
+    }
+
+    /// The changes the server refused, parked.
+    pub fn dead_letters(&self) -> Result<Vec<DeadLetterEntry>> {
+        Ok(self
+            .inner
+            .dead_letters()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Puts a dead letter's changes back in the outbox (after fixing the
+    /// data with normal writes).
+    pub fn retry_dead_letter(&self, id: i64) -> Result<()> {
+        Ok(self.inner.retry_dead_letter(id)?)
+    }
+
+    /// Drops a dead letter's changes: records return to the server's version.
+    pub fn discard_dead_letter(&self, id: i64) -> Result<()> {
+        Ok(self.inner.discard_dead_letter(id)?)
+    }
+
+    /// The conflict log.
+    pub fn conflicts(&self) -> Result<Vec<ConflictRecord>> {
+        Ok(self
+            .inner
+            .conflicts()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Clears the conflict log; returns how many entries went.
+    pub fn clear_conflicts(&self) -> Result<u64> {
+        Ok(self.inner.clear_conflicts()?)
+    }
+
+    /// The newest sync-log rows (one per HTTP attempt), newest first.
+    pub fn sync_log(&self, limit: u32) -> Result<Vec<SyncLogRecord>> {
+        Ok(self
+            .inner
+            .sync_log(limit)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Calls `listener` after every local write and applied sync step, as
+    /// long as the returned handle lives.
+    pub fn subscribe_changes(&self, listener: Arc<dyn ChangeListener>) -> Arc<SubscriptionHandle> {
+        SubscriptionHandle::new(
+            self.inner
+                .subscribe_changes(Arc::new(ChangeAdapter(listener))),
+        )
+    }
+
+    /// Calls `listener` with the connection state at once, then on every
+    /// change, as long as the returned handle lives.
+    pub fn subscribe_status(&self, listener: Arc<dyn StatusListener>) -> Arc<SubscriptionHandle> {
+        SubscriptionHandle::new(
+            self.inner
+                .subscribe_status(Arc::new(StatusAdapter(listener))),
+        )
+    }
+
+    /// Stops syncing: forgets the token and credentials, keeps all data.
+    pub fn disconnect(&self) -> Result<()> {
+        Ok(self.inner.disconnect()?)
+    }
+
+    /// Deletes all local data. Refused while changes are pending unless
+    /// `force`.
+    pub fn wipe(&self, force: bool) -> Result<()> {
+        Ok(self.inner.wipe(force)?)
+    }
+
+    /// Forgets the pull checkpoints so the next sync pulls everything again.
+    pub fn reset_checkpoints(&self) -> Result<()> {
+        Ok(self.inner.reset_checkpoints()?)
+    }
+
+    /// Interrupts the backoff waits of a running sync and refuses new
+    /// network calls. The object stays usable for local reads and writes.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}

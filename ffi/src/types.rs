@@ -1,0 +1,635 @@
+//! The records and enums that cross the boundary by value, and their
+//! conversions from the core's types. Records themselves cross as JSON text
+//! (what Kotlin and Swift apps already parse); everything the engine reports
+//! about itself (status, report, dead letters, conflicts, log) crosses as
+//! typed records.
+
+use serde_json::Value;
+
+/// How the engine reaches the server and how it batches. Every field has a
+/// default; `base_url` is the only one most apps set. The password is never
+/// part of it: give it with `set_credentials`.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct EngineSettings {
+    /// Base URL of the Mahak Sync API, e.g. `https://host/API/v3`.
+    #[uniffi(default = "")]
+    pub base_url: String,
+    /// Records per collection per pull page.
+    #[uniffi(default = 5000)]
+    pub page_size: u32,
+    /// Changes per save request.
+    #[uniffi(default = 500)]
+    pub batch_size: u32,
+    /// Records of one collection per save request.
+    #[uniffi(default = 1000)]
+    pub max_per_collection: u32,
+    /// Collections to pull; empty means all of them.
+    #[uniffi(default)]
+    pub collections: Vec<String>,
+    /// Attempts per call.
+    #[uniffi(default = 6)]
+    pub max_attempts: u32,
+    /// First backoff delay, in milliseconds.
+    #[uniffi(default = 500)]
+    pub base_delay_ms: u64,
+    /// Backoff cap, in milliseconds.
+    #[uniffi(default = 30000)]
+    pub max_delay_ms: u64,
+    /// Connect timeout, in milliseconds.
+    #[uniffi(default = 10000)]
+    pub connect_timeout_ms: u64,
+    /// Whole-call timeout, in milliseconds.
+    #[uniffi(default = 60000)]
+    pub timeout_ms: u64,
+}
+
+impl EngineSettings {
+    /// Applies these settings over `base` (keeping the login fields).
+    pub(crate) fn apply_to(&self, base: rowsync::Settings) -> rowsync::Settings {
+        rowsync::Settings {
+            base_url: self.base_url.clone(),
+            page_size: self.page_size,
+            batch_size: self.batch_size as usize,
+            max_per_collection: self.max_per_collection as usize,
+            collections: self.collections.clone(),
+            max_attempts: self.max_attempts,
+            base_delay_ms: self.base_delay_ms,
+            max_delay_ms: self.max_delay_ms,
+            connect_timeout_ms: self.connect_timeout_ms,
+            timeout_ms: self.timeout_ms,
+            ..base
+        }
+    }
+}
+
+impl From<rowsync::Settings> for EngineSettings {
+    fn from(s: rowsync::Settings) -> Self {
+        EngineSettings {
+            base_url: s.base_url,
+            page_size: s.page_size,
+            batch_size: u32::try_from(s.batch_size).unwrap_or(u32::MAX),
+            max_per_collection: u32::try_from(s.max_per_collection).unwrap_or(u32::MAX),
+            collections: s.collections,
+            max_attempts: s.max_attempts,
+            base_delay_ms: s.base_delay_ms,
+            max_delay_ms: s.max_delay_ms,
+            connect_timeout_ms: s.connect_timeout_ms,
+            timeout_ms: s.timeout_ms,
+        }
+    }
+}
+
+/// The settings an engine starts with, with `base_url` filled in.
+#[uniffi::export]
+pub fn default_settings(base_url: String) -> EngineSettings {
+    EngineSettings {
+        base_url,
+        ..rowsync::Settings::default().into()
+    }
+}
+
+/// Login data, kept in memory only (never stored, never logged).
+#[derive(Clone, PartialEq, uniffi::Record)]
+pub struct LoginCredentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// Mahak database id.
+    pub database_id: i64,
+    /// Mahak package number.
+    pub package_number: i64,
+}
+
+impl std::fmt::Debug for LoginCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginCredentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("database_id", &self.database_id)
+            .field("package_number", &self.package_number)
+            .finish()
+    }
+}
+
+impl From<LoginCredentials> for rowsync::Credentials {
+    fn from(c: LoginCredentials) -> Self {
+        rowsync::Credentials {
+            username: c.username,
+            password: c.password,
+            database_id: c.database_id,
+            package_number: c.package_number,
+        }
+    }
+}
+
+/// How the app names a record: by server id, or by client id (the only id
+/// a record has until the server confirmed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum RecordKey {
+    /// The server id (`<key>Id`).
+    Server {
+        /// The id.
+        id: i64,
+    },
+    /// The client id (`<key>ClientId`).
+    Client {
+        /// The id.
+        id: i64,
+    },
+}
+
+impl From<RecordKey> for rowsync::RecordId {
+    fn from(k: RecordKey) -> Self {
+        match k {
+            RecordKey::Server { id } => rowsync::RecordId::Server(id),
+            RecordKey::Client { id } => rowsync::RecordId::Client(id),
+        }
+    }
+}
+
+/// One write of a group given to `write_group`.
+#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
+pub enum WriteOp {
+    /// Creates a record. With `parent_op`, the record's parent client id
+    /// field (e.g. `orderClientId`) is taken from the record created by
+    /// that earlier operation of the same group (its index, from 0).
+    Create {
+        /// The collection.
+        collection: String,
+        /// The record, as a JSON object.
+        record_json: String,
+        /// Index of the earlier operation that created the parent.
+        parent_op: Option<u32>,
+    },
+    /// Sets the given fields of a record.
+    Update {
+        /// The collection.
+        collection: String,
+        /// The record.
+        key: RecordKey,
+        /// The fields to set, as a JSON object.
+        patch_json: String,
+    },
+    /// Creates, or updates when the JSON carries the id of an existing record.
+    Put {
+        /// The collection.
+        collection: String,
+        /// The record, as a JSON object.
+        record_json: String,
+    },
+    /// Deletes a record.
+    Delete {
+        /// The collection.
+        collection: String,
+        /// The record.
+        key: RecordKey,
+    },
+}
+
+/// Which records `list` returns.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ListQuery {
+    /// At most this many records.
+    #[uniffi(default = 1000)]
+    pub limit: u64,
+    /// Skip this many records.
+    #[uniffi(default = 0)]
+    pub offset: u64,
+    /// Start after this cursor (from `RecordPage.next_cursor`).
+    #[uniffi(default = None)]
+    pub after: Option<i64>,
+    /// Include deleted records (tombstones).
+    #[uniffi(default = false)]
+    pub include_deleted: bool,
+}
+
+impl From<ListQuery> for rowsync::ListOptions {
+    fn from(q: ListQuery) -> Self {
+        rowsync::ListOptions {
+            limit: q.limit,
+            offset: q.offset,
+            after: q.after,
+            include_deleted: q.include_deleted,
+        }
+    }
+}
+
+/// A page of records.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RecordPage {
+    /// The records, each a JSON object, in local order.
+    pub records: Vec<String>,
+    /// Pass as `ListQuery.after` for the next page; null at the end.
+    pub next_cursor: Option<i64>,
+}
+
+impl From<rowsync::Page> for RecordPage {
+    fn from(p: rowsync::Page) -> Self {
+        RecordPage {
+            records: p.records.iter().map(Value::to_string).collect(),
+            next_cursor: p.next_cursor,
+        }
+    }
+}
+
+/// A record that changed, by its ids.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ChangedRecord {
+    /// Server id, if known.
+    pub server_id: Option<i64>,
+    /// Client id, if any.
+    pub client_id: Option<i64>,
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ChangeSource {
+    /// A local write by the app.
+    Local,
+    /// A pull, a push confirmation or a conflict resolution.
+    Sync,
+}
+
+/// Records of one collection that changed.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ChangeBatch {
+    /// The collection.
+    pub collection: String,
+    /// The records.
+    pub records: Vec<ChangedRecord>,
+    /// Where the change came from.
+    pub source: ChangeSource,
+}
+
+impl From<&rowsync::ChangeEvent> for ChangeBatch {
+    fn from(e: &rowsync::ChangeEvent) -> Self {
+        ChangeBatch {
+            collection: e.collection.clone(),
+            records: e
+                .records
+                .iter()
+                .map(|r| ChangedRecord {
+                    server_id: r.server_id,
+                    client_id: r.client_id,
+                })
+                .collect(),
+            source: match e.origin {
+                rowsync::ChangeOrigin::Local => ChangeSource::Local,
+                rowsync::ChangeOrigin::Sync => ChangeSource::Sync,
+            },
+        }
+    }
+}
+
+/// The connection state.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum ConnectionStatus {
+    /// Nothing known yet (or disconnected).
+    Unknown,
+    /// The last attempt got a response.
+    Online,
+    /// The last call ran out of attempts.
+    Offline {
+        /// When a retry would make sense (RFC 3339), if known.
+        next_attempt: Option<String>,
+    },
+    /// Login was refused: new credentials are needed.
+    AuthFailed,
+    /// A sync is running.
+    Syncing,
+}
+
+impl From<&rowsync::ConnectionState> for ConnectionStatus {
+    fn from(s: &rowsync::ConnectionState) -> Self {
+        match s {
+            rowsync::ConnectionState::Unknown => ConnectionStatus::Unknown,
+            rowsync::ConnectionState::Online => ConnectionStatus::Online,
+            rowsync::ConnectionState::Offline { next_attempt } => ConnectionStatus::Offline {
+                next_attempt: next_attempt.map(|t| t.to_rfc3339()),
+            },
+            rowsync::ConnectionState::AuthFailed => ConnectionStatus::AuthFailed,
+            rowsync::ConnectionState::Syncing => ConnectionStatus::Syncing,
+        }
+    }
+}
+
+/// Outbox and log counts.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct OutboxCounts {
+    /// Changes waiting to be pushed.
+    pub pending: u64,
+    /// Changes parked in dead letters.
+    pub parked: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// Conflict-log entries.
+    pub conflicts: u64,
+}
+
+impl From<rowsync::Counts> for OutboxCounts {
+    fn from(c: rowsync::Counts) -> Self {
+        OutboxCounts {
+            pending: c.pending,
+            parked: c.parked,
+            dead_letters: c.dead_letters,
+            conflicts: c.conflicts,
+        }
+    }
+}
+
+/// A pull checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Checkpoint {
+    /// The collection.
+    pub collection: String,
+    /// The highest `rowVersion` pulled.
+    pub row_version: i64,
+}
+
+/// The engine's state as the app sees it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EngineStatus {
+    /// Connection state.
+    pub connection: ConnectionStatus,
+    /// A sync is running.
+    pub syncing: bool,
+    /// Outbox and log counts.
+    pub counts: OutboxCounts,
+    /// Pull checkpoints per collection.
+    pub checkpoints: Vec<Checkpoint>,
+    /// When the last sync ended (RFC 3339).
+    pub last_sync: Option<String>,
+    /// The last sync's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+impl From<rowsync::Status> for EngineStatus {
+    fn from(s: rowsync::Status) -> Self {
+        EngineStatus {
+            connection: (&s.connection).into(),
+            syncing: s.syncing,
+            counts: s.counts.into(),
+            checkpoints: s
+                .checkpoints
+                .into_iter()
+                .map(|(collection, row_version)| Checkpoint {
+                    collection,
+                    row_version,
+                })
+                .collect(),
+            last_sync: s.last_sync,
+            last_error: s.last_error,
+        }
+    }
+}
+
+/// What one sync did in one collection.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CollectionSummary {
+    /// The collection.
+    pub collection: String,
+    /// Records received from the server.
+    pub pulled: u64,
+    /// Received records that changed local state.
+    pub applied: u64,
+    /// Of those, deletions.
+    pub deleted: u64,
+    /// Local changes the server confirmed.
+    pub pushed: u64,
+    /// Conflicts resolved.
+    pub conflicts: u64,
+    /// Changes parked as dead letters.
+    pub parked: u64,
+}
+
+/// A server id given to a record created locally.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct IdMapping {
+    /// The collection.
+    pub collection: String,
+    /// The record's client id.
+    pub client_id: i64,
+    /// The server id it received.
+    pub server_id: i64,
+}
+
+/// What one sync cycle did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncSummary {
+    /// When the sync started (RFC 3339).
+    pub started_at: String,
+    /// When it ended (RFC 3339).
+    pub finished_at: String,
+    /// Figures per collection (only collections with something to say).
+    pub collections: Vec<CollectionSummary>,
+    /// Pull requests made.
+    pub pull_requests: u64,
+    /// Save requests made.
+    pub push_requests: u64,
+    /// Records received in total.
+    pub pulled: u64,
+    /// Changes confirmed by the server.
+    pub pushed: u64,
+    /// Conflicts resolved.
+    pub conflicts: u64,
+    /// Changes parked in this sync.
+    pub parked: u64,
+    /// Changes still pending after the sync.
+    pub pending: u64,
+    /// Dead letters after the sync.
+    pub dead_letters: u64,
+    /// Server ids given to locally created records.
+    pub id_mappings: Vec<IdMapping>,
+}
+
+impl From<rowsync::SyncReport> for SyncSummary {
+    fn from(r: rowsync::SyncReport) -> Self {
+        let pulled = r.pulled();
+        SyncSummary {
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            collections: r
+                .collections
+                .into_iter()
+                .map(|(collection, c)| CollectionSummary {
+                    collection,
+                    pulled: c.pulled,
+                    applied: c.applied,
+                    deleted: c.deleted,
+                    pushed: c.pushed,
+                    conflicts: c.conflicts,
+                    parked: c.parked,
+                })
+                .collect(),
+            pull_requests: r.pull_requests,
+            push_requests: r.push_requests,
+            pulled,
+            pushed: r.pushed,
+            conflicts: r.conflicts,
+            parked: r.parked,
+            pending: r.pending,
+            dead_letters: r.dead_letters,
+            id_mappings: r
+                .id_mappings
+                .into_iter()
+                .map(|(collection, client_id, server_id)| IdMapping {
+                    collection,
+                    client_id,
+                    server_id,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The kind of a local change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ChangeKind {
+    /// A new record.
+    Create,
+    /// Changed fields.
+    Update,
+    /// A deletion.
+    Delete,
+}
+
+/// One change kept in a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ParkedChange {
+    /// The collection.
+    pub collection: String,
+    /// Server id, if the record has one.
+    pub server_id: Option<i64>,
+    /// Client id, if any.
+    pub client_id: Option<i64>,
+    /// The kind of change.
+    pub kind: ChangeKind,
+    /// The record as it is locally, as JSON.
+    pub record_json: String,
+}
+
+/// Changes the server refused, parked until the app retries or discards them.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DeadLetterEntry {
+    /// Dead-letter id (for `retry_dead_letter` / `discard_dead_letter`).
+    pub id: i64,
+    /// The server's error code.
+    pub code: i64,
+    /// The server's message.
+    pub reason: String,
+    /// The collection the server named, if any.
+    pub entity: Option<String>,
+    /// The field the server named, if any.
+    pub field: Option<String>,
+    /// The server's tracking id.
+    pub tracking_id: Option<String>,
+    /// When the changes were parked (RFC 3339).
+    pub parked_at: String,
+    /// The changes.
+    pub changes: Vec<ParkedChange>,
+}
+
+impl From<rowsync::DeadLetter> for DeadLetterEntry {
+    fn from(d: rowsync::DeadLetter) -> Self {
+        DeadLetterEntry {
+            id: d.id,
+            code: d.code,
+            reason: d.message,
+            entity: d.entity,
+            field: d.field,
+            tracking_id: d.tracking_id,
+            parked_at: d.parked_at,
+            changes: d
+                .changes
+                .into_iter()
+                .map(|c| ParkedChange {
+                    collection: c.collection,
+                    server_id: c.server_id,
+                    client_id: c.client_id,
+                    kind: match c.op {
+                        rowsync::Op::Create => ChangeKind::Create,
+                        rowsync::Op::Update => ChangeKind::Update,
+                        rowsync::Op::Delete => ChangeKind::Delete,
+                    },
+                    record_json: c.record.to_string(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A resolved conflict, as logged.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ConflictRecord {
+    /// Entry id.
+    pub id: i64,
+    /// The collection.
+    pub collection: String,
+    /// Server id of the record.
+    pub server_id: Option<i64>,
+    /// Client id of the record.
+    pub client_id: Option<i64>,
+    /// The last server version seen before the local edit, as JSON.
+    pub base_json: Option<String>,
+    /// The local version that lost something, as JSON.
+    pub local_json: Option<String>,
+    /// The server version, as JSON.
+    pub server_json: Option<String>,
+    /// Fields whose local value was discarded or overridden.
+    pub fields: Vec<String>,
+    /// How it was resolved (`server_wins`, `field_merge`, ...).
+    pub resolution: String,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+impl From<rowsync::ConflictEntry> for ConflictRecord {
+    fn from(c: rowsync::ConflictEntry) -> Self {
+        ConflictRecord {
+            id: c.id,
+            collection: c.collection,
+            server_id: c.server_id,
+            client_id: c.client_id,
+            base_json: c.base.map(|v| v.to_string()),
+            local_json: c.local.map(|v| v.to_string()),
+            server_json: c.server.map(|v| v.to_string()),
+            fields: c.fields,
+            resolution: c.resolution,
+            at: c.at,
+        }
+    }
+}
+
+/// One HTTP attempt, as kept in the sync log.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SyncLogRecord {
+    /// Row id.
+    pub id: i64,
+    /// When the attempt started (RFC 3339).
+    pub at: String,
+    /// Endpoint name, e.g. `GetAllDataV2`.
+    pub endpoint: String,
+    /// HTTP status, if a response came.
+    pub status: Option<u16>,
+    /// Duration in milliseconds.
+    pub duration_ms: u64,
+    /// The response's tracking id.
+    pub tracking_id: Option<String>,
+    /// What went wrong, if anything.
+    pub error: Option<String>,
+}
+
+impl From<rowsync::SyncLogEntry> for SyncLogRecord {
+    fn from(e: rowsync::SyncLogEntry) -> Self {
+        SyncLogRecord {
+            id: e.id,
+            at: e.at,
+            endpoint: e.endpoint,
+            status: e.status,
+            duration_ms: e.duration_ms,
+            tracking_id: e.tracking_id,
+            error: e.error,
+        }
+    }
+}
