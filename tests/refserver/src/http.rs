@@ -1,9 +1,12 @@
 //! The HTTP/1.1 listener of the reference server: a small server on
 //! `std::net` (one thread per connection, keep-alive, `Content-Length` and
-//! chunked request bodies, `Expect: 100-continue`). It is hand-written rather
-//! than tiny_http because the fault kinds need to close a keep-alive
-//! connection at will (before the response, or in the middle of it), which
-//! tiny_http cannot do: its connection thread keeps the socket open.
+//! chunked request bodies, `Expect: 100-continue`). The sockets are handled
+//! here rather than by tiny_http because the fault kinds need to close a
+//! keep-alive connection at will (before the response, or in the middle of
+//! it), which tiny_http cannot do: its connection thread keeps the socket
+//! open. The parsing is httparse's: the request head (`Request::parse`), the
+//! chunk-size lines (`parse_chunk_size`) and the trailers (`parse_headers`);
+//! this file only frames the bytes and bounds their size.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -19,7 +22,11 @@ const POLL: Duration = Duration::from_millis(100);
 const IDLE_LIMIT: Duration = Duration::from_secs(120);
 const STALL_LIMIT: Duration = Duration::from_secs(30);
 const MAX_CONNECTIONS: usize = 1024;
-const MAX_LINE: u64 = 16 * 1024;
+/// Longest request head (request line and headers) accepted; longer ones
+/// are answered 431.
+const MAX_HEAD: usize = 64 * 1024;
+/// Longest chunk-size line (with its extensions) or trailer section.
+const MAX_CHUNK_LINE: usize = 16 * 1024;
 const MAX_HEADERS: usize = 128;
 /// Bodies beyond the configured limit are read and thrown away up to this
 /// size (so the client sees the 400), beyond it the connection is closed.
@@ -157,35 +164,128 @@ fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Reads one line (with its `\n`) into `buf`, tolerating read timeouts until
-/// `limit` has passed since `since`. `Ok(false)` at a clean end of stream.
-fn read_line(
+/// What [`read_framed`] got.
+enum Frame<T> {
+    /// `parse` accepted the bytes read; exactly those were consumed.
+    Done(T),
+    /// The peer closed the connection (or the server is stopping) before a
+    /// whole frame arrived.
+    Closed,
+    /// More than the allowed bytes arrived without a whole frame.
+    TooLarge,
+    /// `parse` refused the bytes, for this reason.
+    Bad(&'static str),
+}
+
+/// Reads from `reader` until `parse` accepts the bytes read so far, and
+/// consumes exactly the bytes it used (what follows stays in `reader`).
+/// `parse` answers `Ok(None)` while the frame is incomplete. Read timeouts
+/// are tolerated for `idle` while nothing but empty lines has arrived, then
+/// for [`STALL_LIMIT`] from the first byte.
+fn read_framed<T>(
     reader: &mut BufReader<TcpStream>,
-    buf: &mut Vec<u8>,
+    max: usize,
     stop: &AtomicBool,
-    since: Instant,
-    limit: Duration,
-) -> io::Result<bool> {
+    idle: Duration,
+    mut parse: impl FnMut(&[u8]) -> Result<Option<(usize, T)>, &'static str>,
+) -> io::Result<Frame<T>> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut since = Instant::now();
+    let mut started = false;
     loop {
-        let room = MAX_LINE.saturating_sub(buf.len() as u64);
-        match reader.by_ref().take(room).read_until(b'\n', buf) {
-            Ok(_) if buf.ends_with(b"\n") => return Ok(true),
-            Ok(0) if buf.is_empty() => return Ok(false),
-            Ok(_) if buf.len() as u64 >= MAX_LINE => {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"))
-            }
-            Ok(_) => return Err(io::ErrorKind::UnexpectedEof.into()),
+        let avail = match reader.fill_buf() {
+            Ok([]) => return Ok(Frame::Closed),
+            Ok(avail) => avail,
             Err(e) if is_timeout(&e) => {
-                if stop.load(Ordering::SeqCst) && buf.is_empty() {
-                    return Ok(false);
+                if stop.load(Ordering::SeqCst) && !started {
+                    return Ok(Frame::Closed);
                 }
-                if since.elapsed() > limit {
+                if since.elapsed() > if started { STALL_LIMIT } else { idle } {
                     return Err(e);
                 }
+                continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
+        };
+        let before = buf.len();
+        let take = avail.len().min(max + 1 - before);
+        buf.extend_from_slice(&avail[..take]);
+        if !started && !buf.iter().all(|b| matches!(b, b'\r' | b'\n')) {
+            started = true;
+            since = Instant::now();
         }
+        match parse(&buf) {
+            Ok(Some((used, value))) => {
+                reader.consume(used - before);
+                return Ok(Frame::Done(value));
+            }
+            Ok(None) if buf.len() > max => return Ok(Frame::TooLarge),
+            Ok(None) => reader.consume(take),
+            Err(why) => return Ok(Frame::Bad(why)),
+        }
+    }
+}
+
+/// httparse's reading of a whole request head, as owned values.
+fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, &'static str> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let used = match req.parse(buf) {
+        Ok(httparse::Status::Complete(used)) => used,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::Version) => return Err("unsupported HTTP version"),
+        Err(httparse::Error::TooManyHeaders) => return Err("too many headers"),
+        Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) => {
+            return Err("malformed header")
+        }
+        Err(_) => return Err("malformed request line"),
+    };
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err("malformed request line");
+    };
+    let head = Head {
+        method: method.to_string(),
+        target: target.to_string(),
+        http10: version == 0,
+        headers: req
+            .headers
+            .iter()
+            .map(|h| {
+                let value = String::from_utf8_lossy(h.value);
+                (h.name.to_string(), value.trim().to_string())
+            })
+            .collect(),
+    };
+    Ok(Some((used, head)))
+}
+
+/// httparse's reading of a chunk-size line: the size of the chunk after it.
+fn parse_chunk_line(buf: &[u8]) -> Result<Option<(usize, u64)>, &'static str> {
+    match httparse::parse_chunk_size(buf) {
+        Ok(httparse::Status::Complete(done)) => Ok(Some(done)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::InvalidChunkSize) => Err("malformed chunk size"),
+    }
+}
+
+/// httparse's reading of the trailer section after the last chunk (the
+/// trailers themselves are ignored).
+fn parse_trailers(buf: &[u8]) -> Result<Option<(usize, ())>, &'static str> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::parse_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete((used, _))) => Ok(Some((used, ()))),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(_) => Err("malformed chunk trailer"),
+    }
+}
+
+/// The CRLF that ends the data of a chunk.
+fn parse_chunk_end(buf: &[u8]) -> Result<Option<(usize, ())>, &'static str> {
+    match buf {
+        [b'\r', b'\n', ..] => Ok(Some((2, ()))),
+        [] | [b'\r'] => Ok(None),
+        _ => Err("malformed chunk: data longer than its size"),
     }
 }
 
@@ -238,11 +338,18 @@ impl Head {
 }
 
 fn bad_request(w: &mut TcpStream, why: &str) {
-    let body = format!("{{\"success\":false,\"code\":400,\"message\":\"{why}\",\"data\":null}}");
+    refuse(w, 400, why);
+}
+
+/// Answers `status` with the error envelope and closes the connection.
+fn refuse(w: &mut TcpStream, status: u16, why: &str) {
+    let body =
+        format!("{{\"success\":false,\"code\":{status},\"message\":\"{why}\",\"data\":null}}");
     let _ = write!(
         w,
-        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n\
+        "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=utf-8\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        reason(status),
         body.len()
     );
     let _ = w.flush();
@@ -255,58 +362,24 @@ fn serve_connection(stream: TcpStream, server: &RefServer, stop: &AtomicBool) ->
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     loop {
-        // Request line (skipping stray empty lines between requests).
-        let idle_since = Instant::now();
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            if !read_line(&mut reader, &mut line, stop, idle_since, IDLE_LIMIT)? {
+        // The request head (httparse skips stray empty lines between
+        // requests).
+        let head = match read_framed(&mut reader, MAX_HEAD, stop, IDLE_LIMIT, parse_head)? {
+            Frame::Done(head) => head,
+            Frame::Closed => return Ok(()),
+            Frame::TooLarge => {
+                refuse(&mut writer, 431, "request head too large");
                 return Ok(());
             }
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                break;
+            Frame::Bad("too many headers") => {
+                refuse(&mut writer, 431, "too many headers");
+                return Ok(());
             }
-        }
-        let text = String::from_utf8_lossy(&line);
-        let mut parts = text.split_whitespace();
-        let (Some(method), Some(target), Some(version)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            bad_request(&mut writer, "malformed request line");
-            return Ok(());
+            Frame::Bad(why) => {
+                bad_request(&mut writer, why);
+                return Ok(());
+            }
         };
-        if !version.starts_with("HTTP/1.") {
-            bad_request(&mut writer, "unsupported HTTP version");
-            return Ok(());
-        }
-        let mut head = Head {
-            method: method.to_string(),
-            target: target.to_string(),
-            http10: version == "HTTP/1.0",
-            headers: Vec::new(),
-        };
-        let started = Instant::now();
-        loop {
-            let mut h = Vec::new();
-            if !read_line(&mut reader, &mut h, stop, started, STALL_LIMIT)? {
-                return Ok(());
-            }
-            let h = String::from_utf8_lossy(&h);
-            let h = h.trim_end_matches(['\r', '\n']);
-            if h.is_empty() {
-                break;
-            }
-            if head.headers.len() >= MAX_HEADERS {
-                bad_request(&mut writer, "too many headers");
-                return Ok(());
-            }
-            let Some((k, v)) = h.split_once(':') else {
-                bad_request(&mut writer, "malformed header");
-                return Ok(());
-            };
-            head.headers
-                .push((k.trim().to_string(), v.trim().to_string()));
-        }
 
         let keep = server.config().max_body_bytes.saturating_add(1);
         let mut body = Vec::new();
@@ -322,43 +395,59 @@ fn serve_connection(stream: TcpStream, server: &RefServer, stop: &AtomicBool) ->
         if chunked {
             let mut total = 0usize;
             loop {
-                let mut size_line = Vec::new();
-                if !read_line(
+                let size = match read_framed(
                     &mut reader,
-                    &mut size_line,
+                    MAX_CHUNK_LINE,
                     stop,
-                    Instant::now(),
                     STALL_LIMIT,
+                    parse_chunk_line,
                 )? {
-                    return Ok(());
-                }
-                let s = String::from_utf8_lossy(&size_line);
-                let hex = s.trim().split(';').next().unwrap_or("");
-                let Ok(size) = usize::from_str_radix(hex, 16) else {
-                    bad_request(&mut writer, "malformed chunk size");
-                    return Ok(());
+                    Frame::Done(size) => size,
+                    Frame::Closed => return Ok(()),
+                    Frame::TooLarge => {
+                        bad_request(&mut writer, "malformed chunk size");
+                        return Ok(());
+                    }
+                    Frame::Bad(why) => {
+                        bad_request(&mut writer, why);
+                        return Ok(());
+                    }
                 };
                 if size == 0 {
-                    // Trailers until an empty line.
-                    loop {
-                        let mut t = Vec::new();
-                        if !read_line(&mut reader, &mut t, stop, Instant::now(), STALL_LIMIT)? {
+                    match read_framed(
+                        &mut reader,
+                        MAX_CHUNK_LINE,
+                        stop,
+                        STALL_LIMIT,
+                        parse_trailers,
+                    )? {
+                        Frame::Done(()) => break,
+                        Frame::Closed => return Ok(()),
+                        Frame::TooLarge => {
+                            bad_request(&mut writer, "chunk trailers too large");
                             return Ok(());
                         }
-                        if t.iter().all(u8::is_ascii_whitespace) {
-                            break;
+                        Frame::Bad(why) => {
+                            bad_request(&mut writer, why);
+                            return Ok(());
                         }
                     }
-                    break;
                 }
+                let size = usize::try_from(size).unwrap_or(usize::MAX);
                 total = total.saturating_add(size);
                 if total > MAX_DRAIN {
                     bad_request(&mut writer, "request body too large");
                     return Ok(());
                 }
                 read_body(&mut reader, size, keep, &mut body)?;
-                let mut crlf = Vec::new();
-                read_line(&mut reader, &mut crlf, stop, Instant::now(), STALL_LIMIT)?;
+                match read_framed(&mut reader, 2, stop, STALL_LIMIT, parse_chunk_end)? {
+                    Frame::Done(()) => {}
+                    Frame::Closed => return Ok(()),
+                    Frame::TooLarge | Frame::Bad(_) => {
+                        bad_request(&mut writer, "malformed chunk");
+                        return Ok(());
+                    }
+                }
             }
         } else if let Some(len) = head.header("content-length") {
             let Ok(len) = len.parse::<usize>() else {
@@ -422,6 +511,7 @@ fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
