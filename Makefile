@@ -32,6 +32,12 @@ cli:
 build:
 	@$(CARGO) build --workspace --all-targets
 
+# The benchmark harness with small sizes (seconds): fails only on an error,
+# never on a missed target. Full run: cargo run --release -p rowsync-bench
+.PHONY: bench-quick
+bench-quick:
+	@$(CARGO) run --quiet -p rowsync-bench -- --quick
+
 # Each step runs even if an earlier one failed; the last line counts them.
 # A binding script or the bench-quick target is a step only once it exists.
 test:

@@ -1,0 +1,170 @@
+//! The baselines: what plain rusqlite does with the same work and none of the
+//! engine's bookkeeping. `Pages` applies recorded `GetAllDataV2` pages as a
+//! lean client would (serde scan of the id fields, one prepared upsert per
+//! record into a table with the engine's indexes, one transaction per page);
+//! `Writes` inserts a row plus an outbox row per transaction. Both use the
+//! engine's pragmas (WAL, synchronous=NORMAL, same cache size).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::transports::Recording;
+
+/// The engine's pragmas.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", -16_000)?;
+    Ok(conn)
+}
+
+/// The record table with the engine's indexes, plus an outbox and a
+/// checkpoint table (same DDL as the engine's schema for these parts).
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rs_collections (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+    checkpoint INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS rs_records (
+    local_id INTEGER PRIMARY KEY, coll INTEGER NOT NULL, server_id INTEGER, client_id INTEGER,
+    parent_client_id INTEGER, row_version INTEGER, deleted INTEGER NOT NULL DEFAULT 0,
+    data TEXT NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS rs_records_server ON rs_records(coll, server_id) WHERE server_id IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS rs_records_client ON rs_records(coll, client_id) WHERE client_id IS NOT NULL AND client_id <> 0;
+CREATE INDEX IF NOT EXISTS rs_records_parent ON rs_records(coll, parent_client_id) WHERE parent_client_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS rs_outbox (local_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL,
+    group_id INTEGER NOT NULL, op TEXT NOT NULL, counter INTEGER NOT NULL, sent_counter INTEGER,
+    base TEXT, parked INTEGER, changed_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS rs_outbox_seq ON rs_outbox(seq);
+";
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    data: HashMap<&'a str, Entry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow, default)]
+    records: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Rec {
+    #[serde(alias = "productId", alias = "personId")]
+    id: i64,
+    #[serde(default, alias = "productClientId", alias = "personClientId")]
+    client_id: Option<i64>,
+    #[serde(rename = "rowVersion")]
+    row_version: i64,
+    #[serde(default)]
+    deleted: bool,
+}
+
+/// Applies every page of `rec` to `conn` (schema created if missing); returns
+/// the number of records applied.
+pub fn apply_pages(conn: &mut Connection, rec: &Recording) -> Result<u64, String> {
+    conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
+    let mut n = 0u64;
+    for page in &rec.pages {
+        let env: Envelope<'_> = serde_json::from_slice(&page.body).map_err(|e| e.to_string())?;
+        let tx = conn.transaction().map_err(|e| e.to_string())?;
+        {
+            let mut upsert = tx
+                .prepare_cached(
+                    "INSERT INTO rs_records(coll, server_id, client_id, parent_client_id, row_version, deleted, data)
+                     VALUES (?1, ?2, ?3, NULL, ?4, ?5, ?6)
+                     ON CONFLICT(coll, server_id) WHERE server_id IS NOT NULL
+                     DO UPDATE SET row_version = excluded.row_version, deleted = excluded.deleted,
+                                   data = excluded.data",
+                )
+                .map_err(|e| e.to_string())?;
+            let mut cp = tx
+                .prepare_cached(
+                    "INSERT INTO rs_collections(name, checkpoint) VALUES (?1, ?2)
+                     ON CONFLICT(name) DO UPDATE SET checkpoint = max(checkpoint, excluded.checkpoint)",
+                )
+                .map_err(|e| e.to_string())?;
+            for (name, entry) in &env.data {
+                tx.execute(
+                    "INSERT OR IGNORE INTO rs_collections(name) VALUES (?1)",
+                    [name],
+                )
+                .map_err(|e| e.to_string())?;
+                let coll: i64 = tx
+                    .query_row(
+                        "SELECT id FROM rs_collections WHERE name = ?1",
+                        [name],
+                        |r| r.get(0),
+                    )
+                    .map_err(|e| e.to_string())?;
+                let mut max_rv = 0;
+                for raw in &entry.records {
+                    let r: Rec = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                    upsert
+                        .execute(params![
+                            coll,
+                            r.id,
+                            r.client_id,
+                            r.row_version,
+                            r.deleted,
+                            raw.get()
+                        ])
+                        .map_err(|e| e.to_string())?;
+                    max_rv = max_rv.max(r.row_version);
+                    n += 1;
+                }
+                cp.execute(params![name, max_rv])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        tx.commit().map_err(|e| e.to_string())?;
+    }
+    Ok(n)
+}
+
+/// Plain local writes: `rows` records plus as many outbox rows per
+/// transaction.
+pub struct Writes {
+    conn: Connection,
+    seq: i64,
+}
+
+impl Writes {
+    /// Opens a fresh database at `path` with the schema.
+    pub fn open(path: &Path) -> rusqlite::Result<Writes> {
+        let conn = open(path)?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Writes { conn, seq: 0 })
+    }
+
+    /// One transaction: each record (serialized here, as the engine does)
+    /// becomes a record row and an outbox row.
+    pub fn write(&mut self, records: &[serde_json::Value]) -> rusqlite::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO rs_records(coll, server_id, client_id, parent_client_id, row_version, deleted, data)
+                 VALUES (?1, NULL, ?2, NULL, NULL, 0, ?3)",
+            )?;
+            let mut out = tx.prepare_cached(
+                "INSERT INTO rs_outbox(local_id, seq, group_id, op, counter, sent_counter, base, parked, changed_at)
+                 VALUES (?1, ?2, ?3, 'create', 1, NULL, NULL, NULL, '2026-01-01T00:00:00.000Z')",
+            )?;
+            let group = self.seq + 1;
+            for value in records {
+                let data = value.to_string();
+                self.seq += 1;
+                ins.execute(params![3, self.seq, data])?;
+                let local = tx.last_insert_rowid();
+                out.execute(params![local, self.seq, group])?;
+            }
+        }
+        tx.commit()
+    }
+}

@@ -1,0 +1,706 @@
+//! The scenarios of issue 8, run from the parent process: initial sync and
+//! incremental sync (client in a child process, server here on loopback
+//! HTTP), the apply path against a plain-rusqlite baseline and its growth,
+//! local writes against a plain-rusqlite baseline, and pushing offline orders.
+//! Each returns table rows: figure, the baseline measured in the same run, the
+//! ratio (engine speed over baseline speed: 1.0 means as fast) and the target.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rowsync::Engine;
+use rowsync_refserver::{InProcessTransport, RefServer, RunningServer, ServerConfig};
+use serde_json::{json, Map, Value};
+
+use crate::baseline;
+use crate::child;
+use crate::transports::{Recording, Replay, Timed};
+
+/// Sizes of one mode (full or quick).
+pub struct Sizes {
+    /// Total records (half products, half persons) for the initial sync.
+    pub initial: Vec<usize>,
+    /// Records for the apply-path and growth runs.
+    pub apply: Vec<usize>,
+    /// The size whose apply run is scenario 2's figure.
+    pub apply_main: usize,
+    /// Records changed on the server for the incremental sync (the replica
+    /// holds the largest `initial` size).
+    pub changed: usize,
+    /// Single-record creates.
+    pub creates: usize,
+    /// Grouped writes (an order and 3 lines).
+    pub groups: usize,
+    /// Offline orders (3 lines each) pushed.
+    pub push_orders: usize,
+    /// Whether the full-size targets apply.
+    pub full: bool,
+}
+
+impl Sizes {
+    /// The full run.
+    pub fn full() -> Sizes {
+        Sizes {
+            initial: vec![10_000, 100_000, 1_000_000],
+            apply: vec![10_000, 100_000, 1_000_000],
+            apply_main: 100_000,
+            changed: 1_000,
+            creates: 100_000,
+            groups: 10_000,
+            push_orders: 10_000,
+            full: true,
+        }
+    }
+
+    /// The quick run (CI): every scenario with small sizes.
+    pub fn quick() -> Sizes {
+        Sizes {
+            initial: vec![2_000, 10_000],
+            apply: vec![2_000, 10_000],
+            apply_main: 10_000,
+            changed: 100,
+            creates: 2_000,
+            groups: 500,
+            push_orders: 500,
+            full: false,
+        }
+    }
+}
+
+/// One line of the result table.
+pub struct Row {
+    /// Scenario number and name.
+    pub scenario: String,
+    /// What is measured.
+    pub metric: String,
+    /// The engine's figure.
+    pub figure: String,
+    /// The baseline's figure.
+    pub baseline: String,
+    /// Engine speed over baseline speed.
+    pub ratio: String,
+    /// The target.
+    pub target: String,
+    /// Met, missed, or not judged (quick mode, or no target).
+    pub met: Option<bool>,
+}
+
+type Res<T> = Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Median of `v` (not empty).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn fmt_n(n: usize) -> String {
+    if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}M", n / 1_000_000)
+    } else if n >= 1_000 && n % 1_000 == 0 {
+        format!("{}k", n / 1_000)
+    } else {
+        n.to_string()
+    }
+}
+
+fn rate(x: f64) -> String {
+    if x >= 1_000_000.0 {
+        format!("{:.2}M/s", x / 1e6)
+    } else if x >= 1_000.0 {
+        format!("{:.1}k/s", x / 1e3)
+    } else {
+        format!("{x:.0}/s")
+    }
+}
+
+fn judged(full: bool, ok: bool) -> Option<bool> {
+    full.then_some(ok)
+}
+
+/// Removes a SQLite file and its WAL companions.
+pub fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn server_config() -> ServerConfig {
+    ServerConfig {
+        admin: true,
+        log_capacity: 16,
+        ..ServerConfig::default()
+    }
+}
+
+fn seed(server: &RefServer, n: usize) -> Res<()> {
+    server.admin().seed_products(n / 2).map_err(err)?;
+    server.admin().seed_persons(n - n / 2).map_err(err)
+}
+
+/// Runs `--child name` against `url` and `db`; returns its `RESULT` pairs.
+fn run_child(name: &str, url: &str, db: &Path) -> Res<HashMap<String, f64>> {
+    let exe = std::env::current_exe().map_err(err)?;
+    // `ROWSYNC_BENCH_WRAP=<child>:<command...>` runs that child under a
+    // profiler, e.g. `incremental:perf record -e cpu-clock -g -o p.data --`.
+    let wrap = std::env::var("ROWSYNC_BENCH_WRAP").ok().and_then(|w| {
+        let (child, cmd) = w.split_once(':')?;
+        (child == name).then(|| {
+            cmd.split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+    });
+    let mut cmd = match wrap.as_deref() {
+        Some([prog, rest @ ..]) => {
+            let mut c = Command::new(prog);
+            c.args(rest).arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    };
+    let out = cmd
+        .args(["--child", name, "--url", url, "--db"])
+        .arg(db)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(err)?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!("child `{name}` failed ({}): {stdout}", out.status));
+    }
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESULT "))
+        .ok_or_else(|| format!("child `{name}` printed no RESULT: {stdout}"))?;
+    Ok(line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+        .collect())
+}
+
+/// Scenarios 1 and 3: initial sync over loopback HTTP at each size (client
+/// in a child), then, on the largest replica, an incremental sync of
+/// `changed` records.
+pub fn initial_and_incremental(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
+    let largest = *s.initial.iter().max().unwrap_or(&0);
+    let mut rss_by_n: Vec<(usize, f64)> = Vec::new();
+    for &n in &s.initial {
+        let running = RunningServer::start(server_config()).map_err(err)?;
+        let t = Instant::now();
+        seed(running.server(), n)?;
+        eprintln!(
+            "  [1] seeded {} records in {:.1}s",
+            fmt_n(n),
+            t.elapsed().as_secs_f64()
+        );
+        let url = running.base_url();
+        let runs = if n <= 100_000 { 3 } else { 1 };
+        let (mut rates, mut base_rates, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+        let mut kept: Option<PathBuf> = None;
+        for run in 0..runs {
+            let db = dir.join(format!("initial-{n}-{run}.db"));
+            let r = run_child("initial", &url, &db)?;
+            let records = r.get("records").copied().unwrap_or(0.0);
+            if records as usize != n {
+                return Err(format!("initial sync applied {records} records, not {n}"));
+            }
+            let secs = r["secs"];
+            rates.push(records / secs);
+            base_rates.push(records / r["transport_secs"]);
+            rss.push(r["hwm_kib"] / 1024.0);
+            eprintln!(
+                "  [1] N={} run {}: {:.2}s total, {:.2}s in transport, {} calls, peak RSS {:.1} MiB",
+                fmt_n(n),
+                run + 1,
+                secs,
+                r["transport_secs"],
+                r["calls"],
+                r["hwm_kib"] / 1024.0
+            );
+            if n == largest && run + 1 == runs {
+                kept = Some(db);
+            } else {
+                remove_db(&db);
+            }
+        }
+        let (fig, base) = (median(&rates), median(&base_rates));
+        let is_target = s.full && n == 1_000_000;
+        rows.push(Row {
+            scenario: "1 initial sync (HTTP)".into(),
+            metric: format!("records/s, N={} (median of {runs})", fmt_n(n)),
+            figure: rate(fig),
+            baseline: format!("{} (fetch only)", rate(base)),
+            ratio: format!("{:.2}", fig / base),
+            target: if is_target {
+                ">= 150k/s".into()
+            } else {
+                "-".into()
+            },
+            met: if is_target {
+                Some(fig >= 150_000.0)
+            } else {
+                None
+            },
+        });
+        let peak = median(&rss);
+        rss_by_n.push((n, peak));
+        let prev = rss_by_n
+            .iter()
+            .rev()
+            .nth(1)
+            .map(|&(pn, p)| (pn, p, peak / p));
+        rows.push(Row {
+            scenario: "1 initial sync (HTTP)".into(),
+            metric: format!("client peak RSS, N={}", fmt_n(n)),
+            figure: format!("{peak:.1} MiB"),
+            baseline: prev.map_or("-".into(), |(pn, p, _)| {
+                format!("{p:.1} MiB at N={}", fmt_n(pn))
+            }),
+            ratio: prev.map_or("-".into(), |(_, _, r)| format!("{r:.2}")),
+            target: if s.full && n >= 100_000 {
+                "<= 64 MiB, flat 100k..1M".into()
+            } else {
+                "-".into()
+            },
+            met: if s.full && n == 1_000_000 {
+                Some(peak <= 64.0 && prev.is_none_or(|(_, _, r)| r <= 1.2))
+            } else if s.full && n == 100_000 {
+                Some(peak <= 64.0)
+            } else {
+                None
+            },
+        });
+        if let Some(db) = kept {
+            let changed = s.changed.min(n);
+            let t = Instant::now();
+            let admin = running.server().admin();
+            let (products, persons) = ((n / 2).max(1), (n - n / 2).max(1));
+            for k in 0..changed {
+                let (coll, count, field, value) = if k % 2 == 0 {
+                    ("products", products, "price", json!(777_000 + k as i64))
+                } else {
+                    ("persons", persons, "creditLimit", json!(900_000 + k as i64))
+                };
+                let id = 1 + ((k / 2) * (count / (changed / 2).max(1))) as i64;
+                let mut m = Map::new();
+                m.insert(field.into(), value);
+                admin
+                    .update_fields(coll, id.min(count as i64), m)
+                    .map_err(err)?;
+            }
+            eprintln!(
+                "  [3] changed {changed} records on the server in {:.2}s",
+                t.elapsed().as_secs_f64()
+            );
+            let r = run_child("incremental", &url, &db)?;
+            remove_db(&db);
+            if r["records"] as usize != changed {
+                return Err(format!(
+                    "incremental sync applied {} records, not {changed}",
+                    r["records"]
+                ));
+            }
+            let client_ms = (r["secs"] - r["transport_secs"]) * 1e3;
+            let base_ms = r["baseline_secs"] * 1e3;
+            eprintln!(
+                "  [3] {:.1} ms total, {:.1} ms in transport ({} calls), {client_ms:.1} ms client; baseline {base_ms:.1} ms",
+                r["secs"] * 1e3,
+                r["transport_secs"] * 1e3,
+                r["calls"]
+            );
+            rows.push(Row {
+                scenario: "3 incremental sync".into(),
+                metric: format!(
+                    "client ms, {} changed of {} local (total {:.1} ms)",
+                    fmt_n(changed),
+                    fmt_n(n),
+                    r["secs"] * 1e3
+                ),
+                figure: format!("{client_ms:.1} ms"),
+                baseline: format!("{base_ms:.1} ms (plain upsert)"),
+                ratio: format!("{:.2}", base_ms / client_ms),
+                target: if s.full { "< 50 ms".into() } else { "-".into() },
+                met: judged(s.full, client_ms < 50.0),
+            });
+        }
+        running.stop();
+    }
+    Ok(())
+}
+
+/// Pulls everything from an in-process server holding `n` records into an
+/// in-memory replica, keeping the login answer and every page.
+fn capture(n: usize) -> Res<Recording> {
+    let server = RefServer::open(server_config()).map_err(err)?;
+    seed(&server, n)?;
+    let e = Engine::open(":memory:").map_err(err)?;
+    e.configure(child::settings("http://127.0.0.1/API/v3"))
+        .map_err(err)?;
+    e.set_credentials(child::credentials()).map_err(err)?;
+    let timed = Timed::new(Arc::new(InProcessTransport::new(server)), true);
+    e.set_transport(timed.clone()).map_err(err)?;
+    let report = e.sync().map_err(err)?;
+    if report.applied() as usize != n {
+        return Err(format!("capture applied {} of {n}", report.applied()));
+    }
+    Ok(timed.take())
+}
+
+/// The engine applies `rec` through a replaying transport into a fresh file
+/// replica; returns the seconds of `sync`.
+fn replay_engine(rec: &Arc<Recording>, db: &Path, n: usize) -> Res<f64> {
+    let e = Engine::open(db).map_err(err)?;
+    e.configure(child::settings("http://127.0.0.1/API/v3"))
+        .map_err(err)?;
+    e.set_credentials(child::credentials()).map_err(err)?;
+    e.set_transport(Replay::new(rec.clone())).map_err(err)?;
+    let t = Instant::now();
+    let report = e.sync().map_err(err)?;
+    let secs = t.elapsed().as_secs_f64();
+    drop(e);
+    remove_db(db);
+    if report.applied() as usize != n {
+        return Err(format!("replay applied {} of {n}", report.applied()));
+    }
+    Ok(secs)
+}
+
+fn replay_baseline(rec: &Recording, db: &Path, n: usize) -> Res<f64> {
+    let mut conn = baseline::open(db).map_err(err)?;
+    let t = Instant::now();
+    let applied = baseline::apply_pages(&mut conn, rec)?;
+    let secs = t.elapsed().as_secs_f64();
+    drop(conn);
+    remove_db(db);
+    if applied as usize != n {
+        return Err(format!("baseline applied {applied} of {n}"));
+    }
+    Ok(secs)
+}
+
+/// Scenarios 2 and 6: the apply path from pages in memory, against plain
+/// rusqlite, at each size.
+pub fn apply(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
+    let mut per_record: Vec<(usize, f64, f64)> = Vec::new();
+    for &n in &s.apply {
+        let t = Instant::now();
+        let rec = Arc::new(capture(n)?);
+        eprintln!(
+            "  [2] captured {} pages ({:.1} MB) of {} records in {:.1}s",
+            rec.pages.len(),
+            rec.page_bytes() as f64 / 1e6,
+            fmt_n(n),
+            t.elapsed().as_secs_f64()
+        );
+        let runs = if n <= 100_000 { 3 } else { 1 };
+        let (mut eng, mut base) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            let e = replay_engine(&rec, &dir.join(format!("apply-{n}-{run}.db")), n)?;
+            let b = replay_baseline(&rec, &dir.join(format!("base-{n}-{run}.db")), n)?;
+            eprintln!(
+                "  [2] N={} run {}: engine {:.3}s, baseline {:.3}s",
+                fmt_n(n),
+                run + 1,
+                e,
+                b
+            );
+            eng.push(e);
+            base.push(b);
+        }
+        let (e, b) = (median(&eng), median(&base));
+        let nf = n as f64;
+        if n == s.apply_main {
+            rows.push(Row {
+                scenario: "2 apply path (replayed pages)".into(),
+                metric: format!("records/s, N={} (median of {runs})", fmt_n(n)),
+                figure: rate(nf / e),
+                baseline: format!("{} (plain upsert)", rate(nf / b)),
+                ratio: format!("{:.2}", b / e),
+                target: if s.full {
+                    ">= 0.70 of baseline".into()
+                } else {
+                    "-".into()
+                },
+                met: judged(s.full, b / e >= 0.70),
+            });
+        }
+        per_record.push((n, e / nf * 1e6, b / nf * 1e6));
+    }
+    for &(n, e, b) in &per_record {
+        rows.push(Row {
+            scenario: "6 growth (apply)".into(),
+            metric: format!("us/record, N={}", fmt_n(n)),
+            figure: format!("{e:.2} us"),
+            baseline: format!("{b:.2} us (plain upsert)"),
+            ratio: format!("{:.2}", b / e),
+            target: "-".into(),
+            met: None,
+        });
+    }
+    let costs: Vec<f64> = per_record.iter().map(|p| p.1).collect();
+    let (lo, hi) = (
+        costs.iter().copied().fold(f64::INFINITY, f64::min),
+        costs.iter().copied().fold(0.0, f64::max),
+    );
+    let bcosts: Vec<f64> = per_record.iter().map(|p| p.2).collect();
+    let (blo, bhi) = (
+        bcosts.iter().copied().fold(f64::INFINITY, f64::min),
+        bcosts.iter().copied().fold(0.0, f64::max),
+    );
+    rows.push(Row {
+        scenario: "6 growth (apply)".into(),
+        metric: "max/min per-record cost across sizes".into(),
+        figure: format!("{:.2}", hi / lo),
+        baseline: format!("{:.2} (plain upsert)", bhi / blo),
+        ratio: "-".into(),
+        target: if s.full { "<= 1.20".into() } else { "-".into() },
+        met: judged(s.full, hi / lo <= 1.20),
+    });
+    Ok(())
+}
+
+fn product(i: usize) -> Value {
+    json!({"name": format!("Bench product {i}"), "productCode": format!("B{i:07}"),
+           "price": 1000 + i, "unit": "box", "stock": 5})
+}
+
+fn order(i: usize) -> Value {
+    json!({"customerId": 1 + (i % 50) as i64, "totalAmount": 95_000, "note": "bench till"})
+}
+
+fn line(order_client_id: i64, k: usize) -> Value {
+    json!({"orderClientId": order_client_id, "productId": 1 + k as i64, "quantity": 2,
+           "unitPrice": 47_500})
+}
+
+fn latency_rows(
+    rows: &mut Vec<Row>,
+    s: &Sizes,
+    what: &str,
+    unit: &str,
+    mut eng: Vec<Duration>,
+    mut base: Vec<Duration>,
+    targets: bool,
+) {
+    eng.sort();
+    base.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let (em, ep) = (us(percentile(&eng, 0.5)), us(percentile(&eng, 0.99)));
+    let (bm, bp) = (us(percentile(&base, 0.5)), us(percentile(&base, 0.99)));
+    let et: f64 = eng.iter().map(|d| d.as_secs_f64()).sum();
+    let bt: f64 = base.iter().map(|d| d.as_secs_f64()).sum();
+    let n = eng.len() as f64;
+    let slow = |v: &[Duration]| {
+        let s: Vec<&Duration> = v.iter().filter(|d| d.as_micros() >= 1_000).collect();
+        let total: f64 = s.iter().map(|d| d.as_secs_f64()).sum();
+        (s.len(), total)
+    };
+    let ((es, est), (bs, bst)) = (slow(&eng), slow(&base));
+    eprintln!(
+        "  [4] {what}: {es} engine ops >= 1 ms ({:.0}% of its time, max {:.1} ms); baseline {bs} ({:.0}%, max {:.1} ms)",
+        100.0 * est / eng.iter().map(|d| d.as_secs_f64()).sum::<f64>(),
+        eng.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        100.0 * bst / base.iter().map(|d| d.as_secs_f64()).sum::<f64>(),
+        base.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    );
+    let sc = "4 local writes".to_string();
+    rows.push(Row {
+        scenario: sc.clone(),
+        metric: format!("{what}: median latency"),
+        figure: format!("{em:.1} us"),
+        baseline: format!("{bm:.1} us (plain rusqlite)"),
+        ratio: format!("{:.2}", bm / em),
+        target: if targets {
+            "< 30 us".into()
+        } else {
+            "-".into()
+        },
+        met: if targets {
+            judged(s.full, em < 30.0)
+        } else {
+            None
+        },
+    });
+    rows.push(Row {
+        scenario: sc.clone(),
+        metric: format!("{what}: p99 latency"),
+        figure: format!("{ep:.1} us"),
+        baseline: format!("{bp:.1} us (plain rusqlite)"),
+        ratio: format!("{:.2}", bp / ep),
+        target: if targets { "< 1 ms".into() } else { "-".into() },
+        met: if targets {
+            judged(s.full, ep < 1000.0)
+        } else {
+            None
+        },
+    });
+    rows.push(Row {
+        scenario: sc,
+        metric: format!("{what}: {unit}/s"),
+        figure: rate(n / et),
+        baseline: format!("{} (plain rusqlite)", rate(n / bt)),
+        ratio: format!("{:.2}", bt / et),
+        target: "-".into(),
+        met: None,
+    });
+}
+
+/// Scenario 4: single-record creates and grouped writes (an order with 3
+/// lines), each its own transaction, against plain rusqlite.
+pub fn local_writes(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
+    let db = dir.join("writes.db");
+    let bdb = dir.join("writes-base.db");
+    let e = Engine::open(&db).map_err(err)?;
+    let mut b = baseline::Writes::open(&bdb).map_err(err)?;
+    let mut eng = Vec::with_capacity(s.creates);
+    let mut base = Vec::with_capacity(s.creates);
+    for i in 0..s.creates {
+        let v = product(i);
+        let t = Instant::now();
+        e.create("products", v).map_err(err)?;
+        eng.push(t.elapsed());
+        let v = [product(i)];
+        let t = Instant::now();
+        b.write(&v).map_err(err)?;
+        base.push(t.elapsed());
+    }
+    latency_rows(
+        rows,
+        s,
+        &format!("{} creates", fmt_n(s.creates)),
+        "writes",
+        eng,
+        base,
+        true,
+    );
+    let mut eng = Vec::with_capacity(s.groups);
+    let mut base = Vec::with_capacity(s.groups);
+    for i in 0..s.groups {
+        let o = order(i);
+        let t = Instant::now();
+        e.write(|w| {
+            let order = w.create("orders", o)?;
+            let oc = order["orderClientId"].as_i64().unwrap_or_default();
+            for k in 0..3 {
+                w.create("orderDetails", line(oc, k))?;
+            }
+            Ok(())
+        })
+        .map_err(err)?;
+        eng.push(t.elapsed());
+        let group = [
+            order(i),
+            line(i as i64, 0),
+            line(i as i64, 1),
+            line(i as i64, 2),
+        ];
+        let t = Instant::now();
+        b.write(&group).map_err(err)?;
+        base.push(t.elapsed());
+    }
+    latency_rows(
+        rows,
+        s,
+        &format!("{} orders+3 lines", fmt_n(s.groups)),
+        "groups",
+        eng,
+        base,
+        false,
+    );
+    drop(e);
+    drop(b);
+    remove_db(&db);
+    remove_db(&bdb);
+    Ok(())
+}
+
+/// Scenario 5: offline orders with 3 lines each, drained to the reference
+/// server over loopback HTTP by one `sync`.
+pub fn push(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
+    let running = RunningServer::start(server_config()).map_err(err)?;
+    running.server().admin().seed_persons(100).map_err(err)?;
+    running.server().admin().seed_products(100).map_err(err)?;
+    let db = dir.join("push.db");
+    let (e, timed) = child::http_engine(&db, &running.base_url(), false)?;
+    e.sync().map_err(err)?;
+    let t = Instant::now();
+    for i in 0..s.push_orders {
+        e.write(|w| {
+            let order = w.create("orders", order(i))?;
+            let oc = order["orderClientId"].as_i64().unwrap_or_default();
+            for k in 0..3 {
+                w.create("orderDetails", line(oc, k + (i % 90)))?;
+            }
+            Ok(())
+        })
+        .map_err(err)?;
+    }
+    eprintln!(
+        "  [5] wrote {} offline orders in {:.2}s",
+        s.push_orders,
+        t.elapsed().as_secs_f64()
+    );
+    let before = timed.spent();
+    let t = Instant::now();
+    let report = e.sync().map_err(err)?;
+    let secs = t.elapsed().as_secs_f64();
+    let wire = (timed.spent() - before).as_secs_f64();
+    let changes = s.push_orders * 4;
+    let pending = e.status().map_err(err)?.counts.pending;
+    if report.pushed as usize != changes || pending != 0 || report.parked != 0 {
+        return Err(format!(
+            "push: pushed {} of {changes}, {pending} pending, {} parked",
+            report.pushed, report.parked
+        ));
+    }
+    eprintln!(
+        "  [5] pushed {changes} changes in {secs:.2}s ({} requests, {wire:.2}s in transport)",
+        report.push_requests
+    );
+    drop(e);
+    remove_db(&db);
+    running.stop();
+    rows.push(Row {
+        scenario: "5 push (HTTP)".into(),
+        metric: format!(
+            "drain {} orders+3 lines ({} changes, {} requests)",
+            fmt_n(s.push_orders),
+            fmt_n(changes),
+            report.push_requests
+        ),
+        figure: format!("{secs:.2} s"),
+        baseline: format!("{wire:.2} s (server+HTTP share)"),
+        ratio: format!("{:.2}", wire / secs),
+        target: if s.full { "< 3 s".into() } else { "-".into() },
+        met: judged(s.full, secs < 3.0),
+    });
+    Ok(())
+}
