@@ -398,8 +398,10 @@ impl ApiClient {
         loop {
             let token = self.ensure_token(log)?;
             let sent = self.send_retrying(endpoint, body, Some(&token), log)?;
-            if is_token_refusal(&sent.response) {
-                let envelope = parse_lenient(&sent.response.body);
+            // The body is parsed once: a pull page can be many megabytes.
+            let parsed = parse_envelope(&sent.response.body);
+            if is_token_refusal(sent.response.status, parsed.as_ref().ok()) {
+                let envelope = parsed.ok();
                 let tracking_id = tracking(&sent.response);
                 log(record(
                     endpoint,
@@ -433,7 +435,7 @@ impl ApiClient {
                 refused_once = true;
                 continue;
             }
-            let result = interpret_reply(&sent.response);
+            let result = interpret_reply(&sent.response, parsed);
             log(record(
                 endpoint,
                 &sent,
@@ -777,11 +779,8 @@ fn parse_lenient(body: &[u8]) -> Option<Parsed<'_>> {
 
 /// A 401, or a `success:false` envelope with code 1003 (token missing,
 /// invalid or expired) under any status.
-fn is_token_refusal(response: &HttpResponse) -> bool {
-    if response.status == 401 {
-        return true;
-    }
-    matches!(parse_lenient(&response.body), Some(e) if !e.success && e.code == Some(1003))
+fn is_token_refusal(status: u16, envelope: Option<&Parsed<'_>>) -> bool {
+    status == 401 || matches!(envelope, Some(e) if !e.success && e.code == Some(1003))
 }
 
 /// A short description of a 5xx body for logs and `Error::Server`: the
@@ -858,11 +857,14 @@ fn failure(status: u16, envelope: &Parsed<'_>, tracking_id: Option<String>) -> E
 
 /// Interprets a response that the retry loop did not retry (anything but
 /// 429, 5xx-transient and, for calls, token refusals).
-fn interpret_reply(response: &HttpResponse) -> Result<Reply> {
+fn interpret_reply(
+    response: &HttpResponse,
+    parsed: std::result::Result<Parsed<'_>, String>,
+) -> Result<Reply> {
     let status = response.status;
     let tracking_id = tracking(response);
     match status {
-        200..=299 => match parse_envelope(&response.body) {
+        200..=299 => match parsed {
             Ok(envelope) if envelope.success => Ok(Reply {
                 data: envelope.data.unwrap_or(RawValue::NULL).to_owned(),
                 tracking_id,
@@ -875,7 +877,7 @@ fn interpret_reply(response: &HttpResponse) -> Result<Reply> {
                 tracking_id,
             }),
         },
-        400..=499 => match parse_lenient(&response.body) {
+        400..=499 => match parsed.ok() {
             Some(envelope) => Err(failure(status, &envelope, tracking_id)),
             None => Err(Error::Rejected {
                 status,

@@ -626,8 +626,8 @@ impl Engine {
                 let entries =
                     pull::parse_page(&cat, &wanted, &reply.data, reply.tracking_id.as_deref())?;
                 let mut store = lock(&self.store)?;
-                let mut tx = store.begin()?;
-                pull::apply(&mut tx, &entries, &resolvers, report, &mut changes)?;
+                let tx = store.begin()?;
+                pull::apply(&tx, &entries, &resolvers, report, &mut changes)?;
                 tx.commit()?;
                 let mut next = Vec::new();
                 for e in entries.iter().filter(|e| e.has_more) {
@@ -876,7 +876,7 @@ impl Engine {
             let cat = read(&self.catalogue)?;
             let resolvers = read(&self.resolvers)?;
             let mut store = lock(&self.store)?;
-            let mut tx = store.begin()?;
+            let tx = store.begin()?;
             for err in errors {
                 let server = err.server_record.as_ref().and_then(Value::as_object);
                 match (push::named(&cat, batch, err), server) {
@@ -896,7 +896,7 @@ impl Engine {
                             .unwrap_or(false);
                         let resolver = resolvers.get(&def.name).map(|r| r.as_ref());
                         pull::resolve_conflict(
-                            &mut tx, def, resolver, &row, &p, server, deleted, report,
+                            &tx, def, resolver, &row, &p, server, deleted, report,
                         )?;
                     }
                     (Some((_, change)), None) => refetch.push(change.collection.clone()),

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -53,12 +54,66 @@ struct RawEntry<'a> {
     records: Option<Vec<&'a RawValue>>,
 }
 
+/// Reads `data` in one pass: the entries of wanted collections are parsed
+/// as they come, everything else is skipped. Notes which collection failed.
+struct PageSeed<'c, 'f> {
+    catalogue: &'c Catalogue,
+    wanted: &'c [String],
+    failed: &'f std::cell::RefCell<Option<String>>,
+}
+
+impl<'de, 'c> Visitor<'de> for PageSeed<'c, '_> {
+    type Value = Vec<(&'c CollectionDef, RawEntry<'de>)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of collections")
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let def = self
+                .catalogue
+                .get(&key)
+                .filter(|d| self.wanted.contains(&d.name));
+            match def {
+                Some(def) => {
+                    *self.failed.borrow_mut() = Some(def.name.clone());
+                    if let Some(entry) = map.next_value::<Option<RawEntry<'de>>>()? {
+                        out.push((def, entry));
+                    }
+                    *self.failed.borrow_mut() = None;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<'de, 'c> DeserializeSeed<'de> for PageSeed<'c, '_> {
+    type Value = Vec<(&'c CollectionDef, RawEntry<'de>)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
 /// Parses and validates a page. Collections not asked for are ignored (a
 /// server may send more than asked); every record of the asked ones must be
 /// an object with an integer server id and rowVersion.
 pub fn parse_page<'a>(
     catalogue: &'a Catalogue,
-    wanted: &[String],
+    wanted: &'a [String],
     data: &'a RawValue,
     tracking_id: Option<&str>,
 ) -> Result<Vec<Entry<'a>>> {
@@ -67,24 +122,26 @@ pub fn parse_page<'a>(
         message,
         tracking_id: tracking_id.map(str::to_string),
     };
-    if data.get().trim() == "null" {
-        return Ok(Vec::new());
-    }
-    let map: HashMap<Cow<'a, str>, &'a RawValue> = serde_json::from_str(data.get())
-        .map_err(|e| protocol(None, format!("`data` is not an object of collections: {e}")))?;
-    let mut out = Vec::new();
-    for def in catalogue.iter() {
-        if !wanted.contains(&def.name) {
-            continue;
-        }
-        let Some(raw) = map.get(def.name.as_str()) else {
-            continue;
+    let failed = std::cell::RefCell::new(None);
+    let seed = PageSeed {
+        catalogue,
+        wanted,
+        failed: &failed,
+    };
+    let mut de = serde_json::Deserializer::from_str(data.get());
+    let raw = seed.deserialize(&mut de).map_err(|e| {
+        let collection = failed.borrow().clone();
+        let what = match &collection {
+            Some(_) => "bad collection entry",
+            None => "`data` is not an object of collections",
         };
-        if raw.get().trim() == "null" {
-            continue;
-        }
-        let entry: RawEntry<'a> = serde_json::from_str(raw.get())
-            .map_err(|e| protocol(Some(&def.name), format!("bad collection entry: {e}")))?;
+        protocol(collection.as_deref(), format!("{what}: {e}"))
+    })?;
+    // Parents before children, whatever order the server used.
+    let mut raw = raw;
+    raw.sort_by_key(|(def, _)| catalogue.position(&def.name));
+    let mut out = Vec::with_capacity(raw.len());
+    for (def, entry) in raw {
         let mut records = Vec::with_capacity(entry.records.as_ref().map_or(0, Vec::len));
         for (i, rec) in entry.records.unwrap_or_default().into_iter().enumerate() {
             let text = rec.get();
@@ -115,77 +172,96 @@ pub fn parse_page<'a>(
 }
 
 /// Applies validated entries in `tx` (the caller commits).
+///
+/// A collection pulled for the first time (checkpoint 0) tries a plain
+/// insert first, since nearly every record is new; later pulls look the
+/// record up first, since most records are updates.
 pub fn apply(
-    tx: &mut Tx<'_>,
+    tx: &Tx<'_>,
     entries: &[Entry<'_>],
     resolvers: &HashMap<String, std::sync::Arc<dyn ConflictResolver>>,
     report: &mut SyncReport,
     changes: &mut Changes,
 ) -> Result<()> {
+    let mut insert = tx.insert_pulled_statement()?;
     for entry in entries {
         let def = entry.def;
         let coll = tx.coll_id(&def.name)?;
         let (mut applied, mut deleted) = (0u64, 0u64);
         let resolver = resolvers.get(&def.name).map(|r| r.as_ref());
+        let first_pull = store::checkpoint(tx, coll)? == 0;
         for (text, meta) in &entry.records {
             let (Some(sid), Some(rv)) = (meta.server_id, meta.row_version) else {
                 continue;
             };
-            let cid = meta.identity_client_id();
-            let pcid = meta.parent_client_id.filter(|&c| c != 0);
             let new_row = store::NewRow {
                 coll,
                 server_id: Some(sid),
                 client_id: meta.client_id,
-                parent_client_id: pcid,
+                parent_client_id: meta.parent_client_id.filter(|&c| c != 0),
                 row_version: Some(rv),
                 deleted: meta.deleted,
                 data: text,
             };
-            if tx.insert_pulled_if_new(&new_row)? {
-                applied += 1;
-                deleted += meta.deleted as u64;
-                changes.note(&def.name, Some(sid), meta.client_id, ChangeOrigin::Sync);
-                continue;
-            }
-            let existing = match store::row_by_server_id(tx, coll, sid)? {
-                Some(r) => Some(r),
-                None => match cid {
-                    Some(c) => store::row_by_client_id(tx, coll, c)?,
-                    None => None,
-                },
+            let inserted = first_pull && insert.execute(new_row.params())? == 1;
+            let probe = if inserted {
+                None
+            } else {
+                match store::probe_by_server_id(tx, coll, sid)? {
+                    Some(p) => Some(p),
+                    None => match meta.identity_client_id() {
+                        Some(c) => store::probe_by_client_id(tx, coll, c)?,
+                        None => None,
+                    },
+                }
             };
-            let Some(row) = existing else {
-                // A unique-index conflict without a matching row cannot
-                // happen; refuse rather than guess.
-                return Err(Error::Database(format!(
-                    "`{}` record {sid} could not be placed",
-                    def.name
-                )));
-            };
-            if row.row_version.is_some_and(|have| have >= rv) {
-                continue;
-            }
-            match store::pending_of(tx, row.local_id)? {
+            match probe {
+                None if inserted => {}
                 None => {
-                    tx.update_record(row.local_id, Some(sid), Some(rv), meta.deleted, text)?;
+                    if insert.execute(new_row.params())? != 1 {
+                        return Err(Error::Database(format!(
+                            "`{}` record {sid} could not be placed",
+                            def.name
+                        )));
+                    }
                 }
                 Some(p) => {
-                    let server: Map<String, Value> = match serde_json::from_str(text)? {
-                        Value::Object(m) => m,
-                        _ => continue,
-                    };
-                    resolve_conflict(tx, def, resolver, &row, &p, &server, meta.deleted, report)?;
+                    if p.row_version.is_some_and(|have| have >= rv) {
+                        continue;
+                    }
+                    if !p.pending {
+                        if p.server_id == Some(sid) {
+                            tx.update_pulled(p.local_id, rv, meta.deleted, text)?;
+                        } else {
+                            tx.update_record(p.local_id, Some(sid), Some(rv), meta.deleted, text)?;
+                        }
+                    } else {
+                        let server: Map<String, Value> = match serde_json::from_str(text)? {
+                            Value::Object(m) => m,
+                            _ => continue,
+                        };
+                        let (Some(row), Some(pending)) = (
+                            store::row_by_local_id(tx, p.local_id)?,
+                            store::pending_of(tx, p.local_id)?,
+                        ) else {
+                            continue;
+                        };
+                        resolve_conflict(
+                            tx,
+                            def,
+                            resolver,
+                            &row,
+                            &pending,
+                            &server,
+                            meta.deleted,
+                            report,
+                        )?;
+                    }
                 }
             }
             applied += 1;
             deleted += meta.deleted as u64;
-            changes.note(
-                &def.name,
-                Some(sid),
-                row.client_id.or(meta.client_id),
-                ChangeOrigin::Sync,
-            );
+            changes.note(&def.name, Some(sid), meta.client_id, ChangeOrigin::Sync);
         }
         let stats = report.collection(&def.name);
         stats.pulled += entry.records.len() as u64;
@@ -202,7 +278,7 @@ pub fn apply(
 /// stores the outcome; shared by pull and by a save's 2002 answer.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn resolve_conflict(
-    tx: &mut Tx<'_>,
+    tx: &Tx<'_>,
     def: &CollectionDef,
     resolver: Option<&dyn ConflictResolver>,
     row: &store::Row,

@@ -76,14 +76,59 @@ impl Scan<'_> {
     }
 }
 
-/// The JSON types a bookkeeping field may have.
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
+/// The JSON types a bookkeeping field may have. Read with a visitor of its
+/// own: an untagged enum would build (and drop) an error for every `null`
+/// and `false`, which dominated the scan of a pulled page.
 enum Scalar {
     Int(i64),
     Bool(bool),
-    Null(()),
-    Other(IgnoredAny),
+    Null,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Scalar, E> {
+        Ok(Scalar::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Scalar, E> {
+        Ok(i64::try_from(v).map_or(Scalar::Other, Scalar::Int))
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<Scalar, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Scalar, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_unit<E>(self) -> std::result::Result<Scalar, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<Scalar, E> {
+        Ok(Scalar::Other)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Scalar, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Scalar, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Other)
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for Scan<'_> {
@@ -115,7 +160,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
             let value: Scalar = map.next_value()?;
             let int = |v: &Scalar| match v {
                 Scalar::Int(i) => Ok(Some(*i)),
-                Scalar::Null(()) => Ok(None),
+                Scalar::Null => Ok(None),
                 _ => Err(format!("field `{key}` must be an integer or null")),
             };
             let result = match slot {
@@ -129,7 +174,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
                         meta.deleted = b;
                         Ok(())
                     }
-                    Scalar::Null(()) => Ok(()),
+                    Scalar::Null => Ok(()),
                     _ => Err("field `deleted` must be a boolean".to_string()),
                 },
             };

@@ -217,7 +217,7 @@ pub struct NewRow<'a> {
 }
 
 impl NewRow<'_> {
-    fn params(&self) -> impl rusqlite::Params + '_ {
+    pub(crate) fn params(&self) -> impl rusqlite::Params + '_ {
         (
             self.coll,
             self.server_id,
@@ -386,14 +386,29 @@ impl<'a> Tx<'a> {
         Ok(self.tx.last_insert_rowid())
     }
 
-    /// Inserts a pulled record unless a record with its server id or client id
-    /// already exists; true when inserted. The fast path of a first sync.
-    pub fn insert_pulled_if_new(&self, row: &NewRow<'_>) -> Result<bool> {
-        let mut stmt = self.tx.prepare_cached(
+    /// The statement that inserts a pulled record unless a record with its
+    /// server id or client id already exists (one row changed when
+    /// inserted). Prepared once per page: this is the first sync's hot path.
+    pub fn insert_pulled_statement(&self) -> Result<rusqlite::CachedStatement<'_>> {
+        Ok(self.tx.prepare_cached(
             "INSERT INTO rs_records(coll, server_id, client_id, parent_client_id, row_version, deleted, data)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-        )?;
-        Ok(stmt.execute(row.params())? == 1)
+        )?)
+    }
+
+    /// Rewrites a pulled record whose server id is unchanged (so its index
+    /// entry is not rewritten).
+    pub fn update_pulled(
+        &self,
+        local_id: i64,
+        row_version: i64,
+        deleted: bool,
+        data: &str,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE rs_records SET row_version = ?2, deleted = ?3, data = ?4 WHERE local_id = ?1")?
+            .execute(params![local_id, row_version, deleted, data])?;
+        Ok(())
     }
 
     /// Rewrites a record row.
@@ -694,6 +709,51 @@ pub fn row_by_server_id(conn: &Connection, coll: i64, id: i64) -> Result<Option<
         "SELECT {ROW_COLUMNS} FROM rs_records WHERE coll = ?1 AND server_id = ?2"
     ))?;
     Ok(stmt.query_row(params![coll, id], read_row).optional()?)
+}
+
+/// What a pull needs to know of a local record before touching it.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe {
+    /// Local id.
+    pub local_id: i64,
+    /// Server id, if known.
+    pub server_id: Option<i64>,
+    /// Last server rowVersion seen.
+    pub row_version: Option<i64>,
+    /// It has a pending change (parked or not).
+    pub pending: bool,
+}
+
+const PROBE_SQL: &str = "SELECT r.local_id, r.server_id, r.row_version,
+        EXISTS (SELECT 1 FROM rs_outbox o WHERE o.local_id = r.local_id)
+    FROM rs_records r";
+
+fn read_probe(r: &rusqlite::Row<'_>) -> rusqlite::Result<Probe> {
+    Ok(Probe {
+        local_id: r.get(0)?,
+        server_id: r.get(1)?,
+        row_version: r.get(2)?,
+        pending: r.get(3)?,
+    })
+}
+
+/// Probes the record of `coll` with server id `id`.
+pub fn probe_by_server_id(conn: &Connection, coll: i64, id: i64) -> Result<Option<Probe>> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{PROBE_SQL} WHERE r.coll = ?1 AND r.server_id = ?2"
+    ))?;
+    Ok(stmt.query_row(params![coll, id], read_probe).optional()?)
+}
+
+/// Probes the record of `coll` with client id `id` (never matches 0).
+pub fn probe_by_client_id(conn: &Connection, coll: i64, id: i64) -> Result<Option<Probe>> {
+    if id == 0 {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached(&format!(
+        "{PROBE_SQL} WHERE r.coll = ?1 AND r.client_id = ?2 AND r.client_id <> 0"
+    ))?;
+    Ok(stmt.query_row(params![coll, id], read_probe).optional()?)
 }
 
 /// The record of `coll` with client id `id` (never matches 0).
