@@ -638,3 +638,63 @@ pub unsafe extern "C" fn rowsync_subscription_free(sub: *mut RowsyncSubscription
         let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(sub))));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn last() -> String {
+        unsafe { CStr::from_ptr(rowsync_last_error_message()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn null_arguments_are_refused_and_outputs_untouched() {
+        let mut out: *mut RowsyncEngine = std::ptr::null_mut();
+        let r = unsafe { rowsync_engine_open(std::ptr::null(), &mut out) };
+        assert_eq!(r, RowsyncResult::NullArgument);
+        assert!(out.is_null());
+        assert!(last().contains("path"));
+        unsafe {
+            rowsync_engine_free(std::ptr::null_mut());
+            rowsync_string_free(std::ptr::null_mut());
+            rowsync_subscription_free(std::ptr::null_mut());
+        }
+    }
+
+    #[test]
+    fn round_trip_and_not_found() {
+        let mut e: *mut RowsyncEngine = std::ptr::null_mut();
+        assert_eq!(
+            unsafe { rowsync_engine_open(c":memory:".as_ptr(), &mut e) },
+            RowsyncResult::Ok
+        );
+        let mut out: *mut c_char = std::ptr::null_mut();
+        let r = unsafe {
+            rowsync_engine_create(
+                e,
+                c"products".as_ptr(),
+                c"{\"name\":\"x\"}".as_ptr(),
+                &mut out,
+            )
+        };
+        assert_eq!(r, RowsyncResult::Ok);
+        assert!(!out.is_null());
+        unsafe { rowsync_string_free(out) };
+        let mut got: *mut c_char = std::ptr::null_mut();
+        let r = unsafe {
+            rowsync_engine_get(
+                e,
+                c"products".as_ptr(),
+                RowsyncIdKind::Server as u32,
+                1,
+                &mut got,
+            )
+        };
+        assert_eq!(r, RowsyncResult::NotFound);
+        assert!(got.is_null());
+        assert!(!last().is_empty());
+        unsafe { rowsync_engine_free(e) };
+    }
+}

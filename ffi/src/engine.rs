@@ -424,3 +424,74 @@ impl RowsyncEngine {
         self.inner.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> Arc<RowsyncEngine> {
+        RowsyncEngine::open(":memory:".into(), None).expect("open")
+    }
+
+    #[test]
+    fn group_links_child_to_parent_created_in_it() {
+        let e = engine();
+        let out = e
+            .write_group(vec![
+                WriteOp::Create {
+                    collection: "orders".into(),
+                    record_json: r#"{"totalAmount": 5}"#.into(),
+                    parent_op: None,
+                },
+                WriteOp::Create {
+                    collection: "orderDetails".into(),
+                    record_json: r#"{"quantity": 1}"#.into(),
+                    parent_op: Some(0),
+                },
+            ])
+            .expect("group");
+        let order: Value = serde_json::from_str(out[0].as_deref().expect("order")).expect("json");
+        let line: Value = serde_json::from_str(out[1].as_deref().expect("line")).expect("json");
+        assert_eq!(line["orderClientId"], order["orderClientId"]);
+    }
+
+    #[test]
+    fn failed_group_stores_nothing() {
+        let e = engine();
+        let err = e
+            .write_group(vec![
+                WriteOp::Create {
+                    collection: "products".into(),
+                    record_json: "{}".into(),
+                    parent_op: None,
+                },
+                WriteOp::Create {
+                    collection: "orderDetails".into(),
+                    record_json: "{}".into(),
+                    parent_op: Some(7),
+                },
+            ])
+            .expect_err("bad parent_op");
+        assert!(matches!(err, RowsyncError::InvalidInput { .. }));
+        assert_eq!(e.count("products".into(), true).expect("count"), 0);
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let e = engine();
+        assert!(matches!(
+            e.create("nope".into(), "{}".into()),
+            Err(RowsyncError::InvalidInput { collection, .. }) if collection == "nope"
+        ));
+        assert!(matches!(
+            e.create("products".into(), "{".into()),
+            Err(RowsyncError::InvalidInput { field, .. }) if field == "record"
+        ));
+        assert!(matches!(e.sync(), Err(RowsyncError::Config { .. })));
+        e.create("products".into(), "{}".into()).expect("create");
+        assert!(matches!(
+            e.wipe(false),
+            Err(RowsyncError::PendingChanges { count: 1 })
+        ));
+    }
+}
