@@ -23,6 +23,7 @@ use crate::local::{self, Changes, ListOptions, Page, RecordId, Writer};
 use crate::pull;
 use crate::push::{self, Group};
 use crate::report::SyncReport;
+use crate::schema;
 use crate::store::{self, ConflictEntry, Counts, DeadLetter, Store, SyncLogEntry};
 use crate::transport::Transport;
 
@@ -110,6 +111,10 @@ pub struct Status {
 
 const SETTINGS_KEY: &str = "settings";
 const LAST_REPORT_KEY: &str = "last_report";
+/// Write-ahead-log pages allowed to accumulate during a pull (64 MiB).
+const PULL_WAL_PAGES: i64 = 16_384;
+/// A pull that applied at least this many records checkpoints at its end.
+const BIG_PULL_RECORDS: u64 = 20_000;
 /// Batches planned at a time, so a huge outbox is not read into memory whole.
 const PLAN_BATCHES: usize = 8;
 /// Conflict rounds per sync before a change that keeps conflicting is parked.
@@ -556,7 +561,7 @@ impl Engine {
         self.set_state(ConnectionState::Syncing)?;
         let result = self.client().and_then(|client| {
             let r = self
-                .pull(&client, None, &mut report)
+                .pull_with_large_wal(&client, &mut report)
                 .and_then(|_| self.push(&client, &mut report));
             self.set_state(client.connection_state())?;
             r
@@ -583,6 +588,24 @@ impl Engine {
             tx.commit()?;
         }
         result.map(|_| report)
+    }
+
+    /// Runs a pull with checkpoints of the write-ahead log deferred to its
+    /// end: a first sync rewrites the same index pages in page after page,
+    /// and checkpointing every 4 MiB copied them to the database over and
+    /// over. After a big pull the log is checkpointed at once (without
+    /// waiting for readers), so the app's next write does not pay for it; a
+    /// small one is left to the usual automatic checkpoint.
+    fn pull_with_large_wal(&self, client: &ApiClient, report: &mut SyncReport) -> Result<()> {
+        lock(&self.store)?.set_wal_autocheckpoint(PULL_WAL_PAGES)?;
+        let before = report.applied();
+        let out = self.pull(client, None, report);
+        let store = lock(&self.store)?;
+        store.set_wal_autocheckpoint(schema::WAL_AUTOCHECKPOINT)?;
+        if report.applied() - before >= BIG_PULL_RECORDS {
+            store.checkpoint_passive()?;
+        }
+        out
     }
 
     /// Pulls `only` (or every wanted collection) until no page says more.

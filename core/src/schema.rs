@@ -10,6 +10,10 @@ use crate::error::{Error, Result};
 /// The schema version this engine writes.
 pub const VERSION: i32 = 2;
 
+/// Write-ahead-log pages that trigger an automatic checkpoint (SQLite's
+/// default), outside a pull.
+pub const WAL_AUTOCHECKPOINT: i64 = 1_000;
+
 /// Version 1: records, checkpoints, outbox, dead letters, conflicts, meta.
 const V1: &str = "
 CREATE TABLE rs_collections (
@@ -91,6 +95,7 @@ pub fn init(conn: &mut Connection) -> Result<()> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
     conn.pragma_update(None, "cache_size", -16_000)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     migrate(conn, VERSION)

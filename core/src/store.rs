@@ -329,6 +329,20 @@ impl Store {
         })
     }
 
+    /// Sets how many write-ahead-log pages trigger an automatic checkpoint.
+    pub fn set_wal_autocheckpoint(&self, pages: i64) -> Result<()> {
+        self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;
+        Ok(())
+    }
+
+    /// Copies what it can of the write-ahead log into the database without
+    /// waiting for readers or writers.
+    pub fn checkpoint_passive(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     /// The connection, for reads.
     pub fn conn(&self) -> &Connection {
         &self.conn
