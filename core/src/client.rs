@@ -176,7 +176,7 @@ impl Shutdown {
 }
 
 /// What the client last learned about the server.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ConnectionState {
     /// Nothing known yet (or the client was disconnected).

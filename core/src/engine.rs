@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::http::{HttpConfig, UreqTransport};
 use crate::listeners::{ChangeListener, Registry, StatusListener, Subscription};
 use crate::local::{self, Changes, ListOptions, Page, RecordId, Writer};
+use crate::log::{LogLevel, LogSink, Logger};
 use crate::pull;
 use crate::push::{self, Group};
 use crate::report::SyncReport;
@@ -134,6 +135,7 @@ pub struct Engine {
     syncing: Mutex<bool>,
     last_state: Mutex<ConnectionState>,
     registry: Arc<Registry>,
+    logger: Logger,
 }
 
 fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
@@ -164,6 +166,12 @@ impl Engine {
     /// Opens the replica with a catalogue of the app's choosing.
     pub fn open_with(path: impl AsRef<Path>, catalogue: Catalogue) -> Result<Engine> {
         let store = Store::open(path.as_ref(), catalogue.iter().map(|c| c.name.as_str()))?;
+        // The connection state a new process starts with: how the last sync
+        // ended, until this process learns better.
+        let last_state = store::meta(store.conn(), LAST_REPORT_KEY)?
+            .and_then(|t| serde_json::from_str::<SyncReport>(&t).ok())
+            .and_then(|r| r.connection)
+            .unwrap_or(ConnectionState::Unknown);
         let settings = match store::meta(store.conn(), SETTINGS_KEY)? {
             Some(text) => serde_json::from_str(&text).unwrap_or_default(),
             None => Settings::default(),
@@ -179,8 +187,9 @@ impl Engine {
             shutdown: Shutdown::default(),
             sync_lock: Mutex::new(()),
             syncing: Mutex::new(false),
-            last_state: Mutex::new(ConnectionState::Unknown),
+            last_state: Mutex::new(last_state),
             registry: Arc::new(Registry::default()),
+            logger: Logger::default(),
         })
     }
 
@@ -241,6 +250,12 @@ impl Engine {
         *write(&self.transport)? = Some(transport);
         *lock(&self.client)? = None;
         Ok(())
+    }
+
+    /// Sends the engine's log lines at `level` and above to `sink` (replacing
+    /// any earlier sink); `None` removes it.
+    pub fn set_log_sink(&self, sink: Option<Arc<dyn LogSink>>, level: LogLevel) {
+        self.logger.set(sink.map(|s| (s, level)));
     }
 
     /// Stops syncing: drops the token and credentials, keeps all data.
@@ -451,9 +466,7 @@ impl Engine {
                 store::meta(store.conn(), LAST_REPORT_KEY)?,
             )
         };
-        let last: Option<SyncReport> = last
-            .and_then(|t| serde_json::from_str::<LastReport>(&t).ok())
-            .map(|l| l.0);
+        let last: Option<SyncReport> = last.and_then(|t| serde_json::from_str(&t).ok());
         Ok(Status {
             connection: lock(&self.last_state)?.clone(),
             syncing: *lock(&self.syncing)?,
@@ -467,9 +480,7 @@ impl Engine {
     /// The last sync's report, if any.
     pub fn last_report(&self) -> Result<Option<SyncReport>> {
         let store = lock(&self.store)?;
-        Ok(store::meta(store.conn(), LAST_REPORT_KEY)?
-            .and_then(|t| serde_json::from_str::<LastReport>(&t).ok())
-            .map(|l| l.0))
+        Ok(store::meta(store.conn(), LAST_REPORT_KEY)?.and_then(|t| serde_json::from_str(&t).ok()))
     }
 
     /// Calls `listener` after every committed local write or applied sync
@@ -541,7 +552,29 @@ impl Engine {
     /// One call, its attempts written to the sync log.
     fn call(&self, client: &ApiClient, endpoint: &str, body: &[u8]) -> Result<Reply> {
         let mut calls: Vec<CallRecord> = Vec::new();
-        let result = client.call(endpoint, body, &mut |c| calls.push(c));
+        let result = client.call(endpoint, body, &mut |c| {
+            let level = if c.error.is_some() {
+                LogLevel::Warn
+            } else {
+                LogLevel::Debug
+            };
+            self.logger.log(level, "rowsync::http", || {
+                format!(
+                    "{} attempt {} status {} in {} ms, tracking id {}{}",
+                    c.endpoint,
+                    c.attempt,
+                    c.status
+                        .map_or_else(|| "none".to_string(), |s| s.to_string()),
+                    c.duration_ms,
+                    c.tracking_id.as_deref().unwrap_or("none"),
+                    c.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+            });
+            calls.push(c)
+        });
         let mut store = lock(&self.store)?;
         let tx = store.begin()?;
         tx.append_sync_log(&calls)?;
@@ -558,6 +591,8 @@ impl Engine {
             ..SyncReport::default()
         };
         *lock(&self.syncing)? = true;
+        self.logger
+            .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
         self.set_state(ConnectionState::Syncing)?;
         let result = self.client().and_then(|client| {
             let r = self
@@ -581,11 +616,26 @@ impl Engine {
             report.pending = counts.pending;
             report.dead_letters = counts.dead_letters;
             let tx = store.begin()?;
-            tx.set_meta(
-                LAST_REPORT_KEY,
-                &serde_json::to_string(&LastReport(report.clone()))?,
-            )?;
+            tx.set_meta(LAST_REPORT_KEY, &serde_json::to_string(&report)?)?;
             tx.commit()?;
+        }
+        match &result {
+            Ok(()) => self.logger.log(LogLevel::Info, "rowsync::sync", || {
+                format!(
+                    "sync done: pulled {} (applied {}), pushed {}, conflicts {}, parked {}, pending {}, dead letters {}",
+                    report.pulled(),
+                    report.applied(),
+                    report.pushed,
+                    report.conflicts,
+                    report.parked,
+                    report.pending,
+                    report.dead_letters
+                )
+            }),
+            Err(e) => {
+                let level = if e.is_transient() { LogLevel::Warn } else { LogLevel::Error };
+                self.logger.log(level, "rowsync::sync", || format!("sync failed: {e}"));
+            }
         }
         result.map(|_| report)
     }
@@ -669,6 +719,9 @@ impl Engine {
                 }
                 next
             };
+            self.logger.log(LogLevel::Debug, "rowsync::pull", || {
+                format!("page {pages} applied; more to come for {next:?}")
+            });
             self.registry.emit_changes(&changes.into_events());
             wanted = next;
             if pages > 1_000_000 {
@@ -874,10 +927,20 @@ impl Engine {
             .flat_map(|g| &g.changes)
             .map(|c| c.local_id)
             .collect();
-        let mut store = lock(&self.store)?;
-        let tx = store.begin()?;
-        tx.park(&ids, code, message, entity, field, tracking_id)?;
-        tx.commit()?;
+        {
+            let mut store = lock(&self.store)?;
+            let tx = store.begin()?;
+            tx.park(&ids, code, message, entity, field, tracking_id)?;
+            tx.commit()?;
+        }
+        self.logger.log(LogLevel::Warn, "rowsync::push", || {
+            format!(
+                "parked {} change(s) in the dead-letter queue: code {code}{}, tracking id {}",
+                ids.len(),
+                field.map(|f| format!(", field `{f}`")).unwrap_or_default(),
+                tracking_id.unwrap_or("none")
+            )
+        });
         for c in groups.iter().flat_map(|g| &g.changes) {
             report.collection(&c.collection).parked += 1;
             report.parked += 1;
@@ -954,34 +1017,6 @@ impl Engine {
 enum Sent {
     Done,
     Replan,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct LastReport(#[serde(with = "report_json")] SyncReport);
-
-mod report_json {
-    //! The last report is stored as JSON; reading it back tolerates any shape.
-    use crate::report::SyncReport;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(r: &SyncReport, s: S) -> Result<S::Ok, S::Error> {
-        r.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SyncReport, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        Ok(SyncReport {
-            started_at: v["started_at"].as_str().unwrap_or_default().to_string(),
-            finished_at: v["finished_at"].as_str().unwrap_or_default().to_string(),
-            error: v["error"].as_str().map(str::to_string),
-            pushed: v["pushed"].as_u64().unwrap_or(0),
-            conflicts: v["conflicts"].as_u64().unwrap_or(0),
-            parked: v["parked"].as_u64().unwrap_or(0),
-            pending: v["pending"].as_u64().unwrap_or(0),
-            dead_letters: v["dead_letters"].as_u64().unwrap_or(0),
-            ..SyncReport::default()
-        })
-    }
 }
 
 /// Drops one parked change: back to the server's version, or gone.

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 /// Per-collection figures of a sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CollectionReport {
     /// Records received from the server.
     pub pulled: u64,
@@ -20,7 +21,8 @@ pub struct CollectionReport {
 }
 
 /// What one sync cycle did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SyncReport {
     /// When the sync started (RFC 3339).
     pub started_at: String,

@@ -11,15 +11,12 @@ use crate::error::{Result, RowsyncError};
 use crate::listeners::{
     ChangeAdapter, ChangeListener, StatusAdapter, StatusListener, SubscriptionHandle,
 };
-use crate::log::{LogLevel, LogSink, Logger};
+use crate::log::{LogLevel, LogSink, SinkAdapter};
 use crate::transport::{HttpTransport, TransportAdapter};
 use crate::types::{
     ConflictRecord, DeadLetterEntry, EngineSettings, EngineStatus, ListQuery, LoginCredentials,
     RecordKey, RecordPage, SyncLogRecord, SyncSummary, WriteOp,
 };
-
-/// How many sync-log rows one sync may forward to the log sink.
-const LOG_FORWARD_LIMIT: u32 = 1_000;
 
 /// The sync engine: a local replica the app reads and writes offline, and
 /// syncs with the server on demand. Destroy it (Kotlin `use {}`, Swift
@@ -28,7 +25,6 @@ const LOG_FORWARD_LIMIT: u32 = 1_000;
 #[derive(uniffi::Object)]
 pub struct RowsyncEngine {
     inner: Arc<rowsync::Engine>,
-    logger: Logger,
 }
 
 pub(crate) fn parse_json(collection: &str, text: &str) -> Result<Value> {
@@ -45,80 +41,12 @@ impl RowsyncEngine {
     pub(crate) fn open_core(path: &str) -> Result<RowsyncEngine> {
         Ok(RowsyncEngine {
             inner: Arc::new(rowsync::Engine::open(path)?),
-            logger: Logger::default(),
         })
     }
 
-    fn last_log_id(&self) -> i64 {
-        self.inner
-            .sync_log(1)
-            .ok()
-            .and_then(|v| v.first().map(|e| e.id))
-            .unwrap_or(0)
-    }
-
-    fn forward_sync_log(&self, after: i64) {
-        let Ok(mut rows) = self.inner.sync_log(LOG_FORWARD_LIMIT) else {
-            return;
-        };
-        rows.retain(|r| r.id > after);
-        rows.reverse();
-        for r in rows {
-            let level = if r.error.is_some() {
-                LogLevel::Warn
-            } else {
-                LogLevel::Debug
-            };
-            self.logger.log(level, "rowsync::http", || {
-                format!(
-                    "{} status={} duration_ms={} tracking_id={}{}",
-                    r.endpoint,
-                    r.status
-                        .map_or_else(|| "none".to_string(), |s| s.to_string()),
-                    r.duration_ms,
-                    r.tracking_id.as_deref().unwrap_or("none"),
-                    r.error
-                        .as_deref()
-                        .map(|e| format!(" error={e}"))
-                        .unwrap_or_default(),
-                )
-            });
-        }
-    }
-
-    /// Runs one sync with logging; shared by the UniFFI and C faces.
+    /// Runs one sync; shared by the UniFFI and C faces.
     pub(crate) fn sync_core(&self) -> rowsync::Result<rowsync::SyncReport> {
-        let watch = self.logger.enabled(LogLevel::Debug) || self.logger.enabled(LogLevel::Warn);
-        let before = if watch { self.last_log_id() } else { 0 };
-        self.logger
-            .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
-        let result = self.inner.sync();
-        if watch {
-            self.forward_sync_log(before);
-        }
-        match &result {
-            Ok(r) => self.logger.log(LogLevel::Info, "rowsync::sync", || {
-                format!(
-                    "sync finished: pulled={} pushed={} conflicts={} parked={} pending={} dead_letters={}",
-                    r.pulled(),
-                    r.pushed,
-                    r.conflicts,
-                    r.parked,
-                    r.pending,
-                    r.dead_letters
-                )
-            }),
-            Err(e) => {
-                let level = if e.is_transient() {
-                    LogLevel::Warn
-                } else {
-                    LogLevel::Error
-                };
-                self.logger
-                    .log(level, "rowsync::sync", || format!("sync failed: {e}"));
-            }
-        }
-        result
+        self.inner.sync()
     }
 
     /// Runs a group of writes in one transaction.
@@ -266,12 +194,13 @@ impl RowsyncEngine {
     /// Installs a log sink receiving lines at `level` and above (replacing
     /// any earlier sink). Lines never contain passwords, tokens or records.
     pub fn set_log_sink(&self, sink: Arc<dyn LogSink>, level: LogLevel) {
-        self.logger.set(Some((sink, level)));
+        self.inner
+            .set_log_sink(Some(Arc::new(SinkAdapter(sink))), level.into());
     }
 
     /// Removes the log sink.
     pub fn clear_log_sink(&self) {
-        self.logger.set(None);
+        self.inner.set_log_sink(None, rowsync::LogLevel::Error);
     }
 
     /// Creates a record (a JSON object); returns it as stored, with its

@@ -1,64 +1,62 @@
-//! The log sink an app can install per engine. The core logs nothing of its
-//! own; the wrapper forwards what an app wants in its logs: sync start and
-//! finish, sync errors, and each HTTP attempt from the sync log (endpoint,
-//! status, duration, tracking id). Never a password, a token or record data.
+//! The log sink an app can install per engine. The core produces the lines
+//! (sync start and end, every HTTP attempt with endpoint, status, duration and
+//! tracking id, pages applied, changes parked) as they happen; this adapter
+//! hands them to the foreign sink. Never a password, a token or record data.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, uniffi::Enum)]
 pub enum LogLevel {
-    /// Per-request detail.
+    /// Per-request and per-page detail.
     Debug,
     /// Sync started and finished.
     Info,
-    /// A sync failed in a way a later sync may get past.
+    /// Something a later sync may get past, or a change parked.
     Warn,
     /// A sync failed in a way that needs the app or the user.
     Error,
 }
 
+impl From<LogLevel> for rowsync::LogLevel {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Debug => rowsync::LogLevel::Debug,
+            LogLevel::Info => rowsync::LogLevel::Info,
+            LogLevel::Warn => rowsync::LogLevel::Warn,
+            LogLevel::Error => rowsync::LogLevel::Error,
+        }
+    }
+}
+
+impl From<rowsync::LogLevel> for LogLevel {
+    fn from(l: rowsync::LogLevel) -> Self {
+        match l {
+            rowsync::LogLevel::Debug => LogLevel::Debug,
+            rowsync::LogLevel::Info => LogLevel::Info,
+            rowsync::LogLevel::Warn => LogLevel::Warn,
+            rowsync::LogLevel::Error => LogLevel::Error,
+        }
+    }
+}
+
 /// Receives the engine's log lines. Called on the syncing thread.
 #[uniffi::export(foreign)]
 pub trait LogSink: Send + Sync {
-    /// One line; `target` is `rowsync::sync` or `rowsync::http`.
+    /// One line; `target` is `rowsync::sync`, `rowsync::http`,
+    /// `rowsync::pull` or `rowsync::push`.
     fn log(&self, level: LogLevel, target: String, message: String);
 }
 
-/// The installed sink and its threshold.
-#[derive(Default)]
-pub(crate) struct Logger {
-    slot: RwLock<Option<(Arc<dyn LogSink>, LogLevel)>>,
-}
+/// Hands the core's lines to a foreign sink; a sink that throws is ignored.
+pub(crate) struct SinkAdapter(pub(crate) Arc<dyn LogSink>);
 
-impl Logger {
-    pub(crate) fn set(&self, sink: Option<(Arc<dyn LogSink>, LogLevel)>) {
-        match self.slot.write() {
-            Ok(mut g) => *g = sink,
-            Err(p) => *p.into_inner() = sink,
-        }
-    }
-
-    pub(crate) fn enabled(&self, level: LogLevel) -> bool {
-        match self.slot.read() {
-            Ok(g) => g.as_ref().is_some_and(|(_, min)| level >= *min),
-            Err(_) => false,
-        }
-    }
-
-    pub(crate) fn log(&self, level: LogLevel, target: &str, message: impl FnOnce() -> String) {
-        let sink = match self.slot.read() {
-            Ok(g) => g.clone(),
-            Err(_) => None,
-        };
-        if let Some((sink, min)) = sink {
-            if level >= min {
-                let msg = message();
-                let _ = catch_unwind(AssertUnwindSafe(|| {
-                    sink.log(level, target.to_string(), msg)
-                }));
-            }
-        }
+impl rowsync::LogSink for SinkAdapter {
+    fn log(&self, level: rowsync::LogLevel, target: &str, message: &str) {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            self.0
+                .log(level.into(), target.to_string(), message.to_string())
+        }));
     }
 }

@@ -35,9 +35,41 @@ fn a_full_sync_over_http_and_the_sync_log() {
     let server = shop(server_config());
     let db = TempDb::new("http-full");
     let e = engine(&db, &server.base_url());
+    struct Lines(std::sync::Mutex<Vec<String>>);
+    impl rowsync::LogSink for Lines {
+        fn log(&self, level: rowsync::LogLevel, target: &str, message: &str) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{level:?} {target} {message}"));
+        }
+    }
+    let lines = std::sync::Arc::new(Lines(Default::default()));
+    e.set_log_sink(Some(lines.clone()), rowsync::LogLevel::Debug);
     order(&e, 1);
     let r = e.sync().unwrap();
     assert_eq!(r.collections["products"].applied, 300);
+    {
+        let lines = lines.0.lock().unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("rowsync::http SaveAllDataV2 attempt 1 status 200")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("Info rowsync::sync sync done")),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|l| !l.contains("pass1") && !l.contains("eyJ")),
+            "no secrets: {lines:?}"
+        );
+    }
     assert_eq!(r.pushed, 2);
     assert_eq!(server.server().admin().count("orders"), 1);
     assert_eq!(e.status().unwrap().connection, ConnectionState::Online);
@@ -51,8 +83,16 @@ fn a_full_sync_over_http_and_the_sync_log() {
     assert!(log
         .iter()
         .all(|l| l.tracking_id.is_some() && l.status == Some(200)));
-    // Nothing secret is in the database.
+    // A new process starts with how the last sync ended.
     drop(e);
+    let reopened = Engine::open(&db.0).unwrap();
+    assert_eq!(
+        reopened.status().unwrap().connection,
+        ConnectionState::Online
+    );
+    assert_eq!(reopened.last_report().unwrap().unwrap().pushed, 2);
+    drop(reopened);
+    // Nothing secret is in the database.
     let bytes = std::fs::read(&db.0).unwrap();
     let wal = std::fs::read(format!("{}-wal", db.0.display())).unwrap_or_default();
     for hay in [&bytes, &wal] {
