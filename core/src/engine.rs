@@ -114,8 +114,9 @@ const SETTINGS_KEY: &str = "settings";
 const LAST_REPORT_KEY: &str = "last_report";
 /// Write-ahead-log pages allowed to accumulate during a pull (64 MiB).
 const PULL_WAL_PAGES: i64 = 16_384;
-/// A pull that applied at least this many records checkpoints at its end.
-const BIG_PULL_RECORDS: u64 = 20_000;
+/// A pull that applied at least this many records (a full page) checkpoints
+/// at its end; a smaller one is left to the automatic checkpoint.
+const BIG_PULL_RECORDS: u64 = 5_000;
 /// Batches planned at a time, so a huge outbox is not read into memory whole.
 const PLAN_BATCHES: usize = 8;
 /// Conflict rounds per sync before a change that keeps conflicting is parked.
