@@ -319,6 +319,26 @@ pub unsafe extern "C" fn rowsync_engine_set_credentials(
     })
 }
 
+/// The shared body of create and put: parse the record, write it, hand the
+/// stored record out.
+unsafe fn write_record(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    record_json: *const c_char,
+    out_json: *mut *mut c_char,
+    write: fn(&rowsync::Engine, &str, serde_json::Value) -> rowsync::Result<serde_json::Value>,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let v = parse_json(collection, text(record_json, "record_json")?)?;
+        check_out(out_json, "out_json")?;
+        let s = c_string(write(e.core(), collection, v)?.to_string())?;
+        *out_json = s;
+        Ok(())
+    })
+}
+
 /// Creates a record from a JSON object; on success `*out_json` receives the
 /// record as stored (free with `rowsync_string_free`).
 #[no_mangle]
@@ -328,15 +348,13 @@ pub unsafe extern "C" fn rowsync_engine_create(
     record_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> RowsyncResult {
-    guard(|| {
-        let e = handle(engine)?;
-        let collection = text(collection, "collection")?;
-        let v = parse_json(collection, text(record_json, "record_json")?)?;
-        check_out(out_json, "out_json")?;
-        let s = c_string(e.core().create(collection, v)?.to_string())?;
-        *out_json = s;
-        Ok(())
-    })
+    write_record(
+        engine,
+        collection,
+        record_json,
+        out_json,
+        rowsync::Engine::create,
+    )
 }
 
 /// Creates, or updates when the JSON carries the id of an existing record;
@@ -348,15 +366,13 @@ pub unsafe extern "C" fn rowsync_engine_put(
     record_json: *const c_char,
     out_json: *mut *mut c_char,
 ) -> RowsyncResult {
-    guard(|| {
-        let e = handle(engine)?;
-        let collection = text(collection, "collection")?;
-        let v = parse_json(collection, text(record_json, "record_json")?)?;
-        check_out(out_json, "out_json")?;
-        let s = c_string(e.core().put(collection, v)?.to_string())?;
-        *out_json = s;
-        Ok(())
-    })
+    write_record(
+        engine,
+        collection,
+        record_json,
+        out_json,
+        rowsync::Engine::put,
+    )
 }
 
 /// Sets the fields of `patch_json` on the record `kind`/`id`; on success
