@@ -596,9 +596,21 @@ impl Engine {
             .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
         self.set_state(ConnectionState::Syncing)?;
         let result = self.client().and_then(|client| {
-            let r = self
-                .pull_with_large_wal(&client, &mut report)
-                .and_then(|_| self.push(&client, &mut report));
+            let r = match self.pull_with_large_wal(&client, &mut report) {
+                Ok(()) => self.push(&client, &mut report),
+                // A page the engine cannot read will not read better next
+                // time: the outbox must not wait behind it. Push anyway and
+                // report the pull's error (the push's, if any, is logged).
+                Err(pull_error @ Error::Protocol { .. }) => {
+                    if let Err(e) = self.push(&client, &mut report) {
+                        self.logger.log(LogLevel::Warn, "rowsync::push", || {
+                            format!("push after a failed pull: {e}")
+                        });
+                    }
+                    Err(pull_error)
+                }
+                Err(e) => Err(e),
+            };
             self.set_state(client.connection_state())?;
             r
         });

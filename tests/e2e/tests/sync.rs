@@ -477,8 +477,6 @@ fn bad_input_from_the_server_leaves_the_store_as_it_was() {
     let db = TempDb::new("badserver");
     let e = engine_in_process(&db, &server);
     e.sync().unwrap();
-    e.update("products", RecordId::Server(1), json!({"price": 1}))
-        .unwrap();
     let before = snapshot(&e);
     let good =
         r#"{"productId":2,"productClientId":0,"name":"ok","rowVersion":999999,"deleted":false}"#;
@@ -508,6 +506,30 @@ fn bad_input_from_the_server_leaves_the_store_as_it_was() {
         assert_eq!(err.tracking_id(), Some("bad-1"));
         assert_eq!(snapshot(&e), before, "store untouched by {page}");
     }
+}
+
+#[test]
+fn an_unreadable_page_does_not_hold_the_outbox_back() {
+    let server = seeded(10, 2);
+    let db = TempDb::new("badpage-push");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    order_with_lines(&e, 1, 2);
+    let bad = Arc::new(BadPages {
+        inner: InProcessTransport::new(server.clone()),
+        page: "{not json".to_string(),
+    });
+    e.set_transport(bad).unwrap();
+    let err = e.sync().unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+    assert_eq!(
+        e.status().unwrap().counts.pending,
+        0,
+        "the order was pushed anyway"
+    );
+    assert_eq!(server.admin().count("orders"), 1);
+    assert_eq!(server.admin().count("orderDetails"), 2);
+    assert!(e.last_report().unwrap().unwrap().error.is_some());
 }
 
 #[test]
