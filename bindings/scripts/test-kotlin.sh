@@ -23,10 +23,12 @@ KOTLINC="$(command -v kotlinc || true)"
 if [ -z "$KOTLINC" ]; then
     KOTLINC="$KOTLIN_HOME/bin/kotlinc"
     if [ ! -x "$KOTLINC" ]; then
-        echo "fetching the Kotlin compiler from npm ($(npm view kotlin-compiler version))"
+        # Pinned, so a new Kotlin release cannot change what CI compiles with.
+        version="${KOTLIN_VERSION:-2.4.20}"
+        echo "fetching the Kotlin compiler $version from npm"
         cache="$(dirname "$KOTLIN_HOME")"
         mkdir -p "$cache"
-        (cd "$cache" && rm -rf package kotlin-compiler-*.tgz && npm pack -q kotlin-compiler >/dev/null && tar xzf kotlin-compiler-*.tgz)
+        (cd "$cache" && rm -rf package kotlin-compiler-*.tgz && npm pack -q "kotlin-compiler@$version" >/dev/null && tar xzf kotlin-compiler-*.tgz)
         chmod +x "$KOTLIN_HOME"/bin/* 2>/dev/null || true
     fi
 fi
