@@ -125,6 +125,9 @@ const MAX_CONFLICT_ROUNDS: usize = 3;
 /// The sync engine.
 pub struct Engine {
     store: Mutex<Store>,
+    /// A read-only connection beside the writer (file databases only), so
+    /// the app's reads do not wait while a sync applies a page.
+    reader: Option<Mutex<rusqlite::Connection>>,
     catalogue: RwLock<Catalogue>,
     resolvers: RwLock<HashMap<String, Arc<dyn ConflictResolver>>>,
     settings: RwLock<Settings>,
@@ -167,6 +170,7 @@ impl Engine {
     /// Opens the replica with a catalogue of the app's choosing.
     pub fn open_with(path: impl AsRef<Path>, catalogue: Catalogue) -> Result<Engine> {
         let store = Store::open(path.as_ref(), catalogue.iter().map(|c| c.name.as_str()))?;
+        let reader = store::open_reader(path.as_ref())?.map(Mutex::new);
         // The connection state a new process starts with: how the last sync
         // ended, until this process learns better.
         let last_state = store::meta(store.conn(), LAST_REPORT_KEY)?
@@ -179,6 +183,7 @@ impl Engine {
         };
         Ok(Engine {
             store: Mutex::new(store),
+            reader,
             catalogue: RwLock::new(catalogue),
             resolvers: RwLock::new(HashMap::new()),
             settings: RwLock::new(settings),
@@ -374,32 +379,40 @@ impl Engine {
         self.write(|w| w.delete(collection, id))
     }
 
+    /// Runs a read on the reader connection (or on the writer's, for an
+    /// in-memory database). It sees every committed write.
+    fn reading<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        match &self.reader {
+            Some(reader) => f(&*lock(reader)?),
+            None => f(lock(&self.store)?.conn()),
+        }
+    }
+
     /// A live record by id.
     pub fn get(&self, collection: &str, id: RecordId) -> Result<Option<Value>> {
         read(&self.catalogue)?.require(collection)?;
-        let store = lock(&self.store)?;
-        local::get(store.conn(), store.coll_id(collection)?, id)
+        self.reading(|conn| local::get(conn, store::coll_id_of(conn, collection)?, id))
     }
 
     /// A page of a collection (tombstones only when asked).
     pub fn list(&self, collection: &str, options: &ListOptions) -> Result<Page> {
         read(&self.catalogue)?.require(collection)?;
-        let store = lock(&self.store)?;
-        local::list(store.conn(), store.coll_id(collection)?, options)
+        self.reading(|conn| local::list(conn, store::coll_id_of(conn, collection)?, options))
     }
 
     /// Number of live records (or all, with tombstones) in a collection.
     pub fn count(&self, collection: &str, include_deleted: bool) -> Result<u64> {
         read(&self.catalogue)?.require(collection)?;
-        let store = lock(&self.store)?;
-        store::count_rows(store.conn(), store.coll_id(collection)?, include_deleted)
+        self.reading(|conn| {
+            store::count_rows(conn, store::coll_id_of(conn, collection)?, include_deleted)
+        })
     }
 
     // ----- conflicts, dead letters, log, status ------------------------------
 
     /// The conflict log.
     pub fn conflicts(&self) -> Result<Vec<ConflictEntry>> {
-        store::conflicts(lock(&self.store)?.conn())
+        self.reading(store::conflicts)
     }
 
     /// Clears the conflict log; returns how many entries went.
@@ -409,7 +422,7 @@ impl Engine {
 
     /// The dead-letter queue.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        store::dead_letters(lock(&self.store)?.conn())
+        self.reading(store::dead_letters)
     }
 
     /// Puts a dead letter's changes back in the outbox (after the user fixed
@@ -454,19 +467,18 @@ impl Engine {
 
     /// The newest sync-log rows, newest first.
     pub fn sync_log(&self, limit: u32) -> Result<Vec<SyncLogEntry>> {
-        store::sync_log(lock(&self.store)?.conn(), limit)
+        self.reading(|conn| store::sync_log(conn, limit))
     }
 
     /// The engine's status.
     pub fn status(&self) -> Result<Status> {
-        let (counts, checkpoints, last) = {
-            let store = lock(&self.store)?;
-            (
-                store::counts(store.conn())?,
-                store::checkpoints(store.conn())?,
-                store::meta(store.conn(), LAST_REPORT_KEY)?,
-            )
-        };
+        let (counts, checkpoints, last) = self.reading(|conn| {
+            Ok((
+                store::counts(conn)?,
+                store::checkpoints(conn)?,
+                store::meta(conn, LAST_REPORT_KEY)?,
+            ))
+        })?;
         let last: Option<SyncReport> = last.and_then(|t| serde_json::from_str(&t).ok());
         Ok(Status {
             connection: lock(&self.last_state)?.clone(),
@@ -480,8 +492,9 @@ impl Engine {
 
     /// The last sync's report, if any.
     pub fn last_report(&self) -> Result<Option<SyncReport>> {
-        let store = lock(&self.store)?;
-        Ok(store::meta(store.conn(), LAST_REPORT_KEY)?.and_then(|t| serde_json::from_str(&t).ok()))
+        self.reading(|conn| {
+            Ok(store::meta(conn, LAST_REPORT_KEY)?.and_then(|t| serde_json::from_str(&t).ok()))
+        })
     }
 
     /// Calls `listener` after every committed local write or applied sync

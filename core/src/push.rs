@@ -102,7 +102,7 @@ pub fn plan(
                     .and_then(Value::as_i64)
                     .filter(|&c| c != 0);
                 if let (false, Some(pcid)) = (has_parent_id, parent_cid) {
-                    let pcoll = store_coll(conn, &link.collection)?;
+                    let pcoll = store::coll_id_of(conn, &link.collection)?;
                     if let Some(parent) = store::row_by_client_id(conn, pcoll, pcid)? {
                         match parent.server_id {
                             Some(psid) => {
@@ -137,12 +137,6 @@ pub fn plan(
         }
     }
     Ok(out)
-}
-
-fn store_coll(conn: &rusqlite::Connection, name: &str) -> Result<i64> {
-    conn.prepare_cached("SELECT id FROM rs_collections WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .map_err(|_| Error::UnknownCollection(name.to_string()))
 }
 
 /// Packs groups into batches of at most `max_records` changes and at most

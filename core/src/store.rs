@@ -347,11 +347,6 @@ impl Store {
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
-
-    /// The collection's id.
-    pub fn coll_id(&self, name: &str) -> Result<i64> {
-        coll_id(&self.caches, name)
-    }
 }
 
 fn coll_id(caches: &Caches, name: &str) -> Result<i64> {
@@ -716,6 +711,31 @@ impl<'a> Tx<'a> {
 }
 
 // ----- reads (any connection or transaction) ------------------------------
+
+/// Opens a read-only connection to the database at `path`, for reads that
+/// must not wait behind the writer (WAL lets them run beside it). None for
+/// an in-memory database, which only its one connection can see.
+pub fn open_reader(path: &Path) -> Result<Option<Connection>> {
+    if path.as_os_str() == ":memory:" || path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "cache_size", -4_000)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(Some(conn))
+}
+
+/// A collection's id, read from the database (any connection).
+pub fn coll_id_of(conn: &Connection, name: &str) -> Result<i64> {
+    conn.prepare_cached("SELECT id FROM rs_collections WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::UnknownCollection(name.to_string()))
+}
 
 /// The record of `coll` with server id `id`.
 pub fn row_by_server_id(conn: &Connection, coll: i64, id: i64) -> Result<Option<Row>> {

@@ -532,6 +532,37 @@ fn an_unreadable_page_does_not_hold_the_outbox_back() {
     assert!(e.last_report().unwrap().unwrap().error.is_some());
 }
 
+/// Reads go through their own connection: a read made while a write group
+/// holds the writer returns at once, and sees the state before the group.
+#[test]
+fn reads_do_not_wait_for_the_writer() {
+    let server = seeded(3, 0);
+    let db = TempDb::new("reader");
+    let e = Arc::new(engine_in_process(&db, &server));
+    e.sync().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = e.clone();
+    let answered = e
+        .write(|w| {
+            w.create("products", json!({"name": "inside the group"}))?;
+            std::thread::spawn(move || {
+                let n = reader.count("products", false);
+                let got = reader.get("products", RecordId::Server(1));
+                let _ = tx.send((n, got));
+            });
+            Ok(rx.recv_timeout(std::time::Duration::from_secs(10)))
+        })
+        .unwrap();
+    let (n, got) = answered.expect("the read returned while the write group was open");
+    assert_eq!(
+        n.unwrap(),
+        3,
+        "the group's own write is not visible before it commits"
+    );
+    assert!(got.unwrap().is_some());
+    assert_eq!(e.count("products", false).unwrap(), 4);
+}
+
 #[test]
 fn tolerated_server_quirks_apply_idempotently() {
     let server = seeded(0, 0);
