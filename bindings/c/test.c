@@ -71,6 +71,31 @@ int main(int argc, char **argv) {
     out = NULL;
     CHECK(changes_seen >= 1, "change callback fired");
 
+    /* An order and its line, one group; a failing group stores nothing. */
+    CHECK(rowsync_engine_write_group(
+              engine,
+              "[{\"op\":\"create\",\"collection\":\"orders\",\"record\":{\"totalAmount\":2400}},"
+              " {\"op\":\"create\",\"collection\":\"orderDetails\","
+              "  \"record\":{\"quantity\":2,\"unitPrice\":1200},\"parent_op\":0}]",
+              &out) == ROWSYNC_RESULT_OK,
+          "write_group");
+    CHECK(out != NULL && strstr(out, "orderDetailClientId") != NULL &&
+              strstr(out, "orderClientId") != NULL,
+          "group returns both records, the line linked to its order");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_write_group(
+              engine,
+              "[{\"op\":\"create\",\"collection\":\"orders\",\"record\":{\"customerId\":1}},"
+              " {\"op\":\"create\",\"collection\":\"orderDetails\",\"record\":{\"quantity\":2}}]",
+              &out) == ROWSYNC_RESULT_INVALID_INPUT,
+          "group with an orphan line fails");
+    CHECK(out == NULL, "out untouched on a failed group");
+    CHECK(rowsync_engine_write_group(engine, "{\"op\":1}", &out) == ROWSYNC_RESULT_INVALID_INPUT,
+          "group that is not a list");
+    CHECK(rowsync_engine_write_group(engine, NULL, &out) == ROWSYNC_RESULT_NULL_ARGUMENT,
+          "group(NULL ops)");
+
     /* Invalid input. */
     CHECK(rowsync_engine_create(engine, "noSuchCollection", "{}", &out) ==
               ROWSYNC_RESULT_INVALID_INPUT,
@@ -99,7 +124,8 @@ int main(int argc, char **argv) {
               ROWSYNC_RESULT_OK,
           "credentials");
     CHECK(rowsync_engine_sync(engine, &out) == ROWSYNC_RESULT_OK, "sync");
-    CHECK(out != NULL && strstr(out, "\"pushed\":1") != NULL, "one change pushed");
+    CHECK(out != NULL && strstr(out, "\"pushed\":3") != NULL,
+          "three changes pushed (a product, an order, its line)");
     rowsync_string_free(out);
     out = NULL;
 

@@ -219,6 +219,23 @@ RowsyncResult rowsync_engine_update(const struct RowsyncEngine *engine,
                                     char **out_json);
 
 /**
+ * Runs several writes as one group: they commit together and are pushed
+ * together (an order with its lines), or nothing is stored. `ops_json` is a
+ * JSON array of operations:
+ * `{"op":"create","collection":C,"record":{...},"parent_op":N}` (with
+ * `parent_op`, the record's parent client id field is taken from the record
+ * created by operation N of the same group, counted from 0),
+ * `{"op":"update","collection":C,"id":N|"client_id":N,"patch":{...}}`,
+ * `{"op":"put","collection":C,"record":{...}}`,
+ * `{"op":"delete","collection":C,"id":N|"client_id":N}`.
+ * On success `*out_json` receives a JSON array with each operation's
+ * record as stored (null for a delete); free it with `rowsync_string_free`.
+ */
+RowsyncResult rowsync_engine_write_group(const struct RowsyncEngine *engine,
+                                         const char *ops_json,
+                                         char **out_json);
+
+/**
  * Deletes the record `kind`/`id`.
  */
 RowsyncResult rowsync_engine_delete(const struct RowsyncEngine *engine,

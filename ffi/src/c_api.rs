@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::engine::{parse_json, RowsyncEngine};
 use crate::error::RowsyncError;
+use crate::types::{RecordKey, WriteOp};
 
 /// The result of every C call. Values are fixed: they never change meaning.
 #[repr(u32)]
@@ -394,6 +395,131 @@ pub unsafe extern "C" fn rowsync_engine_update(
         check_out(out_json, "out_json")?;
         let s = c_string(e.core().update(collection, rid, v)?.to_string())?;
         *out_json = s;
+        Ok(())
+    })
+}
+
+/// One operation of `rowsync_engine_write_group`, as the C caller writes it.
+#[derive(serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+enum GroupOp {
+    Create {
+        collection: String,
+        record: serde_json::Value,
+        #[serde(default)]
+        parent_op: Option<u32>,
+    },
+    Update {
+        collection: String,
+        #[serde(default)]
+        id: Option<i64>,
+        #[serde(default)]
+        client_id: Option<i64>,
+        patch: serde_json::Value,
+    },
+    Put {
+        collection: String,
+        record: serde_json::Value,
+    },
+    Delete {
+        collection: String,
+        #[serde(default)]
+        id: Option<i64>,
+        #[serde(default)]
+        client_id: Option<i64>,
+    },
+}
+
+fn group_key(collection: &str, id: Option<i64>, client_id: Option<i64>) -> Result<RecordKey, Fail> {
+    match (id, client_id) {
+        (Some(id), None) => Ok(RecordKey::Server { id }),
+        (None, Some(id)) => Ok(RecordKey::Client { id }),
+        _ => Err(RowsyncError::InvalidInput {
+            collection: collection.to_string(),
+            field: "id".into(),
+            reason: "give exactly one of `id` (server id) and `client_id`".into(),
+        }
+        .into()),
+    }
+}
+
+impl GroupOp {
+    fn into_write_op(self) -> Result<WriteOp, Fail> {
+        Ok(match self {
+            GroupOp::Create {
+                collection,
+                record,
+                parent_op,
+            } => WriteOp::Create {
+                collection,
+                record_json: record.to_string(),
+                parent_op,
+            },
+            GroupOp::Update {
+                collection,
+                id,
+                client_id,
+                patch,
+            } => WriteOp::Update {
+                key: group_key(&collection, id, client_id)?,
+                collection,
+                patch_json: patch.to_string(),
+            },
+            GroupOp::Put { collection, record } => WriteOp::Put {
+                collection,
+                record_json: record.to_string(),
+            },
+            GroupOp::Delete {
+                collection,
+                id,
+                client_id,
+            } => WriteOp::Delete {
+                key: group_key(&collection, id, client_id)?,
+                collection,
+            },
+        })
+    }
+}
+
+/// Runs several writes as one group: they commit together and are pushed
+/// together (an order with its lines), or nothing is stored. `ops_json` is a
+/// JSON array of operations:
+/// `{"op":"create","collection":C,"record":{...},"parent_op":N}` (with
+/// `parent_op`, the record's parent client id field is taken from the record
+/// created by operation N of the same group, counted from 0),
+/// `{"op":"update","collection":C,"id":N|"client_id":N,"patch":{...}}`,
+/// `{"op":"put","collection":C,"record":{...}}`,
+/// `{"op":"delete","collection":C,"id":N|"client_id":N}`.
+/// On success `*out_json` receives a JSON array with each operation's
+/// record as stored (null for a delete); free it with `rowsync_string_free`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_write_group(
+    engine: *const RowsyncEngine,
+    ops_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let ops: Vec<GroupOp> =
+            serde_json::from_str(text(ops_json, "ops_json")?).map_err(|err| {
+                Fail::from(RowsyncError::InvalidInput {
+                    collection: String::new(),
+                    field: "ops_json".into(),
+                    reason: format!("not a list of operations: {err}"),
+                })
+            })?;
+        let ops = ops
+            .into_iter()
+            .map(GroupOp::into_write_op)
+            .collect::<Result<Vec<_>, Fail>>()?;
+        check_out(out_json, "out_json")?;
+        // Each stored record is already JSON text: join them into an array.
+        let stored = e.write_group_core(ops)?;
+        let items: Vec<String> = stored
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| "null".to_string()))
+            .collect();
+        *out_json = c_string(format!("[{}]", items.join(",")))?;
         Ok(())
     })
 }

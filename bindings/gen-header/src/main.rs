@@ -6,8 +6,24 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The workspace root: the nearest ancestor of the current directory that
+/// holds `ffi/cbindgen.toml`. Found at run time, not baked in at compile
+/// time: a binary built in a target directory shared by several checkouts
+/// must read the sources of the checkout it is run in.
+fn workspace_root() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    cwd.ancestors()
+        .find(|dir| dir.join("ffi/cbindgen.toml").is_file())
+        .map(PathBuf::from)
+}
+
 fn main() -> ExitCode {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Some(root) = workspace_root() else {
+        eprintln!(
+            "gen-header: run it inside the rowsync workspace (no ffi/cbindgen.toml above here)"
+        );
+        return ExitCode::FAILURE;
+    };
     let ffi = root.join("ffi");
     let out = std::env::args_os()
         .nth(1)
