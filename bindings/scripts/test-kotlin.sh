@@ -41,6 +41,7 @@ cargo run -q -p uniffi-bindgen -- generate --library "$LIBDIR/librowsync_ffi.so"
 
 echo "compiling Kotlin (this takes a while)"
 "$KOTLINC" -nowarn -cp "$JNA_JAR" "$GEN"/com/mahak/rowsync/*.kt bindings/kotlin/Test.kt \
+    examples/kotlin/Example.kt \
     -d "$WORKDIR/test.jar" 2>&1 | grep -v "^warning:" || true
 [ -f "$WORKDIR/test.jar" ] || { echo "FAIL: Kotlin compilation failed"; exit 1; }
 
@@ -48,5 +49,11 @@ start_server
 echo "reference server at $SERVER_URL"
 STDLIB="$(dirname "$(dirname "$(readlink -f "$KOTLINC")")")/lib/kotlin-stdlib.jar"
 java -Djna.library.path="$LIBDIR" -cp "$WORKDIR/test.jar:$JNA_JAR:$STDLIB" TestKt "$SERVER_URL"
+
+# The README's example program, run as a user would (its replica in a scratch dir).
+example_out="$(cd "$WORKDIR" && java -Djna.library.path="$LIBDIR" \
+    -cp "$WORKDIR/test.jar:$JNA_JAR:$STDLIB" ExampleKt "$SERVER_URL")"
+echo "$example_out"
+grep -q "pushed 1" <<<"$example_out" || { echo "FAIL: examples/kotlin/Example.kt did not push its record"; exit 1; }
 
 echo "PASS: Kotlin bindings"

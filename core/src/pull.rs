@@ -263,10 +263,12 @@ pub fn apply(
             deleted += meta.deleted as u64;
             changes.note(&def.name, Some(sid), meta.client_id, ChangeOrigin::Sync);
         }
-        let stats = report.collection(&def.name);
-        stats.pulled += entry.records.len() as u64;
-        stats.applied += applied;
-        stats.deleted += deleted;
+        if !entry.records.is_empty() {
+            let stats = report.collection(&def.name);
+            stats.pulled += entry.records.len() as u64;
+            stats.applied += applied;
+            stats.deleted += deleted;
+        }
         if let Some(cp) = entry.checkpoint() {
             tx.advance_checkpoint(coll, cp)?;
         }
