@@ -29,6 +29,17 @@ static void on_change(void *user_data, const char *events_json) {
     }
 }
 
+static int online_seen = 0;
+static int states_seen = 0;
+
+static void on_status(void *user_data, const char *state_json) {
+    (void)user_data;
+    states_seen++;
+    if (state_json != NULL && strstr(state_json, "\"online\"") != NULL) {
+        online_seen++;
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s BASE_URL\n", argv[0]);
@@ -37,6 +48,7 @@ int main(int argc, char **argv) {
     const char *url = argv[1];
     RowsyncEngine *engine = NULL;
     RowsyncSubscription *sub = NULL;
+    RowsyncSubscription *status_sub = NULL;
     char *out = NULL;
 
     /* NULL and invalid arguments: a code, a message, out untouched. */
@@ -60,6 +72,14 @@ int main(int argc, char **argv) {
     CHECK(rowsync_engine_subscribe_changes(engine, NULL, NULL, &sub) ==
               ROWSYNC_RESULT_NULL_ARGUMENT,
           "subscribe(NULL callback)");
+
+    CHECK(rowsync_engine_subscribe_status(engine, on_status, NULL, &status_sub) ==
+              ROWSYNC_RESULT_OK,
+          "subscribe status");
+    CHECK(states_seen == 1, "status callback called at once with the current state");
+    CHECK(rowsync_engine_subscribe_status(engine, NULL, NULL, &status_sub) ==
+              ROWSYNC_RESULT_NULL_ARGUMENT,
+          "subscribe_status(NULL callback)");
 
     /* Offline write. */
     CHECK(rowsync_engine_create(engine, "products",
@@ -128,6 +148,9 @@ int main(int argc, char **argv) {
           "three changes pushed (a product, an order, its line)");
     rowsync_string_free(out);
     out = NULL;
+
+    CHECK(online_seen >= 1, "status callback heard the engine go online");
+    rowsync_subscription_free(status_sub);
 
     CHECK(rowsync_engine_status(engine, &out) == ROWSYNC_RESULT_OK, "status");
     CHECK(out != NULL && strstr(out, "\"pending\":0") != NULL, "nothing pending");

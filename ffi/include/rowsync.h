@@ -138,6 +138,12 @@ typedef struct RowsyncSubscription RowsyncSubscription;
  */
 typedef void (*RowsyncChangeCallback)(void *user_data, const char *events_json);
 
+/**
+ * A C status callback: `state_json` is the connection state as JSON,
+ * valid only during the call.
+ */
+typedef void (*RowsyncStatusCallback)(void *user_data, const char *state_json);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -326,6 +332,20 @@ RowsyncResult rowsync_engine_subscribe_changes(const struct RowsyncEngine *engin
                                                RowsyncChangeCallback callback,
                                                void *user_data,
                                                struct RowsyncSubscription **out);
+
+/**
+ * Calls `callback(user_data, state_json)` with the connection state at
+ * once (before this function returns), then on every change, until `*out`
+ * is freed with `rowsync_subscription_free`. `state_json` is
+ * `{"state":"unknown"|"online"|"syncing"|"auth_failed"}` or
+ * `{"state":"offline","next_attempt":RFC3339-or-null}`, valid only during
+ * the call. The callback may run on any thread that syncs; `user_data`
+ * must stay valid until the subscription is freed.
+ */
+RowsyncResult rowsync_engine_subscribe_status(const struct RowsyncEngine *engine,
+                                              RowsyncStatusCallback callback,
+                                              void *user_data,
+                                              struct RowsyncSubscription **out);
 
 /**
  * Unsubscribes and frees the subscription. NULL is ignored.

@@ -717,6 +717,11 @@ pub unsafe extern "C" fn rowsync_engine_wipe(
     })
 }
 
+/// A C status callback: `state_json` is the connection state as JSON,
+/// valid only during the call.
+pub type RowsyncStatusCallback =
+    Option<unsafe extern "C" fn(user_data: *mut c_void, state_json: *const c_char)>;
+
 /// Interrupts a running sync's waits (safe from another thread).
 #[no_mangle]
 pub unsafe extern "C" fn rowsync_engine_shutdown(engine: *const RowsyncEngine) -> RowsyncResult {
@@ -736,9 +741,10 @@ struct CListener {
 unsafe impl Send for CListener {}
 unsafe impl Sync for CListener {}
 
-impl rowsync::ChangeListener for CListener {
-    fn on_change(&self, events: &[rowsync::ChangeEvent]) {
-        let Ok(json) = serde_json::to_string(events) else {
+impl CListener {
+    /// Hands `value` to the callback as JSON text, valid during the call.
+    fn call<T: serde::Serialize + ?Sized>(&self, value: &T) {
+        let Ok(json) = serde_json::to_string(value) else {
             return;
         };
         let Ok(c) = CString::new(json) else {
@@ -746,6 +752,18 @@ impl rowsync::ChangeListener for CListener {
         };
         // SAFETY: see the `Send`/`Sync` note; `c` outlives the call.
         unsafe { (self.callback)(self.user_data, c.as_ptr()) }
+    }
+}
+
+impl rowsync::ChangeListener for CListener {
+    fn on_change(&self, events: &[rowsync::ChangeEvent]) {
+        self.call(events)
+    }
+}
+
+impl rowsync::StatusListener for CListener {
+    fn on_status(&self, state: &rowsync::ConnectionState) {
+        self.call(state)
     }
 }
 
@@ -765,6 +783,33 @@ pub unsafe extern "C" fn rowsync_engine_subscribe_changes(
         let callback = callback.ok_or_else(|| null("callback"))?;
         check_out(out, "out")?;
         let sub = e.core().subscribe_changes(Arc::new(CListener {
+            callback,
+            user_data,
+        }));
+        *out = Box::into_raw(Box::new(RowsyncSubscription { _inner: sub }));
+        Ok(())
+    })
+}
+
+/// Calls `callback(user_data, state_json)` with the connection state at
+/// once (before this function returns), then on every change, until `*out`
+/// is freed with `rowsync_subscription_free`. `state_json` is
+/// `{"state":"unknown"|"online"|"syncing"|"auth_failed"}` or
+/// `{"state":"offline","next_attempt":RFC3339-or-null}`, valid only during
+/// the call. The callback may run on any thread that syncs; `user_data`
+/// must stay valid until the subscription is freed.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_subscribe_status(
+    engine: *const RowsyncEngine,
+    callback: RowsyncStatusCallback,
+    user_data: *mut c_void,
+    out: *mut *mut RowsyncSubscription,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let callback = callback.ok_or_else(|| null("callback"))?;
+        check_out(out, "out")?;
+        let sub = e.core().subscribe_status(Arc::new(CListener {
             callback,
             user_data,
         }));
