@@ -348,6 +348,25 @@ mod tests {
         "orderDetails":{"rowVersion":12,"records":[
         {"orderDetailId":3,"orderId":9,"orderClientId":null,"quantity":2.5,"rowVersion":12}]}}"#;
 
+    /// Applies `entries` to a fresh in-memory store and commits.
+    fn apply_fresh(cat: &Catalogue, entries: &[Entry<'_>]) -> Result<SyncReport> {
+        let mut store = Store::open(
+            std::path::Path::new(":memory:"),
+            cat.iter().map(|c| c.name.as_str()),
+        )?;
+        let tx = store.begin()?;
+        let mut report = SyncReport::default();
+        apply(
+            &tx,
+            entries,
+            &HashMap::new(),
+            &mut report,
+            &mut Changes::default(),
+        )?;
+        tx.commit()?;
+        Ok(report)
+    }
+
     fn wanted(cat: &Catalogue) -> Vec<String> {
         cat.iter().map(|c| c.name.clone()).collect()
     }
@@ -361,16 +380,7 @@ mod tests {
         let names: Vec<&str> = entries.iter().map(|e| e.def.name.as_str()).collect();
         assert_eq!(names, ["products", "orderDetails"]);
         assert_eq!(entries[0].checkpoint(), Some(12));
-        let mut store = Store::open(
-            std::path::Path::new(":memory:"),
-            cat.iter().map(|c| c.name.as_str()),
-        )
-        .unwrap();
-        let tx = store.begin().unwrap();
-        let mut report = SyncReport::default();
-        let mut changes = Changes::default();
-        apply(&tx, &entries, &HashMap::new(), &mut report, &mut changes).unwrap();
-        tx.commit().unwrap();
+        let report = apply_fresh(&cat, &entries).unwrap();
         assert_eq!(report.applied(), 3);
         assert_eq!(report.collections["products"].deleted, 1);
     }
@@ -413,16 +423,8 @@ mod tests {
             let Ok(entries) = parse_page(&cat, &w, &data, Some("t")) else {
                 continue;
             };
-            let mut store = Store::open(
-                std::path::Path::new(":memory:"),
-                cat.iter().map(|c| c.name.as_str()),
-            )
-            .unwrap();
-            let tx = store.begin().unwrap();
-            let mut report = SyncReport::default();
-            let mut changes = Changes::default();
             // Whatever parse_page let through must apply without a panic.
-            let _ = apply(&tx, &entries, &HashMap::new(), &mut report, &mut changes);
+            let _ = apply_fresh(&cat, &entries);
         }
     }
 }

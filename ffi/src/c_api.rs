@@ -767,6 +767,31 @@ impl rowsync::StatusListener for CListener {
     }
 }
 
+/// The shared body of the two subscribe functions: check the arguments,
+/// wrap the callback, hand the subscription out.
+unsafe fn subscribe(
+    engine: *const RowsyncEngine,
+    callback: Option<unsafe extern "C" fn(*mut c_void, *const c_char)>,
+    user_data: *mut c_void,
+    out: *mut *mut RowsyncSubscription,
+    add: fn(&rowsync::Engine, Arc<CListener>) -> rowsync::Subscription,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let callback = callback.ok_or_else(|| null("callback"))?;
+        check_out(out, "out")?;
+        let sub = add(
+            e.core(),
+            Arc::new(CListener {
+                callback,
+                user_data,
+            }),
+        );
+        *out = Box::into_raw(Box::new(RowsyncSubscription { _inner: sub }));
+        Ok(())
+    })
+}
+
 /// Calls `callback(user_data, events_json)` after every local write and
 /// applied sync step until `*out` is freed with `rowsync_subscription_free`.
 /// The callback may run on any thread that writes or syncs; `user_data`
@@ -778,16 +803,8 @@ pub unsafe extern "C" fn rowsync_engine_subscribe_changes(
     user_data: *mut c_void,
     out: *mut *mut RowsyncSubscription,
 ) -> RowsyncResult {
-    guard(|| {
-        let e = handle(engine)?;
-        let callback = callback.ok_or_else(|| null("callback"))?;
-        check_out(out, "out")?;
-        let sub = e.core().subscribe_changes(Arc::new(CListener {
-            callback,
-            user_data,
-        }));
-        *out = Box::into_raw(Box::new(RowsyncSubscription { _inner: sub }));
-        Ok(())
+    subscribe(engine, callback, user_data, out, |core, l| {
+        core.subscribe_changes(l)
     })
 }
 
@@ -805,16 +822,8 @@ pub unsafe extern "C" fn rowsync_engine_subscribe_status(
     user_data: *mut c_void,
     out: *mut *mut RowsyncSubscription,
 ) -> RowsyncResult {
-    guard(|| {
-        let e = handle(engine)?;
-        let callback = callback.ok_or_else(|| null("callback"))?;
-        check_out(out, "out")?;
-        let sub = e.core().subscribe_status(Arc::new(CListener {
-            callback,
-            user_data,
-        }));
-        *out = Box::into_raw(Box::new(RowsyncSubscription { _inner: sub }));
-        Ok(())
+    subscribe(engine, callback, user_data, out, |core, l| {
+        core.subscribe_status(l)
     })
 }
 
