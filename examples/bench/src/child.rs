@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rowsync::{Credentials, Engine, HttpConfig, Settings, UreqTransport};
+use rowsync_refserver::ServerConfig;
 
 use crate::baseline;
 use crate::transports::Timed;
@@ -42,12 +43,7 @@ pub fn settings(url: &str) -> Settings {
 
 /// The reference server's default credentials.
 pub fn credentials() -> Credentials {
-    Credentials {
-        username: "user1".into(),
-        password: "pass1".into(),
-        database_id: 1001,
-        package_number: 2002,
-    }
+    ServerConfig::default().credentials()
 }
 
 /// An engine on `db` for `url` whose calls go through a [`Timed`] ureq

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rowsync::{Credentials, Engine, ListOptions, RecordId, Settings, SyncReport};
+use rowsync::{Engine, ListOptions, RecordId, Settings, SyncReport};
 use rowsync_refserver::{RefServer, RunningServer, ServerConfig};
 use serde_json::{json, Map, Value};
 
@@ -174,7 +174,9 @@ fn play(dir: &PathBuf, story: &mut Story) -> Res<()> {
     // ------------------------------------------------------------------
     chapter("1. The office opens: the Mahak server");
     let t = Instant::now();
-    let running = RunningServer::start(ServerConfig::default())?;
+    let server_config = ServerConfig::default();
+    let login = server_config.credentials();
+    let running = RunningServer::start(server_config)?;
     let server: Arc<RefServer> = running.server().clone();
     let admin = server.admin();
     admin.seed_products(PRODUCTS)?;
@@ -213,12 +215,7 @@ fn play(dir: &PathBuf, story: &mut Story) -> Res<()> {
         timeout_ms: 10_000,
         ..Settings::default()
     })?;
-    engine.set_credentials(Credentials {
-        username: "user1".into(),
-        password: "pass1".into(),
-        database_id: 1001,
-        package_number: 2002,
-    })?;
+    engine.set_credentials(login)?;
     let t = Instant::now();
     let first = engine.sync()?;
     println!(

@@ -64,12 +64,7 @@ pub fn settings(url: &str) -> Settings {
 
 /// The reference server's default credentials.
 pub fn credentials() -> Credentials {
-    Credentials {
-        username: "user1".into(),
-        password: "pass1".into(),
-        database_id: 1001,
-        package_number: 2002,
-    }
+    ServerConfig::default().credentials()
 }
 
 /// An engine on `db`, configured for `url`, logged-in credentials set.

@@ -75,3 +75,17 @@ impl Default for ServerConfig {
         }
     }
 }
+
+impl ServerConfig {
+    /// The login a client needs for this server: its first user, database id
+    /// and package number (the defaults give user1/pass1, 1001, 2002).
+    pub fn credentials(&self) -> rowsync::Credentials {
+        let (username, password) = self.users.first().cloned().unwrap_or_default();
+        rowsync::Credentials {
+            username,
+            password,
+            database_id: self.database_id,
+            package_number: self.package_number,
+        }
+    }
+}
