@@ -253,6 +253,18 @@ pub fn confirm(
         Value::Null => HashMap::new(),
         _ => return Err(protocol("", "save answer `data` is not an object".into())),
     };
+    // The batch's changes by (collection, client id) and (collection, server
+    // id), built once: a save answer lists up to a whole batch.
+    let mut by_client: HashMap<(&str, i64), &Change> = HashMap::new();
+    let mut by_server: HashMap<(&str, i64), &Change> = HashMap::new();
+    for c in batch.iter().flat_map(|g| &g.changes) {
+        if let Some(cid) = c.client_id {
+            by_client.entry((c.collection.as_str(), cid)).or_insert(c);
+        }
+        if let Some(sid) = c.server_id {
+            by_server.entry((c.collection.as_str(), sid)).or_insert(c);
+        }
+    }
     // Validate the whole answer before touching anything.
     let mut confirmed: Vec<(&Change, i64, i64)> = Vec::new();
     for def in catalogue.iter() {
@@ -289,17 +301,12 @@ pub fn confirm(
                     format!("saved record {i} lacks `{}` or `rowVersion`", def.id_field),
                 ));
             };
-            let err = RecordError {
-                entity: Some(def.name.clone()),
-                client_id: cid,
-                id: Some(sid),
-                field: None,
-                code: None,
-                message: None,
-                server_record: None,
-            };
-            if let Some((_, change)) = named(catalogue, batch, &err) {
-                confirmed.push((change, sid, rv));
+            let change = cid
+                .filter(|&c| c != 0)
+                .and_then(|c| by_client.get(&(def.name.as_str(), c)))
+                .or_else(|| by_server.get(&(def.name.as_str(), sid)));
+            if let Some(change) = change {
+                confirmed.push((*change, sid, rv));
             }
         }
     }
