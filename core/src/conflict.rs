@@ -220,7 +220,7 @@ mod tests {
 
     #[test]
     fn field_merge_keeps_one_sided_changes_and_logs_both_sided() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let def = cat.require("persons").unwrap();
         let base = obj(
             json!({"personId":1,"name":"Ali","phone":"1","address":"a","note":"n","rowVersion":5}),
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn financial_collections_always_take_the_server_version() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let def = cat.require("payments").unwrap();
         let base = obj(json!({"paymentId":1,"amount":10,"rowVersion":1}));
         let local = obj(json!({"paymentId":1,"amount":20,"rowVersion":1}));
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn deletes_against_updates() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let def = cat.require("persons").unwrap();
         let base = obj(json!({"personId":1,"name":"A"}));
         let server = obj(json!({"personId":1,"name":"B"}));
@@ -288,7 +288,7 @@ mod tests {
 
     #[test]
     fn property_one_sided_changes_are_never_lost() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let merge_def = cat.require("persons").unwrap();
         let fin_def = cat.require("invoices").unwrap();
         let mut rng = fastrand::Rng::with_seed(7);

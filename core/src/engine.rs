@@ -11,21 +11,21 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
-use crate::client::{
-    ApiClient, CallRecord, ClientConfig, ConnectionState, Credentials, Reply, RetryPolicy, Shutdown,
+use crate::api::client::{
+    ApiClient, ClientConfig, ConnectionState, Credentials, RetryPolicy, Session, Shutdown,
 };
+use crate::api::dialect::{Dialect, Endpoints};
+use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
 use crate::conflict::ConflictResolver;
 use crate::error::{Error, Result};
 use crate::http::{HttpConfig, UreqTransport};
 use crate::listeners::{ChangeListener, Registry, StatusListener, Subscription};
 use crate::local::{self, Changes, ListOptions, Page, RecordId, Writer};
 use crate::log::{LogLevel, LogSink, Logger};
-use crate::pull;
-use crate::push::{self, Group};
 use crate::report::SyncReport;
-use crate::schema;
 use crate::store::{self, ConflictEntry, Counts, DeadLetter, Store, SyncLogEntry};
+use crate::sync::dead_letters;
+use crate::sync::session::Session as Session_;
 use crate::transport::Transport;
 
 /// How the engine reaches the server and how it batches. Stored in the
@@ -33,6 +33,11 @@ use crate::transport::Transport;
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// The dialect the server speaks: `mahak` (the real server, the
+    /// default) or `documented`. Kept in the replica; switching it on a
+    /// replica that holds data is refused (`DialectMismatch`) until it is
+    /// wiped.
+    pub dialect: Dialect,
     /// Base URL, e.g. `https://host/API/v3`.
     pub base_url: String,
     /// Login user name.
@@ -59,6 +64,23 @@ pub struct Settings {
     pub connect_timeout_ms: u64,
     /// Whole-call timeout, in milliseconds.
     pub timeout_ms: u64,
+    /// The login endpoint; empty for the dialect's own (`Login`, `LoginV2`).
+    pub login_endpoint: String,
+    /// The pull endpoint; empty for the dialect's own (`GetAllData`,
+    /// `GetAllDataV2`).
+    pub pull_endpoint: String,
+    /// The save endpoint; empty for the dialect's own (`SaveAllData`,
+    /// `SaveAllDataV2`).
+    pub save_endpoint: String,
+    /// Texts (case-insensitive) of a per-record save error that means "this
+    /// create is already registered" (mahak); empty for the built-in
+    /// Persian and English ones.
+    pub already_registered: Vec<String>,
+    /// `appId` sent at login (mahak).
+    pub app_id: String,
+    /// Pull requests one sync may make before it stops with an error (a
+    /// server that never stops sending new pages).
+    pub max_pull_pages: u32,
 }
 
 impl Default for Settings {
@@ -78,11 +100,33 @@ impl Default for Settings {
             max_delay_ms: retry.max_delay.as_millis() as u64,
             connect_timeout_ms: 10_000,
             timeout_ms: 60_000,
+            dialect: Dialect::default(),
+            login_endpoint: String::new(),
+            pull_endpoint: String::new(),
+            save_endpoint: String::new(),
+            already_registered: Vec::new(),
+            app_id: "rowsync".to_string(),
+            max_pull_pages: 100_000,
         }
     }
 }
 
 impl Settings {
+    /// The endpoints to call: the dialect's, with any override.
+    pub fn endpoints(&self) -> Endpoints {
+        let mut e = self.dialect.endpoints();
+        for (name, over) in [
+            (&mut e.login, &self.login_endpoint),
+            (&mut e.pull, &self.pull_endpoint),
+            (&mut e.save, &self.save_endpoint),
+        ] {
+            if !over.trim().is_empty() {
+                *name = over.trim().to_string();
+            }
+        }
+        e
+    }
+
     fn retry(&self) -> RetryPolicy {
         RetryPolicy {
             max_attempts: self.max_attempts.max(1),
@@ -96,6 +140,10 @@ impl Settings {
 /// The engine's state as the app sees it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Status {
+    /// The dialect the replica syncs in.
+    pub dialect: Dialect,
+    /// What the server said of this client at its last login (mahak).
+    pub session: Option<Session>,
     /// Connection state.
     pub connection: ConnectionState,
     /// A sync is running.
@@ -112,49 +160,45 @@ pub struct Status {
 
 const SETTINGS_KEY: &str = "settings";
 const LAST_REPORT_KEY: &str = "last_report";
-/// Write-ahead-log pages allowed to accumulate during a pull (64 MiB).
-const PULL_WAL_PAGES: i64 = 16_384;
-/// A pull that applied at least this many records (a full page) checkpoints
-/// at its end; a smaller one is left to the automatic checkpoint.
-const BIG_PULL_RECORDS: u64 = 5_000;
-/// Batches planned at a time, so a huge outbox is not read into memory whole.
-const PLAN_BATCHES: usize = 8;
-/// Conflict rounds per sync before a change that keeps conflicting is parked.
-const MAX_CONFLICT_ROUNDS: usize = 3;
+const SESSION_KEY: &str = "session";
 
 /// The sync engine.
 pub struct Engine {
-    store: Mutex<Store>,
+    pub(crate) store: Mutex<Store>,
     /// A read-only connection beside the writer (file databases only), so
     /// the app's reads do not wait while a sync applies a page.
-    reader: Option<Mutex<rusqlite::Connection>>,
-    catalogue: RwLock<Catalogue>,
-    resolvers: RwLock<HashMap<String, Arc<dyn ConflictResolver>>>,
-    settings: RwLock<Settings>,
-    credentials: Mutex<Option<Credentials>>,
-    transport: RwLock<Option<Arc<dyn Transport>>>,
-    client: Mutex<Option<Arc<ApiClient>>>,
-    shutdown: Shutdown,
-    sync_lock: Mutex<()>,
-    syncing: Mutex<bool>,
-    last_state: Mutex<ConnectionState>,
-    registry: Arc<Registry>,
-    logger: Logger,
+    pub(crate) reader: Option<Mutex<rusqlite::Connection>>,
+    pub(crate) catalogue: RwLock<Catalogue>,
+    pub(crate) resolvers: RwLock<HashMap<String, Arc<dyn ConflictResolver>>>,
+    pub(crate) settings: RwLock<Settings>,
+    pub(crate) credentials: Mutex<Option<Credentials>>,
+    pub(crate) transport: RwLock<Option<Arc<dyn Transport>>>,
+    pub(crate) client: Mutex<Option<Arc<ApiClient>>>,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) sync_lock: Mutex<()>,
+    pub(crate) syncing: Mutex<bool>,
+    pub(crate) last_state: Mutex<ConnectionState>,
+    /// The login session, as last stored.
+    pub(crate) session: Mutex<Option<Session>>,
+    /// The app chose the catalogue: a dialect change does not replace it.
+    pub(crate) custom_catalogue: bool,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) logger: Logger,
 }
 
-fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
     m.lock().map_err(|_| {
         Error::Database("an earlier operation panicked while holding the engine's lock".into())
     })
 }
 
-fn read<T>(m: &RwLock<T>) -> Result<std::sync::RwLockReadGuard<'_, T>> {
+pub(crate) fn read<T>(m: &RwLock<T>) -> Result<std::sync::RwLockReadGuard<'_, T>> {
     m.read().map_err(|_| {
         Error::Database("an earlier operation panicked while holding the engine's lock".into())
     })
 }
 
-fn write<T>(m: &RwLock<T>) -> Result<std::sync::RwLockWriteGuard<'_, T>> {
+pub(crate) fn write<T>(m: &RwLock<T>) -> Result<std::sync::RwLockWriteGuard<'_, T>> {
     m.write().map_err(|_| {
         Error::Database("an earlier operation panicked while holding the engine's lock".into())
     })
@@ -162,14 +206,39 @@ fn write<T>(m: &RwLock<T>) -> Result<std::sync::RwLockWriteGuard<'_, T>> {
 
 impl Engine {
     /// Opens (or creates) the replica at `path` (`:memory:` for an in-memory
-    /// one) with the Mahak catalogue.
+    /// one) with the catalogue of its dialect: the one stored in the
+    /// replica, else `mahak`. Configure `Settings::dialect` before the first
+    /// write to speak the documented dialect instead.
     pub fn open(path: impl AsRef<Path>) -> Result<Engine> {
-        Self::open_with(path, Catalogue::mahak())
+        Self::open_inner(path.as_ref(), None)
     }
 
     /// Opens the replica with a catalogue of the app's choosing.
     pub fn open_with(path: impl AsRef<Path>, catalogue: Catalogue) -> Result<Engine> {
-        let store = Store::open(path.as_ref(), catalogue.iter().map(|c| c.name.as_str()))?;
+        Self::open_inner(path.as_ref(), Some(catalogue))
+    }
+
+    fn open_inner(path: &Path, catalogue: Option<Catalogue>) -> Result<Engine> {
+        let mut store = Store::open(path, std::iter::empty())?;
+        let stored = store::meta(store.conn(), SETTINGS_KEY)?;
+        let settings: Settings = match &stored {
+            Some(text) => {
+                let mut settings: Settings = serde_json::from_str(text).unwrap_or_default();
+                // Replicas written before dialects existed synced the
+                // documented one.
+                if serde_json::from_str::<Value>(text)
+                    .ok()
+                    .is_some_and(|v| v.get("dialect").is_none())
+                {
+                    settings.dialect = Dialect::Documented;
+                }
+                settings
+            }
+            None => Settings::default(),
+        };
+        let custom_catalogue = catalogue.is_some();
+        let catalogue = catalogue.unwrap_or_else(|| settings.dialect.catalogue());
+        store.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
         let reader = store::open_reader(path.as_ref())?.map(Mutex::new);
         // The connection state a new process starts with: how the last sync
         // ended, until this process learns better.
@@ -177,10 +246,8 @@ impl Engine {
             .and_then(|t| serde_json::from_str::<SyncReport>(&t).ok())
             .and_then(|r| r.connection)
             .unwrap_or(ConnectionState::Unknown);
-        let settings = match store::meta(store.conn(), SETTINGS_KEY)? {
-            Some(text) => serde_json::from_str(&text).unwrap_or_default(),
-            None => Settings::default(),
-        };
+        let session = store::meta(store.conn(), SESSION_KEY)?
+            .and_then(|t| serde_json::from_str::<Session>(&t).ok());
         Ok(Engine {
             store: Mutex::new(store),
             reader,
@@ -194,6 +261,8 @@ impl Engine {
             sync_lock: Mutex::new(()),
             syncing: Mutex::new(false),
             last_state: Mutex::new(last_state),
+            session: Mutex::new(session),
+            custom_catalogue,
             registry: Arc::new(Registry::default()),
             logger: Logger::default(),
         })
@@ -211,8 +280,22 @@ impl Engine {
         if !settings.base_url.is_empty() {
             crate::http::validate_base_url(&settings.base_url)?;
         }
+        let current = read(&self.settings)?.dialect;
         {
             let mut store = lock(&self.store)?;
+            if settings.dialect != current {
+                if store::holds_data(store.conn())? {
+                    return Err(Error::DialectMismatch {
+                        replica: current.to_string(),
+                        asked: settings.dialect.to_string(),
+                    });
+                }
+                if !self.custom_catalogue {
+                    let catalogue = settings.dialect.catalogue();
+                    store.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
+                    *write(&self.catalogue)? = catalogue;
+                }
+            }
             let tx = store.begin()?;
             tx.set_meta(SETTINGS_KEY, &serde_json::to_string(&settings)?)?;
             tx.commit()?;
@@ -288,7 +371,12 @@ impl Engine {
         }
         let tx = store.begin()?;
         tx.wipe()?;
-        tx.commit()
+        tx.delete_meta(SESSION_KEY)?;
+        tx.commit()?;
+        *lock(&self.session)? = None;
+        // The next login may name another database or visitor.
+        *lock(&self.client)? = None;
+        Ok(())
     }
 
     /// Forgets the pull checkpoints so the next sync pulls everything again
@@ -456,7 +544,7 @@ impl Engine {
                 });
             }
             for local_id in parked {
-                discard_change(&mut tx, &cat, local_id, &mut changes)?;
+                dead_letters::discard_change(&mut tx, &cat, local_id, &mut changes)?;
             }
             tx.delete_dead_letter(id)?;
             tx.commit()?;
@@ -481,6 +569,8 @@ impl Engine {
         })?;
         let last: Option<SyncReport> = last.and_then(|t| serde_json::from_str(&t).ok());
         Ok(Status {
+            dialect: read(&self.settings)?.dialect,
+            session: self.session()?,
             connection: lock(&self.last_state)?.clone(),
             syncing: *lock(&self.syncing)?,
             counts,
@@ -554,46 +644,54 @@ impl Engine {
                 base_url: settings.base_url.clone(),
                 retry: settings.retry(),
                 token_refresh_margin: Duration::from_secs(60),
+                dialect: settings.dialect,
+                login_endpoint: settings.endpoints().login,
+                app_id: settings.app_id.clone(),
             },
             credentials,
             transport,
             self.shutdown.clone(),
         )?);
+        // A replica filled from one database and visitor never mixes in
+        // another's records: a login that names others is refused.
+        let expected = {
+            let store = lock(&self.store)?;
+            match store::holds_data(store.conn())? {
+                true => self.session()?.map(|s| (s.database_id, s.visitor_id)),
+                false => None,
+            }
+        };
+        client.expect_identity(expected);
         *slot = Some(client.clone());
         Ok(client)
     }
 
-    /// One call, its attempts written to the sync log.
-    fn call(&self, client: &ApiClient, endpoint: &str, body: &[u8]) -> Result<Reply> {
-        let mut calls: Vec<CallRecord> = Vec::new();
-        let result = client.call(endpoint, body, &mut |c| {
-            let level = if c.error.is_some() {
-                LogLevel::Warn
-            } else {
-                LogLevel::Debug
-            };
-            self.logger.log(level, "rowsync::http", || {
-                format!(
-                    "{} attempt {} status {} in {} ms, tracking id {}{}",
-                    c.endpoint,
-                    c.attempt,
-                    c.status
-                        .map_or_else(|| "none".to_string(), |s| s.to_string()),
-                    c.duration_ms,
-                    c.tracking_id.as_deref().unwrap_or("none"),
-                    c.error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                )
-            });
-            calls.push(c)
-        });
-        let mut store = lock(&self.store)?;
-        let tx = store.begin()?;
-        tx.append_sync_log(&calls)?;
-        tx.commit()?;
-        result
+    /// Stores the login session when it changed, for `status` and the next
+    /// process (and the replica's identity check).
+    pub(crate) fn keep_session(&self, session: Option<Session>) -> Result<()> {
+        let Some(session) = session else {
+            return Ok(());
+        };
+        let mut kept = lock(&self.session)?;
+        if kept.as_ref() == Some(&session) {
+            return Ok(());
+        }
+        {
+            let mut store = lock(&self.store)?;
+            let tx = store.begin()?;
+            tx.set_meta(SESSION_KEY, &serde_json::to_string(&session)?)?;
+            tx.commit()?;
+        }
+        *kept = Some(session);
+        Ok(())
+    }
+
+    /// What the server said of this client at its last login (mahak
+    /// dialect): the visitor, database and sync ids, the user's title and
+    /// the server's time. Apps need `visitor_id` to write orders. Kept
+    /// across restarts; `None` before the first login.
+    pub fn session(&self) -> Result<Option<Session>> {
+        Ok(lock(&self.session)?.clone())
     }
 
     /// Runs one sync cycle: pull every wanted collection (paged), then push
@@ -609,21 +707,7 @@ impl Engine {
             .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
         self.set_state(ConnectionState::Syncing)?;
         let result = self.client().and_then(|client| {
-            let r = match self.pull_with_large_wal(&client, &mut report) {
-                Ok(()) => self.push(&client, &mut report),
-                // A page the engine cannot read will not read better next
-                // time: the outbox must not wait behind it. Push anyway and
-                // report the pull's error (the push's, if any, is logged).
-                Err(pull_error @ Error::Protocol { .. }) => {
-                    if let Err(e) = self.push(&client, &mut report) {
-                        self.logger.log(LogLevel::Warn, "rowsync::push", || {
-                            format!("push after a failed pull: {e}")
-                        });
-                    }
-                    Err(pull_error)
-                }
-                Err(e) => Err(e),
-            };
+            let r = Session_::new(self, &client).and_then(|mut s| s.run(&mut report));
             self.set_state(client.connection_state())?;
             r
         });
@@ -665,432 +749,6 @@ impl Engine {
         }
         result.map(|_| report)
     }
-
-    /// Runs a pull with checkpoints of the write-ahead log deferred to its
-    /// end: a first sync rewrites the same index pages in page after page,
-    /// and checkpointing every 4 MiB copied them to the database over and
-    /// over. After a big pull the log is checkpointed at once (without
-    /// waiting for readers), so the app's next write does not pay for it; a
-    /// small one is left to the usual automatic checkpoint.
-    fn pull_with_large_wal(&self, client: &ApiClient, report: &mut SyncReport) -> Result<()> {
-        lock(&self.store)?.set_wal_autocheckpoint(PULL_WAL_PAGES)?;
-        let before = report.applied();
-        let out = self.pull(client, None, report);
-        let store = lock(&self.store)?;
-        store.set_wal_autocheckpoint(schema::WAL_AUTOCHECKPOINT)?;
-        if report.applied() - before >= BIG_PULL_RECORDS {
-            store.checkpoint_passive()?;
-        }
-        out
-    }
-
-    /// Pulls `only` (or every wanted collection) until no page says more.
-    fn pull(
-        &self,
-        client: &ApiClient,
-        only: Option<&[String]>,
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        let settings = self.settings()?;
-        let mut wanted: Vec<String> = match only {
-            Some(c) => c.to_vec(),
-            None if settings.collections.is_empty() => read(&self.catalogue)?
-                .iter()
-                .map(|c| c.name.clone())
-                .collect(),
-            None => settings.collections.clone(),
-        };
-        let mut pages = 0u64;
-        while !wanted.is_empty() {
-            let before: HashMap<String, i64> = {
-                let store = lock(&self.store)?;
-                store::checkpoints(store.conn())?.into_iter().collect()
-            };
-            let mut body = serde_json::Map::new();
-            for name in &wanted {
-                let cp = before.get(name).copied().unwrap_or(0);
-                let def = read(&self.catalogue)?.require(name)?.checkpoint_field();
-                body.insert(def, Value::from(cp));
-            }
-            if settings.page_size > 0 {
-                body.insert("pageSize".into(), Value::from(settings.page_size));
-            }
-            let reply = self.call(client, "GetAllDataV2", &serde_json::to_vec(&body)?)?;
-            report.pull_requests += 1;
-            pages += 1;
-            let mut changes = Changes::default();
-            let next = {
-                let cat = read(&self.catalogue)?;
-                let resolvers = read(&self.resolvers)?;
-                let entries =
-                    pull::parse_page(&cat, &wanted, &reply.data, reply.tracking_id.as_deref())?;
-                let mut store = lock(&self.store)?;
-                let tx = store.begin()?;
-                pull::apply(&tx, &entries, &resolvers, report, &mut changes)?;
-                tx.commit()?;
-                let mut next = Vec::new();
-                for e in entries.iter().filter(|e| e.has_more) {
-                    let moved = e
-                        .checkpoint()
-                        .is_some_and(|cp| cp > before.get(&e.def.name).copied().unwrap_or(0));
-                    if !moved {
-                        return Err(Error::Protocol {
-                            collection: Some(e.def.name.clone()),
-                            message: "the server says more records remain but sent none newer"
-                                .into(),
-                            tracking_id: reply.tracking_id.clone(),
-                        });
-                    }
-                    next.push(e.def.name.clone());
-                }
-                next
-            };
-            self.logger.log(LogLevel::Debug, "rowsync::pull", || {
-                format!("page {pages} applied; more to come for {next:?}")
-            });
-            self.registry.emit_changes(&changes.into_events());
-            wanted = next;
-            if pages > 1_000_000 {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Pushes the outbox, isolating what the server rejects.
-    fn push(&self, client: &ApiClient, report: &mut SyncReport) -> Result<()> {
-        let settings = self.settings()?;
-        let batch_size = settings.batch_size.max(1);
-        let mut conflict_rounds = 0usize;
-        loop {
-            let groups = {
-                let cat = read(&self.catalogue)?;
-                let store = lock(&self.store)?;
-                push::plan(store.conn(), &cat, batch_size.saturating_mul(PLAN_BATCHES))?
-            };
-            if groups.is_empty() {
-                return Ok(());
-            }
-            // Each round must confirm, park or resolve something; a server
-            // that answers success without listing what it saved would
-            // otherwise have the same changes sent forever.
-            let progress_before = (report.pushed, report.parked, conflict_rounds);
-            let batches = push::pack(groups, batch_size, settings.max_per_collection.max(1));
-            for batch in batches {
-                if let Sent::Replan = self.send(client, batch, report, &mut conflict_rounds)? {
-                    break;
-                }
-            }
-            if (report.pushed, report.parked, conflict_rounds) == progress_before {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Sends one batch; on a business error isolates the culprit.
-    fn send(
-        &self,
-        client: &ApiClient,
-        batch: Vec<Group>,
-        report: &mut SyncReport,
-        conflict_rounds: &mut usize,
-    ) -> Result<Sent> {
-        let body = {
-            let cat = read(&self.catalogue)?;
-            push::body(&cat, &batch)?
-        };
-        {
-            let mut store = lock(&self.store)?;
-            let tx = store.begin()?;
-            for c in batch.iter().flat_map(|g| &g.changes) {
-                tx.mark_sent(c.local_id, c.counter)?;
-            }
-            tx.commit()?;
-        }
-        report.push_requests += 1;
-        match self.call(client, "SaveAllDataV2", &body) {
-            Ok(reply) => {
-                let mut changes = Changes::default();
-                {
-                    let cat = read(&self.catalogue)?;
-                    let mut store = lock(&self.store)?;
-                    let mut tx = store.begin()?;
-                    push::confirm(
-                        &mut tx,
-                        &cat,
-                        &batch,
-                        &reply.data,
-                        reply.tracking_id.as_deref(),
-                        report,
-                    )?;
-                    tx.commit()?;
-                }
-                for c in batch.iter().flat_map(|g| &g.changes) {
-                    changes.note(
-                        &c.collection,
-                        c.server_id,
-                        c.client_id,
-                        local::ChangeOrigin::Sync,
-                    );
-                }
-                self.registry.emit_changes(&changes.into_events());
-                Ok(Sent::Done)
-            }
-            Err(Error::Conflict {
-                message,
-                errors,
-                tracking_id,
-            }) => {
-                *conflict_rounds += 1;
-                if *conflict_rounds > MAX_CONFLICT_ROUNDS {
-                    self.park_named(
-                        &batch,
-                        &errors,
-                        2002,
-                        &message,
-                        tracking_id.as_deref(),
-                        report,
-                    )?;
-                    return Ok(Sent::Replan);
-                }
-                self.resolve_rejected_saves(client, &batch, &errors, report)?;
-                Ok(Sent::Replan)
-            }
-            Err(Error::Rejected {
-                code,
-                message,
-                errors,
-                tracking_id,
-                ..
-            }) => {
-                let isolatable = code == 2001 || code == 3001;
-                if isolatable
-                    && self.park_named(
-                        &batch,
-                        &errors,
-                        code,
-                        &message,
-                        tracking_id.as_deref(),
-                        report,
-                    )? > 0
-                {
-                    return Ok(Sent::Replan);
-                }
-                if !isolatable || batch.len() == 1 {
-                    // An unknown code means the server found the request
-                    // malformed (a bug on our side): park the batch rather
-                    // than loop on it. A lone group is the culprit itself.
-                    self.park(
-                        &batch,
-                        code,
-                        &message,
-                        None,
-                        None,
-                        tracking_id.as_deref(),
-                        report,
-                    )?;
-                    return Ok(Sent::Replan);
-                }
-                // No usable errors list: bisect until the culprit is alone.
-                let mut left = batch;
-                let right = left.split_off(left.len() / 2);
-                if let Sent::Replan = self.send(client, left, report, conflict_rounds)? {
-                    return Ok(Sent::Replan);
-                }
-                self.send(client, right, report, conflict_rounds)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Parks each group the errors name; returns how many groups.
-    fn park_named(
-        &self,
-        batch: &[Group],
-        errors: &[crate::error::RecordError],
-        code: i64,
-        message: &str,
-        tracking_id: Option<&str>,
-        report: &mut SyncReport,
-    ) -> Result<usize> {
-        let cat = self.catalogue()?;
-        let mut done: Vec<i64> = Vec::new();
-        for err in errors {
-            if let Some((group, _)) = push::named(&cat, batch, err) {
-                if done.contains(&group.id) {
-                    continue;
-                }
-                done.push(group.id);
-                let msg = err.message.as_deref().unwrap_or(message);
-                self.park(
-                    std::slice::from_ref(group),
-                    err.code.unwrap_or(code),
-                    msg,
-                    err.entity.as_deref(),
-                    err.field.as_deref(),
-                    tracking_id,
-                    report,
-                )?;
-            }
-        }
-        Ok(done.len())
-    }
-
-    /// Parks every change of `groups` in one new dead letter.
-    #[allow(clippy::too_many_arguments)]
-    fn park(
-        &self,
-        groups: &[Group],
-        code: i64,
-        message: &str,
-        entity: Option<&str>,
-        field: Option<&str>,
-        tracking_id: Option<&str>,
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        let ids: Vec<i64> = groups
-            .iter()
-            .flat_map(|g| &g.changes)
-            .map(|c| c.local_id)
-            .collect();
-        {
-            let mut store = lock(&self.store)?;
-            let tx = store.begin()?;
-            tx.park(&ids, code, message, entity, field, tracking_id)?;
-            tx.commit()?;
-        }
-        self.logger.log(LogLevel::Warn, "rowsync::push", || {
-            format!(
-                "parked {} change(s) in the dead-letter queue: code {code}{}, tracking id {}",
-                ids.len(),
-                field.map(|f| format!(", field `{f}`")).unwrap_or_default(),
-                tracking_id.unwrap_or("none")
-            )
-        });
-        for c in groups.iter().flat_map(|g| &g.changes) {
-            report.collection(&c.collection).parked += 1;
-            report.parked += 1;
-        }
-        Ok(())
-    }
-
-    /// Resolves a 2002 answer: with the server's record, at once; without
-    /// it, by pulling the collections concerned (which resolves on apply).
-    fn resolve_rejected_saves(
-        &self,
-        client: &ApiClient,
-        batch: &[Group],
-        errors: &[crate::error::RecordError],
-        report: &mut SyncReport,
-    ) -> Result<()> {
-        let mut refetch: Vec<String> = Vec::new();
-        {
-            let cat = read(&self.catalogue)?;
-            let resolvers = read(&self.resolvers)?;
-            let mut store = lock(&self.store)?;
-            let tx = store.begin()?;
-            for err in errors {
-                let server = err.server_record.as_ref().and_then(Value::as_object);
-                match (push::named(&cat, batch, err), server) {
-                    (Some((_, change)), Some(server)) => {
-                        let Some(def) = cat.get(&change.collection) else {
-                            continue;
-                        };
-                        let (Some(row), Some(p)) = (
-                            store::row_by_local_id(&tx, change.local_id)?,
-                            store::pending_of(&tx, change.local_id)?,
-                        ) else {
-                            continue;
-                        };
-                        let deleted = server
-                            .get("deleted")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false);
-                        let resolver = resolvers.get(&def.name).map(|r| r.as_ref());
-                        pull::resolve_conflict(
-                            &tx, def, resolver, &row, &p, server, deleted, report,
-                        )?;
-                    }
-                    (Some((_, change)), None) => refetch.push(change.collection.clone()),
-                    (None, _) => refetch.extend(err.entity.iter().cloned()),
-                }
-            }
-            tx.commit()?;
-        }
-        if errors.is_empty() {
-            refetch.extend(
-                batch
-                    .iter()
-                    .flat_map(|g| &g.changes)
-                    .map(|c| c.collection.clone()),
-            );
-        }
-        refetch.sort();
-        refetch.dedup();
-        refetch.retain(|c| {
-            self.catalogue
-                .read()
-                .map(|cat| cat.get(c).is_some())
-                .unwrap_or(false)
-        });
-        if !refetch.is_empty() {
-            self.pull(client, Some(&refetch), report)?;
-        }
-        Ok(())
-    }
-}
-
-enum Sent {
-    Done,
-    Replan,
-}
-
-/// Drops one parked change: back to the server's version, or gone.
-fn discard_change(
-    tx: &mut store::Tx<'_>,
-    cat: &Catalogue,
-    local_id: i64,
-    changes: &mut Changes,
-) -> Result<()> {
-    let Some(row) = store::row_by_local_id(tx, local_id)? else {
-        return Ok(());
-    };
-    let pending = store::pending_of(tx, local_id)?;
-    let coll_name: String = tx.query_row(
-        "SELECT c.name FROM rs_collections c JOIN rs_records r ON r.coll = c.id WHERE r.local_id = ?1",
-        [local_id],
-        |r| r.get(0),
-    )?;
-    changes.note(
-        &coll_name,
-        row.server_id,
-        row.client_id,
-        local::ChangeOrigin::Local,
-    );
-    match pending.and_then(|p| p.base) {
-        Some(base) => {
-            let deleted = serde_json::from_str::<Value>(&base)?
-                .get("deleted")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            tx.drop_pending(local_id)?;
-            tx.update_record(local_id, row.server_id, row.row_version, deleted, &base)?;
-        }
-        None => {
-            if let Some(cid) = row.client_id.filter(|&c| c != 0) {
-                for child in cat.children_of(&coll_name) {
-                    let ccoll = tx.coll_id(&child.name)?;
-                    for l in tx.orphaned_creates(ccoll, cid)? {
-                        tx.drop_pending(l)?;
-                        tx.remove_record(l)?;
-                    }
-                }
-            }
-            tx.drop_pending(local_id)?;
-            tx.remove_record(local_id)?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1101,6 +759,17 @@ mod tests {
 
     fn assert_send_sync<T: Send + Sync>() {}
 
+    /// An in-memory engine in the documented dialect (its `persons`).
+    fn documented_engine() -> Engine {
+        let e = Engine::open(":memory:").unwrap();
+        e.configure(Settings {
+            dialect: Dialect::Documented,
+            ..Settings::default()
+        })
+        .unwrap();
+        e
+    }
+
     #[test]
     fn engine_is_send_and_sync() {
         assert_send_sync::<Engine>();
@@ -1108,7 +777,7 @@ mod tests {
 
     #[test]
     fn list_pages_with_a_cursor_and_hides_tombstones() {
-        let e = Engine::open(":memory:").unwrap();
+        let e = documented_engine();
         let mut ids = Vec::new();
         for i in 0..25 {
             let r = e
@@ -1148,7 +817,7 @@ mod tests {
 
     #[test]
     fn wipe_refuses_pending_changes_unless_forced() {
-        let e = Engine::open(":memory:").unwrap();
+        let e = documented_engine();
         e.create("persons", json!({"name": "A"})).unwrap();
         assert!(matches!(e.wipe(false), Err(Error::PendingChanges(1))));
         e.wipe(true).unwrap();
@@ -1170,7 +839,7 @@ mod tests {
                 self.0.lock().unwrap().push(s.clone());
             }
         }
-        let e = Engine::open(":memory:").unwrap();
+        let e = documented_engine();
         let l = Arc::new(L(Mutex::new(Vec::new())));
         let s = Arc::new(S(Mutex::new(Vec::new())));
         let sub = e.subscribe_changes(l.clone());

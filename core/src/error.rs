@@ -140,6 +140,44 @@ pub enum Error {
         tracking_id: Option<String>,
     },
 
+    /// A save's answer never arrived whole (the connection broke, the body
+    /// was cut or unreadable, or the server failed mid-way): the server may
+    /// or may not have applied it. The creates it carried are kept *in
+    /// doubt* and are sent again only after a pull shows, by client id, that
+    /// the server does not have them.
+    #[error("the server may or may not have applied the request: {message}")]
+    InDoubt {
+        /// What happened.
+        message: String,
+        /// The tracking id of the response, if one came back.
+        tracking_id: Option<String>,
+    },
+
+    /// The server's login names another database or another visitor than
+    /// the one the replica was filled from. Nothing was changed; the app
+    /// decides whether to wipe the replica (`Engine::wipe`).
+    #[error("the replica holds {what} {replica}, but the server now says {server}: wipe the replica to sync with it")]
+    ReplicaMismatch {
+        /// `databaseId` or `visitorId`.
+        what: String,
+        /// The value the replica was filled with.
+        replica: i64,
+        /// The value the server sent at login.
+        server: i64,
+    },
+
+    /// The replica holds data synced in another dialect; switching would mix
+    /// two servers' records. Wipe it first (`Engine::wipe`).
+    #[error(
+        "the replica holds data of the `{replica}` dialect; wipe it before switching to `{asked}`"
+    )]
+    DialectMismatch {
+        /// The replica's dialect.
+        replica: String,
+        /// The dialect asked for.
+        asked: String,
+    },
+
     /// The engine's configuration is not usable (for example a plain `http://`
     /// URL to a remote host, or no credentials).
     #[error("invalid configuration: {0}")]
@@ -175,7 +213,10 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Error::Offline { .. } | Error::RateLimited { .. } | Error::Server { .. }
+            Error::Offline { .. }
+                | Error::RateLimited { .. }
+                | Error::Server { .. }
+                | Error::InDoubt { .. }
         )
     }
 
@@ -188,7 +229,8 @@ impl Error {
             | Error::Server { tracking_id, .. }
             | Error::Conflict { tracking_id, .. }
             | Error::Rejected { tracking_id, .. }
-            | Error::Protocol { tracking_id, .. } => tracking_id.as_deref(),
+            | Error::Protocol { tracking_id, .. }
+            | Error::InDoubt { tracking_id, .. } => tracking_id.as_deref(),
             _ => None,
         }
     }

@@ -26,8 +26,8 @@
 //! # Ok::<(), rowsync::Error>(())
 //! ```
 
+pub mod api;
 pub mod catalogue;
-pub mod client;
 pub mod conflict;
 pub mod engine;
 pub mod error;
@@ -35,19 +35,17 @@ pub mod http;
 pub mod listeners;
 pub mod local;
 pub mod log;
-pub mod pull;
-pub mod push;
 pub mod record;
 pub mod report;
-pub mod retry;
 pub mod schema;
 pub mod store;
+pub mod sync;
 pub mod transport;
 
-pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, ParentLink};
-pub use client::{
+pub use api::client::{
     ApiClient, CallRecord, ClientConfig, ConnectionState, Credentials, Reply, RetryPolicy, Shutdown,
 };
+pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, Dialect, ParentLink};
 pub use conflict::{ConflictInput, ConflictResolver};
 pub use engine::{Engine, Settings, Status};
 pub use error::{Error, RecordError, Result};

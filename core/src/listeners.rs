@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::client::ConnectionState;
+use crate::api::client::ConnectionState;
 use crate::local::ChangeEvent;
 
 /// Called after local writes and applied sync steps.

@@ -128,7 +128,7 @@ pub struct Writer<'w, 'a> {
     pub(crate) changes: &'w mut Changes,
 }
 
-impl Writer<'_, '_> {
+impl<'w> Writer<'w, '_> {
     fn live(&self, def: &CollectionDef, id: RecordId) -> Result<(i64, Row)> {
         let coll = self.tx.coll_id(&def.name)?;
         match find(self.tx, coll, id)? {
@@ -138,6 +138,85 @@ impl Writer<'_, '_> {
                 id: id.to_string(),
             }),
         }
+    }
+
+    /// The collection, checked writable, and the record as an object in the
+    /// catalogue's naming.
+    fn writable(
+        &self,
+        collection: &str,
+        value: Value,
+    ) -> Result<(&'w CollectionDef, Map<String, Value>)> {
+        let def = self.catalogue.require(collection)?;
+        if def.read_only {
+            return Err(Error::invalid(
+                collection,
+                "record",
+                "is reference data the server owns: it cannot be written",
+            ));
+        }
+        let Value::Object(obj) = value else {
+            return Err(Error::invalid(
+                collection,
+                "record",
+                "must be a JSON object",
+            ));
+        };
+        let obj = if self.catalogue.camel_keys() {
+            crate::api::dialect::mahak::camel_object(obj)
+        } else {
+            obj
+        };
+        Ok((def, obj))
+    }
+
+    /// Checks the optional parents a record names by client id (an order
+    /// line's product detail): each must be a live local record, and its
+    /// server id is filled in when known. One named by server id is left to
+    /// the server to check: the replica may not hold it.
+    fn link_others(&self, def: &CollectionDef, obj: &mut Map<String, Value>) -> Result<()> {
+        let primary = def.parent.as_ref().map(|p| p.collection.as_str());
+        for link in def
+            .links
+            .iter()
+            .filter(|l| Some(l.collection.as_str()) != primary)
+        {
+            let by_id = obj
+                .get(&link.id_field)
+                .is_some_and(|v| !v.is_null() && v != &Value::from(0));
+            let cid = match obj.get(&link.client_id_field) {
+                None | Some(Value::Null) => continue,
+                Some(v) => v.as_i64().ok_or_else(|| {
+                    Error::invalid(
+                        &def.name,
+                        &link.client_id_field,
+                        "must be an integer or null",
+                    )
+                })?,
+            };
+            if by_id || cid == 0 {
+                continue;
+            }
+            let pcoll = self.tx.coll_id(&link.collection)?;
+            match store::row_by_client_id(self.tx, pcoll, cid)? {
+                Some(parent) if !parent.deleted => {
+                    if let Some(sid) = parent.server_id {
+                        obj.insert(link.id_field.clone(), Value::from(sid));
+                    }
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        &def.name,
+                        &link.client_id_field,
+                        format!(
+                            "no `{}` record with {} {cid}",
+                            link.collection, link.client_id_field
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks a child's parent and fills in whichever of its ids is known.
@@ -194,14 +273,7 @@ impl Writer<'_, '_> {
 
     /// Creates a record; returns it as stored (with its new client id).
     pub fn create(&mut self, collection: &str, value: Value) -> Result<Value> {
-        let def = self.catalogue.require(collection)?;
-        let Value::Object(mut obj) = value else {
-            return Err(Error::invalid(
-                collection,
-                "record",
-                "must be a JSON object",
-            ));
-        };
+        let (def, mut obj) = self.writable(collection, value)?;
         let meta = record::meta_of(def, &obj)?;
         if meta.server_id.is_some() {
             return Err(Error::invalid(
@@ -237,6 +309,7 @@ impl Writer<'_, '_> {
             },
         };
         let parent_client_id = self.link_parent(def, &mut obj, &meta)?;
+        self.link_others(def, &mut obj)?;
         obj.insert(def.id_field.clone(), Value::Null);
         obj.insert(def.client_id_field.clone(), Value::from(client_id));
         obj.insert("rowVersion".to_string(), Value::Null);
@@ -261,14 +334,7 @@ impl Writer<'_, '_> {
     /// Sets the given fields of a record (a shallow patch); returns the record
     /// as stored. Ids, `rowVersion` and `deleted` are the engine's to manage.
     pub fn update(&mut self, collection: &str, id: RecordId, patch: Value) -> Result<Value> {
-        let def = self.catalogue.require(collection)?;
-        let Value::Object(patch) = patch else {
-            return Err(Error::invalid(
-                collection,
-                "record",
-                "must be a JSON object",
-            ));
-        };
+        let (def, patch) = self.writable(collection, patch)?;
         let meta = record::meta_of(def, &patch)?;
         let (_, row) = self.live(def, id)?;
         if meta.server_id.is_some() && meta.server_id != row.server_id {
@@ -321,6 +387,7 @@ impl Writer<'_, '_> {
             }
             obj.insert(k, v);
         }
+        self.link_others(def, &mut obj)?;
         if obj == before {
             return Ok(Value::Object(obj));
         }
@@ -346,7 +413,7 @@ impl Writer<'_, '_> {
     /// confirmed the delete). A record the server never saw simply goes away,
     /// with the pending lines that depended on it.
     pub fn delete(&mut self, collection: &str, id: RecordId) -> Result<()> {
-        let def = self.catalogue.require(collection)?;
+        let (def, _) = self.writable(collection, Value::Object(Map::new()))?;
         let (_, row) = self.live(def, id)?;
         let pending = store::pending_of(self.tx, row.local_id)?;
         self.changes.note(
@@ -393,9 +460,9 @@ impl Writer<'_, '_> {
     /// Creates the record, or updates it when it carries the server id or
     /// client id of an existing record.
     pub fn put(&mut self, collection: &str, value: Value) -> Result<Value> {
-        let def = self.catalogue.require(collection)?;
-        let obj = record::as_object(def, &value)?;
-        let meta = record::meta_of(def, obj)?;
+        let (def, obj) = self.writable(collection, value)?;
+        let meta = record::meta_of(def, &obj)?;
+        let value = Value::Object(obj);
         let coll = self.tx.coll_id(collection)?;
         let existing = match (meta.server_id, meta.identity_client_id()) {
             (Some(s), _) => Some(RecordId::Server(s)),

@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn scan_reads_bookkeeping_and_ignores_the_rest() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let def = cat.require("orderDetails").unwrap();
         let m = scan(
             def,
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn scan_rejects_wrong_types_and_non_objects() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let def = cat.require("products").unwrap();
         assert!(scan(def, r#"{"productId":"12","rowVersion":1}"#)
             .unwrap_err()
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn meta_of_agrees_with_scan() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let def = cat.require("orderDetails").unwrap();
         let text =
             r#"{"orderDetailId":null,"orderDetailClientId":3,"orderClientId":9,"deleted":false}"#;

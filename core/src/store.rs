@@ -195,6 +195,9 @@ pub struct Counts {
     pub dead_letters: u64,
     /// Conflict-log entries.
     pub conflicts: u64,
+    /// Creates sent in a save whose answer never came: the server may have
+    /// them; a pull confirms them by client id before any is sent again.
+    pub in_doubt: u64,
 }
 
 /// A record row to insert.
@@ -554,6 +557,22 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Marks a change as not sent: an in-doubt create that a pull showed the
+    /// server does not have, safe to send again.
+    pub fn clear_sent(&self, local_id: i64) -> Result<()> {
+        self.tx
+            .prepare_cached("UPDATE rs_outbox SET sent_counter = NULL WHERE local_id = ?1")?
+            .execute([local_id])?;
+        Ok(())
+    }
+
+    /// Removes a stored configuration value.
+    pub fn delete_meta(&self, key: &str) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM rs_meta WHERE key = ?1", [key])?;
+        Ok(())
+    }
+
     /// A confirmed send that a later edit overtook: the record now exists on
     /// the server as `base`; the newer edit stays pending.
     pub fn confirm_overtaken(&self, local_id: i64, base: &str) -> Result<()> {
@@ -665,7 +684,7 @@ impl<'a> Tx<'a> {
     }
 
     /// Appends sync-log rows and drops the oldest beyond the limit.
-    pub fn append_sync_log(&self, entries: &[crate::client::CallRecord]) -> Result<()> {
+    pub fn append_sync_log(&self, entries: &[crate::api::client::CallRecord]) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }
@@ -1029,7 +1048,10 @@ pub fn counts(conn: &Connection) -> Result<Counts> {
         "SELECT (SELECT COUNT(*) FROM rs_outbox WHERE parked IS NULL),
                 (SELECT COUNT(*) FROM rs_outbox WHERE parked IS NOT NULL),
                 (SELECT COUNT(*) FROM rs_dead_letters),
-                (SELECT COUNT(*) FROM rs_conflicts)",
+                (SELECT COUNT(*) FROM rs_conflicts),
+                (SELECT COUNT(*) FROM rs_outbox o JOIN rs_records r ON r.local_id = o.local_id
+                 WHERE o.parked IS NULL AND o.op = 'create' AND o.sent_counter IS NOT NULL
+                   AND r.server_id IS NULL)",
         [],
         |r| {
             Ok(Counts {
@@ -1037,10 +1059,35 @@ pub fn counts(conn: &Connection) -> Result<Counts> {
                 parked: r.get::<_, i64>(1)? as u64,
                 dead_letters: r.get::<_, i64>(2)? as u64,
                 conflicts: r.get::<_, i64>(3)? as u64,
+                in_doubt: r.get::<_, i64>(4)? as u64,
             })
         },
     )
     .map_err(Error::from)
+}
+
+/// The creates in doubt (sent, never confirmed, not parked), with their
+/// collection, in outbox order.
+pub fn in_doubt(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.name, o.local_id FROM rs_outbox o
+         JOIN rs_records r ON r.local_id = o.local_id
+         JOIN rs_collections c ON c.id = r.coll
+         WHERE o.parked IS NULL AND o.op = 'create' AND o.sent_counter IS NOT NULL
+           AND r.server_id IS NULL
+         ORDER BY o.seq",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// True when the replica holds any record or pending change.
+pub fn holds_data(conn: &Connection) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM rs_records) OR EXISTS (SELECT 1 FROM rs_collections WHERE checkpoint > 0)",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// A stored configuration value.

@@ -1,4 +1,4 @@
-//! Push: turning the outbox into `SaveAllDataV2` requests. Changes go in
+//! Push: turning the outbox into save requests. Changes go in
 //! outbox order (a parent's create before its children's), a write group is
 //! never split, batches are bounded, and a change whose parent's create is
 //! parked waits with it. A confirmed answer maps server ids and row versions
@@ -8,11 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use crate::catalogue::Catalogue;
-use crate::error::{Error, RecordError, Result};
+use crate::catalogue::{Catalogue, CollectionDef};
+use crate::error::{RecordError, Result};
 use crate::report::SyncReport;
 use crate::store::{self, Op, Tx};
 
@@ -95,25 +94,29 @@ pub fn plan(
                 row.row_version.map_or(Value::Null, Value::from),
             );
             payload.insert("deleted".into(), Value::Bool(row.deleted));
-            if let Some(link) = &def.parent {
+            // Every parent the record names only by client id gets its
+            // server id when it has one; a parent that is parked or waiting
+            // holds the record back.
+            for link in &def.links {
                 let has_parent_id = payload.get(&link.id_field).is_some_and(|v| !v.is_null());
                 let parent_cid = payload
                     .get(&link.client_id_field)
                     .and_then(Value::as_i64)
                     .filter(|&c| c != 0);
-                if let (false, Some(pcid)) = (has_parent_id, parent_cid) {
-                    let pcoll = store::coll_id_of(conn, &link.collection)?;
-                    if let Some(parent) = store::row_by_client_id(conn, pcoll, pcid)? {
-                        match parent.server_id {
-                            Some(psid) => {
-                                payload.insert(link.id_field.clone(), Value::from(psid));
-                            }
-                            None => {
-                                if held.contains(&parent.local_id)
-                                    || store::is_parked(conn, parent.local_id)?
-                                {
-                                    wait = true;
-                                }
+                let (false, Some(pcid)) = (has_parent_id, parent_cid) else {
+                    continue;
+                };
+                let pcoll = store::coll_id_of(conn, &link.collection)?;
+                if let Some(parent) = store::row_by_client_id(conn, pcoll, pcid)? {
+                    match parent.server_id {
+                        Some(psid) => {
+                            payload.insert(link.id_field.clone(), Value::from(psid));
+                        }
+                        None => {
+                            if held.contains(&parent.local_id)
+                                || store::is_parked(conn, parent.local_id)?
+                            {
+                                wait = true;
                             }
                         }
                     }
@@ -172,33 +175,6 @@ pub fn pack(groups: Vec<Group>, max_records: usize, max_per_collection: usize) -
     batches
 }
 
-/// The `SaveAllDataV2` body for a batch, collections in catalogue order.
-pub fn body(catalogue: &Catalogue, batch: &[Group]) -> Result<Vec<u8>> {
-    let mut by_coll: HashMap<&str, Vec<&Map<String, Value>>> = HashMap::new();
-    for c in batch.iter().flat_map(|g| &g.changes) {
-        by_coll
-            .entry(c.collection.as_str())
-            .or_default()
-            .push(&c.payload);
-    }
-    let mut out = Vec::with_capacity(256 * batch.len());
-    out.push(b'{');
-    let mut first = true;
-    for def in catalogue.iter() {
-        if let Some(records) = by_coll.get(def.name.as_str()) {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            serde_json::to_writer(&mut out, &def.name)?;
-            out.push(b':');
-            serde_json::to_writer(&mut out, records)?;
-        }
-    }
-    out.push(b'}');
-    Ok(out)
-}
-
 /// The changes of a batch that a server error names.
 pub fn named<'a>(
     catalogue: &Catalogue,
@@ -233,124 +209,65 @@ pub fn named<'a>(
     })
 }
 
-/// Applies a successful answer: maps ids and row versions, clears what was
-/// confirmed (unless edited since), links children. Validates first.
-pub fn confirm(
-    tx: &mut Tx<'_>,
+/// Confirms that the server holds the record `local_id` as `sid` at `rv`:
+/// maps the ids onto the record and onto children that knew it only by its
+/// client id, and clears its pending change if that is still the version
+/// `sent_counter` saw; a later edit stays pending, over `base` (the version
+/// the server now holds). `record` replaces the stored text when the change
+/// is cleared (the server's copy on a pull; `None` keeps the local text).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn confirm_saved(
+    tx: &Tx<'_>,
     catalogue: &Catalogue,
-    batch: &[Group],
-    data: &RawValue,
-    tracking_id: Option<&str>,
+    def: &CollectionDef,
+    local_id: i64,
+    sent_counter: Option<i64>,
+    sid: i64,
+    rv: Option<i64>,
+    record: Option<(&str, bool)>,
+    base: impl FnOnce() -> Result<String>,
     report: &mut SyncReport,
 ) -> Result<()> {
-    let protocol = |collection: &str, message: String| Error::Protocol {
-        collection: Some(collection.to_string()),
-        message,
-        tracking_id: tracking_id.map(str::to_string),
+    let Some(row) = store::row_by_local_id(tx, local_id)? else {
+        return Ok(());
     };
-    let map: HashMap<String, Value> = match serde_json::from_str::<Value>(data.get())? {
-        Value::Object(m) => m.into_iter().collect(),
-        Value::Null => HashMap::new(),
-        _ => return Err(protocol("", "save answer `data` is not an object".into())),
-    };
-    // The batch's changes by (collection, client id) and (collection, server
-    // id), built once: a save answer lists up to a whole batch.
-    let mut by_client: HashMap<(&str, i64), &Change> = HashMap::new();
-    let mut by_server: HashMap<(&str, i64), &Change> = HashMap::new();
-    for c in batch.iter().flat_map(|g| &g.changes) {
-        if let Some(cid) = c.client_id {
-            by_client.entry((c.collection.as_str(), cid)).or_insert(c);
+    let rv = rv.or(row.row_version);
+    let pending = store::pending_of(tx, local_id)?;
+    let cleared = matches!(&pending, Some(p) if Some(p.counter) == sent_counter);
+    match record {
+        Some((text, deleted)) if cleared || pending.is_none() => {
+            tx.update_record(local_id, Some(sid), rv, deleted, text)?;
         }
-        if let Some(sid) = c.server_id {
-            by_server.entry((c.collection.as_str(), sid)).or_insert(c);
-        }
-    }
-    // Validate the whole answer before touching anything.
-    let mut confirmed: Vec<(&Change, i64, i64)> = Vec::new();
-    for def in catalogue.iter() {
-        let Some(list) = map.get(&def.name) else {
-            continue;
-        };
-        let Some(list) = list.as_array() else {
-            return Err(protocol(&def.name, "saved records are not a list".into()));
-        };
-        for (i, entry) in list.iter().enumerate() {
-            let Some(obj) = entry.as_object() else {
-                return Err(protocol(
-                    &def.name,
-                    format!("saved record {i} is not an object"),
-                ));
-            };
-            let int = |k: &str| match obj.get(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v.as_i64().map(Some).ok_or_else(|| {
-                    protocol(
-                        &def.name,
-                        format!("saved record {i}: `{k}` is not an integer"),
-                    )
-                }),
-            };
-            let (sid, cid, rv) = (
-                int(&def.id_field)?,
-                int(&def.client_id_field)?,
-                int("rowVersion")?,
-            );
-            let (Some(sid), Some(rv)) = (sid, rv) else {
-                return Err(protocol(
-                    &def.name,
-                    format!("saved record {i} lacks `{}` or `rowVersion`", def.id_field),
-                ));
-            };
-            let change = cid
-                .filter(|&c| c != 0)
-                .and_then(|c| by_client.get(&(def.name.as_str(), c)))
-                .or_else(|| by_server.get(&(def.name.as_str(), sid)));
-            if let Some(change) = change {
-                confirmed.push((*change, sid, rv));
-            }
+        _ => {
+            let mut current = row.object()?;
+            current.insert(def.id_field.clone(), Value::from(sid));
+            current.insert("rowVersion".into(), rv.map_or(Value::Null, Value::from));
+            tx.update_record(
+                local_id,
+                Some(sid),
+                rv,
+                row.deleted,
+                &serde_json::to_string(&current)?,
+            )?;
         }
     }
-    for (change, sid, rv) in confirmed {
-        let Some(def) = catalogue.get(&change.collection) else {
-            continue;
-        };
-        let Some(row) = store::row_by_local_id(tx, change.local_id)? else {
-            continue;
-        };
-        let mut current = row.object()?;
-        current.insert(def.id_field.clone(), Value::from(sid));
-        current.insert("rowVersion".into(), Value::from(rv));
-        tx.update_record(
-            row.local_id,
-            Some(sid),
-            Some(rv),
-            row.deleted,
-            &serde_json::to_string(&current)?,
-        )?;
-        match store::pending_of(tx, row.local_id)? {
-            Some(p) if p.counter == change.counter => tx.drop_pending(row.local_id)?,
-            Some(_) => {
-                let mut base = change.payload.clone();
-                base.insert(def.id_field.clone(), Value::from(sid));
-                base.insert("rowVersion".into(), Value::from(rv));
-                tx.confirm_overtaken(row.local_id, &serde_json::to_string(&base)?)?;
-            }
-            None => {}
-        }
-        if let Some(cid) = change.client_id {
-            for child in catalogue.children_of(&def.name) {
-                if let Some(link) = &child.parent {
-                    let ccoll = tx.coll_id(&child.name)?;
-                    tx.link_children(ccoll, &link.id_field, cid, sid)?;
-                }
-            }
-            if change.op == Op::Create {
-                report.id_mappings.push((def.name.clone(), cid, sid));
-            }
-        }
-        report.collection(&def.name).pushed += 1;
-        report.pushed += 1;
+    let created = row.server_id.is_none();
+    match pending {
+        Some(_) if cleared => tx.drop_pending(local_id)?,
+        Some(_) => tx.confirm_overtaken(local_id, &base()?)?,
+        None => {}
     }
+    if let (Some(cid), true) = (row.client_id.filter(|&c| c != 0), created) {
+        for child in catalogue.children_of(&def.name) {
+            if let Some(link) = &child.parent {
+                let ccoll = tx.coll_id(&child.name)?;
+                tx.link_children(ccoll, &link.id_field, cid, sid)?;
+            }
+        }
+        report.id_mappings.push((def.name.clone(), cid, sid));
+    }
+    report.collection(&def.name).pushed += 1;
+    report.pushed += 1;
     Ok(())
 }
 
@@ -382,7 +299,7 @@ mod tests {
             group(1, &["orders", "orderDetails", "orderDetails"]),
             group(2, &["orders", "orderDetails"]),
             group(3, &["orders"; 6]),
-            group(4, &["persons"]),
+            group(4, &["people"]),
         ];
         let batches = pack(groups, 5, 3);
         let ids: Vec<Vec<i64>> = batches

@@ -5,171 +5,20 @@
 //! checkpoints moved. Records may come in any order, repeated, or as echoes of
 //! our own writes; a record already held at that version is a no-op.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::conflict::{self, ConflictResolver};
 use crate::error::{Error, Result};
 use crate::local::{ChangeOrigin, Changes};
-use crate::record::{self, Meta};
 use crate::report::SyncReport;
 use crate::store::{self, Op, Tx};
+use crate::sync::push;
 
-/// One collection's part of a page, validated.
-pub struct Entry<'a> {
-    /// The collection.
-    pub def: &'a CollectionDef,
-    /// The entry's own rowVersion.
-    pub row_version: Option<i64>,
-    /// More records remain on the server.
-    pub has_more: bool,
-    /// Each record's JSON text with its bookkeeping fields.
-    pub records: Vec<(&'a str, Meta)>,
-}
-
-impl Entry<'_> {
-    /// The checkpoint this entry allows: the largest rowVersion it carries.
-    pub fn checkpoint(&self) -> Option<i64> {
-        let rec = self.records.iter().filter_map(|(_, m)| m.row_version).max();
-        match (self.row_version, rec) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-struct RawEntry<'a> {
-    #[serde(rename = "rowVersion", default)]
-    row_version: Option<i64>,
-    #[serde(rename = "hasMore", default)]
-    has_more: Option<bool>,
-    #[serde(borrow, default)]
-    records: Option<Vec<&'a RawValue>>,
-}
-
-/// Reads `data` in one pass: the entries of wanted collections are parsed
-/// as they come, everything else is skipped. Notes which collection failed.
-struct PageSeed<'c, 'f> {
-    catalogue: &'c Catalogue,
-    wanted: &'c [String],
-    failed: &'f std::cell::RefCell<Option<String>>,
-}
-
-impl<'de, 'c> Visitor<'de> for PageSeed<'c, '_> {
-    type Value = Vec<(&'c CollectionDef, RawEntry<'de>)>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an object of collections")
-    }
-
-    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> std::result::Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let def = self
-                .catalogue
-                .get(&key)
-                .filter(|d| self.wanted.contains(&d.name));
-            match def {
-                Some(def) => {
-                    *self.failed.borrow_mut() = Some(def.name.clone());
-                    if let Some(entry) = map.next_value::<Option<RawEntry<'de>>>()? {
-                        out.push((def, entry));
-                    }
-                    *self.failed.borrow_mut() = None;
-                }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl<'de, 'c> DeserializeSeed<'de> for PageSeed<'c, '_> {
-    type Value = Vec<(&'c CollectionDef, RawEntry<'de>)>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// Parses and validates a page. Collections not asked for are ignored (a
-/// server may send more than asked); every record of the asked ones must be
-/// an object with an integer server id and rowVersion.
-pub fn parse_page<'a>(
-    catalogue: &'a Catalogue,
-    wanted: &'a [String],
-    data: &'a RawValue,
-    tracking_id: Option<&str>,
-) -> Result<Vec<Entry<'a>>> {
-    let protocol = |collection: Option<&str>, message: String| Error::Protocol {
-        collection: collection.map(str::to_string),
-        message,
-        tracking_id: tracking_id.map(str::to_string),
-    };
-    let failed = std::cell::RefCell::new(None);
-    let seed = PageSeed {
-        catalogue,
-        wanted,
-        failed: &failed,
-    };
-    let mut de = serde_json::Deserializer::from_str(data.get());
-    let raw = seed.deserialize(&mut de).map_err(|e| {
-        let collection = failed.borrow().clone();
-        let what = match &collection {
-            Some(_) => "bad collection entry",
-            None => "`data` is not an object of collections",
-        };
-        protocol(collection.as_deref(), format!("{what}: {e}"))
-    })?;
-    // Parents before children, whatever order the server used.
-    let mut raw = raw;
-    raw.sort_by_key(|(def, _)| catalogue.position(&def.name));
-    let mut out = Vec::with_capacity(raw.len());
-    for (def, entry) in raw {
-        let mut records = Vec::with_capacity(entry.records.as_ref().map_or(0, Vec::len));
-        for (i, rec) in entry.records.unwrap_or_default().into_iter().enumerate() {
-            let text = rec.get();
-            let meta = record::scan(def, text)
-                .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}")))?;
-            if meta.server_id.is_none() {
-                return Err(protocol(
-                    Some(&def.name),
-                    format!("record {i} has no `{}`", def.id_field),
-                ));
-            }
-            if meta.row_version.is_none() {
-                return Err(protocol(
-                    Some(&def.name),
-                    format!("record {i} has no `rowVersion`"),
-                ));
-            }
-            records.push((text, meta));
-        }
-        out.push(Entry {
-            def,
-            row_version: entry.row_version,
-            has_more: entry.has_more.unwrap_or(false),
-            records,
-        });
-    }
-    Ok(out)
-}
+/// A validated collection entry of a pull answer.
+pub use crate::api::dialect::PulledCollection as Entry;
 
 /// Applies validated entries in `tx` (the caller commits).
 ///
@@ -178,6 +27,7 @@ pub fn parse_page<'a>(
 /// record up first, since most records are updates.
 pub fn apply(
     tx: &Tx<'_>,
+    catalogue: &Catalogue,
     entries: &[Entry<'_>],
     resolvers: &HashMap<String, std::sync::Arc<dyn ConflictResolver>>,
     report: &mut SyncReport,
@@ -191,6 +41,7 @@ pub fn apply(
         let resolver = resolvers.get(&def.name).map(|r| r.as_ref());
         let first_pull = store::checkpoint(tx, coll)? == 0;
         for (text, meta) in &entry.records {
+            let text: &str = text;
             let (Some(sid), Some(rv)) = (meta.server_id, meta.row_version) else {
                 continue;
             };
@@ -229,7 +80,24 @@ pub fn apply(
                     if p.row_version.is_some_and(|have| have >= rv) {
                         continue;
                     }
-                    if !p.pending {
+                    if p.pending && p.server_id.is_none() {
+                        // The server holds our own create (its answer was
+                        // lost, or this pull reconciles it): confirm it by
+                        // client id instead of treating it as a conflict.
+                        let sent = store::pending_of(tx, p.local_id)?.and_then(|x| x.sent_counter);
+                        push::confirm_saved(
+                            tx,
+                            catalogue,
+                            def,
+                            p.local_id,
+                            sent,
+                            sid,
+                            Some(rv),
+                            Some((text, meta.deleted)),
+                            || Ok(text.to_string()),
+                            report,
+                        )?;
+                    } else if !p.pending {
                         if p.server_id == Some(sid) {
                             tx.update_pulled(p.local_id, rv, meta.deleted, text)?;
                         } else {
@@ -340,7 +208,18 @@ pub(crate) fn resolve_conflict(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::dialect::Dialect;
     use crate::store::Store;
+    use serde_json::value::RawValue;
+
+    fn parse_page<'a>(
+        cat: &'a Catalogue,
+        wanted: &'a [String],
+        data: &'a RawValue,
+        tracking_id: Option<&str>,
+    ) -> Result<Vec<Entry<'a>>> {
+        Dialect::Documented.parse_pull(cat, wanted, data, tracking_id)
+    }
 
     const PAGE: &str = r#"{"products":{"rowVersion":12,"hasMore":false,"records":[
         {"productId":1,"productClientId":null,"name":"Tea","price":5,"rowVersion":10,"deleted":false},
@@ -358,6 +237,7 @@ mod tests {
         let mut report = SyncReport::default();
         apply(
             &tx,
+            cat,
             entries,
             &HashMap::new(),
             &mut report,
@@ -373,7 +253,7 @@ mod tests {
 
     #[test]
     fn a_valid_page_parses_parents_first_and_applies() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let w = wanted(&cat);
         let data: Box<RawValue> = serde_json::from_str(PAGE).unwrap();
         let entries = parse_page(&cat, &w, &data, None).unwrap();
@@ -390,7 +270,7 @@ mod tests {
     /// store untouched is checked end to end in tests/e2e).
     #[test]
     fn mangled_pages_never_panic() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         let w = wanted(&cat);
         let mut rng = fastrand::Rng::with_seed(11);
         let bytes = PAGE.as_bytes();

@@ -1,8 +1,11 @@
 //! The collections catalogue: which collections exist, how their records are
-//! identified (server id, client id, code), which collection is the parent of
-//! which, and how conflicts are resolved. It is data, not code: the 18 Mahak
-//! collections of PROTOCOL.md section 4 are built in, and an app can register
-//! more or change a non-financial collection's policy.
+//! identified (server id, client id, code), which collections a record links
+//! to as parents, and how conflicts are resolved. It is data, not code: the
+//! 57 collections of the real server's Swagger (`mahak.rs`, the default) and
+//! the 18 of the documented dialect (PROTOCOL.md section 4) are built in, and
+//! an app can register more or change a non-financial collection's policy.
+
+mod mahak;
 
 use std::collections::HashMap;
 
@@ -31,7 +34,7 @@ impl ConflictPolicy {
     }
 }
 
-/// A child collection's link to its parent collection.
+/// A child collection's link to a parent collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParentLink {
     /// The parent collection, for example `orders`.
@@ -40,6 +43,17 @@ pub struct ParentLink {
     pub id_field: String,
     /// The field in the child holding the parent's client id (`orderClientId`).
     pub client_id_field: String,
+}
+
+impl ParentLink {
+    /// The link to `collection`, whose singular key is `key`.
+    pub fn new(collection: &str, key: &str) -> Self {
+        ParentLink {
+            collection: collection.to_string(),
+            id_field: format!("{key}Id"),
+            client_id_field: format!("{key}ClientId"),
+        }
+    }
 }
 
 /// One collection of the catalogue.
@@ -55,8 +69,19 @@ pub struct CollectionDef {
     pub client_id_field: String,
     /// Business code field, if the collection has one.
     pub code_field: Option<String>,
-    /// Parent link, for detail collections.
+    /// The parent a record cannot exist without (an order line's order), if
+    /// any: required at create, and the link a cascade follows.
     pub parent: Option<ParentLink>,
+    /// Every parent link of the collection, the required one included (an
+    /// order line links to `orders` and to `productDetails`). Parents come
+    /// before children in the catalogue, so they are saved first.
+    pub links: Vec<ParentLink>,
+    /// The pull request's key for this collection in the mahak dialect
+    /// (`fromPersonVersion`); `None` derives it from the key.
+    pub pull_key: Option<String>,
+    /// Reference data the app cannot write (`regions`, collections with no
+    /// client id to map a saved record back).
+    pub read_only: bool,
     /// Conflict policy.
     pub policy: ConflictPolicy,
     /// Financial collections always stay server-wins.
@@ -74,6 +99,9 @@ impl CollectionDef {
             client_id_field: format!("{key}ClientId"),
             code_field: None,
             parent: None,
+            links: Vec::new(),
+            pull_key: None,
+            read_only: false,
             policy: ConflictPolicy::ServerWins,
             financial: false,
         }
@@ -85,14 +113,43 @@ impl CollectionDef {
         self
     }
 
-    /// Makes this a child of `parent` (whose singular key is `parent_key`).
+    /// Makes this a child of `parent` (whose singular key is `parent_key`):
+    /// a record needs it, and it is one of the links.
     pub fn with_parent(mut self, parent: &str, parent_key: &str) -> Self {
-        self.parent = Some(ParentLink {
-            collection: parent.to_string(),
-            id_field: format!("{parent_key}Id"),
-            client_id_field: format!("{parent_key}ClientId"),
-        });
+        let link = ParentLink::new(parent, parent_key);
+        self.links.retain(|l| l.collection != parent);
+        self.links.push(link.clone());
+        self.parent = Some(link);
         self
+    }
+
+    /// Adds an optional link to `parent` (whose singular key is
+    /// `parent_key`): a record may name it by server id or client id.
+    pub fn with_link(mut self, parent: &str, parent_key: &str) -> Self {
+        if !self.links.iter().any(|l| l.collection == parent) {
+            self.links.push(ParentLink::new(parent, parent_key));
+        }
+        self
+    }
+
+    /// Marks the collection read-only: the app cannot write it.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// The mahak dialect's pull key, `from<Key>Version` unless set.
+    pub fn pull_key(&self) -> String {
+        match &self.pull_key {
+            Some(k) => k.clone(),
+            None => {
+                let mut chars = self.key.chars();
+                match chars.next() {
+                    Some(first) => format!("from{}{}Version", first.to_uppercase(), chars.as_str()),
+                    None => "fromVersion".to_string(),
+                }
+            }
+        }
     }
 
     /// Sets the conflict policy.
@@ -120,11 +177,67 @@ impl CollectionDef {
 pub struct Catalogue {
     collections: Vec<CollectionDef>,
     index: HashMap<String, usize>,
+    /// Records are kept in camelCase whatever case they come in (the mahak
+    /// dialect: the server answers in PascalCase).
+    camel_keys: bool,
 }
 
 impl Default for Catalogue {
     fn default() -> Self {
         Self::mahak()
+    }
+}
+
+/// Which dialect of the Mahak Sync API the engine speaks (see
+/// `docs/WIRE.md` and `docs/PROTOCOL.md`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Dialect {
+    /// What the production Mahak server speaks (the default).
+    #[default]
+    Mahak,
+    /// The API as the seed document describes it.
+    Documented,
+}
+
+impl Dialect {
+    /// The dialect's stable name (`mahak`, `documented`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::Mahak => "mahak",
+            Dialect::Documented => "documented",
+        }
+    }
+
+    /// The built-in catalogue of this dialect.
+    pub fn catalogue(self) -> Catalogue {
+        match self {
+            Dialect::Mahak => Catalogue::mahak(),
+            Dialect::Documented => Catalogue::documented(),
+        }
+    }
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mahak" => Ok(Dialect::Mahak),
+            "documented" => Ok(Dialect::Documented),
+            other => Err(Error::Config(format!(
+                "unknown dialect `{}`: use `mahak` or `documented`",
+                other.escape_debug()
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -134,11 +247,23 @@ impl Catalogue {
         Catalogue {
             collections: Vec::new(),
             index: HashMap::new(),
+            camel_keys: false,
         }
     }
 
-    /// The 18 collections of the Mahak Sync API (PROTOCOL.md section 4).
+    /// The 57 collections of the real server's Swagger (`CommitDataModel`),
+    /// parents first, with every parent link (WIRE.md section 5).
     pub fn mahak() -> Self {
+        let mut cat = Catalogue::empty();
+        for def in mahak::collections() {
+            cat.push(def);
+        }
+        cat.camel_keys = true;
+        cat
+    }
+
+    /// The 18 collections of the documented dialect (PROTOCOL.md section 4).
+    pub fn documented() -> Self {
         use ConflictPolicy::FieldMerge;
         let defs = [
             CollectionDef::new("banks", "bank").with_code("bankCode"),
@@ -199,9 +324,15 @@ impl Catalogue {
                 def.name
             )));
         }
-        if let Some(parent) = &def.parent {
-            if !self.index.contains_key(&parent.collection) {
-                return Err(Error::UnknownCollection(parent.collection.clone()));
+        for link in def.parent.iter().chain(&def.links) {
+            if !self.index.contains_key(&link.collection) {
+                return Err(Error::UnknownCollection(link.collection.clone()));
+            }
+        }
+        let mut def = def;
+        if let Some(parent) = def.parent.clone() {
+            if !def.links.contains(&parent) {
+                def.links.push(parent);
             }
         }
         self.push(def);
@@ -246,6 +377,12 @@ impl Catalogue {
         self.collections.iter()
     }
 
+    /// True when records are kept in camelCase whatever case the app or
+    /// the server writes them in (`Name` and `name` are one field).
+    pub fn camel_keys(&self) -> bool {
+        self.camel_keys
+    }
+
     /// Number of collections.
     pub fn len(&self) -> usize {
         self.collections.len()
@@ -256,7 +393,20 @@ impl Catalogue {
         self.collections.is_empty()
     }
 
-    /// The collections whose parent is `name`.
+    /// The collections that link to `name`, with the link.
+    pub fn linking_to<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = (&'a CollectionDef, &'a ParentLink)> + 'a {
+        self.collections.iter().flat_map(move |c| {
+            c.links
+                .iter()
+                .filter(move |l| l.collection == name)
+                .map(move |l| (c, l))
+        })
+    }
+
+    /// The collections whose required parent is `name`.
     pub fn children_of<'a>(
         &'a self,
         name: &'a str,
@@ -272,8 +422,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mahak_catalogue_has_18_collections_with_parents_first() {
-        let cat = Catalogue::mahak();
+    fn documented_catalogue_has_18_collections_with_parents_first() {
+        let cat = Catalogue::documented();
         assert_eq!(cat.len(), 18);
         for def in cat.iter() {
             if let Some(p) = &def.parent {
@@ -300,7 +450,7 @@ mod tests {
 
     #[test]
     fn policies_follow_the_protocol() {
-        let cat = Catalogue::mahak();
+        let cat = Catalogue::documented();
         for name in [
             "cashes",
             "cheques",

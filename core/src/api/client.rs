@@ -1,8 +1,9 @@
 //! The Mahak Sync API client: one [`ApiClient::call`] posts a JSON body to
 //! `{base_url}/Sync/{endpoint}` and returns the envelope's `data`, or an
 //! [`Error`] that says what the caller can do about the failure. This file
-//! owns login (`LoginV2`, enveloped or bare answer), the bearer token (kept in
-//! memory only, renewed before it expires and once after a 401), the retry
+//! owns login (in either dialect: the bytes come from `dialect/`), the
+//! session the server hands out at login, the bearer token (kept in memory
+//! only, renewed before it expires and once after a 401), the retry
 //! loop (backoff arithmetic in `retry.rs`), envelope parsing and error-code
 //! mapping (PROTOCOL.md sections 1-3), the per-attempt [`CallRecord`] log,
 //! the [`Shutdown`] token that interrupts waits, and the [`ConnectionState`]
@@ -18,17 +19,50 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::error::{Error, RecordError, Result};
-use crate::http::validate_base_url;
-use crate::retry::{
+use crate::api::dialect::{self, Dialect};
+use crate::api::retry::{
     is_retryable_status, jittered_backoff, parse_retry_after, rate_limit_wait, RateLimitWait,
 };
-use crate::transport::{HttpRequest, HttpResponse, Transport};
+use crate::error::{Error, RecordError, Result};
+use crate::http::validate_base_url;
+use crate::transport::{HttpRequest, HttpResponse, Transport, TransportErrorKind};
 
-pub use crate::retry::RetryPolicy;
+pub use crate::api::retry::RetryPolicy;
 
-/// The login endpoint.
+/// The documented dialect's login endpoint.
 pub const LOGIN_ENDPOINT: &str = "LoginV2";
+
+/// A token whose expiry cannot be read is renewed after this long.
+const MAX_TOKEN_AGE: Duration = Duration::from_secs(12 * 3600);
+
+/// What the server says of this client at login (mahak dialect): who it is
+/// on the Mahak side. Apps need `visitor_id` to write orders.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Session {
+    /// The visitor (shop, salesman, app) this client acts as.
+    pub visitor_id: i64,
+    /// The server's sync id of this login.
+    pub sync_id: i64,
+    /// The Mahak database.
+    pub database_id: i64,
+    /// The user's display name.
+    pub user_title: String,
+    /// The server's clock at login, as it wrote it.
+    pub server_time: String,
+}
+
+/// How a call may be repeated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// Safe to send again after any failure (a pull, or a save the server
+    /// deduplicates).
+    Idempotent,
+    /// A save the server does not deduplicate: once it may have reached
+    /// the server, it is never repeated; a failure then is `InDoubt`. A
+    /// `Result: false` answer that carries data is returned, for its
+    /// per-record results.
+    Save,
+}
 
 /// Credentials for `LoginV2`. `Debug` shows the password as `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,16 +98,25 @@ pub struct ClientConfig {
     /// Renew the token this long before it expires (at most half of the
     /// token's lifetime is used as margin, so short-lived tokens still work).
     pub token_refresh_margin: Duration,
+    /// The dialect of the login request and answer.
+    pub dialect: Dialect,
+    /// The login endpoint (`Login` in mahak, `LoginV2` documented).
+    pub login_endpoint: String,
+    /// `appId` sent at login (mahak).
+    pub app_id: String,
 }
 
 impl ClientConfig {
-    /// A configuration for `base_url` with the default retry policy and a
-    /// 60-second token refresh margin.
+    /// A configuration for `base_url` in the documented dialect, with the
+    /// default retry policy and a 60-second token refresh margin.
     pub fn new(base_url: impl Into<String>) -> Self {
         ClientConfig {
             base_url: base_url.into(),
             retry: RetryPolicy::default(),
             token_refresh_margin: Duration::from_secs(60),
+            dialect: Dialect::Documented,
+            login_endpoint: LOGIN_ENDPOINT.to_string(),
+            app_id: "rowsync".to_string(),
         }
     }
 }
@@ -97,9 +140,14 @@ pub struct CallRecord {
     pub error: Option<String>,
 }
 
-/// A successful reply (`success:true`).
+/// A reply: `success:true`, or (for a [`CallKind::Save`]) a `Result:
+/// false` that carries data.
 #[derive(Debug)]
 pub struct Reply {
+    /// The envelope's flag.
+    pub success: bool,
+    /// The envelope's message, for a reply that is not a success.
+    pub message: String,
     /// The envelope's `data`, unparsed (`null` when absent).
     pub data: Box<RawValue>,
     /// The response's `Trackingid` header.
@@ -240,6 +288,10 @@ impl Refusal {
 struct State {
     credentials: Credentials,
     token: Option<Token>,
+    session: Option<Session>,
+    /// The database and visitor the replica was filled from: a login that
+    /// names others fails with `ReplicaMismatch`.
+    expected: Option<(i64, i64)>,
     connection: ConnectionState,
     refusal: Option<Refusal>,
     /// Bumped by `set_credentials` and `forget_token`: a login that started
@@ -297,6 +349,8 @@ impl ApiClient {
             state: Mutex::new(State {
                 credentials,
                 token: None,
+                session: None,
+                expected: None,
                 connection: ConnectionState::Unknown,
                 refusal: None,
                 generation: 0,
@@ -348,6 +402,17 @@ impl ApiClient {
         state.connection = ConnectionState::Unknown;
     }
 
+    /// The session of the last login (mahak dialect).
+    pub fn session(&self) -> Option<Session> {
+        self.state().session.clone()
+    }
+
+    /// The database and visitor a login must name (the replica's), or
+    /// `None` for any.
+    pub fn expect_identity(&self, expected: Option<(i64, i64)>) {
+        self.state().expected = expected;
+    }
+
     /// True when a token is held (it may still be refused by the server).
     pub fn has_token(&self) -> bool {
         self.state().token.is_some()
@@ -389,6 +454,17 @@ impl ApiClient {
         body: &[u8],
         log: &mut dyn FnMut(CallRecord),
     ) -> Result<Reply> {
+        self.call_as(endpoint, body, CallKind::Idempotent, log)
+    }
+
+    /// [`ApiClient::call`], for a call of the given kind.
+    pub fn call_as(
+        &self,
+        endpoint: &str,
+        body: &[u8],
+        kind: CallKind,
+        log: &mut dyn FnMut(CallRecord),
+    ) -> Result<Reply> {
         check_endpoint(endpoint)?;
         if self.shutdown.is_triggered() {
             return Err(Error::Interrupted);
@@ -397,7 +473,7 @@ impl ApiClient {
         let mut refused_once = false;
         loop {
             let token = self.ensure_token(log)?;
-            let sent = self.send_retrying(endpoint, body, Some(&token), log)?;
+            let sent = self.send_retrying(endpoint, body, Some(&token), kind, log)?;
             // The body is parsed once: a pull page can be many megabytes.
             let parsed = parse_envelope(&sent.response.body);
             if is_token_refusal(sent.response.status, parsed.as_ref().ok()) {
@@ -435,7 +511,7 @@ impl ApiClient {
                 refused_once = true;
                 continue;
             }
-            let result = interpret_reply(&sent.response, parsed);
+            let result = interpret_reply(&sent.response, parsed, kind);
             log(record(
                 endpoint,
                 &sent,
@@ -492,28 +568,30 @@ impl ApiClient {
             let state = self.state();
             (state.credentials.clone(), state.generation)
         };
-        let body = serde_json::to_vec(&LoginRequest {
-            username: &credentials.username,
-            password: &credentials.password,
-            database_id: credentials.database_id,
-            package_number: credentials.package_number,
-        })?;
+        let body = login_body(&self.config, &credentials)?;
         drop(credentials);
-        let sent = self.send_retrying(LOGIN_ENDPOINT, &body, None, log)?;
+        let endpoint = self.config.login_endpoint.as_str();
+        let sent = self.send_retrying(endpoint, &body, None, CallKind::Idempotent, log)?;
         drop(body);
-        let result = interpret_login(&sent.response, self.config.token_refresh_margin);
+        let expected = self.state().expected;
+        let result = interpret_login(&sent.response, &self.config).and_then(|(token, session)| {
+            check_identity(expected, session.as_ref()).map(|_| (token, session))
+        });
         log(record(
-            LOGIN_ENDPOINT,
+            endpoint,
             &sent,
             result.as_ref().err().map(|e| e.to_string()),
         ));
         let mut state = self.state();
         let current = state.generation == generation;
         match result {
-            Ok(token) => {
+            Ok((token, session)) => {
                 let value = token.value.clone();
                 if current {
                     state.token = Some(token);
+                    if session.is_some() {
+                        state.session = session;
+                    }
                 }
                 Ok(value)
             }
@@ -525,7 +603,9 @@ impl ApiClient {
                 } = &error
                 {
                     state.connection = ConnectionState::AuthFailed;
-                    if current && matches!(code, 1001 | 1002) {
+                    let refused =
+                        matches!(code, 1001 | 1002) || self.config.dialect == Dialect::Mahak;
+                    if current && refused {
                         state.refusal = Some(Refusal {
                             code: *code,
                             message: message.clone(),
@@ -545,6 +625,7 @@ impl ApiClient {
         endpoint: &str,
         body: &[u8],
         token: Option<&str>,
+        kind: CallKind,
         log: &mut dyn FnMut(CallRecord),
     ) -> Result<Sent> {
         let policy = &self.config.retry;
@@ -617,6 +698,16 @@ impl ApiClient {
                             }
                         }
                     }
+                    if kind == CallKind::Save && status >= 500 {
+                        // The server may have applied the save before it
+                        // failed: never repeat it blindly.
+                        let message = server_message(&response);
+                        attempt_record(Some(status), tracking_id.clone(), message.clone());
+                        return Err(Error::InDoubt {
+                            message,
+                            tracking_id,
+                        });
+                    }
                     if is_retryable_status(status) {
                         let message = server_message(&response);
                         attempt_record(Some(status), tracking_id.clone(), message.clone());
@@ -641,6 +732,15 @@ impl ApiClient {
                 }
                 Err(error) => {
                     attempt_record(None, None, error.to_string());
+                    // A request that may have reached the server: only a
+                    // failed connect is sure not to have.
+                    if kind == CallKind::Save && error.kind != TransportErrorKind::Connect {
+                        self.set_offline(policy, attempt);
+                        return Err(Error::InDoubt {
+                            message: error.to_string(),
+                            tracking_id: last_tracking_id,
+                        });
+                    }
                     if last {
                         let retry_after = self.set_offline(policy, attempt);
                         return Err(Error::Offline {
@@ -702,6 +802,47 @@ fn tracking(response: &HttpResponse) -> Option<String> {
     response.tracking_id().map(str::to_string)
 }
 
+/// The login body of the configured dialect. The mahak dialect sends the
+/// password as its MD5 hash, computed here and dropped with the body.
+fn login_body(config: &ClientConfig, credentials: &Credentials) -> Result<Vec<u8>> {
+    match config.dialect {
+        Dialect::Documented => Ok(serde_json::to_vec(&LoginRequest {
+            username: &credentials.username,
+            password: &credentials.password,
+            database_id: credentials.database_id,
+            package_number: credentials.package_number,
+        })?),
+        Dialect::Mahak => Ok(serde_json::to_vec(&serde_json::json!({
+            "userName": credentials.username,
+            "password": dialect::mahak::password_hash(&credentials.password),
+            "databaseId": credentials.database_id,
+            "packageNo": credentials.package_number.to_string(),
+            "language": "fa",
+            "appId": config.app_id,
+            "clientVersion": env!("CARGO_PKG_VERSION"),
+        }))?),
+    }
+}
+
+/// A login that names another database or visitor than the replica's.
+fn check_identity(expected: Option<(i64, i64)>, session: Option<&Session>) -> Result<()> {
+    let (Some((database_id, visitor_id)), Some(s)) = (expected, session) else {
+        return Ok(());
+    };
+    let mismatch = |what: &str, replica: i64, server: i64| Error::ReplicaMismatch {
+        what: what.to_string(),
+        replica,
+        server,
+    };
+    if s.database_id != 0 && database_id != 0 && s.database_id != database_id {
+        return Err(mismatch("databaseId", database_id, s.database_id));
+    }
+    if s.visitor_id != 0 && visitor_id != 0 && s.visitor_id != visitor_id {
+        return Err(mismatch("visitorId", visitor_id, s.visitor_id));
+    }
+    Ok(())
+}
+
 #[derive(serde::Serialize)]
 struct LoginRequest<'a> {
     username: &'a str,
@@ -715,7 +856,7 @@ struct LoginRequest<'a> {
 /// The Mahak envelope, borrowed from the body: `data` stays raw JSON text.
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(alias = "Success")]
+    #[serde(alias = "Success", alias = "result", alias = "Result")]
     success: bool,
     #[serde(default, alias = "Code", deserialize_with = "lenient_code")]
     code: Option<i64>,
@@ -860,17 +1001,29 @@ fn failure(status: u16, envelope: &Parsed<'_>, tracking_id: Option<String>) -> E
 fn interpret_reply(
     response: &HttpResponse,
     parsed: std::result::Result<Parsed<'_>, String>,
+    kind: CallKind,
 ) -> Result<Reply> {
     let status = response.status;
     let tracking_id = tracking(response);
     match status {
         200..=299 => match parsed {
-            Ok(envelope) if envelope.success => Ok(Reply {
-                data: envelope.data.unwrap_or(RawValue::NULL).to_owned(),
-                tracking_id,
-                status,
-            }),
+            Ok(envelope)
+                if envelope.success || (kind == CallKind::Save && envelope.data.is_some()) =>
+            {
+                Ok(Reply {
+                    success: envelope.success,
+                    message: envelope.message.into_owned(),
+                    data: envelope.data.unwrap_or(RawValue::NULL).to_owned(),
+                    tracking_id,
+                    status,
+                })
+            }
             Ok(envelope) => Err(failure(status, &envelope, tracking_id)),
+            // A save whose answer cannot be read may still have been applied.
+            Err(why) if kind == CallKind::Save => Err(Error::InDoubt {
+                message: format!("HTTP {status} body is not a Mahak envelope: {why}"),
+                tracking_id,
+            }),
             Err(why) => Err(Error::Protocol {
                 collection: None,
                 message: format!("HTTP {status} body is not a Mahak envelope: {why}"),
@@ -906,11 +1059,42 @@ fn interpret_reply(
     }
 }
 
-/// `{token, expireDate}`, from the envelope's `data` or the bare body.
+/// `{token, expireDate}` (documented), or `{UserToken, VisitorId, ...}`
+/// (mahak), from the envelope's `data` or the bare body.
 #[derive(Deserialize)]
 struct LoginData {
-    #[serde(alias = "Token", alias = "access_token")]
+    #[serde(
+        alias = "Token",
+        alias = "access_token",
+        alias = "UserToken",
+        alias = "userToken"
+    )]
     token: String,
+    #[serde(
+        default,
+        alias = "VisitorId",
+        alias = "visitorId",
+        deserialize_with = "lenient_code"
+    )]
+    visitor_id: Option<i64>,
+    #[serde(
+        default,
+        alias = "SyncId",
+        alias = "syncId",
+        deserialize_with = "lenient_code"
+    )]
+    sync_id: Option<i64>,
+    #[serde(
+        default,
+        alias = "DatabaseId",
+        alias = "databaseId",
+        deserialize_with = "lenient_code"
+    )]
+    database_id: Option<i64>,
+    #[serde(default, alias = "UserTitle", alias = "userTitle")]
+    user_title: Option<String>,
+    #[serde(default, alias = "ServerTime", alias = "serverTime")]
+    server_time: Option<String>,
     #[serde(
         default,
         rename = "expireDate",
@@ -922,18 +1106,47 @@ struct LoginData {
 
 /// Interprets a `LoginV2` response. Error messages here never quote the body
 /// (it may hold a token).
-fn interpret_login(response: &HttpResponse, margin: Duration) -> Result<Token> {
+fn interpret_login(
+    response: &HttpResponse,
+    config: &ClientConfig,
+) -> Result<(Token, Option<Session>)> {
+    let margin = config.token_refresh_margin;
+    let mahak = config.dialect == Dialect::Mahak;
+    let endpoint = config.login_endpoint.as_str();
     let status = response.status;
     let tracking_id = tracking(response);
     let no_token = |tracking_id| Error::Protocol {
         collection: None,
-        message: format!("{LOGIN_ENDPOINT} answer (HTTP {status}) holds no token"),
+        message: format!("{endpoint} answer (HTTP {status}) holds no token"),
         tracking_id,
     };
     match status {
         200..=299 => {
             let body = strip_bom(&response.body);
             let login = match parse_envelope(body) {
+                // The real server refuses a login with `Result: false` on
+                // HTTP 200, a message and rarely a code.
+                Ok(envelope) if !envelope.success && mahak => {
+                    let detail = envelope
+                        .data
+                        .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
+                        .and_then(|d| {
+                            ["ErrorMessage", "errorMessage"]
+                                .iter()
+                                .find_map(|k| d.get(k).and_then(|m| m.as_str()).map(str::to_string))
+                        })
+                        .unwrap_or_default();
+                    let message = match (envelope.message.is_empty(), detail.is_empty()) {
+                        (false, _) => envelope.message.into_owned(),
+                        (true, false) => detail,
+                        (true, true) => "login refused".to_string(),
+                    };
+                    return Err(Error::AuthFailed {
+                        code: envelope.code.unwrap_or(0),
+                        message,
+                        tracking_id,
+                    });
+                }
                 Ok(envelope) if !envelope.success => {
                     return Err(failure(status, &envelope, tracking_id));
                 }
@@ -949,19 +1162,47 @@ fn interpret_login(response: &HttpResponse, margin: Duration) -> Result<Token> {
             if login.token.is_empty() || !login.token.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(no_token(tracking_id));
             }
-            let server_now = response
-                .header("date")
-                .and_then(|d| httpdate::parse_http_date(d).ok())
-                .map(DateTime::<Utc>::from);
-            let refresh_at = login
+            // The server's clock: its `ServerTime` (mahak), else its `Date`
+            // header, so a skewed device clock does not matter.
+            let server_now = login
+                .server_time
+                .as_deref()
+                .and_then(dialect::mahak::parse_server_time)
+                .or_else(|| {
+                    response
+                        .header("date")
+                        .and_then(|d| httpdate::parse_http_date(d).ok())
+                        .map(DateTime::<Utc>::from)
+                });
+            // The real server gives no expiry field: the JWT's `exp` says it.
+            let expires = login
                 .expire_date
                 .as_deref()
                 .and_then(parse_expire_date)
-                .and_then(|expires| refresh_time(expires, server_now, Utc::now(), margin));
-            Ok(Token {
-                value: login.token,
-                refresh_at,
-            })
+                .or_else(|| dialect::mahak::jwt_expiry(&login.token));
+            let now = Utc::now();
+            let refresh_at = match expires {
+                Some(expires) => refresh_time(expires, server_now, now, margin),
+                None if mahak => chrono::Duration::from_std(MAX_TOKEN_AGE)
+                    .ok()
+                    .and_then(|age| now.checked_add_signed(age)),
+                None => None,
+            };
+            let session = (mahak && (login.visitor_id.is_some() || login.database_id.is_some()))
+                .then(|| Session {
+                    visitor_id: login.visitor_id.unwrap_or(0),
+                    sync_id: login.sync_id.unwrap_or(0),
+                    database_id: login.database_id.unwrap_or(0),
+                    user_title: login.user_title.clone().unwrap_or_default(),
+                    server_time: login.server_time.clone().unwrap_or_default(),
+                });
+            Ok((
+                Token {
+                    value: login.token,
+                    refresh_at,
+                },
+                session,
+            ))
         }
         401 | 403 => {
             let (code, message) = match parse_lenient(&response.body) {
@@ -983,7 +1224,7 @@ fn interpret_login(response: &HttpResponse, margin: Duration) -> Result<Token> {
             None => Err(Error::Rejected {
                 status,
                 code: 0,
-                message: format!("{LOGIN_ENDPOINT} refused the request (HTTP {status})"),
+                message: format!("{endpoint} refused the request (HTTP {status})"),
                 errors: Vec::new(),
                 tracking_id,
             }),
@@ -995,7 +1236,7 @@ fn interpret_login(response: &HttpResponse, margin: Duration) -> Result<Token> {
         }),
         _ => Err(Error::Protocol {
             collection: None,
-            message: format!("unexpected HTTP {status} from {LOGIN_ENDPOINT}"),
+            message: format!("unexpected HTTP {status} from {endpoint}"),
             tracking_id,
         }),
     }
@@ -1010,6 +1251,11 @@ fn parse_login_data(body: &[u8]) -> Option<LoginData> {
         .ok()
         .map(|token| LoginData {
             token,
+            visitor_id: None,
+            sync_id: None,
+            database_id: None,
+            user_title: None,
+            server_time: None,
             expire_date: None,
         })
 }

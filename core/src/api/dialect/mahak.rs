@@ -1,0 +1,629 @@
+//! The real server's dialect (`docs/WIRE.md`): MD5 login with the token at
+//! `Data.UserToken`, `from<Entity>Version` pull keys, `Data.Objects` arrays
+//! with no `hasMore`, and save answers with one `Results` entry per record,
+//! partially applied. Answers are PascalCase; every key is read without
+//! regard to case, and records are handed on in the Swagger's camelCase, the
+//! one naming the app sees.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::documented::by_collection;
+use super::{check_pulled, protocol, PulledCollection, SaveAnswer, SaveOutcome, SaveRules};
+use crate::catalogue::{Catalogue, CollectionDef};
+use crate::error::Result;
+use crate::record;
+use crate::store::Op;
+use crate::sync::push::Change;
+
+/// Tehran's offset from UTC (no daylight saving since 2022): the real
+/// server writes its times offset-free in local time.
+const TEHRAN_OFFSET_SECS: i64 = 3 * 3600 + 30 * 60;
+
+/// The Persian and English texts of a per-record "already registered"
+/// error, matched without regard to case when the app sets none.
+pub const ALREADY_REGISTERED: [&str; 4] = [
+    "قبلا ثبت شده",
+    "قبلاً ثبت شده",
+    "already registered",
+    "already exists",
+];
+
+// ----- records --------------------------------------------------------------
+
+/// Gives every object key of a JSON text (valid JSON, as serde checked it)
+/// a lowercase first letter: `ProductId` becomes `productId`, the Swagger's
+/// naming. Only ASCII letters change, so the text stays valid UTF-8; a text
+/// already in camelCase is returned as it is, without a copy.
+pub fn camel_keys(json: &str) -> Cow<'_, str> {
+    let bytes = json.as_bytes();
+    let mut out: Option<Vec<u8>> = None;
+    // One entry per open container: true for an object.
+    let mut stack: Vec<bool> = Vec::new();
+    let mut expect_key = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                let start = i + 1;
+                if expect_key && bytes.get(start).is_some_and(u8::is_ascii_uppercase) {
+                    let buf = out.get_or_insert_with(|| bytes.to_vec());
+                    buf[start] = bytes[start].to_ascii_lowercase();
+                }
+                i = start;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+                expect_key = false;
+            }
+            b'{' => {
+                stack.push(true);
+                expect_key = true;
+            }
+            b'[' => {
+                stack.push(false);
+                expect_key = false;
+            }
+            b'}' | b']' => {
+                stack.pop();
+                expect_key = false;
+            }
+            b',' => expect_key = stack.last() == Some(&true),
+            _ => {}
+        }
+        i += 1;
+    }
+    match out {
+        Some(buf) => String::from_utf8(buf).map_or(Cow::Borrowed(json), Cow::Owned),
+        None => Cow::Borrowed(json),
+    }
+}
+
+/// The same naming for a record the app gives as a value: top-level keys
+/// and nested ones. Where both `Name` and `name` are given, the camelCase
+/// one wins.
+pub fn camel_object(obj: Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::with_capacity(obj.len());
+    let mut pascal = Vec::new();
+    for (k, v) in obj {
+        let v = camel_value(v);
+        match lower_first(&k) {
+            Some(lower) => pascal.push((lower, v)),
+            None => {
+                out.insert(k, v);
+            }
+        }
+    }
+    for (k, v) in pascal {
+        out.entry(k).or_insert(v);
+    }
+    out
+}
+
+fn camel_value(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(camel_object(m)),
+        Value::Array(a) => Value::Array(a.into_iter().map(camel_value).collect()),
+        other => other,
+    }
+}
+
+fn lower_first(key: &str) -> Option<String> {
+    let first = key.chars().next().filter(char::is_ascii_uppercase)?;
+    Some(format!("{}{}", first.to_ascii_lowercase(), &key[1..]))
+}
+
+// ----- pull -----------------------------------------------------------------
+
+/// `{ "from<Entity>Version": n, ..., "pageSize": n }` for the wanted
+/// collections only (a collection left out is not sent).
+pub(crate) fn pull_body(wanted: &[(&CollectionDef, i64)], page_size: u32) -> Result<Vec<u8>> {
+    let mut body = Map::new();
+    for (def, checkpoint) in wanted {
+        body.insert(def.pull_key(), Value::from(*checkpoint));
+    }
+    if page_size > 0 {
+        body.insert("pageSize".into(), Value::from(page_size));
+    }
+    Ok(serde_json::to_vec(&body)?)
+}
+
+type RawCollections<'de, 'c> = Vec<(&'c CollectionDef, Vec<&'de RawValue>)>;
+
+/// Reads `Data` in one pass: finds `Objects` (any case) and, in it, the
+/// arrays of the wanted collections (any case); skips the rest.
+struct DataSeed<'c, 'f> {
+    wanted: &'f HashMap<String, &'c CollectionDef>,
+    failed: &'f std::cell::RefCell<Option<String>>,
+}
+
+impl<'de, 'c> Visitor<'de> for DataSeed<'c, '_> {
+    type Value = RawCollections<'de, 'c>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object with `Objects`")
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key.eq_ignore_ascii_case("objects") {
+                out.extend(map.next_value_seed(ObjectsSeed {
+                    wanted: self.wanted,
+                    failed: self.failed,
+                })?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<'de, 'c> DeserializeSeed<'de> for DataSeed<'c, '_> {
+    type Value = RawCollections<'de, 'c>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+struct ObjectsSeed<'c, 'f> {
+    wanted: &'f HashMap<String, &'c CollectionDef>,
+    failed: &'f std::cell::RefCell<Option<String>>,
+}
+
+impl<'de, 'c> Visitor<'de> for ObjectsSeed<'c, '_> {
+    type Value = RawCollections<'de, 'c>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of collections")
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match self.wanted.get(&key.to_ascii_lowercase()) {
+                Some(def) => {
+                    *self.failed.borrow_mut() = Some(def.name.clone());
+                    if let Some(records) = map.next_value::<Option<Vec<&'de RawValue>>>()? {
+                        out.push((*def, records));
+                    }
+                    *self.failed.borrow_mut() = None;
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl<'de, 'c> DeserializeSeed<'de> for ObjectsSeed<'c, '_> {
+    type Value = RawCollections<'de, 'c>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Parses and validates `Data` of a `GetAllData` answer: `{ "Objects": {
+/// "<Collection>": [records] | null } }`. There is no per-collection
+/// checkpoint: the checkpoint is the largest `RowVersion` received.
+pub(crate) fn parse_pull<'a>(
+    catalogue: &'a Catalogue,
+    wanted: &'a [String],
+    data: &'a RawValue,
+    tracking_id: Option<&str>,
+) -> Result<Vec<PulledCollection<'a>>> {
+    let by_name: HashMap<String, &CollectionDef> = wanted
+        .iter()
+        .filter_map(|w| catalogue.get(w))
+        .map(|d| (d.name.to_ascii_lowercase(), d))
+        .collect();
+    let failed = std::cell::RefCell::new(None);
+    let seed = DataSeed {
+        wanted: &by_name,
+        failed: &failed,
+    };
+    let mut de = serde_json::Deserializer::from_str(data.get());
+    let raw = seed.deserialize(&mut de).map_err(|e| {
+        let collection = failed.borrow().clone();
+        let what = match &collection {
+            Some(_) => "bad collection entry",
+            None => "`Data` is not an object holding `Objects`",
+        };
+        protocol(collection.as_deref(), format!("{what}: {e}"), tracking_id)
+    })?;
+    let mut out: Vec<PulledCollection<'a>> = Vec::with_capacity(raw.len());
+    for (def, list) in raw {
+        let mut records = Vec::with_capacity(list.len());
+        for (i, rec) in list.into_iter().enumerate() {
+            let text = camel_keys(rec.get());
+            let meta = record::scan(def, &text)
+                .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}"), tracking_id))?;
+            check_pulled(def, i, &meta, tracking_id)?;
+            records.push((text, meta));
+        }
+        match out.iter_mut().find(|c| std::ptr::eq(c.def, def)) {
+            Some(existing) => existing.records.extend(records),
+            None => out.push(PulledCollection {
+                def,
+                records,
+                row_version: None,
+                has_more: false,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+// ----- save -----------------------------------------------------------------
+
+/// `{ "<collection>": [record, ...] }`, camelCase. Ids the record does not
+/// have yet (null) are left out rather than sent as null, since the server's
+/// model binds them as integers.
+pub(crate) fn save_body(catalogue: &Catalogue, changes: &[&Change]) -> Result<Vec<u8>> {
+    let mut body = Map::new();
+    for (def, list) in by_collection(catalogue, changes) {
+        let mut records = Vec::with_capacity(list.len());
+        for c in list {
+            let mut rec = c.payload.clone();
+            let ids = std::iter::once(def.id_field.as_str())
+                .chain(std::iter::once("rowVersion"))
+                .chain(def.links.iter().map(|l| l.id_field.as_str()));
+            for field in ids {
+                if rec.get(field).is_some_and(Value::is_null) {
+                    rec.remove(field);
+                }
+            }
+            records.push(Value::Object(rec));
+        }
+        body.insert(def.name.clone(), Value::Array(records));
+    }
+    Ok(serde_json::to_vec(&body)?)
+}
+
+/// A key of `obj` equal to `name` without regard to case.
+fn get_ci<'v>(obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
+    obj.get(name).or_else(|| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })
+}
+
+/// Reads `Data` of a `SaveAllData` answer, `{ "Objects": { "<Collection>":
+/// { "Results": [ { Result, Index, EntityId, EntityClientId, RowVersion,
+/// Errors } ] } } }`, into one outcome per change. A result is matched by
+/// `EntityClientId` when it has one, else by `Index` within its collection's
+/// array (1-based, as the real server writes it; 0-based when a 0 shows up).
+pub(crate) fn parse_save(
+    catalogue: &Catalogue,
+    changes: &[&Change],
+    data: &RawValue,
+    rules: &SaveRules,
+    tracking_id: Option<&str>,
+) -> Result<SaveAnswer> {
+    let fail = |collection: &str, message: String| protocol(Some(collection), message, tracking_id);
+    let data: Value = serde_json::from_str(data.get())?;
+    let objects = match &data {
+        Value::Object(m) => get_ci(m, "objects").and_then(Value::as_object),
+        _ => None,
+    };
+    let mut outcomes = vec![SaveOutcome::Unknown; changes.len()];
+    let Some(objects) = objects else {
+        return Ok(SaveAnswer { outcomes });
+    };
+    let position: HashMap<*const Change, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (*c as *const Change, i))
+        .collect();
+    for (def, sent) in by_collection(catalogue, changes) {
+        let Some(entry) = get_ci(objects, &def.name) else {
+            continue;
+        };
+        let results = match entry {
+            Value::Null => continue,
+            Value::Object(e) => match get_ci(e, "results") {
+                None | Some(Value::Null) => continue,
+                Some(Value::Array(list)) => list,
+                Some(_) => return Err(fail(&def.name, "`Results` is not a list".into())),
+            },
+            _ => return Err(fail(&def.name, "save result is not an object".into())),
+        };
+        let mut parsed = Vec::with_capacity(results.len());
+        for (i, r) in results.iter().enumerate() {
+            parsed.push(read_result(r).map_err(|m| fail(&def.name, format!("result {i}: {m}")))?);
+        }
+        let zero_based = parsed.iter().any(|r| r.index == Some(0));
+        for r in parsed {
+            let by_client = r
+                .client_id
+                .filter(|&c| c != 0)
+                .and_then(|c| sent.iter().position(|s| s.client_id == Some(c)));
+            let by_index = r.index.and_then(|i| {
+                let i = if zero_based { i } else { i.checked_sub(1)? };
+                usize::try_from(i).ok().filter(|&i| i < sent.len())
+            });
+            let Some(at) = by_client.or(by_index) else {
+                continue;
+            };
+            let change = sent[at];
+            let Some(&slot) = position.get(&(change as *const Change)) else {
+                continue;
+            };
+            outcomes[slot] = outcome(def, change, r, rules);
+        }
+    }
+    Ok(SaveAnswer { outcomes })
+}
+
+struct RawResult {
+    ok: bool,
+    index: Option<i64>,
+    server_id: Option<i64>,
+    client_id: Option<i64>,
+    row_version: Option<i64>,
+    errors: Vec<(Option<String>, Option<i64>, String)>,
+}
+
+fn read_result(r: &Value) -> std::result::Result<RawResult, String> {
+    let obj = r.as_object().ok_or("not an object")?;
+    let int = |k: &str| match get_ci(obj, k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| format!("`{k}` is not an integer")),
+    };
+    let ok = match get_ci(obj, "result") {
+        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) => false,
+        Some(_) => return Err("`Result` is not a boolean".into()),
+    };
+    let mut errors = Vec::new();
+    if let Some(Value::Array(list)) = get_ci(obj, "errors") {
+        for e in list {
+            let Some(e) = e.as_object() else { continue };
+            let text = |k: &str| get_ci(e, k).and_then(Value::as_str).map(str::to_string);
+            let code = get_ci(e, "code").and_then(|c| {
+                c.as_i64()
+                    .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
+            });
+            errors.push((
+                text("property"),
+                code,
+                text("error")
+                    .or_else(|| text("message"))
+                    .unwrap_or_default(),
+            ));
+        }
+    }
+    Ok(RawResult {
+        ok,
+        index: int("index")?,
+        server_id: int("entityId")?,
+        client_id: int("entityClientId")?,
+        row_version: int("rowVersion")?,
+        errors,
+    })
+}
+
+fn outcome(def: &CollectionDef, change: &Change, r: RawResult, rules: &SaveRules) -> SaveOutcome {
+    if r.ok {
+        return SaveOutcome::Saved {
+            server_id: r.server_id.filter(|&s| s != 0).or(change.server_id),
+            row_version: r.row_version,
+        };
+    }
+    let message = {
+        let texts: Vec<&str> = r
+            .errors
+            .iter()
+            .map(|(_, _, t)| t.trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if texts.is_empty() {
+            "refused by the server without a reason".to_string()
+        } else {
+            texts.join("; ")
+        }
+    };
+    let property = r.errors.iter().find_map(|(p, _, _)| p.clone());
+    let code = r.errors.iter().find_map(|(_, c, _)| *c);
+    if change.op == Op::Create && already_registered(def, &r.errors, &message, rules) {
+        return SaveOutcome::AlreadyThere { message };
+    }
+    SaveOutcome::Refused {
+        property,
+        code,
+        message,
+    }
+}
+
+/// A refusal that says the create is already on the server: an error on the
+/// collection's own `<key>Id`, or a text the rules name.
+fn already_registered(
+    def: &CollectionDef,
+    errors: &[(Option<String>, Option<i64>, String)],
+    message: &str,
+    rules: &SaveRules,
+) -> bool {
+    let on_own_id = errors.iter().any(|(p, _, _)| {
+        p.as_deref()
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case(&def.id_field))
+    });
+    let lower = message.to_lowercase();
+    let patterns: Vec<&str> = if rules.already_registered.is_empty() {
+        ALREADY_REGISTERED.to_vec()
+    } else {
+        rules
+            .already_registered
+            .iter()
+            .map(String::as_str)
+            .collect()
+    };
+    on_own_id
+        || patterns
+            .iter()
+            .any(|p| !p.is_empty() && lower.contains(&p.to_lowercase()))
+}
+
+// ----- login ----------------------------------------------------------------
+
+/// The `exp` of a JWT's payload (base64url JSON), read without checking the
+/// signature: the client only needs to know when to renew.
+pub fn jwt_expiry(token: &str) -> Option<DateTime<Utc>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?;
+    let secs = exp.as_i64().or_else(|| exp.as_f64().map(|f| f as i64))?;
+    DateTime::from_timestamp(secs, 0)
+}
+
+/// The server's `ServerTime`: offset-free Tehran time as the real server
+/// writes it (`2025-10-04T15:18:38.2345036`), or RFC 3339 with an offset.
+pub fn parse_server_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let local = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())?;
+    local
+        .and_utc()
+        .checked_sub_signed(chrono::Duration::seconds(TEHRAN_OFFSET_SECS))
+}
+
+/// The lowercase hexadecimal MD5 of a password, as the real server wants
+/// it. Computed in memory for one login body; never stored.
+pub fn password_hash(password: &str) -> String {
+    use md5::{Digest, Md5};
+    let digest = Md5::digest(password.as_bytes());
+    let mut out = String::with_capacity(32);
+    for b in digest {
+        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel_keys_changes_keys_only() {
+        let text = r#"{"ProductId":1,"Name":"Tea \"Big\" {X}","Tags":["A",{"Deep":"B"}],"x":{"Y":[]},"ID":2}"#;
+        let out = camel_keys(text);
+        assert_eq!(
+            out,
+            r#"{"productId":1,"name":"Tea \"Big\" {X}","tags":["A",{"deep":"B"}],"x":{"y":[]},"iD":2}"#
+        );
+        let again = camel_keys(&out);
+        assert!(matches!(again, Cow::Borrowed(_)));
+        // Persian text and escapes pass through untouched.
+        let fa = r#"{"Name":"تيشرت بالنسياگاه  ","Q":"a\\","R":"\u0041"}"#;
+        assert_eq!(
+            camel_keys(fa),
+            r#"{"name":"تيشرت بالنسياگاه  ","q":"a\\","r":"\u0041"}"#
+        );
+    }
+
+    /// The byte-level transform agrees with a transform of the parsed value
+    /// on random records.
+    #[test]
+    fn camel_keys_agrees_with_the_value_transform() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        fn gen(rng: &mut fastrand::Rng, depth: u32) -> Value {
+            match rng.u32(..if depth > 3 { 4 } else { 6 }) {
+                0 => Value::Null,
+                1 => Value::from(rng.i64(..)),
+                2 => Value::from(f64::from(rng.u32(..1_000_000)) / 4.0),
+                3 => Value::from(["A\"b", "ي ك ", "Z\\", "{[,:]}"][rng.usize(..4)]),
+                4 => Value::Array((0..rng.usize(..4)).map(|_| gen(rng, depth + 1)).collect()),
+                _ => Value::Object(
+                    (0..rng.usize(..5))
+                        .map(|i| {
+                            let k = ["Id", "name", "A\"Q", "Ü", "deleted", "RowVersion"]
+                                [rng.usize(..6)];
+                            (format!("{k}{i}"), gen(rng, depth + 1))
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        for _ in 0..2_000 {
+            let v = gen(&mut rng, 0);
+            let text = serde_json::to_string(&v).unwrap();
+            let fast: Value = serde_json::from_str(&camel_keys(&text)).unwrap();
+            assert_eq!(fast, camel_value(v));
+        }
+    }
+
+    #[test]
+    fn camel_object_prefers_the_camel_key() {
+        let v = serde_json::json!({"Name": "a", "name": "b", "Price1": 5, "Inner": {"X": 1}});
+        let Value::Object(m) = v else { unreachable!() };
+        let m = camel_object(m);
+        assert_eq!(
+            Value::Object(m),
+            serde_json::json!({"name": "b", "price1": 5, "inner": {"x": 1}})
+        );
+    }
+
+    #[test]
+    fn md5_of_a_password_is_lowercase_hex() {
+        assert_eq!(password_hash(""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(password_hash("pass1"), "a722c63db8ec8625af6cf71cb8c2d939");
+    }
+
+    #[test]
+    fn jwt_expiry_and_server_time() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"nbf":1700000000,"exp":1700604800,"iat":1700000000}"#);
+        let token = format!("eyJhbGciOiJIUzI1NiJ9.{payload}.c2ln");
+        assert_eq!(
+            jwt_expiry(&token).map(|t| t.timestamp()),
+            Some(1_700_604_800)
+        );
+        assert_eq!(jwt_expiry("not-a-jwt"), None);
+        assert_eq!(jwt_expiry("a.!!!.c"), None);
+        let t = parse_server_time("2025-10-04T15:18:38.2345036").unwrap();
+        assert_eq!(t.to_rfc3339(), "2025-10-04T11:48:38.234503600+00:00");
+        let z = parse_server_time("2025-10-04T11:48:38Z").unwrap();
+        assert_eq!(z.timestamp(), t.timestamp());
+        assert!(parse_server_time("yesterday").is_none());
+    }
+}

@@ -1,0 +1,8 @@
+//! Everything that talks to the server: the API client (one call with its
+//! retries, login and token, envelope, connection state) and the dialects,
+//! which own every byte on the wire. The sync flows above see only the
+//! dialect-neutral values this module hands them.
+
+pub mod client;
+pub mod dialect;
+pub mod retry;

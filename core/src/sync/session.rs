@@ -1,0 +1,747 @@
+//! One sync, top to bottom: pull every wanted collection (paged until the
+//! server has nothing newer), then push the outbox in bounded batches and
+//! take each record's outcome as the truth: saved records are confirmed and
+//! mapped, refused ones are parked with the server's words, and creates whose
+//! answer never came are reconciled by a pull before anything is resent
+//! (DESIGN.md invariants 2, 3, 11 and 12). The bytes of every request and
+//! answer belong to the dialect; this file never reads a JSON key.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use crate::api::client::{ApiClient, CallKind, CallRecord, Reply};
+use crate::api::dialect::{Dialect, Endpoints, SaveOutcome, SaveRules};
+use crate::engine::{lock, read, Engine, Settings};
+use crate::error::{Error, RecordError, Result};
+use crate::local::{self, Changes};
+use crate::log::LogLevel;
+use crate::report::SyncReport;
+use crate::schema;
+use crate::store;
+use crate::sync::dead_letters;
+use crate::sync::pull;
+use crate::sync::push::{self, Change, Group};
+
+/// Write-ahead-log pages allowed to accumulate during a pull (64 MiB).
+const PULL_WAL_PAGES: i64 = 16_384;
+/// A pull that applied at least this many records (a full page) checkpoints
+/// at its end; a smaller one is left to the automatic checkpoint.
+const BIG_PULL_RECORDS: u64 = 5_000;
+/// Batches planned at a time, so a huge outbox is not read into memory whole.
+const PLAN_BATCHES: usize = 8;
+/// Conflict rounds per sync before a change that keeps conflicting is parked.
+const MAX_CONFLICT_ROUNDS: usize = 3;
+/// Saves per sync whose answer may be lost before the sync gives up (each
+/// one costs a reconciling pull).
+const MAX_DOUBT_ROUNDS: usize = 3;
+
+/// What a batch's send led to.
+enum Sent {
+    /// Sent and settled; go on with the next batch.
+    Done,
+    /// Something was parked, resolved or reconciled: plan again.
+    Replan,
+}
+
+/// One sync's state.
+pub(crate) struct Session<'e> {
+    engine: &'e Engine,
+    client: &'e ApiClient,
+    settings: Settings,
+    dialect: Dialect,
+    endpoints: Endpoints,
+    rules: SaveRules,
+    conflict_rounds: usize,
+    doubt_rounds: usize,
+    /// Collections pulled whole in this sync (their in-doubt creates need
+    /// no second pull).
+    pulled: HashSet<String>,
+    /// In-doubt creates a pull showed missing in this sync: a second
+    /// "already registered" for one of them parks it.
+    reconciled: HashSet<i64>,
+}
+
+impl<'e> Session<'e> {
+    pub(crate) fn new(engine: &'e Engine, client: &'e ApiClient) -> Result<Self> {
+        let settings = engine.settings()?;
+        let dialect = settings.dialect;
+        Ok(Session {
+            engine,
+            client,
+            endpoints: settings.endpoints(),
+            rules: SaveRules {
+                already_registered: settings.already_registered.clone(),
+            },
+            settings,
+            dialect,
+            conflict_rounds: 0,
+            doubt_rounds: 0,
+            pulled: HashSet::new(),
+            reconciled: HashSet::new(),
+        })
+    }
+
+    /// Pull, then push. A page the engine cannot read will not read better
+    /// next time: the outbox must not wait behind it, so the push runs
+    /// anyway and the pull's error is reported.
+    pub(crate) fn run(&mut self, report: &mut SyncReport) -> Result<()> {
+        match self.pull_with_large_wal(report) {
+            Ok(()) => self.push(report),
+            Err(pull_error @ Error::Protocol { .. }) => {
+                if let Err(e) = self.push(report) {
+                    self.engine.logger.log(LogLevel::Warn, "rowsync::push", || {
+                        format!("push after a failed pull: {e}")
+                    });
+                }
+                Err(pull_error)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One call, its attempts written to the sync log; the login session is
+    /// kept when it changed.
+    fn call(&self, endpoint: &str, body: &[u8], kind: CallKind) -> Result<Reply> {
+        let mut calls: Vec<CallRecord> = Vec::new();
+        let logger = &self.engine.logger;
+        let result = self.client.call_as(endpoint, body, kind, &mut |c| {
+            let level = if c.error.is_some() {
+                LogLevel::Warn
+            } else {
+                LogLevel::Debug
+            };
+            logger.log(level, "rowsync::http", || {
+                format!(
+                    "{} attempt {} status {} in {} ms, tracking id {}{}",
+                    c.endpoint,
+                    c.attempt,
+                    c.status
+                        .map_or_else(|| "none".to_string(), |s| s.to_string()),
+                    c.duration_ms,
+                    c.tracking_id.as_deref().unwrap_or("none"),
+                    c.error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+            });
+            calls.push(c)
+        });
+        {
+            let mut store = lock(&self.engine.store)?;
+            let tx = store.begin()?;
+            tx.append_sync_log(&calls)?;
+            tx.commit()?;
+        }
+        self.engine.keep_session(self.client.session())?;
+        result
+    }
+
+    // ----- pull -----------------------------------------------------------------
+
+    /// Runs the pull with checkpoints of the write-ahead log deferred to its
+    /// end: a first sync rewrites the same index pages in page after page,
+    /// and checkpointing every 4 MiB copied them to the database over and
+    /// over. After a big pull the log is checkpointed at once (without
+    /// waiting for readers), so the app's next write does not pay for it.
+    fn pull_with_large_wal(&mut self, report: &mut SyncReport) -> Result<()> {
+        lock(&self.engine.store)?.set_wal_autocheckpoint(PULL_WAL_PAGES)?;
+        let before = report.applied();
+        let out = self.pull(None, report);
+        let store = lock(&self.engine.store)?;
+        store.set_wal_autocheckpoint(schema::WAL_AUTOCHECKPOINT)?;
+        if report.applied() - before >= BIG_PULL_RECORDS {
+            store.checkpoint_passive()?;
+        }
+        out
+    }
+
+    /// Pulls `only` (or every wanted collection), page after page, each
+    /// page applied with its checkpoints in one transaction.
+    ///
+    /// The documented dialect asks again for the collections whose entry
+    /// says `hasMore`. The real server has no such flag, and its page cap may
+    /// count per collection, over the whole answer, or be its own: a
+    /// collection can come back empty only because others used up the page.
+    /// So every wanted collection is asked again, each from its new
+    /// checkpoint, until an answer brings no record newer than its
+    /// checkpoint for any of them. That also ends against a server that
+    /// ignores `pageSize`, or that sends the record at the checkpoint again
+    /// (an inclusive lower bound).
+    fn pull(&mut self, only: Option<&[String]>, report: &mut SyncReport) -> Result<()> {
+        let engine = self.engine;
+        let all: Vec<String> = match only {
+            Some(c) => c.to_vec(),
+            None if self.settings.collections.is_empty() => read(&engine.catalogue)?
+                .iter()
+                .map(|c| c.name.clone())
+                .collect(),
+            None => self.settings.collections.clone(),
+        };
+        let mut wanted = all.clone();
+        // The real server's lower bound is probably inclusive: the record at
+        // the checkpoint comes back, so a page of one would never move on.
+        let page_size = match self.dialect {
+            Dialect::Mahak if self.settings.page_size > 0 => self.settings.page_size.max(2),
+            _ => self.settings.page_size,
+        };
+        let max_pages = u64::from(self.settings.max_pull_pages.max(1));
+        let mut pages = 0u64;
+        while !wanted.is_empty() {
+            if pages >= max_pages {
+                return Err(Error::Protocol {
+                    collection: None,
+                    message: format!(
+                        "the server kept sending new pages ({pages}); the pull stopped at its limit"
+                    ),
+                    tracking_id: None,
+                });
+            }
+            let before: HashMap<String, i64> = {
+                let store = lock(&engine.store)?;
+                store::checkpoints(store.conn())?.into_iter().collect()
+            };
+            let body = {
+                let cat = read(&engine.catalogue)?;
+                let mut asked = Vec::with_capacity(wanted.len());
+                for name in &wanted {
+                    asked.push((cat.require(name)?, before.get(name).copied().unwrap_or(0)));
+                }
+                self.dialect.pull_body(&asked, page_size)?
+            };
+            let reply = self.call(&self.endpoints.pull, &body, CallKind::Idempotent)?;
+            report.pull_requests += 1;
+            pages += 1;
+            let mut changes = Changes::default();
+            let next = {
+                let cat = read(&engine.catalogue)?;
+                let resolvers = read(&engine.resolvers)?;
+                let entries = self.dialect.parse_pull(
+                    &cat,
+                    &wanted,
+                    &reply.data,
+                    reply.tracking_id.as_deref(),
+                )?;
+                let mut store = lock(&engine.store)?;
+                let tx = store.begin()?;
+                pull::apply(&tx, &cat, &entries, &resolvers, report, &mut changes)?;
+                tx.commit()?;
+                let since = |name: &str| before.get(name).copied().unwrap_or(0);
+                match self.dialect {
+                    Dialect::Mahak => {
+                        if entries.iter().any(|e| e.brings_news(since(&e.def.name))) {
+                            wanted.clone()
+                        } else {
+                            Vec::new()
+                        }
+                    }
+                    Dialect::Documented => {
+                        let mut next = Vec::new();
+                        for e in entries.iter().filter(|e| e.has_more) {
+                            let moved = e.checkpoint().is_some_and(|cp| cp > since(&e.def.name));
+                            if !moved {
+                                return Err(Error::Protocol {
+                                    collection: Some(e.def.name.clone()),
+                                    message:
+                                        "the server says more records remain but sent none newer"
+                                            .into(),
+                                    tracking_id: reply.tracking_id.clone(),
+                                });
+                            }
+                            next.push(e.def.name.clone());
+                        }
+                        next
+                    }
+                }
+            };
+            engine.logger.log(LogLevel::Debug, "rowsync::pull", || {
+                format!(
+                    "page {pages} applied; asking again for {} collection(s)",
+                    next.len()
+                )
+            });
+            engine.registry.emit_changes(&changes.into_events());
+            wanted = next;
+        }
+        self.pulled.extend(all);
+        Ok(())
+    }
+
+    // ----- push -----------------------------------------------------------------
+
+    /// Pushes the outbox, isolating what the server refuses.
+    fn push(&mut self, report: &mut SyncReport) -> Result<()> {
+        if !self.dialect.idempotent_save() {
+            self.reconcile(None, report)?;
+        }
+        let batch_size = self.settings.batch_size.max(1);
+        loop {
+            let groups = {
+                let cat = read(&self.engine.catalogue)?;
+                let store = lock(&self.engine.store)?;
+                push::plan(store.conn(), &cat, batch_size.saturating_mul(PLAN_BATCHES))?
+            };
+            if groups.is_empty() {
+                return Ok(());
+            }
+            // Each round must confirm, park, resolve or reconcile something;
+            // a server that answers success without saying what it saved
+            // would otherwise have the same changes sent forever.
+            let progress =
+                |s: &Self, r: &SyncReport| (r.pushed, r.parked, s.conflict_rounds, s.doubt_rounds);
+            let before = progress(self, report);
+            let batches = push::pack(groups, batch_size, self.settings.max_per_collection.max(1));
+            for batch in batches {
+                if let Sent::Replan = self.send(batch, report)? {
+                    break;
+                }
+            }
+            if progress(self, report) == before {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends one batch and settles it.
+    fn send(&mut self, batch: Vec<Group>, report: &mut SyncReport) -> Result<Sent> {
+        let changes: Vec<&Change> = batch.iter().flat_map(|g| &g.changes).collect();
+        let body = {
+            let cat = read(&self.engine.catalogue)?;
+            self.dialect.save_body(&cat, &changes)?
+        };
+        {
+            let mut store = lock(&self.engine.store)?;
+            let tx = store.begin()?;
+            for c in &changes {
+                tx.mark_sent(c.local_id, c.counter)?;
+            }
+            tx.commit()?;
+        }
+        report.push_requests += 1;
+        let kind = if self.dialect.idempotent_save() {
+            CallKind::Idempotent
+        } else {
+            CallKind::Save
+        };
+        match self.call(&self.endpoints.save, &body, kind) {
+            Ok(reply) => {
+                let answer = {
+                    let cat = read(&self.engine.catalogue)?;
+                    self.dialect.parse_save(
+                        &cat,
+                        &changes,
+                        &reply.data,
+                        &self.rules,
+                        reply.tracking_id.as_deref(),
+                    )
+                };
+                match answer {
+                    Ok(answer) => self.settle(&batch, &answer.outcomes, &reply, report),
+                    // An answer that cannot be read may still mean the
+                    // server saved: never resend its creates blindly.
+                    Err(e) if kind == CallKind::Save => self.in_doubt(&changes, e, report),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e @ Error::InDoubt { .. }) => self.in_doubt(&changes, e, report),
+            Err(Error::Conflict {
+                message,
+                errors,
+                tracking_id,
+            }) => {
+                self.conflict_rounds += 1;
+                if self.conflict_rounds > MAX_CONFLICT_ROUNDS {
+                    self.park_named(
+                        &batch,
+                        &errors,
+                        2002,
+                        &message,
+                        tracking_id.as_deref(),
+                        report,
+                    )?;
+                    return Ok(Sent::Replan);
+                }
+                self.resolve_rejected_saves(&batch, &errors, report)?;
+                Ok(Sent::Replan)
+            }
+            Err(Error::Rejected {
+                code,
+                message,
+                errors,
+                tracking_id,
+                ..
+            }) => {
+                // The real server refuses a whole request without saying
+                // which record (no per-record results): isolate it too.
+                let isolatable = code == 2001 || code == 3001 || self.dialect == Dialect::Mahak;
+                if isolatable
+                    && self.park_named(
+                        &batch,
+                        &errors,
+                        code,
+                        &message,
+                        tracking_id.as_deref(),
+                        report,
+                    )? > 0
+                {
+                    return Ok(Sent::Replan);
+                }
+                if !isolatable || batch.len() == 1 {
+                    // An unknown code means the server found the request
+                    // malformed (a bug on our side): park the batch rather
+                    // than loop on it. A lone group is the culprit itself.
+                    let ids: Vec<i64> = changes.iter().map(|c| c.local_id).collect();
+                    self.park(
+                        &ids,
+                        code,
+                        &message,
+                        None,
+                        None,
+                        tracking_id.as_deref(),
+                        report,
+                    )?;
+                    return Ok(Sent::Replan);
+                }
+                // No usable errors list: bisect until the culprit is alone.
+                let mut left = batch;
+                let right = left.split_off(left.len() / 2);
+                if let Sent::Replan = self.send(left, report)? {
+                    return Ok(Sent::Replan);
+                }
+                self.send(right, report)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Applies each record's outcome: saved ones confirmed and mapped (even
+    /// when others failed), refused ones parked with the server's words (one
+    /// dead letter per write group), and creates the server may hold
+    /// reconciled by a pull before anything of them is sent again.
+    fn settle(
+        &mut self,
+        batch: &[Group],
+        outcomes: &[SaveOutcome],
+        reply: &Reply,
+        report: &mut SyncReport,
+    ) -> Result<Sent> {
+        let changes: Vec<(i64, &Change)> = batch
+            .iter()
+            .flat_map(|g| g.changes.iter().map(move |c| (g.id, c)))
+            .collect();
+        let tracking_id = reply.tracking_id.as_deref();
+        let mut refused: Vec<(i64, Vec<(&Change, Option<&str>, Option<i64>, &str)>)> = Vec::new();
+        let mut doubt: Vec<String> = Vec::new();
+        let mut events = Changes::default();
+        {
+            let cat = read(&self.engine.catalogue)?;
+            let mut store = lock(&self.engine.store)?;
+            let tx = store.begin()?;
+            for (&(group, change), outcome) in changes.iter().zip(outcomes) {
+                let def = cat.require(&change.collection)?;
+                match outcome {
+                    SaveOutcome::Saved {
+                        server_id: Some(sid),
+                        row_version,
+                    } => {
+                        push::confirm_saved(
+                            &tx,
+                            &cat,
+                            def,
+                            change.local_id,
+                            Some(change.counter),
+                            *sid,
+                            *row_version,
+                            None,
+                            || {
+                                let mut base = change.payload.clone();
+                                base.insert(def.id_field.clone(), Value::from(*sid));
+                                base.insert(
+                                    "rowVersion".into(),
+                                    row_version.map_or(Value::Null, Value::from),
+                                );
+                                Ok(serde_json::to_string(&base)?)
+                            },
+                            report,
+                        )?;
+                        events.note(
+                            &change.collection,
+                            Some(*sid),
+                            change.client_id,
+                            local::ChangeOrigin::Sync,
+                        );
+                    }
+                    SaveOutcome::Refused {
+                        property,
+                        code,
+                        message,
+                    } => {
+                        let entry = (change, property.as_deref(), *code, message.as_str());
+                        match refused.iter_mut().find(|(g, _)| *g == group) {
+                            Some((_, list)) => list.push(entry),
+                            None => refused.push((group, vec![entry])),
+                        }
+                    }
+                    SaveOutcome::AlreadyThere { message }
+                        if self.reconciled.contains(&change.local_id) =>
+                    {
+                        // A pull found no record of ours, yet the server says
+                        // it has one: the server's words go to the app.
+                        let entry = (change, None, None, message.as_str());
+                        match refused.iter_mut().find(|(g, _)| *g == group) {
+                            Some((_, list)) => list.push(entry),
+                            None => refused.push((group, vec![entry])),
+                        }
+                    }
+                    // Saved without an id to map, already there, or not
+                    // answered: a create may be on the server; anything
+                    // else may be sent again.
+                    SaveOutcome::Saved {
+                        server_id: None, ..
+                    }
+                    | SaveOutcome::AlreadyThere { .. }
+                    | SaveOutcome::Unknown => {
+                        if change.op == store::Op::Create && !self.dialect.idempotent_save() {
+                            doubt.push(change.collection.clone());
+                        }
+                    }
+                }
+            }
+            tx.commit()?;
+        }
+        self.engine.registry.emit_changes(&events.into_events());
+        for (_, list) in &refused {
+            let ids: Vec<i64> = list.iter().map(|(c, ..)| c.local_id).collect();
+            let (first, property, code, _) = list[0];
+            let mut words: Vec<&str> = list.iter().map(|(.., m)| *m).collect();
+            words.dedup();
+            self.park(
+                &ids,
+                code.unwrap_or(0),
+                &words.join("; "),
+                Some(&first.collection),
+                property,
+                tracking_id,
+                report,
+            )?;
+        }
+        if !doubt.is_empty() {
+            self.doubt_rounds += 1;
+            if self.doubt_rounds > MAX_DOUBT_ROUNDS {
+                return Err(Error::InDoubt {
+                    message: "the server kept answering saves without saying what it saved".into(),
+                    tracking_id: tracking_id.map(str::to_string),
+                });
+            }
+            doubt.sort();
+            doubt.dedup();
+            self.reconcile(Some(&doubt), report)?;
+            return Ok(Sent::Replan);
+        }
+        Ok(if refused.is_empty() {
+            Sent::Done
+        } else {
+            Sent::Replan
+        })
+    }
+
+    /// A save whose answer never came whole: its creates stay in doubt
+    /// (their sent mark is durable), and a pull reconciles them now.
+    fn in_doubt(
+        &mut self,
+        changes: &[&Change],
+        error: Error,
+        report: &mut SyncReport,
+    ) -> Result<Sent> {
+        self.engine.logger.log(LogLevel::Warn, "rowsync::push", || {
+            format!("a save's answer was lost; its creates are in doubt: {error}")
+        });
+        self.doubt_rounds += 1;
+        if self.doubt_rounds > MAX_DOUBT_ROUNDS {
+            return Err(error);
+        }
+        let mut collections: Vec<String> = changes
+            .iter()
+            .filter(|c| c.op == store::Op::Create)
+            .map(|c| c.collection.clone())
+            .collect();
+        collections.sort();
+        collections.dedup();
+        if collections.is_empty() {
+            return Ok(Sent::Replan);
+        }
+        // The pull must follow the save, whatever was pulled before it.
+        for c in &collections {
+            self.pulled.remove(c);
+        }
+        self.reconcile(Some(&collections), report)?;
+        Ok(Sent::Replan)
+    }
+
+    /// Reconciles the creates in doubt: pulls their collections (the pull
+    /// confirms, by client id, each one the server holds, and maps its ids),
+    /// then marks the ones still missing as safe to send again (invariant
+    /// 11). `only` limits it to those collections, pulled even if they were
+    /// pulled earlier in this sync.
+    fn reconcile(&mut self, only: Option<&[String]>, report: &mut SyncReport) -> Result<()> {
+        let doubt = {
+            let store = lock(&self.engine.store)?;
+            store::in_doubt(store.conn())?
+        };
+        let doubt: Vec<(String, i64)> = doubt
+            .into_iter()
+            .filter(|(c, _)| only.is_none_or(|o| o.contains(c)))
+            .collect();
+        if doubt.is_empty() {
+            return Ok(());
+        }
+        let mut to_pull: Vec<String> = doubt
+            .iter()
+            .map(|(c, _)| c.clone())
+            .filter(|c| only.is_some() || !self.pulled.contains(c))
+            .collect();
+        to_pull.sort();
+        to_pull.dedup();
+        if !to_pull.is_empty() {
+            self.engine.logger.log(LogLevel::Info, "rowsync::push", || {
+                format!(
+                    "{} create(s) in doubt: pulling {to_pull:?} before sending them again",
+                    doubt.len()
+                )
+            });
+            self.pull(Some(&to_pull), report)?;
+        }
+        let still = {
+            let store = lock(&self.engine.store)?;
+            store::in_doubt(store.conn())?
+        };
+        let mut store = lock(&self.engine.store)?;
+        let tx = store.begin()?;
+        for (_, local_id) in still
+            .into_iter()
+            .filter(|(c, l)| doubt.iter().any(|(dc, dl)| dc == c && dl == l))
+        {
+            tx.clear_sent(local_id)?;
+            self.reconciled.insert(local_id);
+        }
+        tx.commit()
+    }
+
+    // ----- dead letters ------------------------------------------------------
+
+    /// Parks each group the errors name; returns how many groups.
+    fn park_named(
+        &self,
+        batch: &[Group],
+        errors: &[RecordError],
+        code: i64,
+        message: &str,
+        tracking_id: Option<&str>,
+        report: &mut SyncReport,
+    ) -> Result<usize> {
+        let cat = self.engine.catalogue()?;
+        let mut done: Vec<i64> = Vec::new();
+        for err in errors {
+            if let Some((group, _)) = push::named(&cat, batch, err) {
+                if done.contains(&group.id) {
+                    continue;
+                }
+                done.push(group.id);
+                let ids: Vec<i64> = group.changes.iter().map(|c| c.local_id).collect();
+                self.park(
+                    &ids,
+                    err.code.unwrap_or(code),
+                    err.message.as_deref().unwrap_or(message),
+                    err.entity.as_deref(),
+                    err.field.as_deref(),
+                    tracking_id,
+                    report,
+                )?;
+            }
+        }
+        Ok(done.len())
+    }
+
+    /// Parks the changes `ids` in one new dead letter.
+    #[allow(clippy::too_many_arguments)]
+    fn park(
+        &self,
+        ids: &[i64],
+        code: i64,
+        message: &str,
+        entity: Option<&str>,
+        field: Option<&str>,
+        tracking_id: Option<&str>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let parked =
+            dead_letters::park(self.engine, ids, code, message, entity, field, tracking_id)?;
+        for collection in parked {
+            report.collection(&collection).parked += 1;
+            report.parked += 1;
+        }
+        Ok(())
+    }
+
+    /// Resolves a 2002 answer (documented dialect): with the server's
+    /// record, at once; without it, by pulling the collections concerned
+    /// (which resolves on apply).
+    fn resolve_rejected_saves(
+        &mut self,
+        batch: &[Group],
+        errors: &[RecordError],
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let mut refetch: Vec<String> = Vec::new();
+        {
+            let cat = read(&self.engine.catalogue)?;
+            let resolvers = read(&self.engine.resolvers)?;
+            let mut store = lock(&self.engine.store)?;
+            let tx = store.begin()?;
+            for err in errors {
+                let server = err.server_record.as_ref().and_then(Value::as_object);
+                match (push::named(&cat, batch, err), server) {
+                    (Some((_, change)), Some(server)) => {
+                        let Some(def) = cat.get(&change.collection) else {
+                            continue;
+                        };
+                        let (Some(row), Some(p)) = (
+                            store::row_by_local_id(&tx, change.local_id)?,
+                            store::pending_of(&tx, change.local_id)?,
+                        ) else {
+                            continue;
+                        };
+                        let deleted = server
+                            .get("deleted")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
+                        let resolver = resolvers.get(&def.name).map(|r| r.as_ref());
+                        pull::resolve_conflict(
+                            &tx, def, resolver, &row, &p, server, deleted, report,
+                        )?;
+                    }
+                    (Some((_, change)), None) => refetch.push(change.collection.clone()),
+                    (None, _) => refetch.extend(err.entity.iter().cloned()),
+                }
+            }
+            tx.commit()?;
+        }
+        if errors.is_empty() {
+            refetch.extend(
+                batch
+                    .iter()
+                    .flat_map(|g| &g.changes)
+                    .map(|c| c.collection.clone()),
+            );
+        }
+        refetch.sort();
+        refetch.dedup();
+        let cat = self.engine.catalogue()?;
+        refetch.retain(|c| cat.get(c).is_some());
+        if !refetch.is_empty() {
+            self.pull(Some(&refetch), report)?;
+        }
+        Ok(())
+    }
+}
