@@ -239,7 +239,7 @@ impl Engine {
         let custom_catalogue = catalogue.is_some();
         let catalogue = catalogue.unwrap_or_else(|| settings.dialect.catalogue());
         store.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
-        let reader = store::open_reader(path.as_ref())?.map(Mutex::new);
+        let reader = store::open_reader(path)?.map(Mutex::new);
         // The connection state a new process starts with: how the last sync
         // ended, until this process learns better.
         let last_state = store::meta(store.conn(), LAST_REPORT_KEY)?

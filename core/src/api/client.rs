@@ -1427,6 +1427,233 @@ mod tests {
         (result, records)
     }
 
+    // ----- the mahak dialect --------------------------------------------------
+
+    /// A JWT whose payload carries `exp` only as a time (no signature check
+    /// is made by the client).
+    fn jwt(exp: i64) -> String {
+        use base64::Engine as _;
+        let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        format!(
+            "{}.{}.{}",
+            enc(br#"{"alg":"HS256","typ":"JWT"}"#),
+            enc(format!(r#"{{"nbf":1,"exp":{exp},"iat":1,"sub":"tok-AAA"}}"#).as_bytes()),
+            enc(b"sig")
+        )
+    }
+
+    fn mahak_login(token: &str, visitor: i64, server_time: &str) -> HttpResponse {
+        resp(
+            200,
+            &format!(
+                r#"{{"Result":true,"Data":{{"UserToken":"{token}","VisitorId":{visitor},"SyncId":77,"DatabaseId":1001,"UserTitle":"فروشگاه ","ServerTime":"{server_time}","PackageNo":"2002","CreditDay":0,"HasRadara":false}}}}"#
+            ),
+        )
+    }
+
+    fn mahak_client(script: &Arc<Script>) -> ApiClient {
+        let config = ClientConfig {
+            retry: fast_policy(),
+            dialect: Dialect::Mahak,
+            login_endpoint: "Login".into(),
+            ..ClientConfig::new("http://127.0.0.1:9/API/v3/")
+        };
+        ApiClient::new(config, credentials(), script.clone(), Shutdown::new()).unwrap()
+    }
+
+    fn tehran_now(offset: chrono::Duration) -> String {
+        (Utc::now() + offset + chrono::Duration::seconds(3 * 3600 + 1800))
+            .naive_utc()
+            .format("%Y-%m-%dT%H:%M:%S%.6f")
+            .to_string()
+    }
+
+    #[test]
+    fn mahak_login_hashes_the_password_and_reads_the_session() {
+        let token = jwt(Utc::now().timestamp() + 7 * 86_400);
+        let script = Script::new()
+            .reply(mahak_login(
+                &token,
+                31,
+                &tehran_now(chrono::Duration::zero()),
+            ))
+            .reply(resp(200, r#"{"Result":true,"Data":{"Objects":{}}}"#));
+        let c = mahak_client(&script);
+        let (r, _) = run(&c, "GetAllData");
+        let reply = r.unwrap();
+        assert!(reply.success);
+        let seen = script.seen();
+        assert!(seen[0].url.ends_with("/Sync/Login"));
+        let body: serde_json::Value = serde_json::from_slice(&seen[0].body).unwrap();
+        assert_eq!(body["userName"], "user1");
+        assert_eq!(body["password"], dialect::mahak::password_hash(PASSWORD));
+        assert_eq!(body["packageNo"], "2002", "packageNo is a string");
+        assert_eq!(body["databaseId"], 1001);
+        assert!(!String::from_utf8_lossy(&seen[0].body).contains(PASSWORD));
+        assert_eq!(
+            seen[1].header("authorization"),
+            Some(format!("Bearer {token}").as_str())
+        );
+        let session = c.session().unwrap();
+        assert_eq!(
+            (session.visitor_id, session.sync_id, session.database_id),
+            (31, 77, 1001)
+        );
+        assert_eq!(session.user_title, "فروشگاه ");
+    }
+
+    #[test]
+    fn mahak_token_is_renewed_before_its_jwt_exp_on_the_server_clock() {
+        // The token expires in 100 s of the server's clock; the device clock
+        // is an hour behind the server's. The margin (60 s, at most half the life) puts
+        // the renewal 50 s from now, whatever the device clock says.
+        let exp = Utc::now().timestamp() + 3600 + 100;
+        let script = Script::new()
+            .reply(mahak_login(
+                &jwt(exp),
+                31,
+                &tehran_now(chrono::Duration::hours(1)),
+            ))
+            .reply(ok_data("{}"));
+        let c = mahak_client(&script);
+        run(&c, "GetAllData").0.unwrap();
+        let at = c.state().token.as_ref().and_then(|t| t.refresh_at).unwrap();
+        let left = (at - Utc::now()).num_seconds();
+        assert!((45..=51).contains(&left), "renews in {left} s");
+        // An expired token (exp passed on the server's clock) is renewed
+        // before the next call.
+        let script = Script::new()
+            .reply(mahak_login(
+                &jwt(Utc::now().timestamp() - 10),
+                31,
+                &tehran_now(chrono::Duration::zero()),
+            ))
+            .reply(ok_data("{}"))
+            .reply(mahak_login(
+                &jwt(Utc::now().timestamp() + 3600),
+                31,
+                &tehran_now(chrono::Duration::zero()),
+            ))
+            .reply(ok_data("{}"));
+        let c = mahak_client(&script);
+        run(&c, "GetAllData").0.unwrap();
+        run(&c, "GetAllData").0.unwrap();
+        let logins = script
+            .seen()
+            .iter()
+            .filter(|r| r.url.ends_with("/Login"))
+            .count();
+        assert_eq!(logins, 2);
+    }
+
+    #[test]
+    fn mahak_token_without_exp_lives_a_bounded_time_and_renews_on_401() {
+        let script = Script::new()
+            .reply(mahak_login("opaque-token", 31, ""))
+            .reply(resp(401, ""))
+            .reply(mahak_login("opaque-token-2", 31, ""))
+            .reply(ok_data("{}"));
+        let c = mahak_client(&script);
+        let at = {
+            run(&c, "GetAllData").0.unwrap();
+            c.state().token.as_ref().and_then(|t| t.refresh_at).unwrap()
+        };
+        let hours = (at - Utc::now()).num_hours();
+        assert!((11..=12).contains(&hours), "{hours}");
+        assert_eq!(script.left(), 0);
+    }
+
+    #[test]
+    fn mahak_login_refusal_is_auth_failed_and_sticks() {
+        let script = Script::new().reply(resp(
+            200,
+            r#"{"Result":false,"Message":"نام کاربری یا رمز عبور اشتباه است","Data":null}"#,
+        ));
+        let c = mahak_client(&script);
+        let (r, _) = run(&c, "GetAllData");
+        assert!(matches!(&r, Err(Error::AuthFailed { message, .. }) if message.contains("رمز")));
+        let (r, _) = run(&c, "GetAllData");
+        assert!(matches!(r, Err(Error::AuthFailed { .. })));
+        assert_eq!(
+            script.seen().len(),
+            1,
+            "no second login until new credentials"
+        );
+        assert_eq!(c.connection_state(), ConnectionState::AuthFailed);
+    }
+
+    #[test]
+    fn another_database_or_visitor_is_a_replica_mismatch() {
+        let token = jwt(Utc::now().timestamp() + 3600);
+        let script = Script::new().reply(mahak_login(&token, 32, ""));
+        let c = mahak_client(&script);
+        c.expect_identity(Some((1001, 31)));
+        let (r, _) = run(&c, "GetAllData");
+        assert!(matches!(
+            r,
+            Err(Error::ReplicaMismatch { ref what, replica: 31, server: 32 }) if what == "visitorId"
+        ));
+        assert_eq!(script.seen().len(), 1, "nothing but the login was sent");
+        assert!(!c.has_token());
+        let script = Script::new()
+            .reply(mahak_login(&token, 31, ""))
+            .reply(ok_data("{}"));
+        let c = mahak_client(&script);
+        c.expect_identity(Some((1001, 31)));
+        assert!(run(&c, "GetAllData").0.is_ok());
+    }
+
+    fn save(c: &ApiClient) -> Result<Reply> {
+        c.call_as("SaveAllData", b"{}", CallKind::Save, &mut |_| {})
+    }
+
+    #[test]
+    fn a_save_that_may_have_arrived_is_in_doubt_and_never_repeated() {
+        let token = jwt(Utc::now().timestamp() + 3600);
+        for failure in [TransportErrorKind::Io, TransportErrorKind::Timeout] {
+            let script = Script::new()
+                .reply(mahak_login(&token, 31, ""))
+                .fail(failure);
+            let c = mahak_client(&script);
+            assert!(matches!(save(&c), Err(Error::InDoubt { .. })));
+            assert_eq!(script.seen().len(), 2, "sent once");
+        }
+        let script = Script::new()
+            .reply(mahak_login(&token, 31, ""))
+            .reply(resp(503, "<html>busy</html>"));
+        let c = mahak_client(&script);
+        assert!(matches!(save(&c), Err(Error::InDoubt { .. })));
+        let script = Script::new()
+            .reply(mahak_login(&token, 31, ""))
+            .reply(resp(200, r#"{"Result":true,"Data":{"Obj"#));
+        let c = mahak_client(&script);
+        assert!(matches!(save(&c), Err(Error::InDoubt { .. })));
+        // A refused connection never reached the server: retried.
+        let script = Script::new()
+            .reply(mahak_login(&token, 31, ""))
+            .fail(TransportErrorKind::Connect)
+            .reply(resp(429, ""))
+            .reply(resp(200, r#"{"Result":true,"Data":null}"#));
+        let c = mahak_client(&script);
+        assert!(save(&c).unwrap().success);
+    }
+
+    #[test]
+    fn a_partial_save_answer_is_returned_with_its_data() {
+        let token = jwt(Utc::now().timestamp() + 3600);
+        let script = Script::new()
+            .reply(mahak_login(&token, 31, ""))
+            .reply(resp(200, r#"{"Result":false,"Data":{"Objects":{}}}"#))
+            .reply(resp(200, r#"{"Result":false,"Message":"too big"}"#));
+        let c = mahak_client(&script);
+        let reply = save(&c).unwrap();
+        assert!(!reply.success);
+        assert_eq!(reply.data.get(), r#"{"Objects":{}}"#);
+        assert!(
+            matches!(save(&c), Err(Error::Rejected { ref message, .. }) if message == "too big")
+        );
+    }
+
     #[test]
     fn client_is_send_and_sync() {
         fn check<T: Send + Sync>() {}

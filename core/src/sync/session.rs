@@ -44,6 +44,9 @@ enum Sent {
     Replan,
 }
 
+/// A refused change with the server's words: property, code, text.
+type Refusal<'a> = (&'a Change, Option<&'a str>, Option<i64>, &'a str);
+
 /// One sync's state.
 pub(crate) struct Session<'e> {
     engine: &'e Engine,
@@ -431,7 +434,7 @@ impl<'e> Session<'e> {
             .flat_map(|g| g.changes.iter().map(move |c| (g.id, c)))
             .collect();
         let tracking_id = reply.tracking_id.as_deref();
-        let mut refused: Vec<(i64, Vec<(&Change, Option<&str>, Option<i64>, &str)>)> = Vec::new();
+        let mut refused: Vec<(i64, Vec<Refusal<'_>>)> = Vec::new();
         let mut doubt: Vec<String> = Vec::new();
         let mut events = Changes::default();
         {

@@ -542,6 +542,252 @@ pub fn password_hash(password: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::dialect::Dialect;
+
+    /// A capture of the real server, exactly as it is in the fixtures.
+    fn capture(name: &str) -> String {
+        let path = format!(
+            "{}/../tests/fixtures/mahak/captures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path).expect("the captures are in the repo")
+    }
+
+    /// The `Data` of a captured answer, as the client hands it on.
+    fn data_of(text: &str) -> Box<RawValue> {
+        let v: Value = serde_json::from_str(text).expect("a capture is JSON");
+        assert!(v["Result"].is_boolean(), "the envelope's flag is `Result`");
+        serde_json::value::to_raw_value(&v["Data"]).expect("raw")
+    }
+
+    #[test]
+    fn golden_products_answer_reads_as_camel_case_records() {
+        let cat = Catalogue::mahak();
+        let wanted = vec!["products".to_string(), "pictures".to_string()];
+        let data = data_of(&capture("getalldata-products.response.json"));
+        let pulled = Dialect::Mahak
+            .parse_pull(&cat, &wanted, &data, None)
+            .expect("the capture parses");
+        let names: Vec<&str> = pulled.iter().map(|c| c.def.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["pictures", "products"],
+            "asked collections only, parents first"
+        );
+        assert!(pulled[0].records.is_empty(), "`[]`: asked, unchanged");
+        let products = &pulled[1];
+        assert_eq!(products.records.len(), 6);
+        // RowVersion above 2^31 and unordered-safe: the checkpoint is the max.
+        assert_eq!(products.checkpoint(), Some(4_028_298_560));
+        let (text, meta) = &products.records[0];
+        assert_eq!(meta.server_id, Some(8_262_619));
+        assert_eq!(meta.client_id, Some(0), "made in the desktop");
+        assert!(!meta.deleted);
+        let rec: Value = serde_json::from_str(text).expect("stored text is JSON");
+        assert_eq!(
+            rec["name"], "تيشرت بالنسياگاه  ",
+            "Persian text and trailing spaces kept"
+        );
+        assert_eq!(rec["productCode"], 1);
+        assert_eq!(
+            rec["dataHash"], "C2CD3E8DB2D36A818B6B95B7FA17EA3910FBBD43",
+            "unknown fields kept"
+        );
+        assert_eq!(
+            rec["createDate"], "2025-10-04T15:18:38.2345036",
+            "offset-free dates as they are"
+        );
+        assert!(rec.get("ProductId").is_none() && rec.get("productId").is_some());
+        assert!(products.brings_news(4_028_298_558));
+        assert!(
+            !products.brings_news(4_028_298_560),
+            "the record at the checkpoint is no news"
+        );
+    }
+
+    #[test]
+    fn golden_pictures_answer_has_asked_collections_empty_and_the_rest_ignored() {
+        let cat = Catalogue::mahak();
+        let request: Value =
+            serde_json::from_str(&capture("getalldata-pictures.request.json")).expect("JSON");
+        let asked: Vec<(&CollectionDef, i64)> = ["pictures", "photoGalleries"]
+            .iter()
+            .map(|n| (cat.require(n).expect("known"), 0))
+            .collect();
+        let body: Value =
+            serde_json::from_slice(&pull_body(&asked, 0).expect("body")).expect("JSON");
+        assert_eq!(body, request, "the same keys the capture's request used");
+        let wanted = vec![
+            "pictures".to_string(),
+            "photoGalleries".to_string(),
+            "people".to_string(),
+        ];
+        let data = data_of(&capture("getalldata-pictures.response.json"));
+        let pulled = Dialect::Mahak
+            .parse_pull(&cat, &wanted, &data, None)
+            .expect("parses");
+        assert_eq!(pulled.len(), 2, "`People: null` brings nothing");
+        assert!(pulled
+            .iter()
+            .all(|c| c.records.is_empty() && c.checkpoint().is_none()));
+    }
+
+    fn change(collection: &str, local_id: i64, client_id: i64, payload: Value) -> Change {
+        Change {
+            collection: collection.to_string(),
+            local_id,
+            counter: 1,
+            op: Op::Create,
+            server_id: None,
+            client_id: Some(client_id),
+            payload: payload.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn golden_partial_save_confirms_the_order_and_refuses_the_line() {
+        let cat = Catalogue::mahak();
+        let order = change(
+            "orders",
+            1,
+            10001,
+            serde_json::json!({"orderId": null, "orderClientId": 10001, "orderType": 201,
+                "orderDate": "2025-11-29T12:00:00", "deliveryDate": "2025-11-29T12:00:00",
+                "personId": 1, "settlementType": 1, "rowVersion": null}),
+        );
+        let line = change(
+            "orderDetails",
+            2,
+            10002,
+            serde_json::json!({"orderDetailClientId": 10002, "orderClientId": 10001,
+                "orderId": null, "productId": 8308737, "count1": 1, "price": 1200000}),
+        );
+        let changes = [&order, &line];
+        // The body says what the capture's request said, in camelCase (the
+        // server binds keys without regard to case), with no null ids.
+        let body: Value =
+            serde_json::from_slice(&save_body(&cat, &changes).expect("body")).expect("JSON");
+        let request: Value =
+            serde_json::from_str(&capture("savealldata-partial.request.json")).expect("JSON");
+        assert_eq!(body["orders"], request["Orders"]);
+        assert_eq!(body["orderDetails"], request["OrderDetails"]);
+        let data = data_of(&capture("savealldata-partial.response.json"));
+        let answer =
+            parse_save(&cat, &changes, &data, &SaveRules::default(), None).expect("parses");
+        assert_eq!(
+            answer.outcomes[0],
+            SaveOutcome::Saved {
+                server_id: Some(185_741_141),
+                row_version: Some(4_028_579_157)
+            }
+        );
+        assert_eq!(
+            answer.outcomes[1],
+            SaveOutcome::Refused {
+                property: Some("IncomeId,ExpenseId,ProductDetailId".into()),
+                code: None,
+                message: "ProductDetailId or IncomeId or ExpenseId is required".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn save_results_match_by_client_id_then_index_and_check_bounds() {
+        let cat = Catalogue::mahak();
+        let a = change("people", 1, 11, serde_json::json!({"personClientId": 11}));
+        let b = change("people", 2, 12, serde_json::json!({"personClientId": 12}));
+        let changes = [&a, &b];
+        let rules = SaveRules::default();
+        let parse = |text: &str| {
+            let data: Box<RawValue> = serde_json::from_str(text).expect("JSON");
+            parse_save(&cat, &changes, &data, &rules, None)
+        };
+        // Out of order, one by client id, one by 1-based index; an index out
+        // of bounds is ignored.
+        let answer = parse(
+            r#"{"Objects":{"People":{"Results":[
+                {"Result":true,"Index":9,"EntityId":7,"EntityClientId":12,"RowVersion":5000000000},
+                {"Result":false,"Index":1,"Errors":[{"Property":"PersonId","Error":"این رکورد قبلا ثبت شده است"}]},
+                {"Result":true,"Index":3,"EntityId":8}]}}}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            answer.outcomes,
+            [
+                SaveOutcome::AlreadyThere {
+                    message: "این رکورد قبلا ثبت شده است".into()
+                },
+                SaveOutcome::Saved {
+                    server_id: Some(7),
+                    row_version: Some(5_000_000_000)
+                },
+            ]
+        );
+        // 0-based indexes are read as such.
+        let answer = parse(r#"{"objects":{"people":{"results":[{"result":true,"index":0,"entityId":3,"rowVersion":1}]}}}"#)
+            .expect("parses");
+        assert!(matches!(
+            answer.outcomes[0],
+            SaveOutcome::Saved {
+                server_id: Some(3),
+                ..
+            }
+        ));
+        assert_eq!(answer.outcomes[1], SaveOutcome::Unknown);
+        // No Objects at all: nothing is known.
+        assert!(parse("null")
+            .expect("parses")
+            .outcomes
+            .iter()
+            .all(|o| *o == SaveOutcome::Unknown));
+        // Wrong types are a protocol error, not a guess.
+        assert!(parse(r#"{"Objects":{"People":{"Results":[{"Result":"yes"}]}}}"#).is_err());
+        assert!(parse(r#"{"Objects":{"People":{"Results":{}}}}"#).is_err());
+        // A refusal by text only, with configured patterns.
+        let custom = SaveRules {
+            already_registered: vec!["DUPLICATE KEY".into()],
+        };
+        let data: Box<RawValue> = serde_json::from_str(
+            r#"{"Objects":{"People":{"Results":[{"Result":false,"Index":1,"Errors":[{"Property":"Name","Error":"duplicate key row"}]}]}}}"#,
+        )
+        .expect("JSON");
+        let answer = parse_save(&cat, &changes, &data, &custom, None).expect("parses");
+        assert!(matches!(
+            answer.outcomes[0],
+            SaveOutcome::AlreadyThere { .. }
+        ));
+    }
+
+    #[test]
+    fn pulled_records_are_validated_whole() {
+        let cat = Catalogue::mahak();
+        let wanted = vec!["products".to_string()];
+        let bad = [
+            r#"{"Objects":{"Products":[{"ProductId":1}]}}"#,
+            r#"{"Objects":{"Products":[{"RowVersion":1}]}}"#,
+            r#"{"Objects":{"Products":[{"ProductId":1,"RowVersion":-5}]}}"#,
+            r#"{"Objects":{"Products":[{"ProductId":"1","RowVersion":1}]}}"#,
+            r#"{"Objects":{"Products":{"ProductId":1}}}"#,
+            r#"{"Objects":[]}"#,
+        ];
+        for text in bad {
+            let data: Box<RawValue> = serde_json::from_str(text).expect("JSON");
+            assert!(
+                Dialect::Mahak
+                    .parse_pull(&cat, &wanted, &data, None)
+                    .is_err(),
+                "{text}"
+            );
+        }
+        let ok: Box<RawValue> = serde_json::from_str(
+            r#"{"objects":{"PRODUCTS":[{"productId":2,"RowVersion":9,"Deleted":true}],"Unknown":[1]},"Extra":1}"#,
+        )
+        .expect("JSON");
+        let pulled = Dialect::Mahak
+            .parse_pull(&cat, &wanted, &ok, None)
+            .expect("parses");
+        assert!(pulled[0].records[0].1.deleted);
+    }
 
     #[test]
     fn camel_keys_changes_keys_only() {
