@@ -2,25 +2,29 @@
 //!
 //! The engine keeps a local SQLite replica of a Mahak database's records, lets
 //! the app read and write them with no network, keeps every local change in an
-//! outbox until the server confirms it, and syncs over `GetAllDataV2` (pull by
-//! per-collection `rowVersion` checkpoints) and `SaveAllDataV2` (push in
-//! bounded batches, server ids mapped back). See `PROTOCOL.md` for the wire
-//! contract and `DESIGN.md` for the invariants.
+//! outbox until the server confirms it, and syncs with the server: pull by
+//! per-collection `rowVersion` checkpoints, push in bounded batches with
+//! server ids mapped back. It speaks the real server's dialect (`mahak`, the
+//! default: `docs/WIRE.md`) and the documented one (`docs/PROTOCOL.md`).
+//! `docs/DESIGN.md` has the invariants.
 //!
 //! ```no_run
-//! use rowsync::{Engine, RecordId, Settings, Credentials};
+//! use rowsync::{Credentials, Engine, Settings};
 //! use serde_json::json;
 //!
 //! let engine = Engine::open("shop.db")?;
-//! let order = engine.write(|w| {
-//!     let order = w.create("orders", json!({"customerId": 20, "totalAmount": 95000}))?;
-//!     let cid = order["orderClientId"].as_i64().unwrap_or_default();
-//!     w.create("orderDetails", json!({"orderClientId": cid, "productId": 50, "quantity": 2}))?;
-//!     Ok(order)
-//! })?;
 //! engine.configure(Settings { base_url: "https://mahak.example/API/v3".into(), ..Settings::default() })?;
 //! engine.set_credentials(Credentials {
 //!     username: "user1".into(), password: "secret".into(), database_id: 1001, package_number: 2002,
+//! })?;
+//! engine.sync()?; // pulls products, productDetails, people, ... and logs in
+//! let visitor_id = engine.session()?.map(|s| s.visitor_id).unwrap_or_default();
+//! // A sale (an order of type 201) and its line, as one group.
+//! engine.write(|w| {
+//!     let order = w.create("orders", json!({"orderType": 201, "visitorId": visitor_id, "personId": 20}))?;
+//!     let cid = order["orderClientId"].as_i64().unwrap_or_default();
+//!     w.create("orderDetails", json!({"orderClientId": cid, "productDetailId": 50, "count1": 2, "price": 47500}))?;
+//!     Ok(())
 //! })?;
 //! let report = engine.sync()?;
 //! # Ok::<(), rowsync::Error>(())
@@ -43,8 +47,10 @@ pub mod sync;
 pub mod transport;
 
 pub use api::client::{
-    ApiClient, CallRecord, ClientConfig, ConnectionState, Credentials, Reply, RetryPolicy, Shutdown,
+    ApiClient, CallKind, CallRecord, ClientConfig, ConnectionState, Credentials, Reply,
+    RetryPolicy, Session, Shutdown,
 };
+pub use api::dialect::{Endpoints, SaveOutcome};
 pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, Dialect, ParentLink};
 pub use conflict::{ConflictInput, ConflictResolver};
 pub use engine::{Engine, Settings, Status};

@@ -340,6 +340,25 @@ impl<'e> Session<'e> {
                     )
                 };
                 match answer {
+                    // `Result: false` and not a word on any record: the
+                    // request as a whole was refused.
+                    Ok(answer)
+                        if !reply.success
+                            && answer.outcomes.iter().all(|o| *o == SaveOutcome::Unknown) =>
+                    {
+                        let message = match reply.message.trim() {
+                            "" => "the server refused the save without a reason".to_string(),
+                            m => m.to_string(),
+                        };
+                        self.refused(
+                            batch,
+                            0,
+                            &message,
+                            &[],
+                            reply.tracking_id.as_deref(),
+                            report,
+                        )
+                    }
                     Ok(answer) => self.settle(&batch, &answer.outcomes, &reply, report),
                     // An answer that cannot be read may still mean the
                     // server saved: never resend its creates blindly.
@@ -374,48 +393,53 @@ impl<'e> Session<'e> {
                 errors,
                 tracking_id,
                 ..
-            }) => {
-                // The real server refuses a whole request without saying
-                // which record (no per-record results): isolate it too.
-                let isolatable = code == 2001 || code == 3001 || self.dialect == Dialect::Mahak;
-                if isolatable
-                    && self.park_named(
-                        &batch,
-                        &errors,
-                        code,
-                        &message,
-                        tracking_id.as_deref(),
-                        report,
-                    )? > 0
-                {
-                    return Ok(Sent::Replan);
-                }
-                if !isolatable || batch.len() == 1 {
-                    // An unknown code means the server found the request
-                    // malformed (a bug on our side): park the batch rather
-                    // than loop on it. A lone group is the culprit itself.
-                    let ids: Vec<i64> = changes.iter().map(|c| c.local_id).collect();
-                    self.park(
-                        &ids,
-                        code,
-                        &message,
-                        None,
-                        None,
-                        tracking_id.as_deref(),
-                        report,
-                    )?;
-                    return Ok(Sent::Replan);
-                }
-                // No usable errors list: bisect until the culprit is alone.
-                let mut left = batch;
-                let right = left.split_off(left.len() / 2);
-                if let Sent::Replan = self.send(left, report)? {
-                    return Ok(Sent::Replan);
-                }
-                self.send(right, report)
-            }
+            }) => self.refused(
+                batch,
+                code,
+                &message,
+                &errors,
+                tracking_id.as_deref(),
+                report,
+            ),
             Err(e) => Err(e),
         }
+    }
+
+    /// A whole request refused: parks what the errors name, else isolates
+    /// the culprit by bisection (a lone group is the culprit itself).
+    fn refused(
+        &mut self,
+        batch: Vec<Group>,
+        code: i64,
+        message: &str,
+        errors: &[RecordError],
+        tracking_id: Option<&str>,
+        report: &mut SyncReport,
+    ) -> Result<Sent> {
+        // The real server refuses a whole request without saying which
+        // record (no per-record results): isolate it too.
+        let isolatable = code == 2001 || code == 3001 || self.dialect == Dialect::Mahak;
+        if isolatable && self.park_named(&batch, errors, code, message, tracking_id, report)? > 0 {
+            return Ok(Sent::Replan);
+        }
+        if !isolatable || batch.len() == 1 {
+            // An unknown code means the server found the request malformed
+            // (a bug on our side): park the batch rather than loop on it.
+            let ids: Vec<i64> = batch
+                .iter()
+                .flat_map(|g| &g.changes)
+                .map(|c| c.local_id)
+                .collect();
+            self.park(&ids, code, message, None, None, tracking_id, report)?;
+            return Ok(Sent::Replan);
+        }
+        // No usable errors list: bisect until the culprit is alone.
+        let mut left = batch;
+        let right = left.split_off(left.len() / 2);
+        if let Sent::Replan = self.send(left, report)? {
+            return Ok(Sent::Replan);
+        }
+        self.send(right, report)
     }
 
     /// Applies each record's outcome: saved ones confirmed and mapped (even
