@@ -231,6 +231,50 @@ pub fn meta_of(def: &CollectionDef, obj: &Map<String, Value>) -> Result<Meta> {
     })
 }
 
+/// The deepest nesting a record may have. serde_json reads at most 128
+/// levels; a record is read back inside other values (a page, a conflict
+/// entry), so what is stored stays well below (invariant 14: what the
+/// engine accepts, it can read back).
+pub const MAX_DEPTH: usize = 64;
+
+/// The nesting depth of a JSON text (valid JSON, as serde checked it): 1 for
+/// a flat object. Brackets inside strings do not count.
+pub fn depth(json: &str) -> usize {
+    let bytes = json.as_bytes();
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() {
+                    match bytes[i] {
+                        b'\\' => i += 2,
+                        b'"' => break,
+                        _ => i += 1,
+                    }
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    max
+}
+
+/// The depth of a value, for the app's writes.
+pub fn value_depth(value: &Value) -> usize {
+    match value {
+        Value::Object(m) => 1 + m.values().map(value_depth).max().unwrap_or(0),
+        Value::Array(a) => 1 + a.iter().map(value_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The object inside `value`, or an `InvalidRecord` error.
 pub fn as_object<'a>(def: &CollectionDef, value: &'a Value) -> Result<&'a Map<String, Value>> {
     value
@@ -319,6 +363,17 @@ mod tests {
             meta_of(def, bad.as_object().unwrap()),
             Err(Error::InvalidRecord { field, .. }) if field == "orderId"
         ));
+    }
+
+    #[test]
+    fn depth_counts_containers_not_brackets_in_strings() {
+        assert_eq!(depth(r#"{"a":1}"#), 1);
+        assert_eq!(depth(r#"{"a":[{"b":"[[{{"}],"c":"\\\""}"#), 3);
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(depth(&deep), 200);
+        let v: Value = serde_json::from_str(r#"{"a":[{"b":{}}]}"#).unwrap();
+        assert_eq!(value_depth(&v), 4);
+        assert_eq!(depth(&v.to_string()), 4);
     }
 
     #[test]

@@ -267,7 +267,7 @@ pub(crate) fn parse_pull<'a>(
             let text = camel_keys(rec.get());
             let meta = record::scan(def, &text)
                 .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}"), tracking_id))?;
-            check_pulled(def, i, &meta, tracking_id)?;
+            check_pulled(def, i, &text, &meta, tracking_id)?;
             records.push((text, meta));
         }
         match out.iter_mut().find(|c| std::ptr::eq(c.def, def)) {
@@ -770,6 +770,12 @@ mod tests {
             r#"{"Objects":{"Products":{"ProductId":1}}}"#,
             r#"{"Objects":[]}"#,
         ];
+        let deep = format!(
+            r#"{{"Objects":{{"Products":[{{"ProductId":1,"RowVersion":1,"X":{}1{}}}]}}}}"#,
+            "[".repeat(70),
+            "]".repeat(70)
+        );
+        let bad = bad.iter().copied().chain([deep.as_str()]);
         for text in bad {
             let data: Box<RawValue> = serde_json::from_str(text).expect("JSON");
             assert!(

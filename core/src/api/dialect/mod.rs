@@ -194,11 +194,13 @@ pub(crate) fn protocol(
     }
 }
 
-/// Checks a pulled record's bookkeeping: a server id and a rowVersion that
-/// is not negative (invariant 7: refused before anything is applied).
+/// Checks a pulled record: a server id, a rowVersion that is not negative,
+/// and a nesting the engine can read back (invariants 7 and 14: refused
+/// before anything is applied).
 pub(crate) fn check_pulled(
     def: &CollectionDef,
     index: usize,
+    text: &str,
     meta: &Meta,
     tracking_id: Option<&str>,
 ) -> Result<()> {
@@ -211,6 +213,13 @@ pub(crate) fn check_pulled(
     };
     if meta.server_id.is_none() {
         return fail(format!("no `{}`", def.id_field));
+    }
+    let depth = crate::record::depth(text);
+    if depth > crate::record::MAX_DEPTH {
+        return fail(format!(
+            "nested {depth} levels deep, more than the {} the engine can read back",
+            crate::record::MAX_DEPTH
+        ));
     }
     match meta.row_version {
         None => fail("no `rowVersion`".into()),
