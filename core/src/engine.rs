@@ -81,6 +81,15 @@ pub struct Settings {
     /// Pull requests one sync may make before it stops with an error (a
     /// server that never stops sending new pages).
     pub max_pull_pages: u32,
+    /// No sync runs longer than this, in milliseconds, whatever the server
+    /// does: no retry is made or waited for past it.
+    pub sync_deadline_ms: u64,
+    /// Retries one sync may make in all, over every call (transport
+    /// errors, 5xx, 429), besides each call's own `max_attempts`.
+    pub retry_budget: u32,
+    /// An answer that stalls (headers or body) is an error after this
+    /// long, in milliseconds: much shorter than the whole-call timeout.
+    pub read_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -107,6 +116,9 @@ impl Default for Settings {
             already_registered: Vec::new(),
             app_id: "rowsync".to_string(),
             max_pull_pages: 100_000,
+            sync_deadline_ms: 15 * 60 * 1_000,
+            retry_budget: 20,
+            read_timeout_ms: 30_000,
         }
     }
 }
@@ -637,6 +649,9 @@ impl Engine {
             None => Arc::new(UreqTransport::new(HttpConfig {
                 connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
                 timeout: Duration::from_millis(settings.timeout_ms),
+                read_timeout: Duration::from_millis(
+                    settings.read_timeout_ms.min(settings.timeout_ms),
+                ),
             })?),
         };
         let client = Arc::new(ApiClient::new(
@@ -707,7 +722,13 @@ impl Engine {
             .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
         self.set_state(ConnectionState::Syncing)?;
         let result = self.client().and_then(|client| {
+            let settings = self.settings()?;
+            client.begin_budget(
+                Duration::from_millis(settings.sync_deadline_ms),
+                settings.retry_budget,
+            );
             let r = Session_::new(self, &client).and_then(|mut s| s.run(&mut report));
+            client.end_budget();
             self.set_state(client.connection_state())?;
             r
         });

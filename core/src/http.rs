@@ -18,14 +18,18 @@ pub struct HttpConfig {
     pub connect_timeout: Duration,
     /// Longest time for the whole call, the response body included.
     pub timeout: Duration,
+    /// Longest wait for the response's headers, and for its body: a server
+    /// that stalls mid-answer is an error after this, not after `timeout`.
+    pub read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
-    /// 10 s to connect, 60 s for the whole call.
+    /// 10 s to connect, 30 s to read, 60 s for the whole call.
     fn default() -> Self {
         HttpConfig {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -49,7 +53,10 @@ impl UreqTransport {
     /// A transport with these timeouts. Fails with `Error::Config` when a
     /// timeout is zero.
     pub fn new(config: HttpConfig) -> Result<Self> {
-        if config.connect_timeout.is_zero() || config.timeout.is_zero() {
+        if config.connect_timeout.is_zero()
+            || config.timeout.is_zero()
+            || config.read_timeout.is_zero()
+        {
             return Err(Error::Config(
                 "HTTP timeouts must be greater than zero".to_string(),
             ));
@@ -63,6 +70,8 @@ impl UreqTransport {
             .max_redirects_will_error(false)
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.timeout))
+            .timeout_recv_response(Some(config.read_timeout))
+            .timeout_recv_body(Some(config.read_timeout))
             .user_agent(concat!("rowsync/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(UreqTransport {
@@ -358,8 +367,44 @@ mod tests {
         UreqTransport::new(HttpConfig {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(10),
         })
         .unwrap()
+    }
+
+    /// A server that sends its headers and part of the body, then keeps the
+    /// socket open: the read timeout ends the call, not the whole-call one.
+    #[test]
+    fn a_stalled_answer_ends_at_the_read_timeout() {
+        use std::io::{Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf);
+            sock.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"Result\":tr")
+                .unwrap();
+            sock.flush().unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+        });
+        let t = UreqTransport::new(HttpConfig {
+            connect_timeout: Duration::from_secs(5),
+            timeout: Duration::from_secs(60),
+            read_timeout: Duration::from_millis(300),
+        })
+        .unwrap();
+        let started = std::time::Instant::now();
+        let err = t
+            .send(&request(format!("http://127.0.0.1:{port}/x")))
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(err.kind, TransportErrorKind::Timeout, "{err}");
+        server.join().unwrap();
     }
 
     fn request(url: String) -> HttpRequest {
@@ -460,6 +505,7 @@ mod tests {
         let r = UreqTransport::new(HttpConfig {
             connect_timeout: Duration::ZERO,
             timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
         });
         assert!(matches!(r, Err(Error::Config(_))));
     }

@@ -285,7 +285,16 @@ impl Refusal {
     }
 }
 
+/// What one sync may still spend on retries.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    deadline: Option<Instant>,
+    retries: u32,
+}
+
 struct State {
+    /// The running sync's budget, if any.
+    budget: Option<Budget>,
     credentials: Credentials,
     token: Option<Token>,
     session: Option<Session>,
@@ -347,6 +356,7 @@ impl ApiClient {
             transport,
             shutdown,
             state: Mutex::new(State {
+                budget: None,
                 credentials,
                 token: None,
                 session: None,
@@ -653,7 +663,7 @@ impl ApiClient {
             if self.shutdown.is_triggered() {
                 return Err(Error::Interrupted);
             }
-            let last = attempt >= attempts;
+            let last = attempt >= attempts || !self.retry_allowed();
             let at = Utc::now();
             let started = Instant::now();
             let outcome = self.transport.send(&request);
@@ -686,8 +696,8 @@ impl ApiClient {
                             "rate limited (HTTP 429)".to_string(),
                         );
                         match wait {
-                            RateLimitWait::Sleep(delay) if !last => {
-                                self.shutdown.sleep(delay)?;
+                            RateLimitWait::Sleep(delay) if !last && self.fits(delay) => {
+                                self.pause(delay)?;
                                 continue;
                             }
                             RateLimitWait::Sleep(delay) | RateLimitWait::GiveUp(delay) => {
@@ -720,7 +730,7 @@ impl ApiClient {
                                 tracking_id,
                             });
                         }
-                        self.shutdown.sleep(delay)?;
+                        self.pause(delay)?;
                         continue;
                     }
                     return Ok(Sent {
@@ -749,10 +759,69 @@ impl ApiClient {
                             tracking_id: last_tracking_id,
                         });
                     }
-                    self.shutdown.sleep(jittered_backoff(policy, attempt))?;
+                    self.pause(jittered_backoff(policy, attempt))?;
                 }
             }
         }
+    }
+
+    /// Starts a sync's budget: every call until [`ApiClient::end_budget`]
+    /// shares `retries` retries, and none is made (nor waited for) past
+    /// `deadline` from now (DESIGN.md invariant 13).
+    pub fn begin_budget(&self, deadline: Duration, retries: u32) {
+        self.state().budget = Some(Budget {
+            deadline: Instant::now().checked_add(deadline),
+            retries,
+        });
+    }
+
+    /// Ends the sync's budget: calls retry per their own policy again.
+    pub fn end_budget(&self) {
+        self.state().budget = None;
+    }
+
+    /// True when the sync's budget allows one more retry now.
+    fn retry_allowed(&self) -> bool {
+        match self.state().budget {
+            None => true,
+            Some(b) => b.retries > 0 && b.deadline.is_none_or(|d| Instant::now() < d),
+        }
+    }
+
+    /// True when waiting `delay` ends before the sync's deadline.
+    fn fits(&self, delay: Duration) -> bool {
+        match self.state().budget.and_then(|b| b.deadline) {
+            None => true,
+            Some(d) => Instant::now().checked_add(delay).is_some_and(|end| end < d),
+        }
+    }
+
+    /// Waits before a retry, spending one of the sync's retries; a wait
+    /// that would pass the sync's deadline ends at it, as `Offline`.
+    fn pause(&self, delay: Duration) -> Result<()> {
+        let deadline = {
+            let mut state = self.state();
+            match state.budget.as_mut() {
+                Some(b) => {
+                    b.retries = b.retries.saturating_sub(1);
+                    b.deadline
+                }
+                None => None,
+            }
+        };
+        let Some(deadline) = deadline else {
+            return self.shutdown.sleep(delay);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if delay < left {
+            return self.shutdown.sleep(delay);
+        }
+        self.shutdown.sleep(left)?;
+        Err(Error::Offline {
+            message: "the sync's deadline passed while retrying".into(),
+            retry_after: Some(delay),
+            tracking_id: None,
+        })
     }
 
     /// Marks the connection offline after `failures` failed attempts and
@@ -1601,6 +1670,61 @@ mod tests {
         let c = mahak_client(&script);
         c.expect_identity(Some((1001, 31)));
         assert!(run(&c, "GetAllData").0.is_ok());
+    }
+
+    #[test]
+    fn retries_are_budgeted_per_sync_not_per_call() {
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            ..fast_policy()
+        };
+        let script = Script::new().reply(login_ok(TOKEN));
+        for _ in 0..40 {
+            script.fail(TransportErrorKind::Connect);
+        }
+        let c = client_with(&script, policy);
+        c.begin_budget(Duration::from_secs(60), 3);
+        assert!(matches!(
+            run(&c, "GetAllDataV2").0,
+            Err(Error::Offline { .. })
+        ));
+        assert!(matches!(
+            run(&c, "GetAllDataV2").0,
+            Err(Error::Offline { .. })
+        ));
+        // The login, then 1 + 3 attempts of the first call, 1 of the second.
+        assert_eq!(script.seen().len(), 1 + 4 + 1);
+        c.end_budget();
+        let before = script.seen().len();
+        assert!(run(&c, "GetAllDataV2").0.is_err());
+        assert_eq!(script.seen().len() - before, 10, "its own policy again");
+    }
+
+    #[test]
+    fn no_retry_waits_past_the_sync_deadline() {
+        let policy = RetryPolicy {
+            max_attempts: 50,
+            base_delay: Duration::from_millis(40),
+            max_delay: Duration::from_millis(40),
+            max_retry_after: Duration::from_secs(30),
+        };
+        let script = Script::new().reply(login_ok(TOKEN));
+        for _ in 0..60 {
+            script.fail(TransportErrorKind::Io);
+        }
+        script.reply(with_header(resp(429, ""), "Retry-After", "5"));
+        let c = client_with(&script, policy);
+        c.begin_budget(Duration::from_millis(300), 1_000);
+        let started = Instant::now();
+        assert!(matches!(
+            run(&c, "GetAllDataV2").0,
+            Err(Error::Offline { .. })
+        ));
+        assert!(
+            started.elapsed() < Duration::from_millis(1_500),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     fn save(c: &ApiClient) -> Result<Reply> {

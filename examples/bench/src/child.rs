@@ -56,6 +56,7 @@ pub fn http_engine(db: &Path, url: &str, record: bool) -> Result<(Engine, Arc<Ti
     let http = UreqTransport::new(HttpConfig {
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(120),
+        read_timeout: Duration::from_secs(120),
     })
     .map_err(|e| e.to_string())?;
     let timed = Timed::new(Arc::new(http), record);
