@@ -125,7 +125,7 @@ pub(crate) fn parse_pull<'a>(
             let text = rec.get();
             let meta = record::scan(def, text)
                 .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}")))?;
-            check_pulled(def, i, text, &meta, tracking_id)?;
+            check_pulled(def, i, record::depth(text), &meta, tracking_id)?;
             records.push((Cow::Borrowed(text), meta));
         }
         // An entry with no records list moves no checkpoint: a checkpoint

@@ -41,8 +41,16 @@ pub const ALREADY_REGISTERED: [&str; 4] = [
 /// a lowercase first letter: `ProductId` becomes `productId`, the Swagger's
 /// naming. Only ASCII letters change, so the text stays valid UTF-8; a text
 /// already in camelCase is returned as it is, without a copy.
-pub fn camel_keys(json: &str) -> Cow<'_, str> {
+#[cfg(test)]
+fn camel_keys(json: &str) -> Cow<'_, str> {
+    camel_keys_and_depth(json).0
+}
+
+/// [`camel_keys`], with the text's nesting depth found on the same pass
+/// (the apply path of a first sync runs through here).
+pub(crate) fn camel_keys_and_depth(json: &str) -> (Cow<'_, str>, usize) {
     let bytes = json.as_bytes();
+    let mut depth = 0usize;
     let mut out: Option<Vec<u8>> = None;
     // One entry per open container: true for an object.
     let mut stack: Vec<bool> = Vec::new();
@@ -68,10 +76,12 @@ pub fn camel_keys(json: &str) -> Cow<'_, str> {
             }
             b'{' => {
                 stack.push(true);
+                depth = depth.max(stack.len());
                 expect_key = true;
             }
             b'[' => {
                 stack.push(false);
+                depth = depth.max(stack.len());
                 expect_key = false;
             }
             b'}' | b']' => {
@@ -83,10 +93,11 @@ pub fn camel_keys(json: &str) -> Cow<'_, str> {
         }
         i += 1;
     }
-    match out {
+    let text = match out {
         Some(buf) => String::from_utf8(buf).map_or(Cow::Borrowed(json), Cow::Owned),
         None => Cow::Borrowed(json),
-    }
+    };
+    (text, depth)
 }
 
 /// The same naming for a record the app gives as a value: top-level keys
@@ -264,10 +275,10 @@ pub(crate) fn parse_pull<'a>(
     for (def, list) in raw {
         let mut records = Vec::with_capacity(list.len());
         for (i, rec) in list.into_iter().enumerate() {
-            let text = camel_keys(rec.get());
+            let (text, depth) = camel_keys_and_depth(rec.get());
             let meta = record::scan(def, &text)
                 .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}"), tracking_id))?;
-            check_pulled(def, i, &text, &meta, tracking_id)?;
+            check_pulled(def, i, depth, &meta, tracking_id)?;
             records.push((text, meta));
         }
         match out.iter_mut().find(|c| std::ptr::eq(c.def, def)) {
@@ -803,6 +814,7 @@ mod tests {
             out,
             r#"{"productId":1,"name":"Tea \"Big\" {X}","tags":["A",{"deep":"B"}],"x":{"y":[]},"iD":2}"#
         );
+        assert_eq!(camel_keys_and_depth(text).1, 3);
         let again = camel_keys(&out);
         assert!(matches!(again, Cow::Borrowed(_)));
         // Persian text and escapes pass through untouched.

@@ -200,7 +200,7 @@ pub(crate) fn protocol(
 pub(crate) fn check_pulled(
     def: &CollectionDef,
     index: usize,
-    text: &str,
+    depth: usize,
     meta: &Meta,
     tracking_id: Option<&str>,
 ) -> Result<()> {
@@ -214,7 +214,6 @@ pub(crate) fn check_pulled(
     if meta.server_id.is_none() {
         return fail(format!("no `{}`", def.id_field));
     }
-    let depth = crate::record::depth(text);
     if depth > crate::record::MAX_DEPTH {
         return fail(format!(
             "nested {depth} levels deep, more than the {} the engine can read back",
