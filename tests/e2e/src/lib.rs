@@ -1,13 +1,16 @@
 //! Helpers shared by the end-to-end tests: a reference server on a loopback
 //! port (or called in-process), a fresh replica in a unique temporary file,
 //! and an engine configured to sync against the server with short retry
-//! delays so failure tests stay fast.
+//! delays so failure tests stay fast. `server_config`, `settings` and
+//! `engine` speak the documented dialect (the suites written for it);
+//! the `mahak_*` ones speak the real server's, and `engine_in_process`
+//! speaks whatever its server does.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rowsync::{Credentials, Engine, Settings};
+use rowsync::{Credentials, Dialect, Engine, Settings};
 use rowsync_refserver::{InProcessTransport, RefServer, RunningServer, ServerConfig};
 use serde_json::Value;
 
@@ -36,11 +39,30 @@ impl Drop for TempDb {
     }
 }
 
-/// The default test server configuration (admin on, quiet).
+/// The test server in the documented dialect (admin on, quiet).
 pub fn server_config() -> ServerConfig {
     ServerConfig {
         admin: true,
+        dialect: rowsync_refserver::Dialect::Documented,
         ..ServerConfig::default()
+    }
+}
+
+/// The test server in the real server's dialect, with its default habits
+/// (admin on, quiet).
+pub fn mahak_server_config() -> ServerConfig {
+    ServerConfig {
+        admin: true,
+        dialect: rowsync_refserver::Dialect::Mahak,
+        ..ServerConfig::default()
+    }
+}
+
+/// The engine's dialect for a server configuration.
+pub fn dialect_of(config: &ServerConfig) -> Dialect {
+    match config.dialect {
+        rowsync_refserver::Dialect::Mahak => Dialect::Mahak,
+        rowsync_refserver::Dialect::Documented => Dialect::Documented,
     }
 }
 
@@ -49,9 +71,20 @@ pub fn start(config: ServerConfig) -> RunningServer {
     RunningServer::start(config).expect("reference server starts")
 }
 
-/// Settings for `url` with short retries.
+/// Settings for `url` with short retries, in the documented dialect.
 pub fn settings(url: &str) -> Settings {
+    settings_for(url, Dialect::Documented)
+}
+
+/// Settings for `url` with short retries, in the mahak dialect.
+pub fn mahak_settings(url: &str) -> Settings {
+    settings_for(url, Dialect::Mahak)
+}
+
+/// Settings for `url` in `dialect` with short retries.
+pub fn settings_for(url: &str, dialect: Dialect) -> Settings {
     Settings {
+        dialect,
         base_url: url.to_string(),
         max_attempts: 4,
         base_delay_ms: 1,
@@ -67,17 +100,28 @@ pub fn credentials() -> Credentials {
     ServerConfig::default().credentials()
 }
 
-/// An engine on `db`, configured for `url`, logged-in credentials set.
+/// An engine on `db`, configured for `url` (documented dialect),
+/// credentials set.
 pub fn engine(db: &TempDb, url: &str) -> Engine {
+    engine_for(db, url, Dialect::Documented)
+}
+
+/// An engine on `db`, configured for `url` in the mahak dialect.
+pub fn mahak_engine(db: &TempDb, url: &str) -> Engine {
+    engine_for(db, url, Dialect::Mahak)
+}
+
+/// An engine on `db`, configured for `url` in `dialect`, credentials set.
+pub fn engine_for(db: &TempDb, url: &str, dialect: Dialect) -> Engine {
     let e = Engine::open(&db.0).expect("engine opens");
-    e.configure(settings(url)).expect("configure");
+    e.configure(settings_for(url, dialect)).expect("configure");
     e.set_credentials(credentials()).expect("credentials");
     e
 }
 
-/// An engine that talks to `server` in-process (no HTTP).
+/// An engine that talks to `server` in-process (no HTTP), in its dialect.
 pub fn engine_in_process(db: &TempDb, server: &Arc<RefServer>) -> Engine {
-    let e = engine(db, "http://127.0.0.1/API/v3");
+    let e = engine_for(db, "http://127.0.0.1/API/v3", dialect_of(&server.config()));
     e.set_transport(Arc::new(InProcessTransport::new(server.clone())))
         .expect("transport");
     e

@@ -120,15 +120,105 @@ impl<'a> Admin<'a> {
         })
     }
 
-    /// Adds `n` generated products (~250 bytes each) in one transaction, as
-    /// the desktop would (no client id).
+    /// Adds `n` generated products in one transaction, as the desktop would
+    /// (no client id). In the mahak dialect each comes with its
+    /// `productDetails` record (prices `price1..`) and the `visitorProducts`
+    /// link that gives the login's visitor its stock: three records each.
     pub fn seed_products(&self, n: usize) -> Result<(), ServerError> {
-        self.seed_generated("products", n, generate::product)
+        if self.server.mahak.is_none() {
+            return self.seed_generated("products", n, generate::product);
+        }
+        let seed = self.server.config().seed;
+        let visitor = self.server.session_ids().1;
+        self.write_tx(|tx, counter| {
+            self.seed_reference(tx, counter, visitor)?;
+            let first = store::next_id(tx, "products")?;
+            let first_detail = store::next_id(tx, "productDetails")?;
+            let first_link = store::next_id(tx, "visitorProducts")?;
+            let mut rng = fastrand::Rng::with_seed(seed ^ (first as u64).wrapping_mul(0x9E37));
+            for i in 0..n as i64 {
+                let (id, detail, link) = (first + i, first_detail + i, first_link + i);
+                *counter += 1;
+                let category = 1 + i % 4;
+                let text = generate::mahak_product(&mut rng, id, category, *counter);
+                store::insert_raw(tx, "products", id, *counter, &text)?;
+                *counter += 1;
+                let (text, price) = generate::mahak_product_detail(&mut rng, detail, id, *counter);
+                store::insert_raw(tx, "productDetails", detail, *counter, &text)?;
+                *counter += 1;
+                let text = generate::mahak_visitor_product(
+                    &mut rng, link, detail, visitor, price, *counter,
+                );
+                store::insert_raw(tx, "visitorProducts", link, *counter, &text)?;
+            }
+            Ok(())
+        })
     }
 
-    /// Adds `n` generated persons (~250 bytes each) in one transaction.
+    /// Adds `n` generated persons in one transaction. In the mahak dialect
+    /// they are `people`, each with the `visitorPeople` link that lets the
+    /// login's visitor sell to them: two records each.
     pub fn seed_persons(&self, n: usize) -> Result<(), ServerError> {
-        self.seed_generated("persons", n, generate::person)
+        if self.server.mahak.is_none() {
+            return self.seed_generated("persons", n, generate::person);
+        }
+        let seed = self.server.config().seed;
+        let visitor = self.server.session_ids().1;
+        self.write_tx(|tx, counter| {
+            self.seed_reference(tx, counter, visitor)?;
+            let first = store::next_id(tx, "people")?;
+            let first_link = store::next_id(tx, "visitorPeople")?;
+            let mut rng = fastrand::Rng::with_seed(seed ^ (first as u64).wrapping_mul(0x7F4A));
+            for i in 0..n as i64 {
+                let (id, link) = (first + i, first_link + i);
+                *counter += 1;
+                let text = generate::mahak_person(&mut rng, id, 1 + i % 3, *counter);
+                store::insert_raw(tx, "people", id, *counter, &text)?;
+                *counter += 1;
+                let text = generate::mahak_visitor_person(link, id, visitor, *counter);
+                store::insert_raw(tx, "visitorPeople", link, *counter, &text)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The shop's visitor, customer groups and product categories, once.
+    fn seed_reference(
+        &self,
+        tx: &Connection,
+        counter: &mut i64,
+        visitor: i64,
+    ) -> Result<(), ServerError> {
+        if store::count(tx, "visitors")? > 0 {
+            return Ok(());
+        }
+        for (collection, id, text) in generate::mahak_reference(visitor) {
+            *counter += 1;
+            store::insert_raw(
+                tx,
+                collection,
+                id,
+                *counter,
+                &generate::close(&text, *counter),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Changes the `DatabaseId` and `VisitorId` a mahak login answers (as a
+    /// reinstalled desktop or a reassigned device would); `None` keeps one.
+    pub fn set_session_ids(&self, database_id: Option<i64>, visitor_id: Option<i64>) {
+        let mut s = self
+            .server
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = database_id {
+            s.0 = d;
+        }
+        if let Some(v) = visitor_id {
+            s.1 = v;
+        }
     }
 
     /// Desktop-writes `records` into `collection` in one transaction (each as
@@ -276,6 +366,11 @@ pub(crate) fn handle_http(server: &RefServer, method: &str, rest: &str, body: &[
     let method = method.to_ascii_uppercase();
     let result: Result<Value, ServerError> = match (method.as_str(), parts.as_slice()) {
         (_, ["counter"]) => Ok(json!({"counter": admin.counter()})),
+        ("POST", ["session"]) => {
+            let int = |k: &str| body.get(k).and_then(Value::as_i64);
+            admin.set_session_ids(int("databaseId"), int("visitorId"));
+            Ok(json!({"databaseId": int("databaseId"), "visitorId": int("visitorId")}))
+        }
         (_, ["state"]) => Ok(json!(admin.state())),
         ("POST", ["seed"]) => (|| {
             let products = body.get("products").and_then(Value::as_u64).unwrap_or(0);

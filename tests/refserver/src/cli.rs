@@ -11,7 +11,9 @@ use crate::{RefServer, RunningServer, ServerConfig, ServerError};
 pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--data FILE] \
 [--seed-products N] [--seed-persons N] [--admin] [--token-ttl SECS] [--user NAME:PASS]... \
 [--database-id N] [--package-number N] [--rate-limit PER_SEC] [--retry-after-date] \
-[--bare-login] [--omit-error-list] [--seed N] [--verbose]";
+[--bare-login] [--omit-error-list] [--seed N] [--verbose] [--dialect mahak|documented] \
+[--exclusive-bound] [--page-cap-total] [--server-page-cap N] [--ignore-page-size] [--unordered] \
+[--resend-updates] [--visitor-id N]";
 
 /// Parsed command-line options.
 #[derive(Debug, Clone)]
@@ -71,6 +73,19 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
             "--bare-login" => o.config.bare_login = true,
             "--omit-error-list" => o.config.omit_error_list = true,
             "--seed" => o.config.seed = value(&flag, args.next())?,
+            "--dialect" => {
+                let v: String = value(&flag, args.next())?;
+                o.config.dialect = v
+                    .parse()
+                    .map_err(|e| ServerError::Usage(format!("{e}\n{USAGE}")))?;
+            }
+            "--exclusive-bound" => o.config.exclusive_lower_bound = true,
+            "--page-cap-total" => o.config.page_cap_total = true,
+            "--server-page-cap" => o.config.server_page_cap = Some(value(&flag, args.next())?),
+            "--ignore-page-size" => o.config.ignore_page_size = true,
+            "--unordered" => o.config.unordered = true,
+            "--resend-updates" => o.config.resend_updates = true,
+            "--visitor-id" => o.config.visitor_id = value(&flag, args.next())?,
             "--verbose" | "-v" => o.config.verbose = true,
             "--help" | "-h" => return Err(ServerError::Usage(USAGE.to_string())),
             other => {
@@ -96,7 +111,7 @@ pub fn run_cli(args: impl IntoIterator<Item = String>) -> Result<(), ServerError
     server.admin().seed_persons(o.seed_persons)?;
     if o.seed_products + o.seed_persons > 0 {
         eprintln!(
-            "seeded {} products and {} persons in {:.2?}",
+            "seeded {} products and {} persons (people) in {:.2?}",
             o.seed_products,
             o.seed_persons,
             started.elapsed()
@@ -131,6 +146,12 @@ mod tests {
             o.config.users,
             vec![("a".into(), "b".into()), ("c".into(), "d:e".into())]
         );
+        assert_eq!(o.config.dialect, crate::Dialect::Mahak, "mahak by default");
+        let o = parse_cli(args("--dialect documented --unordered --server-page-cap 7")).unwrap();
+        assert_eq!(o.config.dialect, crate::Dialect::Documented);
+        assert!(o.config.unordered);
+        assert_eq!(o.config.server_page_cap, Some(7));
+        assert!(parse_cli(args("--dialect klingon")).is_err());
         assert!(parse_cli(args("--port")).is_err());
         assert!(parse_cli(args("--bogus")).is_err());
         assert!(parse_cli(args("--user nocolon")).is_err());

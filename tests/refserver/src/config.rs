@@ -8,9 +8,54 @@ use std::time::Duration;
 
 use crate::faults::FaultConfig;
 
+/// Which dialect of the Mahak Sync API the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// What the production server speaks (`docs/WIRE.md`): the default.
+    #[default]
+    Mahak,
+    /// The API as the seed document describes it (`docs/PROTOCOL.md`).
+    Documented,
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "mahak" => Ok(Dialect::Mahak),
+            "documented" => Ok(Dialect::Documented),
+            other => Err(format!("unknown dialect `{other}`: mahak or documented")),
+        }
+    }
+}
+
 /// Configuration of a [`crate::RefServer`].
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The dialect spoken (mahak by default). Both share the store, the
+    /// faults and the admin API.
+    pub dialect: Dialect,
+    /// Mahak: the pull's lower bound is exclusive (`>`), not inclusive (`>=`,
+    /// what the evidence suggests).
+    pub exclusive_lower_bound: bool,
+    /// Mahak: `pageSize` caps the whole answer, not each collection.
+    pub page_cap_total: bool,
+    /// Mahak: a cap of the server's own on each answer, below `pageSize`.
+    pub server_page_cap: Option<usize>,
+    /// Mahak: `pageSize` is ignored (everything comes in one answer).
+    pub ignore_page_size: bool,
+    /// Mahak: records come unordered within a collection.
+    pub unordered: bool,
+    /// Mahak: a resent create (a client id already registered) is a silent
+    /// update instead of the real server's per-record error.
+    pub resend_updates: bool,
+    /// Mahak: the `VisitorId` a login answers.
+    pub visitor_id: i64,
+    /// Mahak: the `SyncId` a login answers.
+    pub sync_id: i64,
+    /// Mahak: the `UserTitle` a login answers.
+    pub user_title: String,
     /// Accepted `(username, password)` pairs.
     pub users: Vec<(String, String)>,
     /// The `databaseId` a login must carry (else 401 / 1001).
@@ -54,6 +99,16 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            dialect: Dialect::default(),
+            exclusive_lower_bound: false,
+            page_cap_total: false,
+            server_page_cap: None,
+            ignore_page_size: false,
+            unordered: false,
+            resend_updates: false,
+            visitor_id: 31,
+            sync_id: 241_538_754,
+            user_title: "فروشگاه مرکزی ".to_string(),
             users: vec![("user1".to_string(), "pass1".to_string())],
             database_id: 1001,
             package_number: 2002,

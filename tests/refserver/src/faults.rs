@@ -245,9 +245,17 @@ impl Faults {
     pub(crate) fn next(&self, endpoint: &str, is_login: bool) -> Option<Fault> {
         let mut s = self.lock();
         let found = s.script.iter().position(|sc| {
+            // `SaveAllData` and `SaveAllDataV2` are one endpoint to a script.
+            let base = |e: &str| {
+                let lower = e.to_ascii_lowercase();
+                match lower.strip_suffix("v2") {
+                    Some(b) => b.to_string(),
+                    None => lower,
+                }
+            };
             sc.endpoint
                 .as_deref()
-                .is_none_or(|e| e.eq_ignore_ascii_case(endpoint))
+                .is_none_or(|e| base(e) == base(endpoint))
         });
         if let Some(i) = found {
             let fault = s.script[i].fault;

@@ -93,6 +93,192 @@ pub(crate) fn person(rng: &mut fastrand::Rng, id: i64, row_version: i64) -> Stri
     )
 }
 
+// ----- a shop as the real server holds it (mahak dialect) --------------------
+
+/// Persian goods, written as the Mahak desktop writes them: the Arabic `ي`
+/// and `ك`, and trailing spaces.
+const KALA: &[&str] = &[
+    "چاي سبز ممتاز",
+    "برنج هاشمي",
+    "زعفران سرگل",
+    "پسته اكبري",
+    "خرما مضافتي",
+    "روغن زيتون",
+    "عسل كوهستان",
+    "گردو ايراني",
+    "زرشك پفكي",
+    "گلاب كاشان",
+    "ليمو عماني",
+    "تيشرت نايكي",
+];
+const NAM: &[&str] = &[
+    "علي",
+    "سارا",
+    "رضا",
+    "مريم",
+    "حسين",
+    "زهرا",
+    "مهدي",
+    "فاطمه",
+    "امير",
+    "نرگس",
+    "كاوه",
+    "ليلا",
+];
+const FAMIL: &[&str] = &[
+    "رضايي",
+    "احمدي",
+    "حسيني",
+    "كريمي",
+    "مرادي",
+    "جعفري",
+    "رحيمي",
+    "محمدي",
+    "صادقي",
+    "كاظمي",
+];
+const SHAHR: &[&str] = &["تهران", "اصفهان", "شيراز", "تبريز", "مشهد", "يزد", "رشت"];
+
+/// The bookkeeping fields the real server adds to every record.
+fn stamps(row_version: i64) -> String {
+    format!(
+        "\"dataHash\":\"{row_version:040X}\",\"createDate\":\"2025-10-04T15:18:38.2345036\",\
+         \"updateDate\":\"2025-11-28T19:15:55.3879336\",\"createSyncId\":241538754,\
+         \"updateSyncId\":246006012,\"rowVersion\":{row_version}"
+    )
+}
+
+/// A `products` record (made in the desktop: client id 0, a code).
+pub(crate) fn mahak_product(rng: &mut fastrand::Rng, id: i64, category: i64, rv: i64) -> String {
+    let kala = pick(rng, KALA);
+    format!(
+        "{{\"productId\":{id},\"productClientId\":0,\"productCode\":{id},\
+         \"productCategoryId\":{category},\"name\":\"{kala} {id}  \",\"unitName\":\"عدد\",\
+         \"unitName2\":\"كارتن\",\"unitRatio\":12,\"min\":1,\"taxPercent\":9,\"chargePercent\":0,\
+         \"weight\":0,\"type\":0,\"description\":null,\"deleted\":false,{},\
+         \"productCategoryClientId\":0,\"productCategoryCode\":{category}}}",
+        stamps(rv)
+    )
+}
+
+/// A `productDetails` record: the sellable variant, with its prices.
+pub(crate) fn mahak_product_detail(
+    rng: &mut fastrand::Rng,
+    id: i64,
+    product: i64,
+    rv: i64,
+) -> (String, i64) {
+    let price = rng.i64(10..5_000) * 10_000;
+    let barcode = 6_260_000_000_000u64 + rng.u64(0..9_999_999_999);
+    let text = format!(
+        "{{\"productDetailId\":{id},\"productDetailClientId\":0,\"productDetailCode\":{id},\
+         \"productId\":{product},\"productClientId\":0,\"productCode\":{product},\
+         \"properties\":\"\",\"price1\":{price},\"price2\":{},\"price3\":{},\"price4\":0,\
+         \"price5\":0,\"price6\":0,\"price7\":0,\"price8\":0,\"price9\":0,\"price10\":0,\
+         \"defaultSellPriceLevel\":1,\"count1\":{},\"count2\":0,\"barcode\":\"{barcode}\",\
+         \"deleted\":false,{}}}",
+        price - price / 20,
+        price - price / 10,
+        rng.u32(0..500),
+        stamps(rv)
+    );
+    (text, price)
+}
+
+/// A `visitorProducts` link: the visitor's stock and price of a detail.
+pub(crate) fn mahak_visitor_product(
+    rng: &mut fastrand::Rng,
+    id: i64,
+    detail: i64,
+    visitor: i64,
+    price: i64,
+    rv: i64,
+) -> String {
+    format!(
+        "{{\"visitorProductId\":{id},\"productDetailId\":{detail},\"productDetailClientId\":0,\
+         \"productDetailCode\":{detail},\"visitorId\":{visitor},\"visitorClientId\":0,\
+         \"visitorCode\":{visitor},\"count1\":{},\"price\":{price},\"deleted\":false,{}}}",
+        rng.u32(0..300),
+        stamps(rv)
+    )
+}
+
+/// A `people` record: Persian names with `ي`, `ك` and trailing spaces.
+pub(crate) fn mahak_person(rng: &mut fastrand::Rng, id: i64, group: i64, rv: i64) -> String {
+    let nam = pick(rng, NAM);
+    let famil = pick(rng, FAMIL);
+    let shahr = pick(rng, SHAHR);
+    let mobile = rng.u64(100_000_000..999_999_999);
+    let national = rng.u64(1_000_000_000..9_999_999_999);
+    format!(
+        "{{\"personId\":{id},\"personClientId\":0,\"personCode\":{id},\"personGroupId\":{group},\
+         \"personGroupClientId\":0,\"personGroupCode\":{group},\"firstName\":\"{nam} \",\
+         \"lastName\":\"{famil}\",\"name\":\"{nam} {famil} \",\"organization\":null,\
+         \"nationalCode\":\"{national}\",\"mobile\":\"09{mobile}\",\"tell\":null,\
+         \"address\":\"{shahr}، خيابان وليعصر، پلاك {}\",\"credit\":{},\"balance\":0,\
+         \"type\":1,\"deleted\":false,{}}}",
+        rng.u32(1..300),
+        rng.i64(0..200) * 100_000,
+        stamps(rv)
+    )
+}
+
+/// A `visitorPeople` link: a customer the visitor may sell to.
+pub(crate) fn mahak_visitor_person(id: i64, person: i64, visitor: i64, rv: i64) -> String {
+    format!(
+        "{{\"visitorPersonId\":{id},\"personId\":{person},\"personClientId\":0,\
+         \"personCode\":{person},\"visitorId\":{visitor},\"visitorClientId\":0,\
+         \"visitorCode\":{visitor},\"deleted\":false,{}}}",
+        stamps(rv)
+    )
+}
+
+/// The reference records a shop has before anything else: its visitor,
+/// customer groups and product categories, as (collection, id, JSON text
+/// without the row version's stamps).
+pub(crate) fn mahak_reference(visitor: i64) -> Vec<(&'static str, i64, String)> {
+    let mut out = vec![(
+        "visitors",
+        visitor,
+        format!(
+            "{{\"visitorId\":{visitor},\"visitorClientId\":0,\"visitorCode\":{visitor},\
+             \"name\":\"فروشگاه مركزي \",\"deleted\":false"
+        ),
+    )];
+    for (i, g) in ["مشتريان عمده", "مشتريان خرده ", "همكاران"]
+        .iter()
+        .enumerate()
+    {
+        let id = i as i64 + 1;
+        out.push((
+            "personGroups",
+            id,
+            format!(
+                "{{\"personGroupId\":{id},\"personGroupClientId\":0,\"personGroupCode\":{id},\
+                 \"name\":\"{g}\",\"deleted\":false"
+            ),
+        ));
+    }
+    for (i, c) in ["نوشيدني", "خشكبار", "پوشاك", "لبنيات "].iter().enumerate()
+    {
+        let id = i as i64 + 1;
+        out.push((
+            "productCategories",
+            id,
+            format!(
+                "{{\"productCategoryId\":{id},\"productCategoryClientId\":0,\
+                 \"productCategoryCode\":{id},\"name\":\"{c}\",\"deleted\":false"
+            ),
+        ));
+    }
+    out
+}
+
+/// Closes a reference record's text with its stamps.
+pub(crate) fn close(text: &str, rv: i64) -> String {
+    format!("{text},{}}}", stamps(rv))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,10 +287,18 @@ mod tests {
     fn generated_records_are_json_of_about_250_bytes() {
         let mut rng = fastrand::Rng::with_seed(1);
         for i in 1..50 {
-            for text in [product(&mut rng, i, i * 10), person(&mut rng, i, i * 10)] {
+            for text in [
+                product(&mut rng, i, i * 10),
+                person(&mut rng, i, i * 10),
+                mahak_product(&mut rng, i, 2, i * 10),
+                mahak_product_detail(&mut rng, i, i, i * 10).0,
+                mahak_visitor_product(&mut rng, i, i, 31, 5, i * 10),
+                mahak_person(&mut rng, i, 1, i * 10),
+                mahak_visitor_person(i, i, 31, i * 10),
+            ] {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(v["rowVersion"], i * 10);
-                assert!((180..320).contains(&text.len()), "{} {text}", text.len());
+                assert!((180..800).contains(&text.len()), "{} {text}", text.len());
             }
         }
     }

@@ -128,7 +128,7 @@ fn rate_limited(form: RetryAfter) -> Reply {
     r
 }
 
-fn fault_reply(status: u16, body: FaultBody) -> Reply {
+fn fault_reply(status: u16, body: FaultBody, mahak: bool) -> Reply {
     let (content_type, text) = match body {
         FaultBody::Empty => ("text/plain", String::new()),
         FaultBody::Html => (
@@ -142,6 +142,10 @@ fn fault_reply(status: u16, body: FaultBody) -> Reply {
         FaultBody::TruncatedJson => (
             "application/json; charset=utf-8",
             "{\"success\":false,\"code\":500,\"message\":\"Internal serv".to_string(),
+        ),
+        FaultBody::Envelope if mahak => (
+            "application/json; charset=utf-8",
+            json!({"Result": false, "Message": "injected failure", "Data": null}).to_string(),
         ),
         FaultBody::Envelope => (
             "application/json; charset=utf-8",
@@ -229,11 +233,12 @@ impl RefServer {
         entry.endpoint = name.to_string();
         let is_login = name.eq_ignore_ascii_case("LoginV2") || name.eq_ignore_ascii_case("Login");
 
+        let mahak = self.mahak.is_some();
         let fault = self.faults.next(name, is_login);
         entry.fault = fault.as_ref().map(Fault::name);
         match fault {
             Some(Fault::Status(status, body)) => {
-                return self.finish(fault_reply(status, body), entry, tracking_id, None)
+                return self.finish(fault_reply(status, body, mahak), entry, tracking_id, None)
             }
             Some(Fault::RateLimit { retry_after }) => {
                 return self.finish(rate_limited(retry_after), entry, tracking_id, None)
@@ -243,7 +248,7 @@ impl RefServer {
                 return Outcome::DropConnection;
             }
             Some(Fault::ExpireToken) => {
-                return self.finish(bad_token("token expired"), entry, tracking_id, None)
+                return self.finish(self.bad_token("token expired"), entry, tracking_id, None)
             }
             Some(Fault::Latency(d)) => std::thread::sleep(d),
             _ => {}
@@ -266,6 +271,8 @@ impl RefServer {
                 ),
                 Value::Null,
             )
+        } else if is_login && mahak {
+            crate::mahak::login(self, &req.body)
         } else if is_login {
             self.login(name.eq_ignore_ascii_case("LoginV2"), &req.body)
         } else if !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(name)) {
@@ -366,11 +373,20 @@ impl RefServer {
         }
     }
 
+    /// A refused token: 401, in the dialect's envelope.
+    fn bad_token(&self, message: &str) -> Reply {
+        if self.mahak.is_some() {
+            crate::mahak::fail(401, message)
+        } else {
+            bad_token(message)
+        }
+    }
+
     fn authenticated(&self, name: &str, req: &HttpRequest, entry: &mut RequestLog) -> Reply {
         let config = self.config();
         let token = match auth::check(&config.jwt_secret, req.header("authorization")) {
             Ok(t) => t,
-            Err(why) => return bad_token(why.message()),
+            Err(why) => return self.bad_token(why.message()),
         };
         if let Some(rate) = config.rate_limit_per_sec {
             if let Err(wait) = self.limiter.admit(token, rate) {
@@ -386,6 +402,15 @@ impl RefServer {
         let internal = |e: crate::ServerError| {
             Reply::fail(500, 500, &format!("internal error: {e}"), Value::Null)
         };
+        if let Some(schema) = &self.mahak {
+            let lower = name.to_ascii_lowercase();
+            let answer = if lower.starts_with("getalldata") {
+                crate::mahak::pull(self, schema, &req.body, entry)
+            } else {
+                crate::mahak::save(self, schema, &req.body, entry)
+            };
+            return answer.unwrap_or_else(internal);
+        }
         match name.to_ascii_lowercase().as_str() {
             "getalldatav2" | "getalldata" => {
                 let mut db = self.db();

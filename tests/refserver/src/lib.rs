@@ -18,8 +18,10 @@ mod faults;
 mod generate;
 mod handler;
 mod http;
+mod mahak;
 mod pull;
 mod save;
+mod schema;
 mod store;
 
 use std::collections::VecDeque;
@@ -34,10 +36,11 @@ use rusqlite::Connection;
 
 pub use admin::Admin;
 pub use cli::{parse_cli, run_cli, CliOptions};
-pub use config::ServerConfig;
+pub use config::{Dialect, ServerConfig};
 pub use error::ServerError;
 pub use faults::{Fault, FaultBody, FaultConfig, Faults, RetryAfter};
 pub use http::RunningServer;
+pub use mahak::{ALREADY_REGISTERED, LINE_NEEDS_DETAIL};
 pub use save::{CODE_CONFLICT, CODE_INTEGRITY, CODE_VALIDATION};
 
 /// Login refused: bad `databaseId` or `packageNumber`.
@@ -86,6 +89,11 @@ pub struct RequestLog {
 pub struct RefServer {
     config: RwLock<ServerConfig>,
     catalogue: Catalogue,
+    /// The mahak dialect's names and keys (when it is spoken).
+    mahak: Option<schema::MahakSchema>,
+    /// The `(DatabaseId, VisitorId)` a mahak login answers (the admin may
+    /// change them, as a reinstalled desktop would).
+    session: Mutex<(i64, i64)>,
     db: Mutex<Connection>,
     faults: Faults,
     limiter: auth::RateLimiter,
@@ -112,10 +120,23 @@ impl RefServer {
             .map(|d| d.as_millis())
             .unwrap_or(0);
         let faults = Faults::new(config.faults.clone(), config.seed);
+        let (catalogue, mahak) = match config.dialect {
+            Dialect::Documented => (Catalogue::documented(), None),
+            Dialect::Mahak => {
+                let schema = schema::MahakSchema::load().map_err(ServerError::Invalid)?;
+                // Real row versions exceed 2^32: a new store starts there.
+                if store::counter(&conn)? == 0 {
+                    store::set_counter(&conn, mahak::FIRST_ROW_VERSION)?;
+                }
+                (schema.catalogue.clone(), Some(schema))
+            }
+        };
         Ok(Arc::new(RefServer {
             run_id: format!("{started:x}"),
             faults,
-            catalogue: Catalogue::mahak(),
+            session: Mutex::new((config.database_id, config.visitor_id)),
+            mahak,
+            catalogue,
             db: Mutex::new(conn),
             limiter: auth::RateLimiter::default(),
             log: Mutex::new(VecDeque::new()),
@@ -134,7 +155,13 @@ impl RefServer {
         Admin::new(self)
     }
 
-    /// The catalogue the server serves (the 18 Mahak collections).
+    /// The `(DatabaseId, VisitorId)` a mahak login answers.
+    pub(crate) fn session_ids(&self) -> (i64, i64) {
+        *self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The catalogue the server serves: the 57 collections of the Swagger
+    /// (mahak) or the 18 of the documented dialect.
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
     }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 fn start() -> RunningServer {
     RunningServer::start(ServerConfig {
         admin: true,
-        ..ServerConfig::default()
+        ..common::documented()
     })
     .unwrap()
 }
@@ -239,7 +239,7 @@ fn the_same_seed_replays_the_same_faults() {
         let srv = RunningServer::start(ServerConfig {
             seed: 99,
             faults: FaultConfig::chaos(0.6),
-            ..ServerConfig::default()
+            ..common::documented()
         })
         .unwrap();
         let mut c = Client::http(&srv.base_url());
@@ -424,7 +424,7 @@ fn admin_over_http() {
     assert!(v["data"].as_array().unwrap().len() >= 10);
 
     // Disabled by config.
-    let off = RunningServer::start(ServerConfig::default()).unwrap();
+    let off = RunningServer::start(common::documented()).unwrap();
     let (st, _) = admin_call(&off.base_url(), "GET", "counter", None);
     assert_eq!(st, 404);
 }

@@ -638,7 +638,7 @@ fn data_survives_a_restart() {
     let path = common::temp_path("restart").with_extension("db");
     let config = ServerConfig {
         data: Some(path.clone()),
-        ..ServerConfig::default()
+        ..common::documented()
     };
     let (order_id, counter) = {
         let s = RefServer::open(config.clone()).unwrap();

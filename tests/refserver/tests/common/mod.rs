@@ -146,12 +146,20 @@ pub fn expect(r: &HttpResponse, status: u16, code: i64) -> Value {
     v
 }
 
+/// The documented dialect: the suites written for it run there.
+pub fn documented() -> ServerConfig {
+    ServerConfig {
+        dialect: rowsync_refserver::Dialect::Documented,
+        ..ServerConfig::default()
+    }
+}
+
 pub fn server() -> Arc<RefServer> {
-    RefServer::open(ServerConfig::default()).unwrap()
+    RefServer::open(documented()).unwrap()
 }
 
 pub fn server_with(f: impl FnOnce(&mut ServerConfig)) -> Arc<RefServer> {
-    let mut c = ServerConfig::default();
+    let mut c = documented();
     f(&mut c);
     RefServer::open(c).unwrap()
 }

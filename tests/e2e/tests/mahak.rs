@@ -1,0 +1,649 @@
+//! The engine against the reference server speaking the real Mahak dialect
+//! (`docs/WIRE.md`), with its habits: MD5 login and a JWT that says when it
+//! expires, `from<Entity>Version` pulls with no `hasMore` under every kind of
+//! page cap, PascalCase answers, partial saves, and no deduplication of a
+//! resent create. Each flow over loopback HTTP or in-process, as noted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rowsync::{Engine, Error, HttpRequest, HttpResponse, RecordId, Transport, TransportError};
+use rowsync_e2e::*;
+use rowsync_refserver::{Fault, InProcessTransport, RefServer, ServerConfig};
+use serde_json::json;
+
+/// A shop: `products` products (each with a product detail and its stock
+/// for our visitor) and `people` customers.
+fn shop_with(config: ServerConfig, products: usize, people: usize) -> Arc<RefServer> {
+    let s = RefServer::open(config).unwrap();
+    s.admin().seed_products(products).unwrap();
+    s.admin().seed_persons(people).unwrap();
+    s
+}
+
+fn shop(products: usize, people: usize) -> Arc<RefServer> {
+    shop_with(mahak_server_config(), products, people)
+}
+
+/// A product detail and a customer pulled into the replica.
+fn pulled_ids(e: &Engine) -> (i64, i64) {
+    let detail = local_all(e, "productDetails")[0]["productDetailId"]
+        .as_i64()
+        .expect("a pulled product detail has its id");
+    let person = local_all(e, "people")[0]["personId"]
+        .as_i64()
+        .expect("a pulled person has its id");
+    (detail, person)
+}
+
+/// A sale rung up at the till: an order of type 201 for `person`, with
+/// `lines` lines on `detail`, one write group. Returns the order's client id.
+fn sale(e: &Engine, person: i64, detail: i64, lines: usize) -> i64 {
+    let visitor = e.session().unwrap().map_or(0, |s| s.visitor_id);
+    e.write(|w| {
+        let order = w.create(
+            "orders",
+            json!({"orderType": 201, "visitorId": visitor, "personId": person,
+                   "orderDate": "2025-11-29T12:00:00", "description": "till 1"}),
+        )?;
+        let oc = client_id(&order, "order");
+        for i in 0..lines {
+            w.create(
+                "orderDetails",
+                json!({"orderClientId": oc, "productDetailId": detail, "count1": 1 + i, "price": 1_200_000}),
+            )?;
+        }
+        Ok(oc)
+    })
+    .unwrap()
+}
+
+#[test]
+fn login_sends_the_md5_and_keeps_the_session() {
+    let server = start(mahak_server_config());
+    server.server().admin().seed_products(3).unwrap();
+    let db = TempDb::new("m-login");
+    let e = mahak_engine(&db, &server.base_url());
+    assert!(e.session().unwrap().is_none());
+    e.sync().unwrap();
+    let session = e.session().unwrap().expect("the login's session is kept");
+    let config = server.server().config();
+    assert_eq!(session.database_id, config.database_id);
+    assert!(session.visitor_id > 0);
+    assert!(!session.user_title.is_empty() && !session.server_time.is_empty());
+    let status = e.status().unwrap();
+    assert_eq!(status.session, Some(session.clone()));
+    assert_eq!(status.dialect, rowsync::Dialect::Mahak);
+    // Kept across a restart, never with the password or the token.
+    drop(e);
+    let e = mahak_engine(&db, &server.base_url());
+    assert_eq!(e.session().unwrap(), Some(session));
+    let raw = std::fs::read(&db.0).unwrap();
+    let (user, pass) = config.users[0].clone();
+    assert!(!user.is_empty());
+    assert!(
+        !raw.windows(pass.len()).any(|w| w == pass.as_bytes()),
+        "the password is never stored"
+    );
+    // A wrong password is refused at once, without retries.
+    let e2 = Engine::open(TempDb::new("m-login-bad").0.clone()).unwrap();
+    e2.configure(mahak_settings(&server.base_url())).unwrap();
+    let mut bad = credentials();
+    bad.password = "wrong".into();
+    e2.set_credentials(bad).unwrap();
+    assert!(matches!(e2.sync(), Err(Error::AuthFailed { .. })));
+}
+
+#[test]
+fn an_expired_jwt_is_renewed_before_the_call() {
+    let mut config = mahak_server_config();
+    config.token_ttl = Duration::from_secs(2);
+    let server = shop_with(config, 5, 2);
+    let db = TempDb::new("m-renew");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let logins = |s: &RefServer| {
+        s.requests()
+            .iter()
+            .filter(|r| r.endpoint.eq_ignore_ascii_case("login"))
+            .count()
+    };
+    assert_eq!(logins(&server), 1);
+    e.sync().unwrap();
+    assert_eq!(logins(&server), 1, "the token is still good");
+    std::thread::sleep(Duration::from_millis(2_100));
+    server.clear_requests();
+    e.sync().unwrap();
+    let refused = server
+        .requests()
+        .iter()
+        .filter(|r| r.status == Some(401))
+        .count();
+    assert_eq!(logins(&server), 1, "renewed by its exp");
+    assert_eq!(refused, 0, "before the server had to refuse it");
+}
+
+#[test]
+fn a_paged_first_sync_with_an_inclusive_bound_pulls_everything_once() {
+    let server = shop(2_345, 321);
+    let db = TempDb::new("m-first");
+    let e = engine_in_process(&db, &server);
+    let mut s = e.settings().unwrap();
+    s.page_size = 500;
+    e.configure(s).unwrap();
+    let report = e.sync().unwrap();
+    let admin = server.admin();
+    for c in ["products", "productDetails", "visitorProducts", "people"] {
+        assert_eq!(
+            e.count(c, true).unwrap() as usize,
+            admin.count(c),
+            "{c}: every record, once"
+        );
+    }
+    assert_eq!(e.count("people", false).unwrap(), 321);
+    assert!(report.pull_requests >= 5, "paged: {}", report.pull_requests);
+    // The record at each checkpoint comes back (inclusive bound) and applies
+    // as a no-op.
+    let again = e.sync().unwrap();
+    assert_eq!(again.applied(), 0);
+    assert_eq!(again.pull_requests, 1);
+    // Row versions above 2^32 from one counter.
+    let cps: std::collections::HashMap<_, _> =
+        e.status().unwrap().checkpoints.into_iter().collect();
+    assert!(cps["products"] > 1 << 32 && cps["people"] > 1 << 32);
+    // Persian text, trailing spaces and prices pass through unchanged.
+    let server_detail = &admin.dump("productDetails")[0];
+    let id = server_detail["productDetailId"].as_i64().unwrap();
+    let local = e
+        .get("productDetails", RecordId::Server(id))
+        .unwrap()
+        .unwrap();
+    for (k, v) in server_detail.as_object().unwrap() {
+        assert_eq!(&local[k], v, "field {k}");
+    }
+}
+
+/// The page cap per collection or over the whole answer, a cap of the
+/// server's own below the asked one, an exclusive bound, unordered records
+/// and a server that ignores `pageSize`: the same replica every time.
+#[test]
+fn every_kind_of_page_cap_gives_the_same_replica() {
+    type Habit = (&'static str, fn(&mut ServerConfig));
+    let habits: [Habit; 5] = [
+        ("total cap", |c| c.page_cap_total = true),
+        ("server cap", |c| c.server_page_cap = Some(70)),
+        ("exclusive bound", |c| c.exclusive_lower_bound = true),
+        ("unordered", |c| c.unordered = true),
+        ("no cap", |c| c.ignore_page_size = true),
+    ];
+    for (name, habit) in habits {
+        let mut config = mahak_server_config();
+        habit(&mut config);
+        let server = shop_with(config, 333, 123);
+        let db = TempDb::new("m-habit");
+        let e = engine_in_process(&db, &server);
+        let mut s = e.settings().unwrap();
+        s.page_size = 100;
+        e.configure(s).unwrap();
+        e.sync().unwrap();
+        let admin = server.admin();
+        for c in [
+            "products",
+            "productDetails",
+            "visitorProducts",
+            "people",
+            "visitorPeople",
+        ] {
+            assert_eq!(
+                e.count(c, true).unwrap() as usize,
+                admin.count(c),
+                "{name}: {c}"
+            );
+        }
+        // Changes after the first sync come with the next one.
+        admin
+            .delete(
+                "people",
+                admin.dump("people")[7]["personId"].as_i64().unwrap(),
+            )
+            .unwrap();
+        let again = e.sync().unwrap();
+        assert_eq!(again.collections["people"].deleted, 1, "{name}");
+        assert_eq!(e.count("people", false).unwrap(), 122, "{name}");
+    }
+}
+
+#[test]
+fn an_incremental_sync_brings_updates_deletes_and_new_records() {
+    let server = shop(200, 10);
+    let db = TempDb::new("m-incr");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let admin = server.admin();
+    let ids: Vec<i64> = admin
+        .dump("products")
+        .iter()
+        .take(2)
+        .map(|p| p["productId"].as_i64().unwrap())
+        .collect();
+    let mut fields = serde_json::Map::new();
+    fields.insert("name".into(), json!("چاي كيسه اي  "));
+    admin.update_fields("products", ids[0], fields).unwrap();
+    admin.delete("products", ids[1]).unwrap();
+    admin
+        .upsert(
+            "products",
+            json!({"productClientId": 0, "productCode": 9001, "name": "نو", "productCategoryId": null}),
+        )
+        .unwrap();
+    let report = e.sync().unwrap();
+    assert_eq!(report.collections["products"].applied, 3);
+    assert_eq!(report.collections["products"].deleted, 1);
+    assert_eq!(
+        e.get("products", RecordId::Server(ids[0]))
+            .unwrap()
+            .unwrap()["name"],
+        "چاي كيسه اي  "
+    );
+    assert!(e
+        .get("products", RecordId::Server(ids[1]))
+        .unwrap()
+        .is_none());
+    assert_eq!(e.count("products", false).unwrap(), 200);
+}
+
+#[test]
+fn an_order_with_lines_is_pushed_and_its_ids_mapped() {
+    let server = start(mahak_server_config());
+    server.server().admin().seed_products(20).unwrap();
+    server.server().admin().seed_persons(5).unwrap();
+    let db = TempDb::new("m-push");
+    let e = mahak_engine(&db, &server.base_url());
+    e.sync().unwrap();
+    let (detail, person) = pulled_ids(&e);
+    let oc = sale(&e, person, detail, 3);
+    assert_eq!(e.status().unwrap().counts.pending, 4);
+    let report = e.sync().unwrap();
+    assert_eq!(report.pushed, 4);
+    assert_eq!(e.status().unwrap().counts.pending, 0);
+    let order = e.get("orders", RecordId::Client(oc)).unwrap().unwrap();
+    let oid = order["orderId"].as_i64().expect("server id mapped");
+    assert!(report
+        .id_mappings
+        .contains(&("orders".to_string(), oc, oid)));
+    let admin = server.server().admin();
+    assert_eq!(admin.count("orders"), 1);
+    assert_eq!(admin.count("orderDetails"), 3);
+    for line in local_all(&e, "orderDetails") {
+        assert_eq!(line["orderId"].as_i64(), Some(oid), "{line}");
+        let id = line["orderDetailId"].as_i64().expect("line mapped");
+        let s = admin.get("orderDetails", id).unwrap();
+        assert_eq!(s["orderId"].as_i64(), Some(oid));
+        assert_eq!(s["productDetailId"].as_i64(), Some(detail));
+    }
+    assert_eq!(
+        admin.get("orders", oid).unwrap()["orderType"].as_i64(),
+        Some(201)
+    );
+    // The echo of our own writes applies as a no-op.
+    let echo = e.sync().unwrap();
+    assert_eq!(echo.pushed, 0);
+    assert!(e.conflicts().unwrap().is_empty());
+    assert_eq!(local_all(&e, "orderDetails").len(), 3);
+}
+
+/// WIRE.md section 6: the order is saved, its line refused; the answer's
+/// `Result` is false. The order is confirmed, the line parked with the
+/// server's words; fixed and retried, it goes out linked to the order.
+#[test]
+fn a_partial_save_confirms_what_was_saved_and_parks_the_rest() {
+    let server = shop(5, 2);
+    let db = TempDb::new("m-partial");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let (detail, person) = pulled_ids(&e);
+    let (oc, lc) = e
+        .write(|w| {
+            let order = w.create("orders", json!({"orderType": 201, "personId": person}))?;
+            let oc = client_id(&order, "order");
+            let line = w.create(
+                "orderDetails",
+                json!({"orderClientId": oc, "productId": 8_308_737, "count1": 1, "price": 1_200_000}),
+            )?;
+            Ok((oc, client_id(&line, "orderDetail")))
+        })
+        .unwrap();
+    let report = e.sync().unwrap();
+    assert_eq!((report.pushed, report.parked), (1, 1));
+    let oid = e.get("orders", RecordId::Client(oc)).unwrap().unwrap()["orderId"]
+        .as_i64()
+        .expect("the saved order is confirmed");
+    assert_eq!(server.admin().count("orders"), 1);
+    assert_eq!(server.admin().count("orderDetails"), 0);
+    let letters = e.dead_letters().unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].message.trim(),
+        "ProductDetailId or IncomeId or ExpenseId is required"
+    );
+    assert_eq!(
+        letters[0].field.as_deref(),
+        Some("IncomeId,ExpenseId,ProductDetailId")
+    );
+    // The fix, then the retry: the line goes out linked to the order.
+    e.update(
+        "orderDetails",
+        RecordId::Client(lc),
+        json!({"productDetailId": detail}),
+    )
+    .unwrap();
+    e.retry_dead_letter(letters[0].id).unwrap();
+    let report = e.sync().unwrap();
+    assert_eq!(report.pushed, 1);
+    let admin = server.admin();
+    assert_eq!(admin.count("orders"), 1, "the order is never sent twice");
+    let line = &admin.dump("orderDetails")[0];
+    assert_eq!(line["orderId"].as_i64(), Some(oid));
+    assert_eq!(e.status().unwrap().counts.pending, 0);
+}
+
+/// A save whose answer is lost after the server applied it, against both
+/// server behaviours for a resent create: an "already registered" error (the
+/// real server) and a silent update. Neither ends with a duplicate.
+#[test]
+fn a_lost_answer_then_a_resend_never_duplicates() {
+    for silent_update in [false, true] {
+        let mut config = mahak_server_config();
+        config.resend_updates = silent_update;
+        let server = shop_with(config, 5, 3);
+        let db = TempDb::new("m-lost");
+        let e = engine_in_process(&db, &server);
+        e.sync().unwrap();
+        let (detail, person) = pulled_ids(&e);
+        let oc = sale(&e, person, detail, 2);
+        server
+            .faults()
+            .inject(Some("SaveAllData"), Fault::LoseResponseAfterApply, 1);
+        let report = e.sync().unwrap();
+        assert_eq!(report.pushed, 3, "silent update: {silent_update}");
+        let admin = server.admin();
+        assert_eq!(admin.count("orders"), 1, "never twice ({silent_update})");
+        assert_eq!(admin.count("orderDetails"), 2);
+        let oid = e.get("orders", RecordId::Client(oc)).unwrap().unwrap()["orderId"]
+            .as_i64()
+            .expect("mapped by the reconciling pull");
+        assert_eq!(admin.id_for_client("orders", oc), Some(oid));
+        let st = e.status().unwrap().counts;
+        assert_eq!((st.pending, st.parked, st.in_doubt), (0, 0, 0));
+    }
+}
+
+/// A save's answer is lost, the pull that would reconcile it fails too,
+/// then the app is killed: the creates stay in doubt across the restart,
+/// and the next sync confirms them by a pull instead of sending them again.
+#[test]
+fn lost_answers_then_a_crash_then_a_reopen_send_once() {
+    let server = shop(5, 3);
+    let db = TempDb::new("m-crash");
+    {
+        let e = engine_in_process(&db, &server);
+        e.sync().unwrap();
+        let (detail, person) = pulled_ids(&e);
+        sale(&e, person, detail, 1);
+        let mut s = e.settings().unwrap();
+        s.collections = vec!["products".into()];
+        e.configure(s).unwrap();
+        // The sync's own pull goes through; then the save's answer is lost,
+        // and every pull after it is dropped.
+        server
+            .faults()
+            .inject(None, Fault::Latency(Duration::ZERO), 2);
+        server
+            .faults()
+            .inject(Some("SaveAllData"), Fault::LoseResponseAfterApply, 1);
+        server
+            .faults()
+            .inject(Some("GetAllData"), Fault::DropBeforeResponse, 100);
+        let err = e.sync().unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        assert_eq!(e.status().unwrap().counts.in_doubt, 2);
+        server.faults().clear();
+    }
+    let e = engine_in_process(&db, &server);
+    assert_eq!(e.status().unwrap().counts.in_doubt, 2, "durable");
+    server.clear_requests();
+    e.sync().unwrap();
+    let st = e.status().unwrap().counts;
+    assert_eq!((st.pending, st.in_doubt), (0, 0));
+    assert_eq!(server.admin().count("orders"), 1);
+    assert_eq!(server.admin().count("orderDetails"), 1);
+    let saves = server
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint.to_ascii_lowercase().starts_with("saveall"))
+        .count();
+    assert_eq!(saves, 0, "confirmed by the pull, never sent again");
+}
+
+/// Invariant 10 in the mahak dialect: the k-th call of a sync dies (before
+/// or after the server applied it, or cut mid-body), the engine is dropped,
+/// reopened and synced again: nothing lost, nothing doubled.
+#[test]
+fn killed_at_any_call_of_a_sync_nothing_is_lost_or_doubled() {
+    for fault in [
+        Fault::DropBeforeResponse,
+        Fault::LoseResponseAfterApply,
+        Fault::CutResponse,
+    ] {
+        for k in 0..10u32 {
+            let server = shop(300, 20);
+            let db = TempDb::new("m-kill");
+            let mut orders = Vec::new();
+            let person;
+            {
+                let e = engine_in_process(&db, &server);
+                let mut s = e.settings().unwrap();
+                s.page_size = 100;
+                s.batch_size = 3;
+                s.max_attempts = 1;
+                e.configure(s).unwrap();
+                e.sync().unwrap();
+                let (detail, p) = pulled_ids(&e);
+                person = p;
+                for _ in 0..3 {
+                    orders.push(sale(&e, person, detail, 2));
+                }
+                e.update(
+                    "people",
+                    RecordId::Server(person),
+                    json!({"mobile": "09120000000"}),
+                )
+                .unwrap();
+                server
+                    .faults()
+                    .inject(None, Fault::Latency(Duration::ZERO), k);
+                server.faults().inject(None, fault, 1);
+                let _ = e.sync();
+                server.faults().clear();
+            }
+            let e = engine_in_process(&db, &server);
+            e.sync().unwrap();
+            let st = e.status().unwrap().counts;
+            assert_eq!(
+                (st.pending, st.parked, st.in_doubt),
+                (0, 0, 0),
+                "{fault:?} at call {k}"
+            );
+            let admin = server.admin();
+            assert_eq!(admin.count("orders"), 3, "{fault:?} at call {k}");
+            assert_eq!(admin.count("orderDetails"), 6, "{fault:?} at call {k}");
+            assert_eq!(
+                admin.get("people", person).unwrap()["mobile"],
+                "09120000000"
+            );
+            for oc in &orders {
+                let local = e.get("orders", RecordId::Client(*oc)).unwrap().unwrap();
+                let id = local["orderId"].as_i64().expect("mapped");
+                assert_eq!(admin.id_for_client("orders", *oc), Some(id));
+            }
+        }
+    }
+}
+
+#[test]
+fn another_visitor_at_login_stops_the_sync_and_changes_nothing() {
+    let server = shop(10, 2);
+    let db = TempDb::new("m-mismatch");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let (detail, person) = pulled_ids(&e);
+    sale(&e, person, detail, 1);
+    let before = (
+        e.count("products", true).unwrap(),
+        e.status().unwrap().counts.pending,
+    );
+    let visitor = e.session().unwrap().unwrap().visitor_id;
+    server.admin().set_session_ids(None, Some(visitor + 1));
+    // A new login: the engine reconnects as a fresh app start would.
+    e.disconnect().unwrap();
+    e.set_credentials(credentials()).unwrap();
+    let err = e.sync().unwrap_err();
+    assert!(
+        matches!(&err, Error::ReplicaMismatch { what, replica, .. } if what == "visitorId" && *replica == visitor),
+        "{err:?}"
+    );
+    assert_eq!(
+        (
+            e.count("products", true).unwrap(),
+            e.status().unwrap().counts.pending
+        ),
+        before
+    );
+    assert_eq!(server.admin().count("orders"), 0, "nothing was pushed");
+    // The app decides to wipe; then the replica fills from the new visitor.
+    e.wipe(true).unwrap();
+    e.sync().unwrap();
+    assert_eq!(e.session().unwrap().unwrap().visitor_id, visitor + 1);
+}
+
+#[test]
+fn the_dialect_of_a_replica_that_holds_data_cannot_be_switched() {
+    let server = shop(3, 1);
+    let db = TempDb::new("m-dialect");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let mut s = e.settings().unwrap();
+    s.dialect = rowsync::Dialect::Documented;
+    assert!(matches!(
+        e.configure(s.clone()),
+        Err(Error::DialectMismatch { .. })
+    ));
+    assert_eq!(e.settings().unwrap().dialect, rowsync::Dialect::Mahak);
+    assert!(e.catalogue().unwrap().get("people").is_some());
+    e.wipe(true).unwrap();
+    e.configure(s).unwrap();
+    assert!(e.catalogue().unwrap().get("persons").is_some());
+    assert!(e.catalogue().unwrap().get("people").is_none());
+}
+
+/// A create the server already holds (sent by a save whose answer never
+/// came, in an earlier life of the app) gets "already registered" when sent
+/// again: the engine reconciles it by a pull instead of parking it.
+#[test]
+fn already_registered_is_reconciled_not_parked() {
+    let server = shop(5, 2);
+    let db = TempDb::new("m-already");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let person = e
+        .create("people", json!({"Name": "مشتري تازه ", "Mobile": "0912"}))
+        .unwrap();
+    let pc = client_id(&person, "person");
+    assert_eq!(
+        person["name"], "مشتري تازه ",
+        "PascalCase writes are stored in camelCase"
+    );
+    assert!(person.get("Name").is_none());
+    // The server got it some other way (as a lost save would have left it);
+    // the engine does not know.
+    server
+        .admin()
+        .upsert(
+            "people",
+            json!({"personClientId": pc, "name": "مشتري تازه ", "mobile": "0912"}),
+        )
+        .unwrap();
+    // Keep the pull from seeing it first: pull nothing but products.
+    let mut s = e.settings().unwrap();
+    s.collections = vec!["products".into()];
+    e.configure(s).unwrap();
+    let report = e.sync().unwrap();
+    assert_eq!(report.parked, 0);
+    assert!(e.dead_letters().unwrap().is_empty());
+    assert_eq!(server.admin().count("people"), 3, "never twice");
+    let local = e.get("people", RecordId::Client(pc)).unwrap().unwrap();
+    assert_eq!(
+        local["personId"].as_i64(),
+        server.admin().id_for_client("people", pc)
+    );
+    assert_eq!(e.status().unwrap().counts.pending, 0);
+}
+
+/// Bad bytes from a server that speaks the mahak dialect: refused whole,
+/// the store left as it was.
+struct BadPages {
+    inner: InProcessTransport,
+    page: String,
+}
+
+impl Transport for BadPages {
+    fn send(&self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        if req.url.to_ascii_lowercase().contains("getalldata") {
+            return Ok(HttpResponse {
+                status: 200,
+                headers: vec![("Trackingid".into(), "bad-1".into())],
+                body: self.page.clone().into_bytes(),
+            });
+        }
+        self.inner.send(req)
+    }
+}
+
+#[test]
+fn bad_pages_leave_the_store_as_it_was() {
+    let server = shop(20, 2);
+    let db = TempDb::new("m-bad");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let snapshot = |e: &Engine| (local_all(e, "products"), e.status().unwrap().checkpoints);
+    let before = snapshot(&e);
+    let good = r#"{"ProductId":1,"ProductClientId":0,"Name":"ok","RowVersion":99999999999,"Deleted":false}"#;
+    let deep = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+    let pages = [
+        "{not json".to_string(),
+        "<html><body>Service Unavailable</body></html>".to_string(),
+        format!(
+            r#"{{"Result":true,"Data":{{"Objects":{{"Products":[{good},{{"Name":"no id","RowVersion":99999999999}}]}}}}}}"#
+        ),
+        format!(
+            r#"{{"Result":true,"Data":{{"Objects":{{"Products":[{good},{{"ProductId":3,"RowVersion":-4}}]}}}}}}"#
+        ),
+        format!(
+            r#"{{"Result":true,"Data":{{"Objects":{{"Products":[{good},{{"ProductId":"3","RowVersion":5}}]}}}}}}"#
+        ),
+        format!(
+            r#"{{"Result":true,"Data":{{"Objects":{{"Products":[{good},{{"ProductId":4,"RowVersion":6,"X":{deep}}}]}}}}}}"#
+        ),
+        format!(r#"{{"Result":true,"Data":{{"Objects":{{"Products":{good}}}}}}}"#),
+    ];
+    for page in pages {
+        e.set_transport(Arc::new(BadPages {
+            inner: InProcessTransport::new(server.clone()),
+            page: page.clone(),
+        }))
+        .unwrap();
+        let err = e.sync().unwrap_err();
+        assert!(matches!(err, Error::Protocol { .. }), "{page}: {err:?}");
+        assert_eq!(snapshot(&e), before, "store untouched by {page}");
+    }
+}
