@@ -55,6 +55,8 @@ pub enum RowsyncResult {
     Interrupted = 21,
     /// Local changes are still pending.
     PendingChanges = 22,
+    /// The server names another database or visitor than the replica's.
+    ReplicaMismatch = 23,
     /// A bug: the library panicked. The handle may be unusable.
     Panic = 99,
 }
@@ -104,6 +106,7 @@ fn code_of(e: &RowsyncError) -> RowsyncResult {
         RowsyncError::Storage { .. } => RowsyncResult::Storage,
         RowsyncError::Interrupted => RowsyncResult::Interrupted,
         RowsyncError::PendingChanges { .. } => RowsyncResult::PendingChanges,
+        RowsyncError::ReplicaMismatch { .. } => RowsyncResult::ReplicaMismatch,
     }
 }
 

@@ -99,6 +99,17 @@ pub enum RowsyncError {
         /// How many changes are pending or parked.
         count: u64,
     },
+    /// The server's login names another database or visitor than the one
+    /// the replica was filled from. Nothing was changed: wipe the replica
+    /// (`wipe(force = true)`) to sync with the new one, or keep it.
+    ReplicaMismatch {
+        /// `databaseId` or `visitorId`.
+        what: String,
+        /// The replica's value.
+        replica: i64,
+        /// The server's value.
+        server: i64,
+    },
 }
 
 impl fmt::Display for RowsyncError {
@@ -136,6 +147,14 @@ impl fmt::Display for RowsyncError {
             RowsyncError::PendingChanges { count } => {
                 write!(f, "{count} local changes are still pending")
             }
+            RowsyncError::ReplicaMismatch {
+                what,
+                replica,
+                server,
+            } => write!(
+                f,
+                "the replica holds {what} {replica}, but the server now says {server}"
+            ),
         }
     }
 }
@@ -218,6 +237,24 @@ impl From<rowsync::Error> for RowsyncError {
             },
             e @ E::Protocol { .. } => RowsyncError::Protocol {
                 tracking_id: e.tracking_id().map(str::to_string),
+                detail: e.to_string(),
+            },
+            // The save may or may not have landed; the engine reconciles it
+            // on the next sync: for the app, a sync to retry later.
+            e @ E::InDoubt { .. } => RowsyncError::Offline {
+                detail: e.to_string(),
+                retry_after_ms: None,
+            },
+            E::ReplicaMismatch {
+                what,
+                replica,
+                server,
+            } => RowsyncError::ReplicaMismatch {
+                what,
+                replica,
+                server,
+            },
+            e @ E::DialectMismatch { .. } => RowsyncError::Config {
                 detail: e.to_string(),
             },
             E::Config(detail) => RowsyncError::Config { detail },
