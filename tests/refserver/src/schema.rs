@@ -82,24 +82,32 @@ impl MahakSchema {
             .enumerate()
             .map(|(i, (n, ..))| (n.as_str(), i))
             .collect();
-        // Links, without the two that make a cycle (an order names its
-        // receipt and payment, which name their order).
+        // Every <p>Id + <p>ClientId pair naming another collection.
         let mut links: HashMap<String, Vec<String>> = HashMap::new();
         for (name, _, key, p) in &models {
-            let mut l = Vec::new();
-            for f in p {
-                if let Some(pk) = f.strip_suffix("ClientId") {
-                    if pk != key && p.contains(&format!("{pk}Id")) {
-                        if let Some(parent) = keys.get(pk) {
-                            let later = position.get(parent.as_str()) > position.get(name.as_str());
-                            if !(name == "orders" && later) {
-                                l.push(pk.to_string());
-                            }
-                        }
-                    }
-                }
-            }
+            let l = p
+                .iter()
+                .filter_map(|f| f.strip_suffix("ClientId"))
+                .filter(|pk| *pk != key && p.contains(&format!("{pk}Id")) && keys.contains_key(*pk))
+                .map(str::to_string)
+                .collect();
             links.insert(name.clone(), l);
+        }
+        // Without the links that make a cycle (an order names its receipt
+        // and payment, which name their order): the one to the collection
+        // that comes later in the Swagger goes.
+        let key_of: HashMap<&str, &str> =
+            keys.iter().map(|(k, n)| (n.as_str(), k.as_str())).collect();
+        let snapshot = links.clone();
+        for (name, l) in links.iter_mut() {
+            let Some(own_key) = key_of.get(name.as_str()) else {
+                continue;
+            };
+            l.retain(|pk| {
+                let parent = &keys[pk];
+                let back = snapshot[parent].iter().any(|k| k == own_key);
+                !(back && position.get(parent.as_str()) > position.get(name.as_str()))
+            });
         }
         // Parents first, in Swagger order otherwise.
         let mut done: Vec<String> = Vec::new();
@@ -251,6 +259,15 @@ mod tests {
         assert_eq!(od.parent.as_ref().unwrap().collection, "orders");
         let linked: Vec<&str> = od.links.iter().map(|l| l.collection.as_str()).collect();
         assert_eq!(linked, ["orders", "productDetails"]);
+        let orders = s.catalogue.get("orders").unwrap();
+        let linked: Vec<&str> = orders.links.iter().map(|l| l.collection.as_str()).collect();
+        assert_eq!(
+            linked,
+            ["people"],
+            "receipts and payments name their order, not the reverse"
+        );
+        let receipts = s.catalogue.get("receipts").unwrap();
+        assert!(receipts.links.iter().any(|l| l.collection == "orders"));
         assert_eq!(s.pull_keys["frompersonversion"], "people");
         assert_eq!(s.pull_keys["fromcompanyversion"], "companies");
         assert_eq!(s.pull_keys.len(), 57);
