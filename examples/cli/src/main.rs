@@ -24,7 +24,7 @@ rowsync: an offline-first replica of a Mahak database
 usage: rowsync [--db FILE] [--json] COMMAND [ARGS]
 
 commands:
-  init --url URL --username U --database-id N --package-number N
+  init --url URL --username U --database-id N --package-number N [--dialect mahak|documented]
                                store the server settings (never the password)
   sync                         run one sync cycle (pull, then push)
   put COLLECTION JSON          create a record, or update the one its ids name
@@ -210,7 +210,7 @@ impl Args {
 
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
-        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--page-size N] [--batch-size N] [--max-attempts N] [--collections a,b,...]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\nA plain http:// URL is accepted only for a loopback host.",
+        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nA plain http:// URL is accepted only for a loopback host.",
         "sync" => "usage: rowsync --db FILE sync [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints,\nthen pushes the outbox. Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
@@ -220,7 +220,7 @@ fn help_of(command: &str) -> Option<&'static str> {
         "dlq" => "usage: rowsync --db FILE dlq list [--json]\n       rowsync --db FILE dlq retry ID\n       rowsync --db FILE dlq discard ID\n\nThe dead-letter queue: groups of changes the server refused (2001 integrity,\n3001 validation), with its code, message and tracking id. `retry` puts a group\nback in the outbox (fix the data with `put` first); `discard` drops it and\nreturns its records to the server's version.",
         "conflicts" => "usage: rowsync --db FILE conflicts [--clear] [--json]\n\nShows the conflict log: local changes that met a newer server version, the\nfields in conflict and how each was resolved. --clear empties it.",
         "log" => "usage: rowsync --db FILE log [--limit N] [--json]\n\nShows the newest sync-log rows (endpoint, HTTP status, duration, tracking id,\nerror), newest first. Default limit 50.",
-        "serve" => "usage: rowsync serve [--port N] [--host ADDR] [--data FILE] [--seed-products N]\n       [--seed-persons N] [--admin] [--user NAME:PASS]... [--database-id N]\n       [--package-number N] [--token-ttl SECS] [--rate-limit PER_SEC] [--seed N] [--verbose]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. Default user user1:pass1,\ndatabase 1001, package 2002.",
+        "serve" => "usage: rowsync serve [--port N] [--host ADDR] [--data FILE] [--seed-products N]\n       [--seed-persons N] [--admin] [--user NAME:PASS]... [--database-id N]\n       [--package-number N] [--token-ttl SECS] [--rate-limit PER_SEC] [--seed N] [--verbose]\n       [--dialect mahak|documented] [--exclusive-bound] [--page-cap-total]\n       [--server-page-cap N] [--ignore-page-size] [--unordered] [--resend-updates]\n       [--visitor-id N]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. It speaks the real server's dialect\nby default (the password arrives as its MD5 hash); --dialect documented speaks the\nAPI document's. Default user user1:pass1, database 1001, package 2002.",
         "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server and a\nthrowaway replica: initial sync, offline sales, a merged customer, a payment\nthe server wins, an order parked in the dead-letter queue, then reconnects.",
         "version" => "usage: rowsync --version",
         _ => return None,
@@ -363,6 +363,13 @@ fn init(a: &mut Args) -> Outcome {
     let batch_size = a.number::<usize>("--batch-size")?;
     let max_attempts = a.number::<u32>("--max-attempts")?;
     let collections = a.value("--collections")?;
+    let dialect = match a.value("--dialect")? {
+        Some(d) => Some(
+            d.parse::<rowsync::Dialect>()
+                .map_err(|e| Failure::usage(e.to_string()))?,
+        ),
+        None => None,
+    };
     a.positional(&[])?;
     // A new replica is created only once the settings are complete.
     let existing = if std::path::Path::new(&a.db).exists() {
@@ -389,6 +396,9 @@ fn init(a: &mut Args) -> Outcome {
     .collect();
     if !missing.is_empty() {
         return Err(Failure::usage(format!("init needs {}", missing.join(", "))));
+    }
+    if let Some(v) = dialect {
+        s.dialect = v;
     }
     if let Some(v) = url {
         s.base_url = v;
@@ -428,12 +438,13 @@ fn init(a: &mut Args) -> Outcome {
         return print_json(&s);
     }
     say!(
-        "configured {}: {} as {} (database {}, package {})",
+        "configured {}: {} as {} (database {}, package {}, {} dialect)",
         a.db,
         s.base_url,
         s.username,
         s.database_id,
-        s.package_number
+        s.package_number,
+        s.dialect
     );
     say!("next: ROWSYNC_PASSWORD=... rowsync --db {} sync", a.db);
     Ok(())
@@ -663,6 +674,16 @@ fn status(a: &Args) -> Outcome {
             &settings.base_url
         }
     );
+    say!("dialect       {}", s.dialect);
+    if let Some(session) = &s.session {
+        say!(
+            "session       visitor {} of database {} ({}), sync id {}",
+            session.visitor_id,
+            session.database_id,
+            session.user_title.trim(),
+            session.sync_id
+        );
+    }
     if s.connection != ConnectionState::Unknown {
         say!("connection    {}", connection_text(&s.connection));
     }
@@ -676,6 +697,12 @@ fn status(a: &Args) -> Outcome {
         s.counts.pending,
         s.counts.parked
     );
+    if s.counts.in_doubt > 0 {
+        say!(
+            "in doubt      {} create(s) sent whose answer never came: the next sync confirms them by a pull first",
+            s.counts.in_doubt
+        );
+    }
     say!("dead letters  {}", s.counts.dead_letters);
     say!("conflicts     {} logged", s.counts.conflicts);
     let moved: Vec<_> = s.checkpoints.iter().filter(|(_, v)| *v > 0).collect();

@@ -1,13 +1,14 @@
 //! End-to-end tests of the `rowsync` binary: each test starts the reference
-//! server on a loopback port, runs the built binary against it as a user would
-//! (password through the environment or stdin), and checks the exit code and
-//! the human or JSON output.
+//! server on a loopback port (in the real Mahak dialect unless it says
+//! otherwise), runs the built binary against it as a user would (password
+//! through the environment or stdin), and checks the exit code and the human
+//! or JSON output.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use rowsync_refserver::{RunningServer, ServerConfig};
+use rowsync_refserver::{Dialect, RunningServer, ServerConfig};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rowsync");
@@ -101,21 +102,34 @@ fn fails(out: &Output) -> String {
 }
 
 fn init(db: &Path, server: &RunningServer) {
-    let out = rowsync(
-        db,
-        &[
-            "init",
-            "--url",
-            &server.base_url(),
-            "--username",
-            "user1",
-            "--database-id",
-            "1001",
-            "--package-number",
-            "2002",
-        ],
-    );
+    init_with(db, server, &[]);
+}
+
+fn init_with(db: &Path, server: &RunningServer, extra: &[&str]) {
+    let url = server.base_url();
+    let mut args = vec![
+        "init",
+        "--url",
+        &url,
+        "--username",
+        "user1",
+        "--database-id",
+        "1001",
+        "--package-number",
+        "2002",
+    ];
+    args.extend_from_slice(extra);
+    let out = rowsync(db, &args);
     assert!(ok(&out).contains("configured"));
+}
+
+/// The id of the first `collection` record in the replica.
+fn first_id(db: &Path, collection: &str, field: &str) -> i64 {
+    let list = json(&rowsync(
+        db,
+        &["list", collection, "--limit", "1", "--json"],
+    ));
+    list[0][field].as_i64().expect("a pulled record has its id")
 }
 
 #[test]
@@ -128,19 +142,24 @@ fn init_put_sync_list_status() {
     // First sync pulls the shop.
     let report = json(&rowsync(&db, &["sync", "--json"]));
     assert_eq!(report["collections"]["products"]["pulled"], 25);
-    assert_eq!(report["collections"]["persons"]["pulled"], 10);
+    assert_eq!(report["collections"]["productDetails"]["pulled"], 25);
+    assert_eq!(report["collections"]["people"]["pulled"], 10);
     assert!(report["error"].is_null());
+    // The login's session is kept and shown.
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["dialect"], "mahak");
+    let visitor = status["session"]["visitor_id"].as_i64().expect("a visitor");
+    assert_eq!(status["session"]["database_id"], 1001);
+    let text = ok(&rowsync(&db, &["status"]));
+    assert!(text.contains(&format!("visitor {visitor}")), "{text}");
 
-    // A local order, then a sync that pushes it.
-    let stored = json(&rowsync(
-        &db,
-        &[
-            "put",
-            "orders",
-            r#"{"customerId": 3, "totalAmount": 95000}"#,
-            "--json",
-        ],
-    ));
+    // A local sale (an order of type 201), then a sync that pushes it.
+    let person = first_id(&db, "people", "personId");
+    let order = format!(
+        r#"{{"orderType": 201, "visitorId": {visitor}, "personId": {person}, "Description": "till 1"}}"#
+    );
+    let stored = json(&rowsync(&db, &["put", "orders", &order, "--json"]));
+    assert_eq!(stored["description"], "till 1", "stored in camelCase");
     let client_id = stored["orderClientId"].as_i64().unwrap();
     assert!(stored["orderId"].is_null());
     let status = json(&rowsync(&db, &["status", "--json"]));
@@ -168,7 +187,7 @@ fn init_put_sync_list_status() {
     let orders = orders.as_array().unwrap();
     assert_eq!(orders.len(), 1);
     assert_eq!(orders[0]["orderId"], server_id);
-    assert_eq!(orders[0]["totalAmount"], 95000);
+    assert_eq!(orders[0]["orderType"], 201);
     let products = json(&rowsync(
         &db,
         &["list", "products", "--limit", "7", "--json"],
@@ -191,7 +210,7 @@ fn init_put_sync_list_status() {
     let text = ok(&rowsync(&db, &["status"]));
     assert!(text.contains("0 pending change(s)"), "{text}");
     let log = ok(&rowsync(&db, &["log"]));
-    assert!(log.contains("SaveAllDataV2"), "{log}");
+    assert!(log.contains("SaveAllData"), "{log}");
 
     // Delete, then sync: the server has it deleted.
     ok(&rowsync(&db, &["delete", "orders", &server_id.to_string()]));
@@ -214,18 +233,29 @@ fn refused_order_goes_to_the_dead_letter_queue() {
     let db = scratch.db();
     init(&db, &server);
     json(&rowsync(&db, &["sync", "--json"]));
+    // An order for a customer the server does not know: refused per
+    // record, with the server's words on `PersonId`.
     let bad = json(&rowsync(
         &db,
-        &["put", "orders", r#"{"customerId": 999999}"#, "--json"],
+        &[
+            "put",
+            "orders",
+            r#"{"orderType": 201, "personId": 999999}"#,
+            "--json",
+        ],
     ));
     let report = json(&rowsync(&db, &["sync", "--json"]));
-    assert_eq!(report["parked"], 1);
+    assert_eq!(report["parked"], 1, "{report}");
     let letters = json(&rowsync(&db, &["dlq", "list", "--json"]));
     let letter = &letters[0];
-    assert_eq!(letter["code"], 2001);
+    assert_eq!(letter["field"], "PersonId");
+    assert!(
+        letter["message"].as_str().unwrap().contains("999999"),
+        "{letter}"
+    );
     assert_eq!(letter["changes"][0]["client_id"], bad["orderClientId"]);
     let text = ok(&rowsync(&db, &["dlq"]));
-    assert!(text.contains("2001"), "{text}");
+    assert!(text.contains("PersonId"), "{text}");
 
     // Discard: the order disappears (the server never had it).
     let id = letter["id"].as_i64().unwrap().to_string();
@@ -298,7 +328,8 @@ fn errors_exit_non_zero_with_one_line() {
     let e = fails(&rowsync_env(&db, &["sync"], None, None));
     assert!(e.contains("ROWSYNC_PASSWORD"), "{e}");
     let e = fails(&rowsync_env(&db, &["sync"], Some("wrong"), None));
-    assert!(e.contains("1002"), "{e}");
+    assert!(e.contains("authentication failed"), "{e}");
+    fails(&rowsync(&db, &["init", "--dialect", "klingon"]));
     let status = json(&rowsync(&db, &["status", "--json"]));
     assert!(status["last_error"].is_string());
 
@@ -323,6 +354,67 @@ fn errors_exit_non_zero_with_one_line() {
     );
     ok(&out);
     fails(&rowsync(&down, &["sync"]));
+}
+
+/// The documented dialect, chosen at `init`, against a server speaking it.
+#[test]
+fn the_documented_dialect_is_one_flag_away() {
+    let server = RunningServer::start(ServerConfig {
+        dialect: Dialect::Documented,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    server.server().admin().seed_persons(4).unwrap();
+    let scratch = Scratch::new("documented");
+    let db = scratch.db();
+    init_with(&db, &server, &["--dialect", "documented"]);
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(report["collections"]["persons"]["pulled"], 4);
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["dialect"], "documented");
+    assert!(status["session"].is_null());
+    // A replica holding data keeps its dialect.
+    let e = fails(&rowsync(&db, &["init", "--dialect", "mahak"]));
+    assert!(e.contains("wipe"), "{e}");
+}
+
+/// `rowsync serve` speaks the real dialect: the password arrives as its
+/// MD5 hash, and the plain password is refused.
+#[test]
+fn serve_answers_an_md5_login_and_refuses_the_plain_password() {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    {
+        use std::io::BufRead;
+        let out = child.stdout.take().unwrap();
+        std::io::BufReader::new(out).read_line(&mut url).unwrap();
+    }
+    let login = |password: &str| -> Value {
+        let body = serde_json::json!({"userName": "user1", "password": password,
+            "databaseId": 1001, "packageNo": "2002"});
+        let mut resp = ureq::post(&format!("{}/Sync/Login", url.trim()))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .unwrap();
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap()
+    };
+    // md5("pass1")
+    let good = login("a722c63db8ec8625af6cf71cb8c2d939");
+    let plain = login("pass1");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(good["Result"], true, "{good}");
+    assert!(good["Data"]["UserToken"]
+        .as_str()
+        .is_some_and(|t| t.split('.').count() == 3));
+    assert!(good["Data"]["VisitorId"].as_i64().is_some());
+    assert!(good["Data"].get("ExpireDate").is_none(), "no expiry field");
+    assert_eq!(plain["Result"], false, "{plain}");
 }
 
 #[test]
