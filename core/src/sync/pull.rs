@@ -77,7 +77,21 @@ pub fn apply(
                     }
                 }
                 Some(p) => {
-                    if p.row_version.is_some_and(|have| have >= rv) {
+                    if p.row_version.is_some_and(|have| have > rv) {
+                        continue;
+                    }
+                    if p.row_version == Some(rv) {
+                        // The same version again: a repeat, or the echo of
+                        // our own save. The server's copy may carry what it
+                        // added on saving (dates, hashes, totals): take it,
+                        // unless a local edit is pending over it.
+                        if !p.pending {
+                            if let Some(row) = store::row_by_local_id(tx, p.local_id)? {
+                                if row.data != text {
+                                    tx.update_pulled(p.local_id, rv, meta.deleted, text)?;
+                                }
+                            }
+                        }
                         continue;
                     }
                     if p.pending && p.server_id.is_none() {
