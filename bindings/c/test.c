@@ -82,11 +82,12 @@ int main(int argc, char **argv) {
           "subscribe_status(NULL callback)");
 
     /* Offline write. */
-    CHECK(rowsync_engine_create(engine, "products",
-                                "{\"productCode\": 7001, \"name\": \"C widget\", \"price\": 1200}",
+    CHECK(rowsync_engine_create(engine, "people",
+                                "{\"personCode\": 7001, \"Name\": \"C customer\", \"mobile\": \"0912\"}",
                                 &out) == ROWSYNC_RESULT_OK,
           "create");
-    CHECK(out != NULL && strstr(out, "productClientId") != NULL, "created record has a client id");
+    CHECK(out != NULL && strstr(out, "personClientId") != NULL, "created record has a client id");
+    CHECK(out != NULL && strstr(out, "\"name\"") != NULL, "stored in camelCase");
     rowsync_string_free(out);
     out = NULL;
     CHECK(changes_seen >= 1, "change callback fired");
@@ -94,9 +95,9 @@ int main(int argc, char **argv) {
     /* An order and its line, one group; a failing group stores nothing. */
     CHECK(rowsync_engine_write_group(
               engine,
-              "[{\"op\":\"create\",\"collection\":\"orders\",\"record\":{\"totalAmount\":2400}},"
+              "[{\"op\":\"create\",\"collection\":\"orders\",\"record\":{\"orderType\":201}},"
               " {\"op\":\"create\",\"collection\":\"orderDetails\","
-              "  \"record\":{\"quantity\":2,\"unitPrice\":1200},\"parent_op\":0}]",
+              "  \"record\":{\"productDetailId\":1,\"count1\":2,\"price\":1200},\"parent_op\":0}]",
               &out) == ROWSYNC_RESULT_OK,
           "write_group");
     CHECK(out != NULL && strstr(out, "orderDetailClientId") != NULL &&
@@ -106,8 +107,8 @@ int main(int argc, char **argv) {
     out = NULL;
     CHECK(rowsync_engine_write_group(
               engine,
-              "[{\"op\":\"create\",\"collection\":\"orders\",\"record\":{\"customerId\":1}},"
-              " {\"op\":\"create\",\"collection\":\"orderDetails\",\"record\":{\"quantity\":2}}]",
+              "[{\"op\":\"create\",\"collection\":\"orders\",\"record\":{\"orderType\":201}},"
+              " {\"op\":\"create\",\"collection\":\"orderDetails\",\"record\":{\"count1\":2}}]",
               &out) == ROWSYNC_RESULT_INVALID_INPUT,
           "group with an orphan line fails");
     CHECK(out == NULL, "out untouched on a failed group");
@@ -145,9 +146,17 @@ int main(int argc, char **argv) {
           "credentials");
     CHECK(rowsync_engine_sync(engine, &out) == ROWSYNC_RESULT_OK, "sync");
     CHECK(out != NULL && strstr(out, "\"pushed\":3") != NULL,
-          "three changes pushed (a product, an order, its line)");
+          "three changes pushed (a customer, an order, its line)");
     rowsync_string_free(out);
     out = NULL;
+
+    /* The login's session: the visitor orders carry. */
+    CHECK(rowsync_engine_session(engine, &out) == ROWSYNC_RESULT_OK, "session");
+    CHECK(out != NULL && strstr(out, "\"visitor_id\":") != NULL, "session names the visitor");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_session(engine, NULL) == ROWSYNC_RESULT_NULL_ARGUMENT,
+          "session(NULL out)");
 
     CHECK(online_seen >= 1, "status callback heard the engine go online");
     rowsync_subscription_free(status_sub);
@@ -157,13 +166,13 @@ int main(int argc, char **argv) {
     rowsync_string_free(out);
     out = NULL;
 
-    CHECK(rowsync_engine_list(engine, "products", 10, 0, &out) == ROWSYNC_RESULT_OK, "list");
-    CHECK(out != NULL && strstr(out, "C widget") != NULL, "listed record");
+    CHECK(rowsync_engine_list(engine, "people", 10, 0, &out) == ROWSYNC_RESULT_OK, "list");
+    CHECK(out != NULL && strstr(out, "C customer") != NULL, "listed record");
     rowsync_string_free(out);
     out = NULL;
 
     CHECK(rowsync_engine_sync_log(engine, 10, &out) == ROWSYNC_RESULT_OK, "sync log");
-    CHECK(out != NULL && strstr(out, "SaveAllDataV2") != NULL, "save call logged");
+    CHECK(out != NULL && strstr(out, "SaveAllData") != NULL, "save call logged");
     rowsync_string_free(out);
     out = NULL;
 

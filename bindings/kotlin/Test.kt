@@ -79,15 +79,16 @@ fun main(args: Array<String>) {
         check(status.seen.firstOrNull() == ConnectionStatus.Unknown, "status listener gets the state at once")
 
         // Offline write.
-        val created = e.create("products", """{"productCode": 8001, "name": "Kotlin widget", "price": 990}""")
-        check(created.contains("productClientId"), "created record has a client id")
+        val created = e.create("people", """{"personCode": 8001, "Name": "Kotlin customer", "mobile": "0912"}""")
+        check(created.contains("personClientId"), "created record has a client id")
+        check(created.contains("\"name\""), "stored in camelCase")
         check(changes.batches.get() >= 1, "change listener fired")
 
         // A grouped write: an order and its line, linked by the group.
         val group = e.writeGroup(
             listOf(
-                WriteOp.Create("orders", """{"totalAmount": 95000}""", null),
-                WriteOp.Create("orderDetails", """{"quantity": 2}""", 0u),
+                WriteOp.Create("orders", """{"orderType": 201}""", null),
+                WriteOp.Create("orderDetails", """{"productDetailId": 1, "count1": 2, "price": 47500}""", 0u),
             ),
         )
         check(group.size == 2 && group[1]?.contains("orderClientId") == true, "group linked the line to its order")
@@ -122,11 +123,14 @@ fun main(args: Array<String>) {
         check(report.pushed >= 3uL, "three changes pushed (got ${report.pushed})")
         check(report.deadLetters == 0uL, "nothing parked")
         check(transport.calls.get() >= 2, "the Kotlin transport carried the calls")
-        check(sink.lines.any { it.contains("SaveAllDataV2") }, "log sink got the save call")
+        check(sink.lines.any { it.contains("SaveAllData") }, "log sink got the save call")
         check(sink.lines.none { it.contains("pass1") }, "no password in the logs")
         check(status.seen.any { it == ConnectionStatus.Online }, "status listener saw Online")
         check(e.status().counts.pending == 0uL, "nothing pending after sync")
-        check(e.syncLog(50u).any { it.endpoint == "GetAllDataV2" }, "sync log readable")
+        check(e.syncLog(50u).any { it.endpoint == "GetAllData" }, "sync log readable")
+        val session = e.session()
+        check(session != null && session.visitorId > 0, "the login's session names the visitor")
+        check(e.status().dialect == Dialect.MAHAK, "the real dialect by default")
 
         // Wrong password: AuthFailed.
         e.setCredentials(LoginCredentials("user1", "wrong", 1001L, 2002L))
@@ -140,7 +144,7 @@ fun main(args: Array<String>) {
         sub.cancel()
         check(!sub.isActive(), "cancelled handle is inactive")
         val before = changes.batches.get()
-        e.create("products", """{"productCode": 8002, "name": "quiet"}""")
+        e.create("people", """{"personCode": 8002, "name": "quiet"}""")
         check(changes.batches.get() == before, "no call after cancel")
         statusSub.close()
         sub.close()

@@ -1,5 +1,5 @@
-/* Example: open a replica, write a record offline, sync it to the server
- * given as argument. Build against an installed library:
+/* Example: open a replica, write a customer offline, sync it to the server
+ * given as argument (the real Mahak dialect, the default). Build against an installed library:
  *   cc example.c $(pkg-config --cflags --libs rowsync) -o example
  *   ./example http://127.0.0.1:8080/API/v3 */
 
@@ -31,8 +31,8 @@ int main(int argc, char **argv) {
     } else if ((r = rowsync_engine_set_credentials(engine, "user1", "pass1", 1001, 2002)) !=
                ROWSYNC_RESULT_OK) {
         rc = fail("credentials", r);
-    } else if ((r = rowsync_engine_create(engine, "products",
-                                          "{\"name\": \"C example\", \"price\": 1000}",
+    } else if ((r = rowsync_engine_create(engine, "people",
+                                          "{\"name\": \"مشتري C \", \"mobile\": \"09120000000\"}",
                                           &record)) != ROWSYNC_RESULT_OK) {
         rc = fail("create", r);
     } else if ((r = rowsync_engine_sync(engine, &report)) != ROWSYNC_RESULT_OK) {

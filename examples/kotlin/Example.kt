@@ -9,11 +9,12 @@ fun main(args: Array<String>) {
     val url = args.firstOrNull() ?: error("usage: Example BASE_URL")
     RowsyncEngine.open("example.db", defaultSettings(url)).use { engine ->
         engine.setCredentials(LoginCredentials("user1", "pass1", 1001L, 2002L))
-        val product = engine.create("products", """{"name": "Kotlin example", "price": 1000}""")
-        println("created $product")
+        val person = engine.create("people", """{"name": "مشتري Kotlin ", "mobile": "09120000000"}""")
+        println("created $person")
         try {
             val report = engine.sync()
             println("pushed ${report.pushed}, pulled ${report.pulled}, pending ${report.pending}")
+            println("this tablet is visitor ${engine.session()?.visitorId} on the server")
         } catch (e: RowsyncException.Offline) {
             println("offline, the change stays queued: ${e.detail}")
         } catch (e: RowsyncException.AuthFailed) {

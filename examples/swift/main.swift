@@ -9,11 +9,12 @@ do {
     let engine = try RowsyncEngine.open(path: "example.db", settings: defaultSettings(baseUrl: url))
     try engine.setCredentials(credentials: LoginCredentials(
         username: "user1", password: "pass1", databaseId: 1001, packageNumber: 2002))
-    let product = try engine.create(collection: "products",
-                                    recordJson: #"{"name": "Swift example", "price": 1000}"#)
-    print("created \(product)")
+    let person = try engine.create(collection: "people",
+                                   recordJson: #"{"name": "مشتري Swift ", "mobile": "09120000000"}"#)
+    print("created \(person)")
     let report = try engine.sync()
     print("pushed \(report.pushed), pulled \(report.pulled), pending \(report.pending)")
+    print("this device is visitor \(try engine.session()?.visitorId ?? 0) on the server")
 } catch RowsyncError.Offline(let detail, _) {
     print("offline, the change stays queued: \(detail)")
 } catch {

@@ -81,6 +81,10 @@ enum RowsyncResult
    */
   ROWSYNC_RESULT_PENDING_CHANGES = 22,
   /**
+   * The server names another database or visitor than the replica's.
+   */
+  ROWSYNC_RESULT_REPLICA_MISMATCH = 23,
+  /**
    * A bug: the library panicked. The handle may be unusable.
    */
   ROWSYNC_RESULT_PANIC = 99,
@@ -279,6 +283,14 @@ RowsyncResult rowsync_engine_sync(const struct RowsyncEngine *engine, char **out
  * The engine's status as JSON in `*out_json`.
  */
 RowsyncResult rowsync_engine_status(const struct RowsyncEngine *engine, char **out_json);
+
+/**
+ * What the server said of this client at its last login (mahak dialect),
+ * as JSON in `*out_json`: `{"visitor_id", "sync_id", "database_id",
+ * "user_title", "server_time"}`, or `null` before the first login. Orders
+ * carry `visitor_id`.
+ */
+RowsyncResult rowsync_engine_session(const struct RowsyncEngine *engine, char **out_json);
 
 /**
  * The dead letters as a JSON array in `*out_json`.

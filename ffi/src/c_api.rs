@@ -629,6 +629,24 @@ pub unsafe extern "C" fn rowsync_engine_status(
     })
 }
 
+/// What the server said of this client at its last login (mahak dialect),
+/// as JSON in `*out_json`: `{"visitor_id", "sync_id", "database_id",
+/// "user_title", "server_time"}`, or `null` before the first login. Orders
+/// carry `visitor_id`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_session(
+    engine: *const RowsyncEngine,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        let s = to_json(&e.core().session()?)?;
+        *out_json = c_string(s)?;
+        Ok(())
+    })
+}
+
 /// The dead letters as a JSON array in `*out_json`.
 #[no_mangle]
 pub unsafe extern "C" fn rowsync_engine_dead_letters(

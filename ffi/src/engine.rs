@@ -15,7 +15,7 @@ use crate::log::{LogLevel, LogSink, SinkAdapter};
 use crate::transport::{HttpTransport, TransportAdapter};
 use crate::types::{
     ConflictRecord, DeadLetterEntry, EngineSettings, EngineStatus, ListQuery, LoginCredentials,
-    RecordKey, RecordPage, SyncLogRecord, SyncSummary, WriteOp,
+    LoginSession, RecordKey, RecordPage, SyncLogRecord, SyncSummary, WriteOp,
 };
 
 /// The sync engine: a local replica the app reads and writes offline, and
@@ -255,6 +255,13 @@ impl RowsyncEngine {
     /// Runs one sync cycle: pull, then push. Blocks until done.
     pub fn sync(&self) -> Result<SyncSummary> {
         Ok(self.sync_core()?.into())
+    }
+
+    /// What the server said of this client at its last login (mahak
+    /// dialect): the visitor orders must carry, the database, the user's
+    /// title. `None` before the first login.
+    pub fn session(&self) -> Result<Option<LoginSession>> {
+        Ok(self.inner.session()?.map(Into::into))
     }
 
     /// The engine's status.

@@ -14,6 +14,11 @@ pub struct EngineSettings {
     /// Base URL of the Mahak Sync API, e.g. `https://host/API/v3`.
     #[uniffi(default = "")]
     pub base_url: String,
+    /// The dialect the server speaks: the real Mahak server's (the
+    /// default) or the API document's. Kept in the replica; switching it on
+    /// a replica that holds data throws `Config` until it is wiped.
+    /// `defaultSettings(baseUrl)` starts from the mahak dialect.
+    pub dialect: Dialect,
     /// Records per collection per pull page.
     #[uniffi(default = 5000)]
     pub page_size: u32,
@@ -48,6 +53,7 @@ impl EngineSettings {
     pub(crate) fn apply_to(&self, base: rowsync::Settings) -> rowsync::Settings {
         rowsync::Settings {
             base_url: self.base_url.clone(),
+            dialect: self.dialect.into(),
             page_size: self.page_size,
             batch_size: self.batch_size as usize,
             max_per_collection: self.max_per_collection as usize,
@@ -66,6 +72,7 @@ impl From<rowsync::Settings> for EngineSettings {
     fn from(s: rowsync::Settings) -> Self {
         EngineSettings {
             base_url: s.base_url,
+            dialect: s.dialect.into(),
             page_size: s.page_size,
             batch_size: u32::try_from(s.batch_size).unwrap_or(u32::MAX),
             max_per_collection: u32::try_from(s.max_per_collection).unwrap_or(u32::MAX),
@@ -75,6 +82,63 @@ impl From<rowsync::Settings> for EngineSettings {
             max_delay_ms: s.max_delay_ms,
             connect_timeout_ms: s.connect_timeout_ms,
             timeout_ms: s.timeout_ms,
+        }
+    }
+}
+
+/// The dialect of the Mahak Sync API a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Dialect {
+    /// What the production Mahak server speaks: MD5 login, `GetAllData`,
+    /// `SaveAllData` with per-record results.
+    Mahak,
+    /// The API as its document describes it (`LoginV2`, `GetAllDataV2`,
+    /// `SaveAllDataV2`).
+    Documented,
+}
+
+impl From<Dialect> for rowsync::Dialect {
+    fn from(d: Dialect) -> Self {
+        match d {
+            Dialect::Mahak => rowsync::Dialect::Mahak,
+            Dialect::Documented => rowsync::Dialect::Documented,
+        }
+    }
+}
+
+impl From<rowsync::Dialect> for Dialect {
+    fn from(d: rowsync::Dialect) -> Self {
+        match d {
+            rowsync::Dialect::Mahak => Dialect::Mahak,
+            rowsync::Dialect::Documented => Dialect::Documented,
+        }
+    }
+}
+
+/// What the server said of this client at its last login (mahak dialect).
+/// Orders carry `visitor_id`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct LoginSession {
+    /// The visitor (shop, salesman, app) this client acts as.
+    pub visitor_id: i64,
+    /// The server's sync id of the login.
+    pub sync_id: i64,
+    /// The Mahak database.
+    pub database_id: i64,
+    /// The user's display name.
+    pub user_title: String,
+    /// The server's clock at login, as it wrote it.
+    pub server_time: String,
+}
+
+impl From<rowsync::Session> for LoginSession {
+    fn from(s: rowsync::Session) -> Self {
+        LoginSession {
+            visitor_id: s.visitor_id,
+            sync_id: s.sync_id,
+            database_id: s.database_id,
+            user_title: s.user_title,
+            server_time: s.server_time,
         }
     }
 }
@@ -325,6 +389,9 @@ pub struct OutboxCounts {
     pub dead_letters: u64,
     /// Conflict-log entries.
     pub conflicts: u64,
+    /// Creates whose save answer never came: the next sync confirms them
+    /// by a pull before anything is sent again.
+    pub in_doubt: u64,
 }
 
 impl From<rowsync::Counts> for OutboxCounts {
@@ -334,6 +401,7 @@ impl From<rowsync::Counts> for OutboxCounts {
             parked: c.parked,
             dead_letters: c.dead_letters,
             conflicts: c.conflicts,
+            in_doubt: c.in_doubt,
         }
     }
 }
@@ -350,6 +418,10 @@ pub struct Checkpoint {
 /// The engine's state as the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct EngineStatus {
+    /// The dialect the replica syncs in.
+    pub dialect: Dialect,
+    /// The last login's session (mahak dialect), if any.
+    pub session: Option<LoginSession>,
     /// Connection state.
     pub connection: ConnectionStatus,
     /// A sync is running.
@@ -367,6 +439,8 @@ pub struct EngineStatus {
 impl From<rowsync::Status> for EngineStatus {
     fn from(s: rowsync::Status) -> Self {
         EngineStatus {
+            dialect: s.dialect.into(),
+            session: s.session.map(Into::into),
             connection: (&s.connection).into(),
             syncing: s.syncing,
             counts: s.counts.into(),

@@ -23,9 +23,10 @@ do {
     let engine = try RowsyncEngine.open(path: ":memory:", settings: nil)
     let counter = Counter()
     let sub = engine.subscribeChanges(listener: counter)
-    let created = try engine.create(collection: "products",
-                                    recordJson: #"{"productCode": 9001, "name": "Swift widget"}"#)
-    check(created.contains("productClientId"), "created record has a client id")
+    let created = try engine.create(collection: "people",
+                                    recordJson: #"{"personCode": 9001, "Name": "Swift customer"}"#)
+    check(created.contains("personClientId"), "created record has a client id")
+    check(created.contains(#""name""#), "stored in camelCase")
     check(counter.batches >= 1, "change listener fired")
     do {
         _ = try engine.create(collection: "noSuchCollection", recordJson: "{}")
@@ -40,6 +41,8 @@ do {
         username: "user1", password: "pass1", databaseId: 1001, packageNumber: 2002))
     let report = try engine.sync()
     check(report.pushed >= 1, "record pushed")
+    let session = try engine.session()
+    check((session?.visitorId ?? 0) > 0, "the login's session names the visitor")
     sub.cancel()
 } catch {
     check(false, "unexpected error: \(error)")
