@@ -1,7 +1,8 @@
 //! The baselines: what plain rusqlite does with the same work and none of the
-//! engine's bookkeeping. `Pages` applies recorded `GetAllDataV2` pages as a
-//! lean client would (serde scan of the id fields, one prepared upsert per
-//! record into a table with the engine's indexes, one transaction per page);
+//! engine's bookkeeping. `apply_pages` applies recorded pull pages, of either
+//! dialect, as a lean client would (serde scan of the id fields, one prepared
+//! upsert per record into a table with the engine's indexes, one transaction
+//! per page; records stored as they came, with no renaming);
 //! `Writes` inserts a row plus an outbox row per transaction. Both use the
 //! engine's pragmas (WAL, synchronous=NORMAL, same cache size).
 
@@ -44,8 +45,65 @@ CREATE INDEX IF NOT EXISTS rs_outbox_seq ON rs_outbox(seq);
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     data: HashMap<&'a str, Entry<'a>>,
+    /// The mahak dialect's `Data`.
+    #[serde(borrow, default, rename = "Data")]
+    mahak: Option<MahakData<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MahakData<'a> {
+    #[serde(borrow, rename = "Objects")]
+    objects: HashMap<&'a str, Option<Vec<&'a RawValue>>>,
+}
+
+/// A mahak record's bookkeeping, whatever its collection: the first key
+/// ending in `Id` is its id, the first ending in `ClientId` its client id
+/// (the server writes its own ids first, as the captures show).
+struct MahakRec {
+    id: i64,
+    client_id: Option<i64>,
+    row_version: i64,
+    deleted: bool,
+}
+
+impl<'de> Deserialize<'de> for MahakRec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = MahakRec;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a record")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<MahakRec, A::Error> {
+                let (mut id, mut client_id, mut rv, mut deleted) = (None, None, 0, false);
+                while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if k == "RowVersion" {
+                        rv = m.next_value()?;
+                    } else if k == "Deleted" {
+                        deleted = m.next_value()?;
+                    } else if id.is_none() && k.ends_with("Id") && !k.ends_with("ClientId") {
+                        id = m.next_value()?;
+                    } else if client_id.is_none() && k.ends_with("ClientId") {
+                        client_id = m.next_value()?;
+                    } else {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(MahakRec {
+                    id: id.unwrap_or_default(),
+                    client_id,
+                    row_version: rv,
+                    deleted,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -71,8 +129,21 @@ struct Rec {
 pub fn apply_pages(conn: &mut Connection, rec: &Recording) -> Result<u64, String> {
     conn.execute_batch(SCHEMA).map_err(|e| e.to_string())?;
     let mut n = 0u64;
+    // The checkpoint per collection: a mahak server with an inclusive
+    // bound sends the record at it again, which a lean client skips (as
+    // the vendor's plugin does).
+    let mut checkpoints: HashMap<String, i64> = HashMap::new();
     for page in &rec.pages {
         let env: Envelope<'_> = serde_json::from_slice(&page.body).map_err(|e| e.to_string())?;
+        let mahak_page = env.mahak.is_some();
+        let entries: Vec<(&str, Vec<&RawValue>)> = match env.mahak {
+            Some(m) => m
+                .objects
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k, v)))
+                .collect(),
+            None => env.data.into_iter().map(|(k, e)| (k, e.records)).collect(),
+        };
         let tx = conn.transaction().map_err(|e| e.to_string())?;
         {
             let mut upsert = tx
@@ -90,7 +161,7 @@ pub fn apply_pages(conn: &mut Connection, rec: &Recording) -> Result<u64, String
                      ON CONFLICT(name) DO UPDATE SET checkpoint = max(checkpoint, excluded.checkpoint)",
                 )
                 .map_err(|e| e.to_string())?;
-            for (name, entry) in &env.data {
+            for (name, records) in &entries {
                 tx.execute(
                     "INSERT OR IGNORE INTO rs_collections(name) VALUES (?1)",
                     [name],
@@ -103,9 +174,24 @@ pub fn apply_pages(conn: &mut Connection, rec: &Recording) -> Result<u64, String
                         |r| r.get(0),
                     )
                     .map_err(|e| e.to_string())?;
-                let mut max_rv = 0;
-                for raw in &entry.records {
-                    let r: Rec = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                let mut max_rv = checkpoints.get(*name).copied().unwrap_or(0);
+                let since = max_rv;
+                for raw in records {
+                    let r = if mahak_page {
+                        let r: MahakRec =
+                            serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                        Rec {
+                            id: r.id,
+                            client_id: r.client_id,
+                            row_version: r.row_version,
+                            deleted: r.deleted,
+                        }
+                    } else {
+                        serde_json::from_str(raw.get()).map_err(|e| e.to_string())?
+                    };
+                    if mahak_page && since > 0 && r.row_version <= since {
+                        continue;
+                    }
                     upsert
                         .execute(params![
                             coll,
@@ -121,6 +207,7 @@ pub fn apply_pages(conn: &mut Connection, rec: &Recording) -> Result<u64, String
                 }
                 cp.execute(params![name, max_rv])
                     .map_err(|e| e.to_string())?;
+                checkpoints.insert(name.to_string(), max_rv);
             }
         }
         tx.commit().map_err(|e| e.to_string())?;

@@ -30,6 +30,7 @@ pub fn peak_rss_kib() -> u64 {
 /// Settings for the reference server at `url`, pulling `pageSize` 5000.
 pub fn settings(url: &str) -> Settings {
     Settings {
+        dialect: crate::scenarios::dialect(),
         base_url: url.to_string(),
         page_size: 5_000,
         max_attempts: 3,
@@ -73,6 +74,10 @@ fn arg(args: &[String], name: &str) -> Result<String, String> {
 
 /// Runs child scenario `name`; prints its `RESULT` line.
 pub fn run(name: &str, args: &[String]) -> Result<(), String> {
+    let dialect = arg(args, "--dialect")?
+        .parse()
+        .map_err(|e: rowsync::Error| e.to_string())?;
+    let _ = crate::scenarios::DIALECT.set(dialect);
     let url = arg(args, "--url")?;
     let db = std::path::PathBuf::from(arg(args, "--db")?);
     match name {

@@ -77,11 +77,25 @@ fn main() -> ExitCode {
         .windows(2)
         .find(|w| w[0] == "--only")
         .map(|w| w[1].split(',').map(str::to_string).collect());
+    let dialects: Vec<rowsync::Dialect> = match args
+        .windows(2)
+        .find(|w| w[0] == "--dialect")
+        .map(|w| w[1].as_str())
+    {
+        None | Some("both") => vec![rowsync::Dialect::Mahak, rowsync::Dialect::Documented],
+        Some(d) => match d.parse() {
+            Ok(d) => vec![d],
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     if let Some(bad) = args
         .iter()
-        .find(|a| a.starts_with("--") && !["--quick", "--only"].contains(&a.as_str()))
+        .find(|a| a.starts_with("--") && !["--quick", "--only", "--dialect"].contains(&a.as_str()))
     {
-        eprintln!("unknown option {bad}; usage: rowsync-bench [--quick] [--only writes,apply,push,initial]");
+        eprintln!("unknown option {bad}; usage: rowsync-bench [--quick] [--only writes,apply,push,initial] [--dialect mahak|documented|both]");
         return ExitCode::FAILURE;
     }
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
@@ -118,6 +132,53 @@ fn main() -> ExitCode {
     ];
     let mut rows = Vec::new();
     let mut failed = false;
+    // One dialect per process (the children inherit it): the parent runs
+    // itself once per dialect when asked for both.
+    if dialects.len() > 1 {
+        for d in dialects {
+            let exe = match std::env::current_exe() {
+                Ok(e) => e,
+                Err(e) => {
+                    eprintln!("cannot find the bench binary: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let mut child_args: Vec<String> = Vec::new();
+            let mut skip = false;
+            for a in &args {
+                if skip {
+                    skip = false;
+                    continue;
+                }
+                if a == "--dialect" {
+                    skip = true;
+                    continue;
+                }
+                child_args.push(a.clone());
+            }
+            child_args.extend(["--dialect".to_string(), d.as_str().to_string()]);
+            match std::process::Command::new(exe).args(&child_args).status() {
+                Ok(st) if st.success() => {}
+                Ok(st) => {
+                    eprintln!("the {d} run failed: {st}");
+                    failed = true;
+                }
+                Err(e) => {
+                    eprintln!("cannot run the {d} run: {e}");
+                    failed = true;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        return if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
+    }
+    let dialect = dialects.first().copied().unwrap_or_default();
+    let _ = scenarios::DIALECT.set(dialect);
+    println!("dialect: {dialect}");
     for (key, title, run) in all {
         if only.as_ref().is_some_and(|o| !o.iter().any(|k| k == key)) {
             continue;

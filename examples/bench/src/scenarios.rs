@@ -11,8 +11,17 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rowsync::Engine;
+use rowsync::{Dialect, Engine};
 use rowsync_refserver::{InProcessTransport, RefServer, RunningServer, ServerConfig};
+
+/// The dialect this run speaks: set once from the command line (the
+/// parent's `--dialect`, passed on to every child).
+pub static DIALECT: std::sync::OnceLock<Dialect> = std::sync::OnceLock::new();
+
+/// The dialect this run speaks (mahak unless set).
+pub fn dialect() -> Dialect {
+    DIALECT.get().copied().unwrap_or_default()
+}
 use serde_json::{json, Map, Value};
 
 use crate::baseline;
@@ -154,13 +163,58 @@ fn server_config() -> ServerConfig {
     ServerConfig {
         admin: true,
         log_capacity: 16,
+        dialect: match dialect() {
+            Dialect::Mahak => rowsync_refserver::Dialect::Mahak,
+            Dialect::Documented => rowsync_refserver::Dialect::Documented,
+        },
         ..ServerConfig::default()
     }
 }
 
-fn seed(server: &RefServer, n: usize) -> Res<()> {
-    server.admin().seed_products(n / 2).map_err(err)?;
-    server.admin().seed_persons(n - n / 2).map_err(err)
+/// The collections the incremental scenario changes: products and the
+/// people (documented: persons).
+fn people() -> &'static str {
+    match dialect() {
+        Dialect::Mahak => "people",
+        Dialect::Documented => "persons",
+    }
+}
+
+/// Seeds about `n` records and returns how many there are. Documented: half
+/// products, half persons. Mahak: a shop's shape, each product with its
+/// detail and visitor stock (3 records), each person with its visitor link
+/// (2 records), about half of the records each.
+fn seed(server: &RefServer, n: usize) -> Res<usize> {
+    let admin = server.admin();
+    match dialect() {
+        Dialect::Documented => {
+            admin.seed_products(n / 2).map_err(err)?;
+            admin.seed_persons(n - n / 2).map_err(err)?;
+        }
+        Dialect::Mahak => {
+            let products = n / 6;
+            admin.seed_products(products).map_err(err)?;
+            let left = n.saturating_sub(3 * products + 8);
+            admin.seed_persons(left / 2).map_err(err)?;
+        }
+    }
+    Ok(seeded(server))
+}
+
+/// Every record the server holds.
+fn seeded(server: &RefServer) -> usize {
+    let admin = server.admin();
+    server
+        .catalogue()
+        .iter()
+        .map(|d| admin.count(&d.name))
+        .sum()
+}
+
+/// How many `products` and people the seed of `n` made.
+fn seeded_split(server: &RefServer) -> (usize, usize) {
+    let admin = server.admin();
+    (admin.count("products"), admin.count(people()))
 }
 
 /// Runs `--child name` against `url` and `db`; returns its `RESULT` pairs.
@@ -185,7 +239,15 @@ fn run_child(name: &str, url: &str, db: &Path) -> Res<HashMap<String, f64>> {
         _ => Command::new(exe),
     };
     let out = cmd
-        .args(["--child", name, "--url", url, "--db"])
+        .args([
+            "--child",
+            name,
+            "--dialect",
+            dialect().as_str(),
+            "--url",
+            url,
+            "--db",
+        ])
         .arg(db)
         .stderr(Stdio::inherit())
         .output()
@@ -215,7 +277,7 @@ pub fn initial_and_incremental(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Re
     for &n in &s.initial {
         let running = RunningServer::start(server_config()).map_err(err)?;
         let t = Instant::now();
-        seed(running.server(), n)?;
+        let n = seed(running.server(), n)?;
         eprintln!(
             "  [1] seeded {} records in {:.1}s",
             fmt_n(n),
@@ -302,12 +364,13 @@ pub fn initial_and_incremental(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Re
             let changed = s.changed.min(n);
             let t = Instant::now();
             let admin = running.server().admin();
-            let (products, persons) = ((n / 2).max(1), (n - n / 2).max(1));
+            let (products, persons) = seeded_split(running.server());
+            let (products, persons) = (products.max(1), persons.max(1));
             for k in 0..changed {
                 let (coll, count, field, value) = if k % 2 == 0 {
                     ("products", products, "price", json!(777_000 + k as i64))
                 } else {
-                    ("persons", persons, "creditLimit", json!(900_000 + k as i64))
+                    (people(), persons, "creditLimit", json!(900_000 + k as i64))
                 };
                 let id = 1 + ((k / 2) * (count / (changed / 2).max(1))) as i64;
                 let mut m = Map::new();
@@ -358,9 +421,9 @@ pub fn initial_and_incremental(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Re
 
 /// Pulls everything from an in-process server holding `n` records into an
 /// in-memory replica, keeping the login answer and every page.
-fn capture(n: usize) -> Res<Recording> {
+fn capture(n: usize) -> Res<(Recording, usize)> {
     let server = RefServer::open(server_config()).map_err(err)?;
-    seed(&server, n)?;
+    let n = seed(&server, n)?;
     let e = Engine::open(":memory:").map_err(err)?;
     e.configure(child::settings("http://127.0.0.1/API/v3"))
         .map_err(err)?;
@@ -371,7 +434,7 @@ fn capture(n: usize) -> Res<Recording> {
     if report.applied() as usize != n {
         return Err(format!("capture applied {} of {n}", report.applied()));
     }
-    Ok(timed.take())
+    Ok((timed.take(), n))
 }
 
 /// The engine applies `rec` through a replaying transport into a fresh file
@@ -412,7 +475,8 @@ pub fn apply(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
     let mut per_record: Vec<(usize, f64, f64)> = Vec::new();
     for &n in &s.apply {
         let t = Instant::now();
-        let rec = Arc::new(capture(n)?);
+        let (rec, n) = capture(n)?;
+        let rec = Arc::new(rec);
         eprintln!(
             "  [2] captured {} pages ({:.1} MB) of {} records in {:.1}s",
             rec.pages.len(),
@@ -493,12 +557,22 @@ fn product(i: usize) -> Value {
 }
 
 fn order(i: usize) -> Value {
-    json!({"customerId": 1 + (i % 50) as i64, "totalAmount": 95_000, "note": "bench till"})
+    match dialect() {
+        Dialect::Mahak => json!({"orderType": 201, "personId": 1 + (i % 50) as i64,
+                                 "visitorId": 31, "description": "bench till"}),
+        Dialect::Documented => {
+            json!({"customerId": 1 + (i % 50) as i64, "totalAmount": 95_000, "note": "bench till"})
+        }
+    }
 }
 
 fn line(order_client_id: i64, k: usize) -> Value {
-    json!({"orderClientId": order_client_id, "productId": 1 + k as i64, "quantity": 2,
-           "unitPrice": 47_500})
+    match dialect() {
+        Dialect::Mahak => json!({"orderClientId": order_client_id,
+                                 "productDetailId": 1 + k as i64, "count1": 2, "price": 47_500}),
+        Dialect::Documented => json!({"orderClientId": order_client_id, "productId": 1 + k as i64,
+                                      "quantity": 2, "unitPrice": 47_500}),
+    }
 }
 
 fn latency_rows(

@@ -1,7 +1,7 @@
 //! Transports used by the benchmarks: [`Timed`] wraps any transport, adds up
 //! the wall time spent inside it (server plus network, so the client's own
 //! share of a sync is the total minus this) and can keep every
-//! `GetAllDataV2` response; [`Replay`] answers from such kept responses, so
+//! pull response; [`Replay`] answers from such kept responses, so
 //! the engine's apply path can be measured with the server's cost excluded.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -10,12 +10,17 @@ use std::time::{Duration, Instant};
 
 use rowsync::{HttpRequest, HttpResponse, Transport, TransportError, TransportErrorKind};
 
+/// A pull call of either dialect (`GetAllData`, `GetAllDataV2`).
+fn is_pull(url: &str) -> bool {
+    url.ends_with("GetAllDataV2") || url.ends_with("GetAllData")
+}
+
 /// Responses kept from a run: the login answer and the pages in order.
 #[derive(Default, Clone)]
 pub struct Recording {
-    /// The `LoginV2` response.
+    /// The login response.
     pub login: Option<HttpResponse>,
-    /// Every `GetAllDataV2` response, in the order received.
+    /// Every pull response, in the order received.
     pub pages: Vec<HttpResponse>,
 }
 
@@ -73,7 +78,7 @@ impl Transport for Timed {
         if self.record {
             if let Ok(resp) = &r {
                 let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-                if request.url.ends_with("GetAllDataV2") {
+                if is_pull(&request.url) {
                     kept.pages.push(resp.clone());
                 } else if request.url.contains("Login") {
                     kept.login = Some(resp.clone());
@@ -110,7 +115,7 @@ impl Transport for Replay {
                 .clone()
                 .ok_or_else(|| missing("no recorded login"));
         }
-        if request.url.ends_with("GetAllDataV2") {
+        if is_pull(&request.url) {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             return self
                 .rec

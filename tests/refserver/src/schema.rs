@@ -202,11 +202,7 @@ impl MahakSchema {
 /// they are.
 pub(crate) fn pascal_keys(json: &str, out: &mut String) {
     let bytes = json.as_bytes();
-    let start_len = out.len();
-    out.push_str(json);
-    // Safety of the byte edits below: only ASCII letters change, to ASCII.
-    let mut buf = std::mem::take(out).into_bytes();
-    let base = start_len;
+    let mut buf = bytes.to_vec();
     let mut stack: Vec<bool> = Vec::new();
     let mut expect_key = false;
     let mut i = 0;
@@ -215,7 +211,7 @@ pub(crate) fn pascal_keys(json: &str, out: &mut String) {
             b'"' => {
                 let s = i + 1;
                 if expect_key && bytes.get(s).is_some_and(u8::is_ascii_lowercase) {
-                    buf[base + s] = bytes[s].to_ascii_uppercase();
+                    buf[s] = bytes[s].to_ascii_uppercase();
                 }
                 i = s;
                 while i < bytes.len() {
@@ -244,7 +240,11 @@ pub(crate) fn pascal_keys(json: &str, out: &mut String) {
         }
         i += 1;
     }
-    *out = String::from_utf8(buf).unwrap_or_default();
+    // Only ASCII letters changed, to ASCII: the text is still UTF-8.
+    match String::from_utf8(buf) {
+        Ok(text) => out.push_str(&text),
+        Err(_) => out.push_str(json),
+    }
 }
 
 #[cfg(test)]
