@@ -110,7 +110,8 @@ macro_rules! say {
 /// The parsed command line of one subcommand: its positional arguments and
 /// its flags, with the global options taken out.
 struct Args {
-    db: String,
+    /// The replica's path: any file name the system allows, UTF-8 or not.
+    db: std::path::PathBuf,
     json: bool,
     help: bool,
     command: Option<String>,
@@ -118,9 +119,13 @@ struct Args {
 }
 
 impl Args {
-    fn parse(argv: Vec<String>) -> Result<Args, Failure> {
+    /// Parses the arguments. Paths (`--db`) may be any bytes the system
+    /// allows; every other argument must be UTF-8 (a clear usage error, never
+    /// a panic).
+    fn parse(argv: Vec<std::ffi::OsString>) -> Result<Args, Failure> {
         let mut a = Args {
-            db: std::env::var("ROWSYNC_DB").unwrap_or_else(|_| "rowsync.db".to_string()),
+            db: std::env::var_os("ROWSYNC_DB")
+                .map_or_else(|| "rowsync.db".into(), std::path::PathBuf::from),
             json: false,
             help: false,
             command: None,
@@ -128,17 +133,25 @@ impl Args {
         };
         let mut it = argv.into_iter();
         while let Some(arg) = it.next() {
+            if arg == "--db" && a.command.as_deref() != Some("serve") {
+                a.db = it
+                    .next()
+                    .ok_or_else(|| Failure::usage("--db needs a file name"))?
+                    .into();
+                continue;
+            }
+            let arg = arg.into_string().map_err(|bad| {
+                Failure::usage(format!(
+                    "argument `{}` is not valid UTF-8",
+                    bad.to_string_lossy()
+                ))
+            })?;
             // `serve` hands everything after it to the server's own parser.
             if a.command.as_deref() == Some("serve") {
                 a.rest.push(arg);
                 continue;
             }
             match arg.as_str() {
-                "--db" => {
-                    a.db = it
-                        .next()
-                        .ok_or_else(|| Failure::usage("--db needs a file name"))?
-                }
                 "--json" => a.json = true,
                 "--help" | "-h" => a.help = true,
                 _ if a.command.is_none() && !arg.starts_with('-') => a.command = Some(arg),
@@ -228,7 +241,7 @@ fn help_of(command: &str) -> Option<&'static str> {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     match run(argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) if f.code == 0 => ExitCode::SUCCESS,
@@ -239,7 +252,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(argv: Vec<String>) -> Outcome {
+fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
     let mut a = Args::parse(argv)?;
     let Some(command) = a.command.clone() else {
         if a.help {
@@ -288,7 +301,7 @@ fn run(argv: Vec<String>) -> Outcome {
 
 fn open(a: &Args) -> Result<Engine, Failure> {
     Engine::open(&a.db).map_err(|e| Failure {
-        message: format!("cannot open replica `{}`: {e}", a.db),
+        message: format!("cannot open replica `{}`: {e}", a.db.display()),
         code: 1,
     })
 }
@@ -299,7 +312,8 @@ fn open_configured(a: &Args) -> Result<Engine, Failure> {
         return Err(Failure {
             message: format!(
                 "no replica at `{}`: run `rowsync --db {} init ...` first",
-                a.db, a.db
+                a.db.display(),
+                a.db.display()
             ),
             code: 1,
         });
@@ -439,14 +453,17 @@ fn init(a: &mut Args) -> Outcome {
     }
     say!(
         "configured {}: {} as {} (database {}, package {}, {} dialect)",
-        a.db,
+        a.db.display(),
         s.base_url,
         s.username,
         s.database_id,
         s.package_number,
         s.dialect
     );
-    say!("next: ROWSYNC_PASSWORD=... rowsync --db {} sync", a.db);
+    say!(
+        "next: ROWSYNC_PASSWORD=... rowsync --db {} sync",
+        a.db.display()
+    );
     Ok(())
 }
 
@@ -480,7 +497,10 @@ fn sync(a: &Args) -> Outcome {
     let engine = open_configured(a)?;
     if engine.settings()?.base_url.is_empty() {
         return Err(Failure {
-            message: format!("`{}` has no server URL: run `rowsync init` first", a.db),
+            message: format!(
+                "`{}` has no server URL: run `rowsync init` first",
+                a.db.display()
+            ),
             code: 1,
         });
     }
@@ -665,7 +685,7 @@ fn status(a: &Args) -> Outcome {
         }
         return print_json(&v);
     }
-    say!("replica       {}", a.db);
+    say!("replica       {}", a.db.display());
     say!(
         "server        {}",
         if settings.base_url.is_empty() {

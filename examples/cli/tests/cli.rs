@@ -417,6 +417,43 @@ fn serve_answers_an_md5_login_and_refuses_the_plain_password() {
     assert_eq!(plain["Result"], false, "{plain}");
 }
 
+/// Issue 12, defect 5: a file name that is legal on Linux but not UTF-8
+/// works as a replica path; bytes that are not UTF-8 anywhere else are a
+/// clear usage error (exit 2), never a panic (exit 101).
+#[test]
+fn arguments_that_are_not_utf8_never_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let server = shop();
+    let scratch = Scratch::new("bytes");
+    let db = scratch.0.join(OsStr::from_bytes(b"caf\xe9-\xff.db"));
+    init(&db, &server);
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["counts"]["pending"], 0);
+    assert!(db.exists());
+    let out = Command::new(BIN)
+        .arg("--db")
+        .arg(&db)
+        .arg("put")
+        .arg("people")
+        .arg(OsStr::from_bytes(b"{\"name\": \"\xff\xfe\"}"))
+        .env("ROWSYNC_PASSWORD", "pass1")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UTF-8"));
+    let out = Command::new(BIN)
+        .arg(OsStr::from_bytes(b"st\xffatus"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn every_command_has_help() {
     let scratch = Scratch::new("help");

@@ -154,8 +154,10 @@ pub(crate) fn mahak_product(rng: &mut fastrand::Rng, id: i64, category: i64, rv:
     format!(
         "{{\"productId\":{id},\"productClientId\":0,\"productCode\":{id},\
          \"productCategoryId\":{category},\"name\":\"{kala} {id}  \",\"unitName\":\"عدد\",\
-         \"unitName2\":\"كارتن\",\"unitRatio\":12,\"min\":1,\"taxPercent\":9,\"chargePercent\":0,\
-         \"weight\":0,\"type\":0,\"description\":null,\"deleted\":false,{},\
+         \"unitName2\":\"كارتن\",\"unitCode\":null,\"unitCode2\":null,\"tags\":\"\",\
+         \"unitRatio\":12,\"min\":1,\"taxPercent\":9,\"chargePercent\":0,\"width\":0,\
+         \"height\":0,\"length\":0,\"weight\":0,\"type\":0,\"description\":null,\
+         \"productTIN\":null,\"unitTIN\":null,\"deleted\":false,{},\
          \"productCategoryClientId\":0,\"productCategoryCode\":{category}}}",
         stamps(rv)
     )
