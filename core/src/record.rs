@@ -28,6 +28,9 @@ pub struct Meta {
     pub parent_id: Option<i64>,
     /// The parent's client id, for child collections.
     pub parent_client_id: Option<i64>,
+    /// How deep the record's JSON nests (1 for a flat object), as `scan`
+    /// found it; 0 when read from a value.
+    pub depth: usize,
 }
 
 impl Meta {
@@ -49,6 +52,61 @@ enum Slot {
 
 struct Scan<'a> {
     def: &'a CollectionDef,
+}
+
+/// Skips a value like `IgnoredAny`, noting how deep it nests: the depth of
+/// a pulled record comes from the same pass that reads its bookkeeping.
+struct Depth<'c>(&'c std::cell::Cell<usize>, usize);
+
+impl<'de> DeserializeSeed<'de> for Depth<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Depth<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<(), A::Error> {
+        let depth = self.1 + 1;
+        self.0.set(self.0.get().max(depth));
+        while seq.next_element_seed(Depth(self.0, depth))?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
+        let depth = self.1 + 1;
+        self.0.set(self.0.get().max(depth));
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value_seed(Depth(self.0, depth))?;
+        }
+        Ok(())
+    }
 }
 
 impl Scan<'_> {
@@ -152,9 +210,10 @@ impl<'de> Visitor<'de> for Scan<'_> {
     ) -> std::result::Result<Self::Value, A::Error> {
         let mut meta = Meta::default();
         let mut problem = None;
+        let depth = std::cell::Cell::new(1);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let Some(slot) = self.slot(&key) else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value_seed(Depth(&depth, 1))?;
                 continue;
             };
             let value: Scalar = map.next_value()?;
@@ -182,6 +241,7 @@ impl<'de> Visitor<'de> for Scan<'_> {
                 problem.get_or_insert(e);
             }
         }
+        meta.depth = depth.get();
         Ok(match problem {
             Some(p) => Err(p),
             None => Ok(meta),
@@ -228,6 +288,7 @@ pub fn meta_of(def: &CollectionDef, obj: &Map<String, Value>) -> Result<Meta> {
         deleted,
         parent_id,
         parent_client_id,
+        depth: 0,
     })
 }
 
@@ -236,35 +297,6 @@ pub fn meta_of(def: &CollectionDef, obj: &Map<String, Value>) -> Result<Meta> {
 /// entry), so what is stored stays well below (invariant 14: what the
 /// engine accepts, it can read back).
 pub const MAX_DEPTH: usize = 64;
-
-/// The nesting depth of a JSON text (valid JSON, as serde checked it): 1 for
-/// a flat object. Brackets inside strings do not count.
-pub fn depth(json: &str) -> usize {
-    let bytes = json.as_bytes();
-    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                i += 1;
-                while i < bytes.len() {
-                    match bytes[i] {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        i += 1;
-    }
-    max
-}
 
 /// The depth of a value, for the app's writes.
 pub fn value_depth(value: &Value) -> usize {
@@ -329,7 +361,8 @@ mod tests {
                 row_version: Some(42),
                 deleted: true,
                 parent_id: Some(7),
-                parent_client_id: Some(9)
+                parent_client_id: Some(9),
+                depth: 4,
             }
         );
     }
@@ -354,10 +387,10 @@ mod tests {
         let text =
             r#"{"orderDetailId":null,"orderDetailClientId":3,"orderClientId":9,"deleted":false}"#;
         let v: Value = serde_json::from_str(text).unwrap();
-        assert_eq!(
-            meta_of(def, v.as_object().unwrap()).unwrap(),
-            scan(def, text).unwrap()
-        );
+        let mut scanned = scan(def, text).unwrap();
+        assert_eq!(scanned.depth, 1);
+        scanned.depth = 0;
+        assert_eq!(meta_of(def, v.as_object().unwrap()).unwrap(), scanned);
         let bad: Value = serde_json::json!({"orderId": "x"});
         assert!(matches!(
             meta_of(def, bad.as_object().unwrap()),
@@ -366,14 +399,19 @@ mod tests {
     }
 
     #[test]
-    fn depth_counts_containers_not_brackets_in_strings() {
-        assert_eq!(depth(r#"{"a":1}"#), 1);
-        assert_eq!(depth(r#"{"a":[{"b":"[[{{"}],"c":"\\\""}"#), 3);
-        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
-        assert_eq!(depth(&deep), 200);
+    fn scan_finds_the_depth_and_values_count_theirs() {
+        let cat = Catalogue::documented();
+        let def = cat.require("products").unwrap();
+        let m = scan(def, r#"{"productId":1,"a":[{"b":"[[{{"}],"c":"\\\""}"#).unwrap();
+        assert_eq!(m.depth, 3);
+        let deep = format!(
+            r#"{{"productId":1,"x":{}1{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert_eq!(scan(def, &deep).unwrap().depth, 101);
         let v: Value = serde_json::from_str(r#"{"a":[{"b":{}}]}"#).unwrap();
         assert_eq!(value_depth(&v), 4);
-        assert_eq!(depth(&v.to_string()), 4);
     }
 
     #[test]

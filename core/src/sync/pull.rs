@@ -232,7 +232,7 @@ mod tests {
         data: &'a RawValue,
         tracking_id: Option<&str>,
     ) -> Result<Vec<Entry<'a>>> {
-        Dialect::Documented.parse_pull(cat, wanted, data, tracking_id)
+        Dialect::Documented.parse_pull(cat, wanted, data.get(), tracking_id)
     }
 
     const PAGE: &str = r#"{"products":{"rowVersion":12,"hasMore":false,"records":[

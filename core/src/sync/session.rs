@@ -217,15 +217,14 @@ impl<'e> Session<'e> {
             report.pull_requests += 1;
             pages += 1;
             let mut changes = Changes::default();
+            let tracking_id = reply.tracking_id.clone();
+            let page = self.dialect.page_text(reply.data);
             let next = {
                 let cat = read(&engine.catalogue)?;
                 let resolvers = read(&engine.resolvers)?;
-                let mut entries = self.dialect.parse_pull(
-                    &cat,
-                    &wanted,
-                    &reply.data,
-                    reply.tracking_id.as_deref(),
-                )?;
+                let mut entries =
+                    self.dialect
+                        .parse_pull(&cat, &wanted, &page, tracking_id.as_deref())?;
                 let since = |name: &str| before.get(name).copied().unwrap_or(0);
                 if self.dialect == Dialect::Mahak {
                     // An inclusive lower bound sends the record at the

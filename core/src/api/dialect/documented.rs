@@ -98,7 +98,7 @@ impl<'de, 'c> DeserializeSeed<'de> for PageSeed<'c, '_> {
 pub(crate) fn parse_pull<'a>(
     catalogue: &'a Catalogue,
     wanted: &'a [String],
-    data: &'a RawValue,
+    data: &'a str,
     tracking_id: Option<&str>,
 ) -> Result<Vec<PulledCollection<'a>>> {
     let protocol =
@@ -109,7 +109,7 @@ pub(crate) fn parse_pull<'a>(
         wanted,
         failed: &failed,
     };
-    let mut de = serde_json::Deserializer::from_str(data.get());
+    let mut de = serde_json::Deserializer::from_str(data);
     let raw = seed.deserialize(&mut de).map_err(|e| {
         let collection = failed.borrow().clone();
         let what = match &collection {
@@ -125,7 +125,7 @@ pub(crate) fn parse_pull<'a>(
             let text = rec.get();
             let meta = record::scan(def, text)
                 .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}")))?;
-            check_pulled(def, i, record::depth(text), &meta, tracking_id)?;
+            check_pulled(def, i, &meta, tracking_id)?;
             records.push((Cow::Borrowed(text), meta));
         }
         // An entry with no records list moves no checkpoint: a checkpoint

@@ -38,20 +38,9 @@ pub const ALREADY_REGISTERED: [&str; 4] = [
 // ----- records --------------------------------------------------------------
 
 /// Gives every object key of a JSON text (valid JSON, as serde checked it)
-/// a lowercase first letter: `ProductId` becomes `productId`, the Swagger's
-/// naming. Only ASCII letters change, so the text stays valid UTF-8; a text
-/// already in camelCase is returned as it is, without a copy.
-#[cfg(test)]
-fn camel_keys(json: &str) -> Cow<'_, str> {
-    camel_keys_and_depth(json).0
-}
-
-/// [`camel_keys`], with the text's nesting depth found on the same pass
-/// (the apply path of a first sync runs through here).
-pub(crate) fn camel_keys_and_depth(json: &str) -> (Cow<'_, str>, usize) {
-    let bytes = json.as_bytes();
-    let mut depth = 0usize;
-    let mut out: Option<Vec<u8>> = None;
+/// a lowercase first letter, in place: `ProductId` becomes `productId`, the
+/// Swagger's naming. Only ASCII letters change, to ASCII letters.
+fn camel_bytes(bytes: &mut [u8]) {
     // One entry per open container: true for an object.
     let mut stack: Vec<bool> = Vec::new();
     let mut expect_key = false;
@@ -61,8 +50,7 @@ pub(crate) fn camel_keys_and_depth(json: &str) -> (Cow<'_, str>, usize) {
             b'"' => {
                 let start = i + 1;
                 if expect_key && bytes.get(start).is_some_and(u8::is_ascii_uppercase) {
-                    let buf = out.get_or_insert_with(|| bytes.to_vec());
-                    buf[start] = bytes[start].to_ascii_lowercase();
+                    bytes[start] = bytes[start].to_ascii_lowercase();
                 }
                 i = start;
                 while i < bytes.len() {
@@ -76,12 +64,10 @@ pub(crate) fn camel_keys_and_depth(json: &str) -> (Cow<'_, str>, usize) {
             }
             b'{' => {
                 stack.push(true);
-                depth = depth.max(stack.len());
                 expect_key = true;
             }
             b'[' => {
                 stack.push(false);
-                depth = depth.max(stack.len());
                 expect_key = false;
             }
             b'}' | b']' => {
@@ -93,11 +79,20 @@ pub(crate) fn camel_keys_and_depth(json: &str) -> (Cow<'_, str>, usize) {
         }
         i += 1;
     }
-    let text = match out {
-        Some(buf) => String::from_utf8(buf).map_or(Cow::Borrowed(json), Cow::Owned),
-        None => Cow::Borrowed(json),
-    };
-    (text, depth)
+}
+
+/// A whole pull answer in camelCase (see [`camel_bytes`]), reusing its
+/// buffer.
+pub(crate) fn camel_page(text: String) -> String {
+    let mut bytes = text.into_bytes();
+    camel_bytes(&mut bytes);
+    // Only ASCII letters changed: still UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+fn camel_keys(json: &str) -> String {
+    camel_page(json.to_string())
 }
 
 /// The same naming for a record the app gives as a value: top-level keys
@@ -249,7 +244,7 @@ impl<'de, 'c> DeserializeSeed<'de> for ObjectsSeed<'c, '_> {
 pub(crate) fn parse_pull<'a>(
     catalogue: &'a Catalogue,
     wanted: &'a [String],
-    data: &'a RawValue,
+    data: &'a str,
     tracking_id: Option<&str>,
 ) -> Result<Vec<PulledCollection<'a>>> {
     let by_name: HashMap<String, &CollectionDef> = wanted
@@ -262,7 +257,7 @@ pub(crate) fn parse_pull<'a>(
         wanted: &by_name,
         failed: &failed,
     };
-    let mut de = serde_json::Deserializer::from_str(data.get());
+    let mut de = serde_json::Deserializer::from_str(data);
     let raw = seed.deserialize(&mut de).map_err(|e| {
         let collection = failed.borrow().clone();
         let what = match &collection {
@@ -275,11 +270,11 @@ pub(crate) fn parse_pull<'a>(
     for (def, list) in raw {
         let mut records = Vec::with_capacity(list.len());
         for (i, rec) in list.into_iter().enumerate() {
-            let (text, depth) = camel_keys_and_depth(rec.get());
-            let meta = record::scan(def, &text)
+            let text = rec.get();
+            let meta = record::scan(def, text)
                 .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}"), tracking_id))?;
-            check_pulled(def, i, depth, &meta, tracking_id)?;
-            records.push((text, meta));
+            check_pulled(def, i, &meta, tracking_id)?;
+            records.push((Cow::Borrowed(text), meta));
         }
         match out.iter_mut().find(|c| std::ptr::eq(c.def, def)) {
             Some(existing) => existing.records.extend(records),
@@ -576,8 +571,9 @@ mod tests {
         let cat = Catalogue::mahak();
         let wanted = vec!["products".to_string(), "pictures".to_string()];
         let data = data_of(&capture("getalldata-products.response.json"));
+        let page = Dialect::Mahak.page_text(data);
         let pulled = Dialect::Mahak
-            .parse_pull(&cat, &wanted, &data, None)
+            .parse_pull(&cat, &wanted, &page, None)
             .expect("the capture parses");
         let names: Vec<&str> = pulled.iter().map(|c| c.def.name.as_str()).collect();
         assert_eq!(
@@ -634,8 +630,9 @@ mod tests {
             "people".to_string(),
         ];
         let data = data_of(&capture("getalldata-pictures.response.json"));
+        let page = Dialect::Mahak.page_text(data);
         let pulled = Dialect::Mahak
-            .parse_pull(&cat, &wanted, &data, None)
+            .parse_pull(&cat, &wanted, &page, None)
             .expect("parses");
         assert_eq!(pulled.len(), 2, "`People: null` brings nothing");
         assert!(pulled
@@ -791,7 +788,7 @@ mod tests {
             let data: Box<RawValue> = serde_json::from_str(text).expect("JSON");
             assert!(
                 Dialect::Mahak
-                    .parse_pull(&cat, &wanted, &data, None)
+                    .parse_pull(&cat, &wanted, &Dialect::Mahak.page_text(data.clone()), None)
                     .is_err(),
                 "{text}"
             );
@@ -800,8 +797,9 @@ mod tests {
             r#"{"objects":{"PRODUCTS":[{"productId":2,"RowVersion":9,"Deleted":true}],"Unknown":[1]},"Extra":1}"#,
         )
         .expect("JSON");
+        let ok_page = Dialect::Mahak.page_text(ok);
         let pulled = Dialect::Mahak
-            .parse_pull(&cat, &wanted, &ok, None)
+            .parse_pull(&cat, &wanted, &ok_page, None)
             .expect("parses");
         assert!(pulled[0].records[0].1.deleted);
     }
@@ -814,9 +812,7 @@ mod tests {
             out,
             r#"{"productId":1,"name":"Tea \"Big\" {X}","tags":["A",{"deep":"B"}],"x":{"y":[]},"iD":2}"#
         );
-        assert_eq!(camel_keys_and_depth(text).1, 3);
-        let again = camel_keys(&out);
-        assert!(matches!(again, Cow::Borrowed(_)));
+        assert_eq!(camel_keys(&out), out, "camelCase stays as it is");
         // Persian text and escapes pass through untouched.
         let fa = r#"{"Name":"تيشرت بالنسياگاه  ","Q":"a\\","R":"\u0041"}"#;
         assert_eq!(

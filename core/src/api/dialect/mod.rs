@@ -137,15 +137,29 @@ impl Dialect {
         }
     }
 
-    /// Parses and validates a pull answer's `data`. Collections not asked
-    /// for are ignored; every record of the asked ones must be an object with
-    /// an integer server id and a non-negative rowVersion. Parents come
-    /// before children in the result, whatever order the server used.
+    /// A pull answer's `data` as this dialect's parser reads it: the mahak
+    /// dialect gives every key its camelCase name, in place (the answer is
+    /// PascalCase; only ASCII letters change, so nothing moves and nothing
+    /// is copied record by record).
+    pub fn page_text(self, data: Box<RawValue>) -> String {
+        let text: Box<str> = data.into();
+        let text = String::from(text);
+        match self {
+            Dialect::Mahak => mahak::camel_page(text),
+            Dialect::Documented => text,
+        }
+    }
+
+    /// Parses and validates a pull answer's `data` (as [`Dialect::page_text`]
+    /// gives it). Collections not asked for are ignored; every record of the
+    /// asked ones must be an object with an integer server id and a
+    /// non-negative rowVersion. Parents come before children in the result,
+    /// whatever order the server used.
     pub fn parse_pull<'a>(
         self,
         catalogue: &'a Catalogue,
         wanted: &'a [String],
-        data: &'a RawValue,
+        data: &'a str,
         tracking_id: Option<&str>,
     ) -> Result<Vec<PulledCollection<'a>>> {
         let mut out = match self {
@@ -200,7 +214,6 @@ pub(crate) fn protocol(
 pub(crate) fn check_pulled(
     def: &CollectionDef,
     index: usize,
-    depth: usize,
     meta: &Meta,
     tracking_id: Option<&str>,
 ) -> Result<()> {
@@ -214,6 +227,7 @@ pub(crate) fn check_pulled(
     if meta.server_id.is_none() {
         return fail(format!("no `{}`", def.id_field));
     }
+    let depth = meta.depth;
     if depth > crate::record::MAX_DEPTH {
         return fail(format!(
             "nested {depth} levels deep, more than the {} the engine can read back",
