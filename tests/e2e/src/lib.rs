@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use rowsync::{Credentials, Dialect, Engine, Settings};
+use rowsync::{
+    Credentials, Dialect, Engine, HttpRequest, HttpResponse, Settings, Transport, TransportError,
+};
 use rowsync_refserver::{InProcessTransport, RefServer, RunningServer, ServerConfig};
 use serde_json::Value;
 
@@ -145,4 +147,26 @@ pub fn client_id(record: &Value, key: &str) -> i64 {
     record[format!("{key}ClientId")]
         .as_i64()
         .expect("client id")
+}
+
+/// A server that answers every pull (either dialect) with a fixed body and
+/// the tracking id `bad-1`; the rest goes to the real one.
+pub struct BadPages {
+    /// The real server, for everything but pulls.
+    pub inner: InProcessTransport,
+    /// The body every pull gets.
+    pub page: String,
+}
+
+impl Transport for BadPages {
+    fn send(&self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        if req.url.to_ascii_lowercase().contains("/sync/getalldata") {
+            return Ok(HttpResponse {
+                status: 200,
+                headers: vec![("Trackingid".into(), "bad-1".into())],
+                body: self.page.clone().into_bytes(),
+            });
+        }
+        self.inner.send(req)
+    }
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rowsync::{Engine, Error, HttpRequest, HttpResponse, RecordId, Transport, TransportError};
+use rowsync::{Engine, Error, RecordId};
 use rowsync_e2e::*;
 use rowsync_refserver::{Fault, InProcessTransport, RefServer, ServerConfig};
 use serde_json::json;
@@ -591,24 +591,6 @@ fn already_registered_is_reconciled_not_parked() {
 
 /// Bad bytes from a server that speaks the mahak dialect: refused whole,
 /// the store left as it was.
-struct BadPages {
-    inner: InProcessTransport,
-    page: String,
-}
-
-impl Transport for BadPages {
-    fn send(&self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        if req.url.to_ascii_lowercase().contains("getalldata") {
-            return Ok(HttpResponse {
-                status: 200,
-                headers: vec![("Trackingid".into(), "bad-1".into())],
-                body: self.page.clone().into_bytes(),
-            });
-        }
-        self.inner.send(req)
-    }
-}
-
 #[test]
 fn bad_pages_leave_the_store_as_it_was() {
     let server = shop(20, 2);

@@ -452,25 +452,6 @@ fn bad_input_from_the_app_is_rejected_and_changes_nothing() {
     assert_eq!((snapshot(&e), local_all(&e, "orderDetails")), before);
 }
 
-/// A server that answers pulls with a fixed body (login goes to the real one).
-struct BadPages {
-    inner: InProcessTransport,
-    page: String,
-}
-
-impl Transport for BadPages {
-    fn send(&self, req: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        if req.url.ends_with("GetAllDataV2") {
-            return Ok(HttpResponse {
-                status: 200,
-                headers: vec![("Trackingid".into(), "bad-1".into())],
-                body: self.page.clone().into_bytes(),
-            });
-        }
-        self.inner.send(req)
-    }
-}
-
 #[test]
 fn bad_input_from_the_server_leaves_the_store_as_it_was() {
     let server = seeded(50, 0);

@@ -167,7 +167,7 @@ fn bad_token(message: &str) -> Reply {
 }
 
 /// Looks a field up case-insensitively (`databaseId` or `DatabaseId`).
-fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+pub(crate) fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.get(name).or_else(|| {
         obj.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -175,7 +175,8 @@ fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     })
 }
 
-fn as_int(v: Option<&Value>) -> Option<i64> {
+/// An integer, or a string holding one.
+pub(crate) fn as_int(v: Option<&Value>) -> Option<i64> {
     match v? {
         Value::Number(n) => n.as_i64(),
         Value::String(s) => s.trim().parse().ok(),

@@ -14,8 +14,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use serde_json::{json, Map, Value};
 
 use crate::error::ServerError;
-use crate::handler::Reply;
-use crate::schema::{pascal_keys, MahakSchema};
+use crate::handler::{as_int, field, Reply};
+use crate::schema::{pascal_keys, upper_first, MahakSchema};
 use crate::store;
 use crate::{RefServer, RequestLog};
 use rowsync::CollectionDef;
@@ -53,23 +53,6 @@ pub(crate) fn fail(status: u16, message: &str) -> Reply {
     )
 }
 
-/// Looks a key up without regard to case.
-fn get_ci<'v>(obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
-    obj.get(name).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-}
-
-fn as_int(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 fn md5_hex(text: &str) -> String {
     Md5::digest(text.as_bytes())
         .iter()
@@ -91,8 +74,8 @@ pub(crate) fn login(server: &RefServer, body: &[u8]) -> Reply {
         _ => return fail(200, "the body must be a JSON object"),
     };
     let config = server.config();
-    let database_id = as_int(get_ci(&obj, "databaseId"));
-    let package = get_ci(&obj, "packageNo").and_then(|v| match v {
+    let database_id = as_int(field(&obj, "databaseId"));
+    let package = field(&obj, "packageNo").and_then(|v| match v {
         Value::String(s) => Some(s.trim().to_string()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -102,8 +85,8 @@ pub(crate) fn login(server: &RefServer, body: &[u8]) -> Reply {
     {
         return fail(200, "اطلاعات پایگاه داده نامعتبر است");
     }
-    let user = get_ci(&obj, "userName").and_then(Value::as_str);
-    let hash = get_ci(&obj, "password").and_then(Value::as_str);
+    let user = field(&obj, "userName").and_then(Value::as_str);
+    let hash = field(&obj, "password").and_then(Value::as_str);
     let Some(user) = user.filter(|u| {
         config
             .users
@@ -282,14 +265,6 @@ fn camel(obj: &Map<String, Value>) -> Map<String, Value> {
             (key, v.clone())
         })
         .collect()
-}
-
-fn upper_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
 }
 
 fn nonzero(v: Option<i64>) -> Option<i64> {

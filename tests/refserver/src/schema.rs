@@ -29,7 +29,7 @@ pub(crate) struct MahakSchema {
     pub save_names: Vec<(String, String)>,
 }
 
-fn upper_first(s: &str) -> String {
+pub(crate) fn upper_first(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
