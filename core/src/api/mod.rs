@@ -3,6 +3,9 @@
 //! which own every byte on the wire. The sync flows above see only the
 //! dialect-neutral values this module hands them.
 
+pub mod auth;
 pub mod client;
 pub mod dialect;
+pub(crate) mod envelope;
 pub mod retry;
+pub mod shutdown;

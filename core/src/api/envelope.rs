@@ -1,0 +1,223 @@
+//! The Mahak envelope, whichever dialect writes it (`success` or `Result`,
+//! any case), and what an answer that was not retried means: a reply, or
+//! the error the caller can act on (PROTOCOL.md sections 1-2, WIRE.md
+//! section 1). Bodies may be empty, HTML or cut; none of that panics.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::api::client::{CallKind, Reply};
+use crate::error::{Error, RecordError, Result};
+use crate::transport::HttpResponse;
+
+pub(crate) fn tracking(response: &HttpResponse) -> Option<String> {
+    response.tracking_id().map(str::to_string)
+}
+
+/// The Mahak envelope, borrowed from the body: `data` stays raw JSON text.
+#[derive(Deserialize)]
+pub(crate) struct Envelope<'a> {
+    #[serde(alias = "Success", alias = "result", alias = "Result")]
+    success: bool,
+    #[serde(default, alias = "Code", deserialize_with = "lenient_code")]
+    code: Option<i64>,
+    #[serde(default, alias = "Message", borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(default, alias = "Data", borrow)]
+    data: Option<&'a RawValue>,
+}
+
+/// An envelope with its message decoded.
+pub(crate) struct Parsed<'a> {
+    pub(crate) success: bool,
+    pub(crate) code: Option<i64>,
+    pub(crate) message: Cow<'a, str>,
+    pub(crate) data: Option<&'a RawValue>,
+}
+
+/// Accepts a code as a number, a numeric string, or null.
+pub(crate) fn lenient_code<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<i64>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(match value {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+pub(crate) fn strip_bom(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+}
+
+/// Parses an envelope; `Err` holds serde's message (which names positions,
+/// never content).
+pub(crate) fn parse_envelope(body: &[u8]) -> std::result::Result<Parsed<'_>, String> {
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(strip_bom(body)).map_err(|e| e.to_string())?;
+    let message = match envelope.message {
+        None => Cow::Borrowed(""),
+        Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+            Ok(text) => text,
+            Err(_) if raw.get() == "null" => Cow::Borrowed(""),
+            // A message that is an object or a list: keep its JSON text.
+            Err(_) => Cow::Borrowed(raw.get()),
+        },
+    };
+    Ok(Parsed {
+        success: envelope.success,
+        code: envelope.code,
+        message,
+        data: envelope.data.filter(|d| d.get() != "null"),
+    })
+}
+
+pub(crate) fn parse_lenient(body: &[u8]) -> Option<Parsed<'_>> {
+    parse_envelope(body).ok()
+}
+
+/// A 401, or a `success:false` envelope with code 1003 (token missing,
+/// invalid or expired) under any status.
+pub(crate) fn is_token_refusal(status: u16, envelope: Option<&Parsed<'_>>) -> bool {
+    status == 401 || matches!(envelope, Some(e) if !e.success && e.code == Some(1003))
+}
+
+/// A short description of a 5xx body for logs and `Error::Server`: the
+/// envelope's message when there is one, else just the status (bodies may be
+/// empty, HTML or cut; none of that is an error).
+pub(crate) fn server_message(response: &HttpResponse) -> String {
+    match parse_lenient(&response.body) {
+        Some(e) if !e.message.is_empty() => format!("HTTP {}: {}", response.status, e.message),
+        _ => format!("HTTP {}", response.status),
+    }
+}
+
+/// The first 200 characters of a non-JSON body, for error messages about
+/// endpoints other than login.
+pub(crate) fn snippet(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(800)]);
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    text.trim().to_string()
+}
+
+/// The `errors` list of a failure's `data`: `{ "errors": [...] }`, or the
+/// list itself. Elements that do not parse are skipped; no list is empty.
+pub(crate) fn record_errors(data: Option<&RawValue>) -> Vec<RecordError> {
+    #[derive(Deserialize)]
+    struct WithErrors<'a> {
+        #[serde(default, alias = "Errors", borrow)]
+        errors: Option<Vec<&'a RawValue>>,
+    }
+    let Some(data) = data else {
+        return Vec::new();
+    };
+    let items: Vec<&RawValue> = match serde_json::from_str::<WithErrors<'_>>(data.get()) {
+        Ok(w) => w.errors.unwrap_or_default(),
+        Err(_) => serde_json::from_str::<Vec<&RawValue>>(data.get()).unwrap_or_default(),
+    };
+    items
+        .into_iter()
+        .filter_map(|item| serde_json::from_str::<RecordError>(item.get()).ok())
+        .collect()
+}
+
+/// Maps a failure envelope (or a 4xx one) to its error.
+pub(crate) fn failure(status: u16, envelope: &Parsed<'_>, tracking_id: Option<String>) -> Error {
+    let code = envelope.code.unwrap_or(0);
+    let message = if envelope.message.is_empty() {
+        format!("HTTP {status}, code {code}")
+    } else {
+        envelope.message.to_string()
+    };
+    match code {
+        1001 | 1002 => Error::AuthFailed {
+            code,
+            message,
+            tracking_id,
+        },
+        2002 => Error::Conflict {
+            message,
+            errors: record_errors(envelope.data),
+            tracking_id,
+        },
+        _ => Error::Rejected {
+            status,
+            code,
+            message,
+            errors: record_errors(envelope.data),
+            tracking_id,
+        },
+    }
+}
+
+/// Interprets a response that the retry loop did not retry (anything but
+/// 429, 5xx-transient and, for calls, token refusals).
+pub(crate) fn interpret_reply(
+    response: &HttpResponse,
+    parsed: std::result::Result<Parsed<'_>, String>,
+    kind: CallKind,
+) -> Result<Reply> {
+    let status = response.status;
+    let tracking_id = tracking(response);
+    match status {
+        200..=299 => match parsed {
+            Ok(envelope)
+                if envelope.success || (kind == CallKind::Save && envelope.data.is_some()) =>
+            {
+                Ok(Reply {
+                    success: envelope.success,
+                    message: envelope.message.into_owned(),
+                    data: envelope.data.unwrap_or(RawValue::NULL).to_owned(),
+                    tracking_id,
+                    status,
+                })
+            }
+            Ok(envelope) => Err(failure(status, &envelope, tracking_id)),
+            // A save whose answer cannot be read may still have been applied.
+            Err(why) if kind == CallKind::Save => Err(Error::InDoubt {
+                message: format!("HTTP {status} body is not a Mahak envelope: {why}"),
+                tracking_id,
+            }),
+            Err(why) => Err(Error::Protocol {
+                collection: None,
+                message: format!("HTTP {status} body is not a Mahak envelope: {why}"),
+                tracking_id,
+            }),
+        },
+        400..=499 => match parsed.ok() {
+            Some(envelope) => Err(failure(status, &envelope, tracking_id)),
+            None => Err(Error::Rejected {
+                status,
+                code: 0,
+                message: match snippet(&response.body) {
+                    s if s.is_empty() => format!("HTTP {status}"),
+                    s => format!("HTTP {status}: {s}"),
+                },
+                errors: Vec::new(),
+                tracking_id,
+            }),
+        },
+        500..=599 => Err(Error::Server {
+            status,
+            message: server_message(response),
+            tracking_id,
+        }),
+        _ => Err(Error::Protocol {
+            collection: None,
+            message: match response.header("location") {
+                Some(location) => format!("unexpected HTTP {status} (to {location})"),
+                None => format!("unexpected HTTP {status}"),
+            },
+            tracking_id,
+        }),
+    }
+}
