@@ -13,8 +13,45 @@ use serde_json::{json, Map, Value};
 use crate::error::ServerError;
 use crate::faults::{Fault, FaultConfig};
 use crate::handler::Reply;
+use crate::store::Keyed;
 use crate::{generate, store, RefServer};
-use rowsync::CollectionDef;
+
+/// A collection as the admin sees it, in either dialect.
+#[derive(Debug, Clone)]
+pub(crate) struct Def {
+    name: String,
+    id_field: String,
+    client_id_field: String,
+    code_field: Option<String>,
+    /// Written the mahak way: client id 0, a code, the bookkeeping fields.
+    mahak: bool,
+}
+
+impl Keyed for Def {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn id_field(&self) -> &str {
+        &self.id_field
+    }
+    fn client_id_field(&self) -> &str {
+        &self.client_id_field
+    }
+}
+
+/// The fields the real server keeps up to date on every write: `dataHash`,
+/// `updateDate`, `updateSyncId` (and `createDate`, `createSyncId` once).
+pub(crate) fn stamp(obj: &mut Map<String, Value>, row_version: i64, sync_id: i64) {
+    let now = crate::mahak::tehran_now();
+    obj.insert("updateDate".into(), Value::from(now.clone()));
+    obj.entry("createDate").or_insert(Value::from(now));
+    obj.insert("updateSyncId".into(), Value::from(sync_id));
+    obj.entry("createSyncId").or_insert(Value::from(sync_id));
+    obj.insert(
+        "dataHash".into(),
+        Value::from(format!("{row_version:040X}")),
+    );
+}
 
 /// Admin operations on a [`RefServer`]'s data (see [`RefServer::admin`]).
 #[derive(Debug, Clone, Copy)]
@@ -29,9 +66,10 @@ fn nonzero(v: Option<i64>) -> Option<i64> {
 /// A desktop write inside a transaction: insert or update, new row version.
 fn desktop_upsert(
     tx: &Connection,
-    def: &CollectionDef,
+    def: &Def,
     record: Map<String, Value>,
     counter: &mut i64,
+    sync_id: i64,
 ) -> Result<Map<String, Value>, ServerError> {
     let int = |field: &str| match record.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -71,6 +109,18 @@ fn desktop_upsert(
         },
     };
     *counter += 1;
+    if def.mahak {
+        // Made in the desktop: client id 0 and a code of its own.
+        if merged.get(&def.client_id_field).is_none_or(Value::is_null) {
+            merged.insert(def.client_id_field.clone(), Value::from(0));
+        }
+        if let Some(code) = &def.code_field {
+            if merged.get(code).is_none_or(Value::is_null) {
+                merged.insert(code.clone(), Value::from(id));
+            }
+        }
+        stamp(&mut merged, *counter, sync_id);
+    }
     store::write(tx, def, id, client_id, *counter, merged)
 }
 
@@ -79,11 +129,24 @@ impl<'a> Admin<'a> {
         Admin { server }
     }
 
-    fn def(&self, collection: &str) -> Result<&'a CollectionDef, ServerError> {
-        self.server
-            .catalogue
-            .get(collection)
-            .ok_or_else(|| ServerError::UnknownCollection(collection.to_string()))
+    fn def(&self, collection: &str) -> Result<Def, ServerError> {
+        let found = match &self.server.mahak {
+            Some(schema) => schema.get(collection).map(|c| Def {
+                name: c.name.clone(),
+                id_field: c.id_field.clone(),
+                client_id_field: c.client_id_field.clone(),
+                code_field: c.code_field.clone(),
+                mahak: true,
+            }),
+            None => self.server.catalogue.get(collection).map(|c| Def {
+                name: c.name.clone(),
+                id_field: c.id_field.clone(),
+                client_id_field: c.client_id_field.clone(),
+                code_field: c.code_field.clone(),
+                mahak: false,
+            }),
+        };
+        found.ok_or_else(|| ServerError::UnknownCollection(collection.to_string()))
     }
 
     /// Runs `f` in one write transaction with the counter; stores the counter
@@ -225,6 +288,7 @@ impl<'a> Admin<'a> {
     /// [`Admin::upsert`] would).
     pub fn seed(&self, collection: &str, records: Vec<Value>) -> Result<(), ServerError> {
         let def = self.def(collection)?;
+        let sync_id = self.server.config().sync_id;
         self.write_tx(|tx, counter| {
             for r in records {
                 let Value::Object(obj) = r else {
@@ -232,7 +296,7 @@ impl<'a> Admin<'a> {
                         "a record must be a JSON object".into(),
                     ));
                 };
-                desktop_upsert(tx, def, obj, counter)?;
+                desktop_upsert(tx, &def, obj, counter, sync_id)?;
             }
             Ok(())
         })
@@ -249,7 +313,10 @@ impl<'a> Admin<'a> {
                 "a record must be a JSON object".into(),
             ));
         };
-        self.write_tx(|tx, counter| desktop_upsert(tx, def, obj, counter).map(Value::Object))
+        let sync_id = self.server.config().sync_id;
+        self.write_tx(|tx, counter| {
+            desktop_upsert(tx, &def, obj, counter, sync_id).map(Value::Object)
+        })
     }
 
     /// Changes some fields of record `id` (a new row version). Returns the
@@ -261,6 +328,7 @@ impl<'a> Admin<'a> {
         fields: Map<String, Value>,
     ) -> Result<Value, ServerError> {
         let def = self.def(collection)?;
+        let sync_id = self.server.config().sync_id;
         self.write_tx(|tx, counter| {
             let row = store::get(tx, collection, id)?.ok_or_else(|| ServerError::NotFound {
                 collection: collection.to_string(),
@@ -271,7 +339,10 @@ impl<'a> Admin<'a> {
                 obj.insert(k, v);
             }
             *counter += 1;
-            store::write(tx, def, id, row.client_id, *counter, obj).map(Value::Object)
+            if def.mahak {
+                stamp(&mut obj, *counter, sync_id);
+            }
+            store::write(tx, &def, id, row.client_id, *counter, obj).map(Value::Object)
         })
     }
 
@@ -308,15 +379,13 @@ impl<'a> Admin<'a> {
 
     /// Every collection's records (collections with none included as empty).
     pub fn state(&self) -> BTreeMap<String, Vec<Value>> {
+        let names = self.server.collections();
         let db = self.server.db();
-        self.server
-            .catalogue
-            .iter()
-            .map(|d| {
-                (
-                    d.name.clone(),
-                    store::dump(&db, &d.name).unwrap_or_default(),
-                )
+        names
+            .into_iter()
+            .map(|name| {
+                let records = store::dump(&db, &name).unwrap_or_default();
+                (name, records)
             })
             .collect()
     }

@@ -128,7 +128,7 @@ impl RefServer {
                 if store::counter(&conn)? == 0 {
                     store::set_counter(&conn, mahak::FIRST_ROW_VERSION)?;
                 }
-                (schema.catalogue.clone(), Some(schema))
+                (Catalogue::empty(), Some(schema))
             }
         };
         Ok(Arc::new(RefServer {
@@ -160,10 +160,29 @@ impl RefServer {
         *self.session.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The catalogue the server serves: the 57 collections of the Swagger
-    /// (mahak) or the 18 of the documented dialect.
+    /// The engine's catalogue of the documented dialect, when the server
+    /// speaks it; empty in the mahak dialect, whose collections the server
+    /// derives itself from the Swagger (see [`RefServer::collections`]).
     pub fn catalogue(&self) -> &Catalogue {
         &self.catalogue
+    }
+
+    /// The collections the server serves, parents first: the 57 of the
+    /// Swagger's `CommitDataModel` (mahak) or the documented dialect's.
+    pub fn collections(&self) -> Vec<String> {
+        match &self.mahak {
+            Some(schema) => schema.collections.iter().map(|c| c.name.clone()).collect(),
+            None => self.catalogue.iter().map(|d| d.name.clone()).collect(),
+        }
+    }
+
+    /// The dialect the server speaks.
+    pub fn dialect(&self) -> Dialect {
+        if self.mahak.is_some() {
+            Dialect::Mahak
+        } else {
+            Dialect::Documented
+        }
     }
 
     /// A copy of the current configuration.

@@ -15,10 +15,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ServerError;
 use crate::handler::{as_int, field, Reply};
-use crate::schema::{pascal_keys, upper_first, MahakSchema};
+use crate::schema::{pascal_keys, upper_first, Coll, MahakSchema};
 use crate::store;
 use crate::{RefServer, RequestLog};
-use rowsync::CollectionDef;
 
 /// The real server's words for a resent create: "this record was already
 /// registered and cannot be edited".
@@ -173,7 +172,7 @@ pub(crate) fn pull(
     let mut counts = Vec::new();
     // Pages are read parents first, so a total cap starves children first.
     let mut pages: HashMap<&str, Vec<String>> = HashMap::new();
-    for def in schema.catalogue.iter() {
+    for def in &schema.collections {
         let Some(&from) = wanted.get(def.name.as_str()) else {
             continue;
         };
@@ -187,17 +186,10 @@ pub(crate) fn pull(
         } else {
             from.saturating_sub(1)
         };
-        let mut records = read_records(&tx, &def.name, after, limit)?;
-        if def.name == "orders" {
-            if let Some(types) = &order_types {
-                records.retain(|r| {
-                    serde_json::from_str::<Value>(r)
-                        .ok()
-                        .and_then(|v| v.get("orderType").and_then(Value::as_i64))
-                        .is_some_and(|t| types.contains(&t))
-                });
-            }
-        }
+        // `orderTypes` filters orders before the page is cut, so a page of
+        // other types never hides the wanted ones.
+        let types = order_types.as_deref().filter(|_| def.name == "orders");
+        let mut records = read_records(&tx, &def.name, after, limit, types)?;
         if config.unordered {
             rng.shuffle(&mut records);
         }
@@ -233,22 +225,41 @@ pub(crate) fn pull(
     Ok(ok_raw(&out))
 }
 
-/// The stored texts of `collection` above `after`, ascending, at most `limit`.
+/// The stored texts of `collection` above `after`, ascending, at most
+/// `limit`; only those whose `orderType` is in `types`, when given.
 fn read_records(
     c: &Connection,
     collection: &str,
     after: i64,
     limit: Option<usize>,
+    types: Option<&[i64]>,
 ) -> Result<Vec<String>, ServerError> {
     let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-    let mut st = c.prepare_cached(
-        "SELECT body FROM records WHERE collection = ?1 AND row_version > ?2
-         ORDER BY row_version LIMIT ?3",
-    )?;
-    let rows = st.query_map(rusqlite::params![collection, after, limit], |r| {
-        r.get::<_, String>(0)
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = match types {
+        None => {
+            let mut st = c.prepare_cached(
+                "SELECT body FROM records WHERE collection = ?1 AND row_version > ?2
+                 ORDER BY row_version LIMIT ?3",
+            )?;
+            let rows = st.query_map(rusqlite::params![collection, after, limit], |r| {
+                r.get::<_, String>(0)
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        }
+        Some(types) => {
+            let list = serde_json::to_string(types)?;
+            let mut st = c.prepare_cached(
+                "SELECT body FROM records WHERE collection = ?1 AND row_version > ?2
+                 AND json_extract(body, '$.orderType') IN (SELECT value FROM json_each(?4))
+                 ORDER BY row_version LIMIT ?3",
+            )?;
+            let rows = st.query_map(rusqlite::params![collection, after, limit, list], |r| {
+                r.get::<_, String>(0)
+            })?;
+            rows.collect::<rusqlite::Result<_>>()?
+        }
+    };
+    Ok(rows)
 }
 
 // ----- save -------------------------------------------------------------------
@@ -289,11 +300,7 @@ pub(crate) fn save(
     // The sent arrays, by collection (keys without regard to case).
     let mut sent: HashMap<&str, &Vec<Value>> = HashMap::new();
     for (key, v) in &obj {
-        let Some(def) = schema
-            .catalogue
-            .iter()
-            .find(|d| d.name.eq_ignore_ascii_case(key))
-        else {
+        let Some(def) = schema.find(key) else {
             continue;
         };
         let Some(list) = v.as_array() else {
@@ -317,14 +324,14 @@ pub(crate) fn save(
     let mut counter = store::counter(&tx)?;
     let mut results: HashMap<&str, Vec<Value>> = HashMap::new();
     let mut all_ok = true;
-    for def in schema.catalogue.iter() {
+    for def in &schema.collections {
         let Some(list) = sent.get(def.name.as_str()) else {
             continue;
         };
         let mut out = Vec::with_capacity(list.len());
         for (i, rec) in list.iter().enumerate() {
             let index = i + 1;
-            match save_one(&tx, def, rec, &mut counter, config.resend_updates)? {
+            match save_one(&tx, def, rec, &mut counter, &config)? {
                 Ok((id, client_id, code, rv)) => {
                     let mut r = json!({"Result": true, "Index": index, "EntityId": id,
                         "EntityClientId": client_id, "RowVersion": rv});
@@ -362,10 +369,10 @@ pub(crate) fn save(
 #[allow(clippy::type_complexity)]
 fn save_one(
     tx: &Connection,
-    def: &CollectionDef,
+    def: &Coll,
     rec: &Value,
     counter: &mut i64,
-    resend_updates: bool,
+    config: &crate::ServerConfig,
 ) -> Result<Result<(i64, i64, Option<Value>, i64), Refusal>, ServerError> {
     let name = def.name.as_str();
     let pascal = |f: &str| upper_first(f);
@@ -396,7 +403,7 @@ fn save_one(
     if existing.is_none() {
         if let Some(cid) = client_id {
             if let Some(known) = store::id_for_client(tx, name, cid)? {
-                if !resend_updates {
+                if !config.resend_updates {
                     return refuse(&def.id_field, ALREADY_REGISTERED.to_string());
                 }
                 existing = store::get(tx, name, known)?.map(|row| (known, row));
@@ -428,7 +435,8 @@ fn save_one(
         merged.insert(k.clone(), v.clone());
     }
     // Parent links: by server id (must exist), or by client id (saved in
-    // this request or before).
+    // this request or before). Either refusal names `<Parent>Id`. A link
+    // left out is not required (the evidence requires none but the line's).
     for link in &def.links {
         let pid = nonzero(int(&link.id_field));
         let pcid = nonzero(int(&link.client_id_field));
@@ -446,24 +454,15 @@ fn save_one(
                 Some(p) => Some(p),
                 None => {
                     return refuse(
-                        &link.client_id_field,
+                        &link.id_field,
                         format!("{} {pcid} not found", pascal(&link.client_id_field)),
                     )
                 }
             },
             (None, None) => None,
         };
-        match resolved {
-            Some(p) => {
-                merged.insert(link.id_field.clone(), Value::from(p));
-            }
-            None if is_create && def.parent.as_ref() == Some(link) => {
-                return refuse(
-                    &link.id_field,
-                    format!("{} is required", pascal(&link.id_field)),
-                );
-            }
-            None => {}
+        if let Some(p) = resolved {
+            merged.insert(link.id_field.clone(), Value::from(p));
         }
     }
     *counter += 1;
@@ -472,10 +471,7 @@ fn save_one(
         Some((id, row)) => (*id, client_id.or(row.client_id)),
         None => (store::next_id(tx, name)?.max(1_000), client_id),
     };
-    let now = tehran_now();
-    merged.insert("updateDate".into(), Value::from(now.clone()));
-    merged.entry("createDate").or_insert(Value::from(now));
-    merged.insert("dataHash".into(), Value::from(format!("{:040X}", rv)));
+    crate::admin::stamp(&mut merged, rv, config.sync_id);
     merged
         .entry(def.client_id_field.clone())
         .or_insert(Value::from(0));

@@ -9,16 +9,49 @@
 
 use std::collections::HashMap;
 
-use rowsync::{Catalogue, CollectionDef};
 use serde_json::Value;
 
 const SWAGGER: &str = include_str!("../../fixtures/mahak/swagger-v3.json");
 
+/// A parent link of a mahak collection: `<p>Id` + `<p>ClientId` naming
+/// another collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Link {
+    /// The parent collection (`orders`).
+    pub collection: String,
+    /// `orderId`.
+    pub id_field: String,
+    /// `orderClientId`.
+    pub client_id_field: String,
+}
+
+/// One mahak collection, as the server derives it from the Swagger. The
+/// server's own type, not the engine's: the engine's catalogue may change
+/// without the server following it.
+#[derive(Debug, Clone)]
+pub(crate) struct Coll {
+    /// Name in requests (`orderDetails`).
+    pub name: String,
+    /// `orderDetailId` (`cityID` for `regions`).
+    pub id_field: String,
+    /// `orderDetailClientId`.
+    pub client_id_field: String,
+    /// `orderDetailCode`, when the model has one.
+    pub code_field: Option<String>,
+    /// Every parent link.
+    pub links: Vec<Link>,
+    /// Reference data no client may write (`regions`, models without a
+    /// client id).
+    pub read_only: bool,
+}
+
 /// The mahak dialect's view of the catalogue.
 #[derive(Debug, Clone)]
 pub(crate) struct MahakSchema {
-    /// The collections, parents first (as `rowsync::CollectionDef` data).
-    pub catalogue: Catalogue,
+    /// The collections, parents first.
+    pub collections: Vec<Coll>,
+    /// Collection name to its position in `collections`.
+    index: HashMap<String, usize>,
     /// Pull key (`fromPersonVersion`, lowercased) to collection name.
     pub pull_keys: HashMap<String, String>,
     /// Every collection in `CommitDataModel` order, with the name a pull
@@ -124,35 +157,29 @@ impl MahakSchema {
             done.push(left.remove(i).to_string());
         }
         let pull_props = props(defs, "RequestAllDataModel");
-        let mut catalogue = Catalogue::empty();
+        let mut collections = Vec::new();
         let mut pull_keys = HashMap::new();
         for name in &done {
             let Some((_, entity, key, p)) = models.iter().find(|(n, ..)| n == name) else {
                 continue;
             };
-            let mut def = if p.contains(&format!("{key}Id")) {
-                CollectionDef::new(name, key)
+            let has_id = p.contains(&format!("{key}Id"));
+            let (id_field, client_id_field) = if has_id {
+                (format!("{key}Id"), format!("{key}ClientId"))
             } else {
                 // `regions`: no ids of the usual form; the city is the id.
-                let mut d = CollectionDef::new(name, "region");
-                d.id_field = "cityID".to_string();
-                d
+                ("cityID".to_string(), "regionClientId".to_string())
             };
-            if p.contains(&format!("{key}Code")) {
-                def = def.with_code(&format!("{key}Code"));
-            }
-            for pk in &links[name] {
-                let parent = &keys[pk];
-                let primary = name.starts_with(pk.as_str()) && pk != "visitor";
-                def = if primary {
-                    def.with_parent(parent, pk)
-                } else {
-                    def.with_link(parent, pk)
-                };
-            }
-            if !p.contains(&def.client_id_field) {
-                def = def.read_only();
-            }
+            let code_field = Some(format!("{key}Code")).filter(|c| p.contains(c));
+            let links = links[name]
+                .iter()
+                .map(|pk| Link {
+                    collection: keys[pk].clone(),
+                    id_field: format!("{pk}Id"),
+                    client_id_field: format!("{pk}ClientId"),
+                })
+                .collect();
+            let read_only = !has_id || !p.contains(&client_id_field);
             let pull = pull_props.iter().find(|k| {
                 k.strip_prefix("from")
                     .and_then(|k| k.strip_suffix("Version"))
@@ -160,12 +187,21 @@ impl MahakSchema {
             });
             if let Some(pull) = pull {
                 pull_keys.insert(pull.to_ascii_lowercase(), name.clone());
-                def.pull_key = Some(pull.clone());
             }
-            catalogue
-                .register(def)
-                .map_err(|e| format!("`{name}`: {e}"))?;
+            collections.push(Coll {
+                name: name.clone(),
+                id_field,
+                client_id_field,
+                code_field,
+                links,
+                read_only,
+            });
         }
+        let index = collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
         let pull_names = models
             .iter()
             .map(|(n, ..)| {
@@ -189,10 +225,27 @@ impl MahakSchema {
             })
             .collect();
         Ok(MahakSchema {
-            catalogue,
+            collections,
+            index,
             pull_keys,
             pull_names,
             save_names,
+        })
+    }
+}
+
+impl MahakSchema {
+    /// The collection named `name` (exactly).
+    pub fn get(&self, name: &str) -> Option<&Coll> {
+        self.index.get(name).map(|&i| &self.collections[i])
+    }
+
+    /// The collection named `name` without regard to case.
+    pub fn find(&self, name: &str) -> Option<&Coll> {
+        self.get(name).or_else(|| {
+            self.collections
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name))
         })
     }
 }
@@ -254,19 +307,18 @@ mod tests {
     #[test]
     fn the_swagger_gives_57_collections_with_their_links_and_names() {
         let s = MahakSchema::load().unwrap();
-        assert_eq!(s.catalogue.len(), 57);
-        let od = s.catalogue.get("orderDetails").unwrap();
-        assert_eq!(od.parent.as_ref().unwrap().collection, "orders");
+        assert_eq!(s.collections.len(), 57);
+        let od = s.get("orderDetails").unwrap();
         let linked: Vec<&str> = od.links.iter().map(|l| l.collection.as_str()).collect();
         assert_eq!(linked, ["orders", "productDetails"]);
-        let orders = s.catalogue.get("orders").unwrap();
+        let orders = s.get("orders").unwrap();
         let linked: Vec<&str> = orders.links.iter().map(|l| l.collection.as_str()).collect();
         assert_eq!(
             linked,
             ["people"],
             "receipts and payments name their order, not the reverse"
         );
-        let receipts = s.catalogue.get("receipts").unwrap();
+        let receipts = s.get("receipts").unwrap();
         assert!(receipts.links.iter().any(|l| l.collection == "orders"));
         assert_eq!(s.pull_keys["frompersonversion"], "people");
         assert_eq!(s.pull_keys["fromcompanyversion"], "companies");
@@ -276,7 +328,7 @@ mod tests {
         let save: Vec<&str> = s.save_names.iter().map(|(_, n)| n.as_str()).collect();
         assert!(save.contains(&"Companies") && save.contains(&"MahakPays"));
         assert_eq!(save.len(), 55, "SaveAllDataResult lists 55 collections");
-        assert!(s.catalogue.get("regions").unwrap().read_only);
+        assert!(s.get("regions").unwrap().read_only);
     }
 
     #[test]

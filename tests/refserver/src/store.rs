@@ -10,7 +10,40 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 use crate::error::ServerError;
+use crate::schema::Coll;
 use rowsync::CollectionDef;
+
+/// What the store needs to know of a collection: its name and the names of
+/// its id fields. Both dialects' collection types have them.
+pub(crate) trait Keyed {
+    fn name(&self) -> &str;
+    fn id_field(&self) -> &str;
+    fn client_id_field(&self) -> &str;
+}
+
+impl Keyed for CollectionDef {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn id_field(&self) -> &str {
+        &self.id_field
+    }
+    fn client_id_field(&self) -> &str {
+        &self.client_id_field
+    }
+}
+
+impl Keyed for Coll {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn id_field(&self) -> &str {
+        &self.id_field
+    }
+    fn client_id_field(&self) -> &str {
+        &self.client_id_field
+    }
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -166,19 +199,19 @@ pub(crate) fn dump(c: &Connection, collection: &str) -> Result<Vec<Value>, Serve
 /// object.
 pub(crate) fn write(
     c: &Connection,
-    def: &CollectionDef,
+    def: &(impl Keyed + ?Sized),
     id: i64,
     client_id: Option<i64>,
     row_version: i64,
     mut obj: Map<String, Value>,
 ) -> Result<Map<String, Value>, ServerError> {
-    obj.insert(def.id_field.clone(), Value::from(id));
+    obj.insert(def.id_field().to_string(), Value::from(id));
     match client_id {
         Some(cid) => {
-            obj.insert(def.client_id_field.clone(), Value::from(cid));
+            obj.insert(def.client_id_field().to_string(), Value::from(cid));
         }
         None => {
-            obj.entry(def.client_id_field.clone())
+            obj.entry(def.client_id_field().to_string())
                 .or_insert(Value::Null);
         }
     }
@@ -196,9 +229,16 @@ pub(crate) fn write(
              row_version = excluded.row_version, deleted = excluded.deleted,
              body = excluded.body",
     )?;
-    st.execute(params![def.name, id, client_id, row_version, deleted, body])?;
+    st.execute(params![
+        def.name(),
+        id,
+        client_id,
+        row_version,
+        deleted,
+        body
+    ])?;
     if let Some(cid) = client_id {
-        map_client(c, &def.name, cid, id)?;
+        map_client(c, def.name(), cid, id)?;
     }
     Ok(obj)
 }

@@ -369,7 +369,7 @@ fn saves_are_partial_and_refuse_per_record_with_the_real_words() {
         "saved, linked to the order saved just before"
     );
     assert_eq!(
-        lines[1]["Errors"][0]["Property"], "OrderClientId",
+        lines[1]["Errors"][0]["Property"], "OrderId",
         "its order failed"
     );
     assert_eq!(
