@@ -245,6 +245,51 @@ impl<'a> Admin<'a> {
         })
     }
 
+    /// Adds `n` orders (invoices of types 201, 202, 204 and 299, mostly
+    /// sales) made in the desktop, each with one to three `orderDetails`
+    /// lines, for customers and product details already there (seed
+    /// products and persons first). Mahak dialect only.
+    pub fn seed_orders(&self, n: usize) -> Result<(), ServerError> {
+        if n == 0 {
+            return Ok(());
+        }
+        if self.server.mahak.is_none() {
+            return Err(ServerError::Invalid(
+                "orders are seeded in the mahak dialect only".into(),
+            ));
+        }
+        let seed = self.server.config().seed;
+        let visitor = self.server.session_ids().1;
+        self.write_tx(|tx, counter| {
+            let people = store::live_ids(tx, "people")?;
+            let details = store::live_ids(tx, "productDetails")?;
+            if people.is_empty() || details.is_empty() {
+                return Err(ServerError::Invalid(
+                    "seed products and persons before orders".into(),
+                ));
+            }
+            let first = store::next_id(tx, "orders")?;
+            let mut line = store::next_id(tx, "orderDetails")?;
+            let mut rng = fastrand::Rng::with_seed(seed ^ (first as u64).wrapping_mul(0x51ED));
+            for i in 0..n as i64 {
+                let id = first + i;
+                let person = people[rng.usize(0..people.len())];
+                let kind = generate::order_type(&mut rng);
+                *counter += 1;
+                let text = generate::mahak_order(&mut rng, id, person, visitor, kind, *counter);
+                store::insert_raw(tx, "orders", id, *counter, &text)?;
+                for _ in 0..rng.u8(1..4) {
+                    let detail = details[rng.usize(0..details.len())];
+                    *counter += 1;
+                    let text = generate::mahak_order_detail(&mut rng, line, id, detail, *counter);
+                    store::insert_raw(tx, "orderDetails", line, *counter, &text)?;
+                    line += 1;
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// The shop's visitor, customer groups and product categories, once.
     fn seed_reference(
         &self,
@@ -419,7 +464,9 @@ fn parse_body(body: &[u8]) -> Result<Value, ServerError> {
 
 /// Serves one admin HTTP request; `rest` is the path after `admin/`.
 ///
-/// Routes: `GET counter`; `GET state`; `POST seed` `{products?: n, persons?: n}`;
+/// Routes: `GET counter`; `GET state`; `POST seed`
+/// `{products?: n, persons?: n, orders?: n}`; `POST session`
+/// `{databaseId?, visitorId?}` (what a mahak login answers);
 /// `GET records/<c>` (dump); `POST records/<c>` (upsert a record);
 /// `GET records/<c>/<id>`; `POST|PATCH records/<c>/<id>` (change fields);
 /// `DELETE records/<c>/<id>` or `POST records/<c>/<id>/delete`;
@@ -444,8 +491,10 @@ pub(crate) fn handle_http(server: &RefServer, method: &str, rest: &str, body: &[
         ("POST", ["seed"]) => (|| {
             let products = body.get("products").and_then(Value::as_u64).unwrap_or(0);
             let persons = body.get("persons").and_then(Value::as_u64).unwrap_or(0);
+            let orders = body.get("orders").and_then(Value::as_u64).unwrap_or(0);
             admin.seed_products(usize::try_from(products).unwrap_or(0))?;
             admin.seed_persons(usize::try_from(persons).unwrap_or(0))?;
+            admin.seed_orders(usize::try_from(orders).unwrap_or(0))?;
             Ok(json!({"counter": admin.counter()}))
         })(),
         ("GET", ["records", c]) => admin.def(c).map(|_| Value::Array(admin.dump(c))),

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 struct Claims {
     sub: String,
     iat: u64,
+    nbf: u64,
     exp: u64,
     #[serde(rename = "expMs")]
     exp_ms: u64,
@@ -39,6 +40,7 @@ pub(crate) fn issue(secret: &str, user: &str, ttl: Duration, jti: u64) -> Result
     let claims = Claims {
         sub: user.to_string(),
         iat: now / 1000,
+        nbf: now / 1000,
         exp: exp_ms.div_ceil(1000),
         exp_ms,
         jti,

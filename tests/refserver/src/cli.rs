@@ -9,7 +9,7 @@ use crate::{RefServer, RunningServer, ServerConfig, ServerError};
 
 /// Usage text of the command line.
 pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--data FILE] \
-[--seed-products N] [--seed-persons N] [--admin] [--token-ttl SECS] [--user NAME:PASS]... \
+[--seed-products N] [--seed-persons N] [--seed-orders N] [--admin] [--token-ttl SECS] [--user NAME:PASS]... \
 [--database-id N] [--package-number N] [--rate-limit PER_SEC] [--retry-after-date] \
 [--bare-login] [--omit-error-list] [--seed N] [--verbose] [--dialect mahak|documented] \
 [--exclusive-bound] [--page-cap-total] [--server-page-cap N] [--ignore-page-size] [--unordered] \
@@ -26,6 +26,9 @@ pub struct CliOptions {
     pub seed_products: usize,
     /// Persons to generate at start.
     pub seed_persons: usize,
+    /// Orders (with their lines) to generate at start, after the products
+    /// and persons (mahak dialect).
+    pub seed_orders: usize,
     /// The server configuration.
     pub config: ServerConfig,
 }
@@ -43,6 +46,7 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
         port: 8080,
         seed_products: 0,
         seed_persons: 0,
+        seed_orders: 0,
         config: ServerConfig {
             verbose: false,
             ..ServerConfig::default()
@@ -57,6 +61,7 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
             "--data" => o.config.data = Some(PathBuf::from(value::<String>(&flag, args.next())?)),
             "--seed-products" => o.seed_products = value(&flag, args.next())?,
             "--seed-persons" => o.seed_persons = value(&flag, args.next())?,
+            "--seed-orders" => o.seed_orders = value(&flag, args.next())?,
             "--admin" => o.config.admin = true,
             "--token-ttl" => o.config.token_ttl = Duration::from_secs(value(&flag, args.next())?),
             "--user" => {
@@ -109,11 +114,13 @@ pub fn run_cli(args: impl IntoIterator<Item = String>) -> Result<(), ServerError
     let started = std::time::Instant::now();
     server.admin().seed_products(o.seed_products)?;
     server.admin().seed_persons(o.seed_persons)?;
-    if o.seed_products + o.seed_persons > 0 {
+    server.admin().seed_orders(o.seed_orders)?;
+    if o.seed_products + o.seed_persons + o.seed_orders > 0 {
         eprintln!(
-            "seeded {} products and {} persons (people) in {:.2?}",
+            "seeded {} products, {} persons (people) and {} orders in {:.2?}",
             o.seed_products,
             o.seed_persons,
+            o.seed_orders,
             started.elapsed()
         );
     }
@@ -151,6 +158,10 @@ mod tests {
         assert_eq!(o.config.dialect, crate::Dialect::Documented);
         assert!(o.config.unordered);
         assert_eq!(o.config.server_page_cap, Some(7));
+        let o = parse_cli(args("--seed-orders 5 --resend-updates --visitor-id 9")).unwrap();
+        assert_eq!(o.seed_orders, 5);
+        assert!(o.config.resend_updates);
+        assert_eq!(o.config.visitor_id, 9);
         assert!(parse_cli(args("--dialect klingon")).is_err());
         assert!(parse_cli(args("--port")).is_err());
         assert!(parse_cli(args("--bogus")).is_err());

@@ -235,6 +235,75 @@ pub(crate) fn mahak_visitor_person(id: i64, person: i64, visitor: i64, rv: i64) 
     )
 }
 
+/// The order types of a shop, most common first: sale (201), sales return
+/// (202), purchase (204), proforma (299).
+pub(crate) const ORDER_TYPES: [i64; 4] = [201, 202, 204, 299];
+
+/// An order type as a shop's day mixes them: mostly sales.
+pub(crate) fn order_type(rng: &mut fastrand::Rng) -> i64 {
+    match rng.u8(0..10) {
+        0 => ORDER_TYPES[1],
+        1 => ORDER_TYPES[2],
+        2 => ORDER_TYPES[3],
+        _ => ORDER_TYPES[0],
+    }
+}
+
+/// An `orders` record made in the desktop (an invoice: `orderType` 201,
+/// 202, 204 or 299), dated offset-free local time.
+pub(crate) fn mahak_order(
+    rng: &mut fastrand::Rng,
+    id: i64,
+    person: i64,
+    visitor: i64,
+    order_type: i64,
+    rv: i64,
+) -> String {
+    let month = rng.u32(1..13);
+    let day = rng.u32(1..29);
+    let hour = rng.u32(8..21);
+    let minute = rng.u32(0..60);
+    let discount = rng.i64(0..5) * 50_000;
+    format!(
+        "{{\"orderId\":{id},\"orderClientId\":0,\"orderCode\":{id},\"fiscalYear\":1404,\
+         \"personId\":{person},\"personClientId\":0,\"personCode\":{person},\
+         \"visitorId\":{visitor},\"orderType\":{order_type},\
+         \"orderDate\":\"2025-{month:02}-{day:02}T{hour:02}:{minute:02}:00\",\
+         \"deliveryDate\":\"2025-{month:02}-{day:02}T12:00:00\",\"discount\":{discount},\
+         \"discountType\":0,\"sendCost\":0,\"otherCost\":0,\"settlementType\":1,\
+         \"immediate\":false,\"description\":\"فاكتور {id} \",\"receiptId\":null,\
+         \"paymentId\":null,\"deleted\":false,{}}}",
+        stamps(rv)
+    )
+}
+
+/// An `orderDetails` record: one line of order `order`, selling product
+/// detail `detail`. Quantities may be fractional; amounts are numbers.
+pub(crate) fn mahak_order_detail(
+    rng: &mut fastrand::Rng,
+    id: i64,
+    order: i64,
+    detail: i64,
+    rv: i64,
+) -> String {
+    let price = rng.i64(10..5_000) * 10_000;
+    let count = if rng.u8(0..5) == 0 {
+        format!("{}.5", rng.u32(0..10))
+    } else {
+        rng.u32(1..20).to_string()
+    };
+    format!(
+        "{{\"orderDetailId\":{id},\"orderDetailClientId\":0,\"orderId\":{order},\
+         \"orderClientId\":0,\"orderCode\":{order},\"itemType\":0,\
+         \"productDetailId\":{detail},\"productDetailClientId\":0,\
+         \"productDetailCode\":{detail},\"incomeId\":null,\"expenseId\":null,\
+         \"price\":{price},\"count1\":{count},\"count2\":0,\"discount\":0,\
+         \"discountType\":0,\"taxPercent\":9,\"chargePercent\":0,\"gift\":0,\
+         \"description\":null,\"deleted\":false,{}}}",
+        stamps(rv)
+    )
+}
+
 /// The reference records a shop has before anything else: its visitor,
 /// customer groups and product categories, as (collection, id, JSON text
 /// without the row version's stamps).
@@ -297,6 +366,8 @@ mod tests {
                 mahak_visitor_product(&mut rng, i, i, 31, 5, i * 10),
                 mahak_person(&mut rng, i, 1, i * 10),
                 mahak_visitor_person(i, i, 31, i * 10),
+                mahak_order(&mut rng, i, i, 31, ORDER_TYPES[(i % 4) as usize], i * 10),
+                mahak_order_detail(&mut rng, i, i, i, i * 10),
             ] {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(v["rowVersion"], i * 10);

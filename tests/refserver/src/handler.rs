@@ -121,8 +121,12 @@ fn retry_after_value(form: RetryAfter) -> String {
     }
 }
 
-fn rate_limited(form: RetryAfter) -> Reply {
-    let mut r = Reply::fail(429, 429, "too many requests", Value::Null);
+fn rate_limited(form: RetryAfter, mahak: bool) -> Reply {
+    let mut r = if mahak {
+        crate::mahak::fail(429, "too many requests")
+    } else {
+        Reply::fail(429, 429, "too many requests", Value::Null)
+    };
     r.headers
         .push(("Retry-After".to_string(), retry_after_value(form)));
     r
@@ -138,6 +142,10 @@ fn fault_reply(status: u16, body: FaultBody, mahak: bool) -> Reply {
                  <body><h1>{status}</h1><p>The server is temporarily unable to service \
                  your request.</p></body></html>"
             ),
+        ),
+        FaultBody::TruncatedJson if mahak => (
+            "application/json; charset=utf-8",
+            "{\"Result\":false,\"Message\":\"Internal serv".to_string(),
         ),
         FaultBody::TruncatedJson => (
             "application/json; charset=utf-8",
@@ -242,7 +250,7 @@ impl RefServer {
                 return self.finish(fault_reply(status, body, mahak), entry, tracking_id, None)
             }
             Some(Fault::RateLimit { retry_after }) => {
-                return self.finish(rate_limited(retry_after), entry, tracking_id, None)
+                return self.finish(rate_limited(retry_after, mahak), entry, tracking_id, None)
             }
             Some(Fault::DropBeforeResponse) => {
                 entry.outcome = "dropped before response".to_string();
@@ -256,33 +264,28 @@ impl RefServer {
         }
 
         let reply = if !req.method.eq_ignore_ascii_case("POST") {
-            Reply::fail(
+            self.refuse(
                 405,
                 405,
                 &format!("{} is not allowed: use POST", req.method),
-                Value::Null,
             )
         } else if req.body.len() > self.config().max_body_bytes {
-            Reply::fail(
-                400,
-                CODE_VALIDATION,
-                &format!(
-                    "request body too large: more than {} bytes",
-                    self.config().max_body_bytes
-                ),
-                Value::Null,
-            )
+            let message = format!(
+                "request body too large: more than {} bytes",
+                self.config().max_body_bytes
+            );
+            if mahak {
+                // A business failure, as the real server answers one.
+                crate::mahak::fail(200, &message)
+            } else {
+                Reply::fail(400, CODE_VALIDATION, &message, Value::Null)
+            }
         } else if is_login && mahak {
             crate::mahak::login(self, &req.body)
         } else if is_login {
             self.login(name.eq_ignore_ascii_case("LoginV2"), &req.body)
         } else if !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(name)) {
-            Reply::fail(
-                404,
-                404,
-                &format!("unknown endpoint `Sync/{name}`"),
-                Value::Null,
-            )
+            self.refuse(404, 404, &format!("unknown endpoint `Sync/{name}`"))
         } else {
             self.authenticated(name, req, entry)
         };
@@ -374,6 +377,16 @@ impl RefServer {
         }
     }
 
+    /// A refusal under `status`, in the dialect's envelope (`code` only in
+    /// the documented one).
+    fn refuse(&self, status: u16, code: i64, message: &str) -> Reply {
+        if self.mahak.is_some() {
+            crate::mahak::fail(status, message)
+        } else {
+            Reply::fail(status, code, message, Value::Null)
+        }
+    }
+
     /// A refused token: 401, in the dialect's envelope.
     fn bad_token(&self, message: &str) -> Reply {
         if self.mahak.is_some() {
@@ -393,16 +406,16 @@ impl RefServer {
             if let Err(wait) = self.limiter.admit(token, rate) {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
                 let secs = secs.max(1);
-                return rate_limited(if config.retry_after_http_date {
+                let form = if config.retry_after_http_date {
                     RetryAfter::HttpDate(secs)
                 } else {
                     RetryAfter::Seconds(secs)
-                });
+                };
+                return rate_limited(form, self.mahak.is_some());
             }
         }
-        let internal = |e: crate::ServerError| {
-            Reply::fail(500, 500, &format!("internal error: {e}"), Value::Null)
-        };
+        let internal =
+            |e: crate::ServerError| self.refuse(500, 500, &format!("internal error: {e}"));
         if let Some(schema) = &self.mahak {
             let lower = name.to_ascii_lowercase();
             let answer = if lower.starts_with("getalldata") {

@@ -183,6 +183,15 @@ pub(crate) fn count(c: &Connection, collection: &str) -> Result<usize, ServerErr
     Ok(usize::try_from(n).unwrap_or(0))
 }
 
+/// The ids of the records of `collection` not deleted, ascending.
+pub(crate) fn live_ids(c: &Connection, collection: &str) -> Result<Vec<i64>, ServerError> {
+    let mut st = c.prepare_cached(
+        "SELECT id FROM records WHERE collection = ?1 AND deleted = 0 ORDER BY id",
+    )?;
+    let rows = st.query_map([collection], |r| r.get::<_, i64>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Every record of `collection`, deleted ones included, by id.
 pub(crate) fn dump(c: &Connection, collection: &str) -> Result<Vec<Value>, ServerError> {
     let mut st = c.prepare_cached("SELECT body FROM records WHERE collection = ?1 ORDER BY id")?;
