@@ -26,6 +26,8 @@ usage: rowsync [--db FILE] [--json] COMMAND [ARGS]
 commands:
   init --url URL --username U --database-id N --package-number N [--dialect mahak|documented]
                                store the server settings (never the password)
+  wipe [--force]               delete the local data (keeps the settings), e.g. to switch
+                               dialect or to follow a server that names another visitor
   sync                         run one sync cycle (pull, then push)
   put COLLECTION JSON          create a record, or update the one its ids name
   get COLLECTION ID            show a record (ID = server id, or c:ID for a client id)
@@ -223,7 +225,7 @@ impl Args {
 
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
-        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nA plain http:// URL is accepted only for a loopback host.",
+        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--app-id ID]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.",
         "sync" => "usage: rowsync --db FILE sync [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints,\nthen pushes the outbox. Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
@@ -233,7 +235,8 @@ fn help_of(command: &str) -> Option<&'static str> {
         "dlq" => "usage: rowsync --db FILE dlq list [--json]\n       rowsync --db FILE dlq retry ID\n       rowsync --db FILE dlq discard ID\n\nThe dead-letter queue: groups of changes the server refused (2001 integrity,\n3001 validation), with its code, message and tracking id. `retry` puts a group\nback in the outbox (fix the data with `put` first); `discard` drops it and\nreturns its records to the server's version.",
         "conflicts" => "usage: rowsync --db FILE conflicts [--clear] [--json]\n\nShows the conflict log: local changes that met a newer server version, the\nfields in conflict and how each was resolved. --clear empties it.",
         "log" => "usage: rowsync --db FILE log [--limit N] [--json]\n\nShows the newest sync-log rows (endpoint, HTTP status, duration, tracking id,\nerror), newest first. Default limit 50.",
-        "serve" => "usage: rowsync serve [--port N] [--host ADDR] [--data FILE] [--seed-products N]\n       [--seed-persons N] [--admin] [--user NAME:PASS]... [--database-id N]\n       [--package-number N] [--token-ttl SECS] [--rate-limit PER_SEC] [--seed N] [--verbose]\n       [--dialect mahak|documented] [--exclusive-bound] [--page-cap-total]\n       [--server-page-cap N] [--ignore-page-size] [--unordered] [--resend-updates]\n       [--visitor-id N]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. It speaks the real server's dialect\nby default (the password arrives as its MD5 hash); --dialect documented speaks the\nAPI document's. Default user user1:pass1, database 1001, package 2002.",
+        "wipe" => "usage: rowsync --db FILE wipe [--force] [--json]\n\nDeletes the replica's local data: records, outbox, dead letters, conflicts,\ncheckpoints and the login's session. The settings stay, so the next `sync` pulls\neverything again. Needed to switch dialect (`init --dialect`) on a replica that\nholds data, or when the server's login names another database or visitor.\nRefused while changes wait to be pushed or sit in the dead-letter queue, unless\n--force (they are then lost).",
+        "serve" => "usage: rowsync serve [--port N] [--dialect mahak|documented] [--seed-products N]\n       [--seed-persons N] [FLAGS...]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. It speaks the real server's dialect\nby default (the password arrives as its MD5 hash, GetAllData/SaveAllData);\n--dialect documented speaks the API document's. Default user user1:pass1,\ndatabase 1001, package 2002. Port 0 takes any free port.",
         "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server and a\nthrowaway replica: initial sync, offline sales, a merged customer, a payment\nthe server wins, an order parked in the dead-letter queue, then reconnects.",
         "version" => "usage: rowsync --version",
         _ => return None,
@@ -286,6 +289,7 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
             Ok(())
         }
         "init" => init(&mut a),
+        "wipe" => wipe(&mut a),
         "sync" => sync(&a),
         "put" => put(&a),
         "get" => get(&a),
@@ -321,6 +325,18 @@ fn open_configured(a: &Args) -> Result<Engine, Failure> {
     open(a)
 }
 
+/// An engine error, with what to type when the way out is a command.
+fn hint(e: rowsync::Error, a: &Args) -> Failure {
+    let mut message = e.to_string();
+    if matches!(
+        e,
+        rowsync::Error::ReplicaMismatch { .. } | rowsync::Error::DialectMismatch { .. }
+    ) {
+        message.push_str(&format!(" (`rowsync --db {} wipe`)", a.db.display()));
+    }
+    Failure { message, code: 1 }
+}
+
 fn print_json(v: &impl serde::Serialize) -> Outcome {
     let text = serde_json::to_string_pretty(v)?;
     let mut out = std::io::stdout().lock();
@@ -347,17 +363,81 @@ fn parse_id(s: &str) -> Result<RecordId, Failure> {
 
 // ----- serve -----------------------------------------------------------------
 
+/// The server's own flags, as its parser lists them (so this help never
+/// falls behind the server's switches).
+fn server_flags() -> String {
+    match rowsync_refserver::parse_cli(["--help".to_string()]) {
+        Err(rowsync_refserver::ServerError::Usage(text)) => text
+            .trim_start_matches("usage:")
+            .trim()
+            .trim_start_matches("rowsync-refserver")
+            .trim()
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Wraps `[--flag ...]` groups to lines of about 80 characters.
+fn wrap_flags(flags: &str, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    // A group starts at `[` and keeps what follows it (`VALUE]`, `...`).
+    let mut groups: Vec<String> = Vec::new();
+    for word in flags.split_whitespace() {
+        match groups.last_mut() {
+            Some(last) if !word.starts_with('[') => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => groups.push(word.to_string()),
+        }
+    }
+    for group in &groups {
+        if !line.is_empty() && line.len() + group.len() + 1 > 80 - indent.len() {
+            out.push_str(indent);
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(group);
+    }
+    if !line.is_empty() {
+        out.push_str(indent);
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 fn serve(a: &Args) -> Outcome {
     if a.help || a.rest.iter().any(|x| x == "--help" || x == "-h") {
         say!("{}", help_of("serve").unwrap_or_default());
+        let flags = server_flags();
+        if !flags.is_empty() {
+            say!(
+                "\nall the server's flags:\n{}",
+                wrap_flags(&flags, "  ").trim_end()
+            );
+        }
         return Ok(());
     }
+    // Check the flags first: a usage error is exit 2, anything later (a port
+    // in use, an unreadable data file) exit 1.
+    if let Err(e) = rowsync_refserver::parse_cli(a.rest.clone()) {
+        return Err(Failure {
+            message: format!(
+                "serve: {} (try `rowsync serve --help`)",
+                e.to_string().lines().next().unwrap_or_default()
+            ),
+            code: 2,
+        });
+    }
     rowsync_refserver::run_cli(a.rest.clone()).map_err(|e| Failure {
-        message: format!(
-            "serve: {} (try --help)",
-            e.to_string().lines().next().unwrap_or_default()
-        ),
-        code: 2,
+        message: format!("serve: {e}"),
+        code: 1,
     })
 }
 
@@ -377,6 +457,10 @@ fn init(a: &mut Args) -> Outcome {
     let batch_size = a.number::<usize>("--batch-size")?;
     let max_attempts = a.number::<u32>("--max-attempts")?;
     let collections = a.value("--collections")?;
+    let login_endpoint = a.value("--login-endpoint")?;
+    let pull_endpoint = a.value("--pull-endpoint")?;
+    let save_endpoint = a.value("--save-endpoint")?;
+    let app_id = a.value("--app-id")?;
     let dialect = match a.value("--dialect")? {
         Some(d) => Some(
             d.parse::<rowsync::Dialect>()
@@ -385,6 +469,28 @@ fn init(a: &mut Args) -> Outcome {
         None => None,
     };
     a.positional(&[])?;
+    for (flag, v) in [("--url", &url), ("--username", &username)] {
+        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(Failure::usage(format!("{flag} cannot be empty")));
+        }
+    }
+    // The engine checks endpoint names only when it calls them: say it now.
+    for (flag, v) in [
+        ("--login-endpoint", &login_endpoint),
+        ("--pull-endpoint", &pull_endpoint),
+        ("--save-endpoint", &save_endpoint),
+    ] {
+        if let Some(v) = v.as_deref().map(str::trim) {
+            let plain = v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !plain {
+                return Err(Failure::usage(format!(
+                    "{flag} wants an endpoint name such as GetAllDataV2 (letters, digits, `_`, `-`), not `{v}`"
+                )));
+            }
+        }
+    }
     // A new replica is created only once the settings are complete.
     let existing = if std::path::Path::new(&a.db).exists() {
         Some(open(a)?)
@@ -435,6 +541,16 @@ fn init(a: &mut Args) -> Outcome {
     if let Some(v) = max_attempts {
         s.max_attempts = v;
     }
+    for (field, value) in [
+        (&mut s.login_endpoint, login_endpoint),
+        (&mut s.pull_endpoint, pull_endpoint),
+        (&mut s.save_endpoint, save_endpoint),
+        (&mut s.app_id, app_id),
+    ] {
+        if let Some(v) = value {
+            *field = v.trim().to_string();
+        }
+    }
     if let Some(v) = collections {
         s.collections = v
             .split(',')
@@ -447,7 +563,7 @@ fn init(a: &mut Args) -> Outcome {
         Some(engine) => engine,
         None => open(a)?,
     };
-    engine.configure(s.clone())?;
+    engine.configure(s.clone()).map_err(|e| hint(e, a))?;
     if a.json {
         return print_json(&s);
     }
@@ -464,6 +580,47 @@ fn init(a: &mut Args) -> Outcome {
         "next: ROWSYNC_PASSWORD=... rowsync --db {} sync",
         a.db.display()
     );
+    Ok(())
+}
+
+// ----- wipe ------------------------------------------------------------------
+
+fn wipe(a: &mut Args) -> Outcome {
+    let force = a.flag("--force");
+    a.positional(&[])?;
+    let engine = open_configured(a)?;
+    let before = engine.status()?.counts;
+    match engine.wipe(force) {
+        Ok(()) => {}
+        Err(rowsync::Error::PendingChanges(n)) => {
+            return Err(Failure {
+                message: format!(
+                    "{n} change(s) wait to be pushed or sit in the dead-letter queue: sync them first, or `wipe --force` to lose them"
+                ),
+                code: 1,
+            })
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if a.json {
+        return print_json(&serde_json::json!({
+            "wiped": true,
+            "lost_changes": before.pending + before.parked,
+        }));
+    }
+    say!(
+        "wiped {}: no records, no session, no checkpoints; the settings are kept{}",
+        a.db.display(),
+        if before.pending + before.parked > 0 {
+            format!(
+                " ({} unsent change(s) dropped)",
+                before.pending + before.parked
+            )
+        } else {
+            String::new()
+        }
+    );
+    say!("the next `rowsync sync` pulls everything again");
     Ok(())
 }
 
@@ -520,10 +677,14 @@ fn sync(a: &Args) -> Outcome {
                     print_json(&report)?;
                 }
             }
-            Err(Failure {
-                message: format!("sync failed: {e} (local changes are kept in the outbox)"),
-                code: 1,
-            })
+            let kept = if matches!(e, rowsync::Error::InDoubt { .. }) {
+                "local changes are kept; creates in doubt are confirmed by a pull before any is sent again"
+            } else {
+                "local changes are kept in the outbox"
+            };
+            let mut f = hint(e, a);
+            f.message = format!("sync failed: {} ({kept})", f.message);
+            Err(f)
         }
     }
 }

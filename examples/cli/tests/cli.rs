@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use rowsync_refserver::{Dialect, RunningServer, ServerConfig};
+use rowsync_refserver::{Dialect, Fault, RunningServer, ServerConfig};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rowsync");
@@ -149,7 +149,12 @@ fn init_put_sync_list_status() {
     let status = json(&rowsync(&db, &["status", "--json"]));
     assert_eq!(status["dialect"], "mahak");
     let visitor = status["session"]["visitor_id"].as_i64().expect("a visitor");
+    assert_eq!(visitor, ServerConfig::default().visitor_id);
     assert_eq!(status["session"]["database_id"], 1001);
+    assert!(status["session"]["sync_id"].as_i64().is_some(), "{status}");
+    assert!(status["session"]["user_title"].is_string(), "{status}");
+    assert!(status["session"]["server_time"].is_string(), "{status}");
+    assert_eq!(status["counts"]["in_doubt"], 0);
     let text = ok(&rowsync(&db, &["status"]));
     assert!(text.contains(&format!("visitor {visitor}")), "{text}");
 
@@ -256,6 +261,10 @@ fn refused_order_goes_to_the_dead_letter_queue() {
     assert_eq!(letter["changes"][0]["client_id"], bad["orderClientId"]);
     let text = ok(&rowsync(&db, &["dlq"]));
     assert!(text.contains("PersonId"), "{text}");
+
+    // The server's words are in the sync log too, and `status` counts the letter.
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["counts"]["dead_letters"], 1);
 
     // Discard: the order disappears (the server never had it).
     let id = letter["id"].as_i64().unwrap().to_string();
@@ -375,7 +384,334 @@ fn the_documented_dialect_is_one_flag_away() {
     assert!(status["session"].is_null());
     // A replica holding data keeps its dialect.
     let e = fails(&rowsync(&db, &["init", "--dialect", "mahak"]));
+    assert!(
+        e.contains("rowsync --db"),
+        "the hint names the command: {e}"
+    );
     assert!(e.contains("wipe"), "{e}");
+    // Wiped, it switches; the settings stayed.
+    let out = ok(&rowsync(&db, &["wipe"]));
+    assert!(out.contains("wiped"), "{out}");
+    let out = ok(&rowsync(&db, &["init", "--dialect", "mahak"]));
+    assert!(out.contains("mahak dialect"), "{out}");
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["dialect"], "mahak");
+    assert_eq!(status["base_url"], server.base_url());
+}
+
+/// The real server applies a save record by record: an order is saved while
+/// its line (typed with a product, not a product detail) is refused. Only
+/// the line waits in the dead-letter queue, with the server's words; fixed
+/// and retried, it joins its order.
+#[test]
+fn a_partial_save_parks_only_the_refused_line() {
+    let server = shop();
+    let scratch = Scratch::new("partial");
+    let db = scratch.db();
+    init(&db, &server);
+    json(&rowsync(&db, &["sync", "--json"]));
+    let person = first_id(&db, "people", "personId");
+    let detail = first_id(&db, "productDetails", "productDetailId");
+    let order = json(&rowsync(
+        &db,
+        &[
+            "put",
+            "orders",
+            &format!(r#"{{"orderType": 201, "visitorId": 31, "personId": {person}}}"#),
+            "--json",
+        ],
+    ));
+    let order_client = order["orderClientId"].as_i64().unwrap();
+    let line = json(&rowsync(
+        &db,
+        &[
+            "put",
+            "orderDetails",
+            &format!(
+                r#"{{"orderClientId": {order_client}, "productId": 1, "count1": 2, "price": 10}}"#
+            ),
+            "--json",
+        ],
+    ));
+    let line_client = line["orderDetailClientId"].as_i64().unwrap();
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(report["parked"], 1, "{report}");
+    let admin = server.server().admin();
+    let order_id = admin
+        .id_for_client("orders", order_client)
+        .expect("the order was saved");
+    assert_eq!(admin.id_for_client("orderDetails", line_client), None);
+    let letters = json(&rowsync(&db, &["dlq", "list", "--json"]));
+    assert_eq!(letters.as_array().unwrap().len(), 1);
+    let letter = &letters[0];
+    assert!(
+        letter["message"]
+            .as_str()
+            .unwrap()
+            .contains("ProductDetailId"),
+        "{letter}"
+    );
+    assert_eq!(letter["changes"].as_array().unwrap().len(), 1);
+    assert_eq!(letter["changes"][0]["client_id"], line_client);
+    let local = json(&rowsync(
+        &db,
+        &["get", "orders", &format!("c:{order_client}")],
+    ));
+    assert_eq!(local["orderId"], order_id);
+
+    // The fix, then the retry.
+    ok(&rowsync(
+        &db,
+        &[
+            "put",
+            "orderDetails",
+            &format!(r#"{{"orderDetailClientId": {line_client}, "productDetailId": {detail}}}"#),
+        ],
+    ));
+    let id = letter["id"].as_i64().unwrap().to_string();
+    assert!(ok(&rowsync(&db, &["dlq", "retry", &id])).contains("back in the outbox"));
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(report["parked"], 0, "{report}");
+    let line_id = admin
+        .id_for_client("orderDetails", line_client)
+        .expect("the fixed line reached the server");
+    let on_server = admin.get("orderDetails", line_id).unwrap();
+    assert_eq!(on_server["orderId"], order_id);
+    assert_eq!(on_server["productDetailId"], detail);
+    assert_eq!(admin.count("orders"), 1, "the order was not sent twice");
+}
+
+/// A save whose answer is lost: the server has the order, and resending it
+/// would be refused (no idempotency). The engine keeps the create in doubt
+/// and confirms it by a pull (by client id) instead of sending it again:
+/// the order reaches the server once and gets its server id locally.
+#[test]
+fn a_lost_answer_is_confirmed_by_a_pull_not_sent_twice() {
+    let server = shop();
+    let scratch = Scratch::new("indoubt");
+    let db = scratch.db();
+    init(&db, &server);
+    json(&rowsync(&db, &["sync", "--json"]));
+    let person = first_id(&db, "people", "personId");
+    let order = json(&rowsync(
+        &db,
+        &[
+            "put",
+            "orders",
+            &format!(r#"{{"orderType": 201, "visitorId": 31, "personId": {person}}}"#),
+            "--json",
+        ],
+    ));
+    let client_id = order["orderClientId"].as_i64().unwrap();
+    let line = json(&rowsync(
+        &db,
+        &[
+            "put",
+            "orderDetails",
+            &format!(
+                r#"{{"orderClientId": {client_id}, "productDetailId": 1, "count1": 1, "price": 10}}"#
+            ),
+            "--json",
+        ],
+    ));
+    let line_client = line["orderDetailClientId"].as_i64().unwrap();
+    server
+        .server()
+        .faults()
+        .inject(Some("SaveAllData"), Fault::LoseResponseAfterApply, 1);
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert!(report["error"].is_null(), "{report}");
+    let admin = server.server().admin();
+    assert_eq!(
+        admin.count("orders"),
+        1,
+        "the order reached the server once"
+    );
+    assert_eq!(admin.count("orderDetails"), 1, "and its line once");
+    let server_id = admin.id_for_client("orders", client_id).unwrap();
+    let local = json(&rowsync(&db, &["get", "orders", &format!("c:{client_id}")]));
+    assert_eq!(local["orderId"], server_id);
+    let local = json(&rowsync(
+        &db,
+        &["get", "orderDetails", &format!("c:{line_client}")],
+    ));
+    assert_eq!(
+        local["orderDetailId"].as_i64(),
+        admin.id_for_client("orderDetails", line_client)
+    );
+    let log = ok(&rowsync(&db, &["log"]));
+    assert_eq!(
+        log.lines().filter(|l| l.contains("SaveAllData")).count(),
+        1,
+        "one save, the lost one, and no resend: {log}"
+    );
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["counts"]["in_doubt"], 0);
+    assert_eq!(status["counts"]["pending"], 0);
+    assert_eq!(status["counts"]["dead_letters"], 0);
+    // Nothing is left to send: another sync saves nothing.
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(report["push_requests"], 0, "{report}");
+    assert_eq!(admin.count("orders"), 1);
+}
+
+/// A replica holds one visitor's records: when the server's login names
+/// another visitor, the sync stops and says how to start over; `wipe`
+/// refuses to drop unsent changes unless forced.
+#[test]
+fn another_visitor_needs_a_wipe() {
+    let first = shop();
+    let scratch = Scratch::new("visitor");
+    let db = scratch.db();
+    init(&db, &first);
+    json(&rowsync(&db, &["sync", "--json"]));
+    ok(&rowsync(
+        &db,
+        &["put", "orders", r#"{"orderType": 201, "personId": 1}"#],
+    ));
+    let e = fails(&rowsync(&db, &["wipe"]));
+    assert!(e.contains("--force"), "{e}");
+
+    let other = RunningServer::start(ServerConfig {
+        visitor_id: 77,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    other.server().admin().seed_persons(3).unwrap();
+    ok(&rowsync(&db, &["init", "--url", &other.base_url()]));
+    let e = fails(&rowsync(&db, &["sync"]));
+    assert!(e.contains("visitor"), "{e}");
+    assert!(e.contains("wipe"), "{e}");
+    assert_eq!(other.server().admin().count("orders"), 0, "nothing pushed");
+
+    let out = json(&rowsync(&db, &["wipe", "--force", "--json"]));
+    assert_eq!(out["lost_changes"], 1);
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(report["collections"]["people"]["pulled"], 3);
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["session"]["visitor_id"], 77);
+    assert_eq!(status["counts"]["pending"], 0);
+}
+
+/// Whatever the input, the CLI answers with an exit code of its own (0, 1
+/// or 2) and one line on stderr: never a panic (101).
+#[test]
+fn odd_input_never_panics() {
+    let server = shop();
+    let scratch = Scratch::new("odd");
+    let db = scratch.db();
+    let dir = scratch.0.to_string_lossy().to_string();
+    let check = |db: &Path, args: &[&str]| {
+        let out = rowsync(db, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0..=2)),
+            "{args:?}: exit {:?}\n{err}",
+            out.status.code()
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    };
+    // Before any replica, and with a replica path that is a directory.
+    check(&db, &["list", "orders"]);
+    check(Path::new(&dir), &["status"]);
+    check(
+        Path::new(&dir),
+        &[
+            "init",
+            "--url",
+            "http://127.0.0.1:1/x",
+            "--username",
+            "u",
+            "--database-id",
+            "1",
+            "--package-number",
+            "1",
+        ],
+    );
+    std::fs::write(scratch.0.join("junk.db"), b"not a database at all").unwrap();
+    check(&scratch.0.join("junk.db"), &["status"]);
+    init(&db, &server);
+    json(&rowsync(&db, &["sync", "--json"]));
+    let deep = format!("{}1{}", "[".repeat(5_000), "]".repeat(5_000));
+    let deep_object = format!("{}1{}", r#"{"a":"#.repeat(200), "}".repeat(200));
+    let long = "x".repeat(100_000);
+    for args in [
+        vec!["init", "--database-id", "99999999999999999999999"],
+        vec!["init", "--package-number", "-1"],
+        vec!["init", "--page-size", "0"],
+        vec!["init", "--batch-size", "0"],
+        vec!["init", "--url", ""],
+        vec!["init", "--url", "ftp://example.com"],
+        vec!["init", "--url", "http://example.com/API/v3"],
+        vec!["init", "--collections", ",,,"],
+        vec!["init", "--dialect", ""],
+        vec!["init", "--pull-endpoint", "../../etc"],
+        vec!["put", "orders", "null"],
+        vec!["put", "orders", "[]"],
+        vec!["put", "orders", "42"],
+        vec!["put", "orders", "\"x\""],
+        vec!["put", "orders", &deep],
+        vec!["put", "orders", &deep_object],
+        vec!["put", "orders", r#"{"orderId": "seven"}"#],
+        vec!["put", "orders", r#"{"orderId": -1}"#],
+        vec!["put", "orders", r#"{"orderId": 1e300}"#],
+        vec![
+            "put",
+            "orders",
+            r#"{"orderClientId": 18446744073709551615}"#,
+        ],
+        vec!["put", "orderDetails", r#"{"orderClientId": "x"}"#],
+        vec!["put", "people", r#"{"personId": 1, "deleted": "yes"}"#],
+        vec!["put", "", "{}"],
+        vec!["put", &long, "{}"],
+        vec!["put", "people", &format!(r#"{{"name": "{long}"}}"#)],
+        vec!["get", "orders", "c:"],
+        vec!["get", "orders", "c:c:1"],
+        vec!["get", "orders", "-9223372036854775808"],
+        vec!["get", "orders", "99999999999999999999"],
+        vec!["get", "", "1"],
+        vec!["delete", "orders", "c:-1"],
+        vec!["delete", "products", "1"],
+        vec!["list", "orders", "--limit", "-1"],
+        vec!["list", "orders", "--limit", "18446744073709551615"],
+        vec!["list", "nosuch"],
+        vec!["dlq", "retry", "#"],
+        vec!["dlq", "discard", "-9223372036854775808"],
+        vec!["log", "--limit", "0"],
+        vec!["log", "--limit", "4294967296"],
+        vec!["conflicts", "--clear", "--clear"],
+        vec!["status", "extra"],
+        vec!["wipe", "now"],
+        vec!["serve", "--port"],
+        vec!["serve", "--dialect", "klingon"],
+        vec!["serve", "--seed-products", "-5"],
+        vec!["--json"],
+        vec!["--db"],
+        vec!["-"],
+        vec!["--", "status"],
+    ] {
+        check(&db, &args);
+    }
+    // Odd numbers in the settings are the engine's to take or refuse; a
+    // sync with them ends, one way or the other.
+    init_with(&db, &server, &["--page-size", "0", "--batch-size", "0"]);
+    check(&db, &["sync"]);
+    init_with(
+        &db,
+        &server,
+        &["--page-size", "5000", "--batch-size", "500"],
+    );
+    // An endpoint can be renamed (and back to the dialect's own with "").
+    let out = json(&rowsync(
+        &db,
+        &["init", "--pull-endpoint", "GetAllDataV2", "--json"],
+    ));
+    assert_eq!(out["pull_endpoint"], "GetAllDataV2");
+    ok(&rowsync(&db, &["init", "--pull-endpoint", ""]));
+    // The replica still works.
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["base_url"], server.base_url());
+    json(&rowsync(&db, &["sync", "--json"]));
 }
 
 /// `rowsync serve` speaks the real dialect: the password arrives as its
@@ -383,7 +719,7 @@ fn the_documented_dialect_is_one_flag_away() {
 #[test]
 fn serve_answers_an_md5_login_and_refuses_the_plain_password() {
     let mut child = Command::new(BIN)
-        .args(["serve", "--port", "0"])
+        .args(["serve", "--port", "0", "--dialect", "mahak"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -415,6 +751,28 @@ fn serve_answers_an_md5_login_and_refuses_the_plain_password() {
     assert!(good["Data"]["VisitorId"].as_i64().is_some());
     assert!(good["Data"].get("ExpireDate").is_none(), "no expiry field");
     assert_eq!(plain["Result"], false, "{plain}");
+}
+
+/// `rowsync serve` hands its flags to the server's own parser: a bad one is
+/// a usage error (exit 2), and its help lists every switch of the server.
+#[test]
+fn serve_checks_its_flags_and_lists_the_servers() {
+    let scratch = Scratch::new("serve");
+    let db = scratch.db();
+    let out = rowsync(&db, &["serve", "--dialect", "klingon"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = fails(&out);
+    assert!(e.contains("klingon"), "{e}");
+    let help = ok(&rowsync(&db, &["serve", "--help"]));
+    for flag in [
+        "--dialect",
+        "--seed-products",
+        "--seed-persons",
+        "--visitor-id",
+        "--exclusive-bound",
+    ] {
+        assert!(help.contains(flag), "{flag} in {help}");
+    }
 }
 
 /// Issue 12, defect 5: a file name that is legal on Linux but not UTF-8
