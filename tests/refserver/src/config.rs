@@ -50,7 +50,8 @@ pub struct ServerConfig {
     /// Mahak: a resent create (a client id already registered) is a silent
     /// update instead of the real server's per-record error.
     pub resend_updates: bool,
-    /// Mahak: the `VisitorId` a login answers.
+    /// Mahak: the `VisitorId` a login answers (until the admin changes it),
+    /// and the visitor seeded links are for.
     pub visitor_id: i64,
     /// Mahak: the `SyncId` a login answers.
     pub sync_id: i64,
@@ -58,9 +59,12 @@ pub struct ServerConfig {
     pub user_title: String,
     /// Accepted `(username, password)` pairs.
     pub users: Vec<(String, String)>,
-    /// The `databaseId` a login must carry (else 401 / 1001).
+    /// The `databaseId` a login must carry (else 401 / 1001; mahak:
+    /// `Result:false`). Mahak: also the `DatabaseId` a login answers until
+    /// the admin changes it ([`crate::Admin::set_session_ids`]).
     pub database_id: i64,
-    /// The `packageNumber` a login must carry (else 401 / 1001).
+    /// The `packageNumber` (mahak: `packageNo`, a string) a login must carry
+    /// (else 401 / 1001; mahak: `Result:false`).
     pub package_number: i64,
     /// Lifetime of an issued token.
     pub token_ttl: Duration,

@@ -1,6 +1,10 @@
 //! The reference Mahak Sync API server of rowsync: the server the engine's
-//! tests, demo and benchmarks talk to. It speaks the wire contract of
-//! `PROTOCOL.md` (login, `GetAllDataV2`, `SaveAllDataV2`), stores its data in
+//! tests, demo and benchmarks talk to. It speaks two dialects
+//! ([`Dialect`]): by default the real server's (`docs/WIRE.md`: MD5 login,
+//! `GetAllData` by `from<Entity>Version`, partial `SaveAllData`, PascalCase
+//! answers, the real server's habits as [`ServerConfig`] switches; see
+//! `mahak.rs` and `schema.rs`), or the documented one of `docs/PROTOCOL.md`
+//! (`LoginV2`, `GetAllDataV2`, `SaveAllDataV2`). It stores its data in
 //! SQLite, lets a test play "another client's hand" through the admin API,
 //! and injects faults on demand (seeded, so failures replay). It runs over
 //! real HTTP ([`RunningServer`]) or in-process ([`InProcessTransport`]).

@@ -64,3 +64,53 @@ fn hundred_thousand_products_in_pages() {
 fn a_million_products_in_pages() {
     seed_and_read(1_000_000, 5000);
 }
+
+/// Seeds `n` products in the mahak dialect (each with its product detail and
+/// visitor link: three records) and pulls the products back in pages.
+fn mahak_seed_and_read(n: usize, page: usize) {
+    let s = rowsync_refserver::RefServer::open(rowsync_refserver::ServerConfig::default()).unwrap();
+    let t = Instant::now();
+    s.admin().seed_products(n).unwrap();
+    let seeded = t.elapsed();
+    assert_eq!(s.admin().count("productDetails"), n);
+    let mut c = Client::in_process(&s);
+    let v = common::body(&c.post(
+        "Login",
+        json!({"userName": "user1", "password": "a722c63db8ec8625af6cf71cb8c2d939",
+               "databaseId": 1001, "packageNo": "2002"}),
+    ));
+    c.token = Some(v["Data"]["UserToken"].as_str().unwrap().to_string());
+    let t = Instant::now();
+    let (mut cp, mut seen) = (0i64, std::collections::HashSet::new());
+    loop {
+        let v = common::body(&c.post(
+            "GetAllData",
+            json!({"fromProductVersion": cp, "pageSize": page}),
+        ));
+        let mut news = false;
+        for r in v["Data"]["Objects"]["Products"].as_array().unwrap() {
+            news |= seen.insert(r["ProductId"].as_i64().unwrap());
+            cp = cp.max(r["RowVersion"].as_i64().unwrap());
+        }
+        if !news {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), n);
+    eprintln!(
+        "mahak: {n} products ({} records) seeded in {seeded:.2?}, products read in {:.2?}",
+        3 * n,
+        t.elapsed()
+    );
+}
+
+#[test]
+fn mahak_twenty_thousand_products_in_pages() {
+    mahak_seed_and_read(20_000, 5000);
+}
+
+#[test]
+#[ignore = "volume measurement; run in release mode"]
+fn mahak_a_million_products_in_pages() {
+    mahak_seed_and_read(1_000_000, 5000);
+}
