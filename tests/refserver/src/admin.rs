@@ -111,7 +111,9 @@ fn desktop_upsert(
     *counter += 1;
     if def.mahak {
         // Made in the desktop: client id 0 and a code of its own.
-        if merged.get(&def.client_id_field).is_none_or(Value::is_null) {
+        if !def.client_id_field.is_empty()
+            && merged.get(&def.client_id_field).is_none_or(Value::is_null)
+        {
             merged.insert(def.client_id_field.clone(), Value::from(0));
         }
         if let Some(code) = &def.code_field {

@@ -34,7 +34,7 @@ pub(crate) struct Coll {
     pub name: String,
     /// `orderDetailId` (`cityID` for `regions`).
     pub id_field: String,
-    /// `orderDetailClientId`.
+    /// `orderDetailClientId` (empty for `regions`, which has none).
     pub client_id_field: String,
     /// `orderDetailCode`, when the model has one.
     pub code_field: Option<String>,
@@ -167,8 +167,9 @@ impl MahakSchema {
             let (id_field, client_id_field) = if has_id {
                 (format!("{key}Id"), format!("{key}ClientId"))
             } else {
-                // `regions`: no ids of the usual form; the city is the id.
-                ("cityID".to_string(), "regionClientId".to_string())
+                // `regions`: no ids of the usual form; the city is the id,
+                // and there is no client id at all.
+                ("cityID".to_string(), String::new())
             };
             let code_field = Some(format!("{key}Code")).filter(|c| p.contains(c));
             let links = links[name]

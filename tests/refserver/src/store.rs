@@ -216,6 +216,7 @@ pub(crate) fn write(
 ) -> Result<Map<String, Value>, ServerError> {
     obj.insert(def.id_field().to_string(), Value::from(id));
     match client_id {
+        _ if def.client_id_field().is_empty() => {}
         Some(cid) => {
             obj.insert(def.client_id_field().to_string(), Value::from(cid));
         }

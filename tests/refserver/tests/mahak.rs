@@ -48,6 +48,15 @@ fn logged_in(server: &Arc<RefServer>) -> Client {
     c
 }
 
+/// A client over real HTTP on loopback, logged in with the MD5 hash.
+fn logged_in_http(running: &RunningServer) -> Client {
+    let mut c = Client::http(&running.base_url());
+    let v = body(&c.post("Login", login_body(PASS1_MD5)));
+    assert_eq!(v["Result"], true, "{v}");
+    c.token = Some(v["Data"]["UserToken"].as_str().unwrap().to_string());
+    c
+}
+
 /// `null` or `[]`, per key, as a string.
 fn pattern(objects: &Value) -> BTreeMap<String, &'static str> {
     objects
@@ -93,9 +102,9 @@ fn a_pull_answer_has_the_shape_of_the_capture() {
 
 #[test]
 fn a_pulled_product_has_the_keys_of_the_captured_one() {
-    let server = RefServer::open(mahak()).unwrap();
-    server.admin().seed_products(3).unwrap();
-    let c = logged_in(&server);
+    let running = start();
+    running.server().admin().seed_products(3).unwrap();
+    let c = logged_in_http(&running);
     let got = body(&c.post("getalldata", json!({"FromProductVersion": 0})));
     let want = capture("getalldata-products.response.json");
     let product = &got["Data"]["Objects"]["Products"][0];
@@ -113,10 +122,11 @@ fn a_pulled_product_has_the_keys_of_the_captured_one() {
 
 #[test]
 fn a_save_answer_has_the_shape_of_the_capture() {
-    let server = RefServer::open(mahak()).unwrap();
+    let running = start();
+    let server = running.server();
     server.admin().seed_products(2).unwrap();
     server.admin().seed_persons(1).unwrap();
-    let c = logged_in(&server);
+    let c = logged_in_http(&running);
     let request = capture("savealldata-partial.request.json");
     // The capture's order names customer 1 and its line product 8308737:
     // the seeded shop has customer 1; the line is bad either way.

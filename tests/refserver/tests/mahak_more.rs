@@ -407,3 +407,40 @@ fn every_fault_kind_works_in_mahak_over_http() {
     assert_eq!(body(&r)["Result"], false);
     running.stop();
 }
+
+#[test]
+fn regions_are_read_only_reference_data_served_in_pulls() {
+    let server = RefServer::open(mahak()).unwrap();
+    server
+        .admin()
+        .seed(
+            "regions",
+            vec![
+                json!({"cityID": 1, "cityName": "تهران", "provinceID": 8, "provinceName": "تهران"}),
+                json!({"cityID": 2, "cityName": "كرج", "provinceID": 30, "provinceName": "البرز"}),
+            ],
+        )
+        .unwrap();
+    let stored = server.admin().get("regions", 2).unwrap();
+    assert_eq!(stored["cityName"], "كرج");
+    assert!(
+        stored
+            .as_object()
+            .unwrap()
+            .keys()
+            .all(|k| !k.contains("ClientId")),
+        "no client id invented: {stored}"
+    );
+    let c = logged_in(&server);
+    let v = body(&c.post("GetAllData", json!({"fromRegionVersion": 0})));
+    let regions = v["Data"]["Objects"]["Regions"].as_array().unwrap();
+    assert_eq!(regions.len(), 2);
+    assert_eq!(regions[0]["CityID"], 1);
+    assert!(regions[0]["RowVersion"].as_i64().unwrap() > 1 << 32);
+    let v = body(&c.post(
+        "SaveAllData",
+        json!({"regions": [{"cityID": 3, "cityName": "x"}]}),
+    ));
+    assert_eq!(v["Result"], false);
+    assert_eq!(server.admin().count("regions"), 2);
+}
