@@ -233,8 +233,10 @@ RowsyncResult rowsync_engine_update(const struct RowsyncEngine *engine,
  * together (an order with its lines), or nothing is stored. `ops_json` is a
  * JSON array of operations:
  * `{"op":"create","collection":C,"record":{...},"parent_op":N}` (with
- * `parent_op`, the record's parent client id field is taken from the record
- * created by operation N of the same group, counted from 0),
+ * `parent_op`, the record names the record stored by operation N of the
+ * same group, counted from 0, through the catalogue's link between the two
+ * collections: an order line's `orderClientId`, an order's
+ * `personClientId`),
  * `{"op":"update","collection":C,"id":N|"client_id":N,"patch":{...}}`,
  * `{"op":"put","collection":C,"record":{...}}`,
  * `{"op":"delete","collection":C,"id":N|"client_id":N}`.

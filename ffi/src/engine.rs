@@ -74,7 +74,9 @@ impl RowsyncEngine {
             parsed.push((op, json));
         }
         let out = self.inner.write(|w| {
-            let mut results: Vec<Option<Value>> = Vec::with_capacity(parsed.len());
+            // Each operation's collection and record as stored, for the
+            // later operations that link to it.
+            let mut results: Vec<Option<(String, Value)>> = Vec::with_capacity(parsed.len());
             for (op, json) in parsed {
                 let json = json.unwrap_or(Value::Null);
                 let r = match op {
@@ -85,14 +87,21 @@ impl RowsyncEngine {
                     } => {
                         let mut json = json;
                         if let Some(i) = parent_op {
-                            link_parent(&catalogue, &collection, &mut json, &results, i)?;
+                            link_to_op(&catalogue, &collection, &mut json, &results, i)?;
                         }
-                        Some(w.create(&collection, json)?)
+                        let stored = w.create(&collection, json)?;
+                        Some((collection, stored))
                     }
-                    WriteOp::Put { collection, .. } => Some(w.put(&collection, json)?),
+                    WriteOp::Put { collection, .. } => {
+                        let stored = w.put(&collection, json)?;
+                        Some((collection, stored))
+                    }
                     WriteOp::Update {
                         collection, key, ..
-                    } => Some(w.update(&collection, key.into(), json)?),
+                    } => {
+                        let stored = w.update(&collection, key.into(), json)?;
+                        Some((collection, stored))
+                    }
                     WriteOp::Delete { collection, key } => {
                         w.delete(&collection, key.into())?;
                         None
@@ -102,17 +111,24 @@ impl RowsyncEngine {
             }
             Ok(results)
         })?;
-        Ok(out.into_iter().map(|v| v.map(|v| v.to_string())).collect())
+        Ok(out
+            .into_iter()
+            .map(|r| r.map(|(_, v)| v.to_string()))
+            .collect())
     }
 }
 
-/// Copies the parent's client id from the result of an earlier operation
-/// into the child's parent client id field.
-fn link_parent(
+/// Names, in `json`, the record an earlier operation of the group stored:
+/// the catalogue's link from `collection` to that record's collection (an
+/// order line's `orderClientId`, an order's `personClientId`) gets its
+/// client id, or its server id when it has no client id. Which links exist
+/// and whether the parent is live is the core's to say: this only copies
+/// an id the app could not know when it wrote the group.
+fn link_to_op(
     catalogue: &rowsync::Catalogue,
     collection: &str,
     json: &mut Value,
-    results: &[Option<Value>],
+    results: &[Option<(String, Value)>],
     index: u32,
 ) -> rowsync::Result<()> {
     let invalid = |field: &str, reason: String| rowsync::Error::InvalidRecord {
@@ -120,30 +136,43 @@ fn link_parent(
         field: field.to_string(),
         reason,
     };
-    let def = catalogue.require(collection)?;
-    let Some(link) = &def.parent else {
-        return Err(invalid(
-            "parent_op",
-            format!("`{collection}` has no parent collection"),
-        ));
-    };
-    let parent = results
+    let (parent_collection, parent) = results
         .get(index as usize)
         .and_then(Option::as_ref)
         .ok_or_else(|| {
             invalid(
                 "parent_op",
-                format!("operation {index} is not an earlier create or put of the group"),
+                format!("operation {index} is not an earlier create, put or update of the group"),
             )
         })?;
-    let cid_field = catalogue
-        .get(&link.collection)
-        .map(|p| p.client_id_field.clone())
-        .unwrap_or_default();
-    let cid = parent.get(&cid_field).cloned().unwrap_or(Value::Null);
+    let def = catalogue.require(collection)?;
+    let link = def
+        .links
+        .iter()
+        .find(|l| &l.collection == parent_collection)
+        .ok_or_else(|| {
+            invalid(
+                "parent_op",
+                format!("`{collection}` has no link to `{parent_collection}` (operation {index})"),
+            )
+        })?;
+    let pdef = catalogue.require(parent_collection)?;
+    let id_of = |field: &str| parent.get(field).filter(|v| !v.is_null()).cloned();
+    let (field, id) = match id_of(&pdef.client_id_field) {
+        Some(cid) => (&link.client_id_field, cid),
+        None => match id_of(&pdef.id_field) {
+            Some(sid) => (&link.id_field, sid),
+            None => {
+                return Err(invalid(
+                    "parent_op",
+                    format!("operation {index} stored a `{parent_collection}` record with no id"),
+                ))
+            }
+        },
+    };
     match json {
         Value::Object(obj) => {
-            obj.insert(link.client_id_field.clone(), cid);
+            obj.insert(field.clone(), id);
             Ok(())
         }
         _ => Err(invalid("record", "must be a JSON object".into())),
@@ -369,26 +398,67 @@ mod tests {
         RowsyncEngine::open(":memory:".into(), None).expect("open")
     }
 
+    fn json(text: Option<&String>) -> Value {
+        serde_json::from_str(text.expect("a stored record")).expect("json")
+    }
+
     #[test]
-    fn group_links_child_to_parent_created_in_it() {
+    fn group_links_each_record_to_the_one_it_names() {
         let e = engine();
         let out = e
             .write_group(vec![
                 WriteOp::Create {
+                    collection: "people".into(),
+                    record_json: r#"{"name": "walk-in"}"#.into(),
+                    parent_op: None,
+                },
+                WriteOp::Create {
                     collection: "orders".into(),
-                    record_json: r#"{"totalAmount": 5}"#.into(),
+                    record_json: r#"{"orderType": 201, "visitorId": 31}"#.into(),
+                    parent_op: Some(0),
+                },
+                WriteOp::Create {
+                    collection: "orderDetails".into(),
+                    record_json: r#"{"ProductDetailId": 5, "Count1": 2, "Price": 47500}"#.into(),
+                    parent_op: Some(1),
+                },
+            ])
+            .expect("group");
+        let (person, order, line) = (
+            json(out[0].as_ref()),
+            json(out[1].as_ref()),
+            json(out[2].as_ref()),
+        );
+        assert!(person["personClientId"].is_i64());
+        assert_eq!(order["personClientId"], person["personClientId"]);
+        assert_eq!(line["orderClientId"], order["orderClientId"]);
+        assert_eq!(line["productDetailId"], 5);
+        assert_eq!(line["count1"], 2);
+    }
+
+    #[test]
+    fn group_refuses_a_link_the_catalogue_does_not_have() {
+        let e = engine();
+        let err = e
+            .write_group(vec![
+                WriteOp::Create {
+                    collection: "products".into(),
+                    record_json: r#"{"name": "tea"}"#.into(),
                     parent_op: None,
                 },
                 WriteOp::Create {
                     collection: "orderDetails".into(),
-                    record_json: r#"{"quantity": 1}"#.into(),
+                    record_json: r#"{"count1": 1}"#.into(),
                     parent_op: Some(0),
                 },
             ])
-            .expect("group");
-        let order: Value = serde_json::from_str(out[0].as_deref().expect("order")).expect("json");
-        let line: Value = serde_json::from_str(out[1].as_deref().expect("line")).expect("json");
-        assert_eq!(line["orderClientId"], order["orderClientId"]);
+            .expect_err("order lines do not link to products");
+        assert!(
+            matches!(&err, RowsyncError::InvalidInput { field, reason, .. }
+                if field == "parent_op" && reason.contains("products")),
+            "{err:?}"
+        );
+        assert_eq!(e.count("products".into(), true).expect("count"), 0);
     }
 
     #[test]

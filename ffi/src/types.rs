@@ -215,15 +215,16 @@ impl From<RecordKey> for rowsync::RecordId {
 /// One write of a group given to `write_group`.
 #[derive(Debug, Clone, PartialEq, uniffi::Enum)]
 pub enum WriteOp {
-    /// Creates a record. With `parent_op`, the record's parent client id
-    /// field (e.g. `orderClientId`) is taken from the record created by
-    /// that earlier operation of the same group (its index, from 0).
+    /// Creates a record. With `parent_op`, the record names the record
+    /// stored by that earlier operation of the same group (its index, from
+    /// 0) through the catalogue's link between the two collections: an
+    /// order line's `orderClientId`, an order's `personClientId`.
     Create {
         /// The collection.
         collection: String,
         /// The record, as a JSON object.
         record_json: String,
-        /// Index of the earlier operation that created the parent.
+        /// Index of the earlier operation that stored the record to link to.
         parent_op: Option<u32>,
     },
     /// Sets the given fields of a record.
