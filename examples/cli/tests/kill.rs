@@ -2,7 +2,9 @@
 //! SIGKILL at arbitrary moments of a sync (while it pulls pages, while it
 //! pushes batches), several times in a row; then a last sync runs to the end.
 //! Nothing the app wrote may be lost or reach the server twice, and the
-//! replica must equal the server.
+//! replica must equal the server. The server speaks the real dialect, which
+//! refuses a resent create: a save killed before its answer arrived leaves
+//! creates in doubt, and only a pull may settle them.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -12,6 +14,10 @@ use rowsync_refserver::{RunningServer, ServerConfig};
 use serde_json::json;
 
 const BIN: &str = env!("CARGO_BIN_EXE_rowsync");
+
+/// Enough products (each with its sellable detail and the visitor's stock)
+/// for the first pull to take several pages and several rounds.
+const PRODUCTS: usize = 5_000;
 
 #[test]
 fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
@@ -26,15 +32,16 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
         ..ServerConfig::default()
     })
     .unwrap();
-    server.server().admin().seed_products(20_000).unwrap();
+    server.server().admin().seed_products(PRODUCTS).unwrap();
     server.server().admin().seed_persons(200).unwrap();
     let dir = std::env::temp_dir().join(format!("rowsync-kill-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("replica.db");
 
+    let visitor = ServerConfig::default().visitor_id;
     // Offline sales, written before any sync; small batches so the push
-    // takes many requests and a kill can land between them.
+    // takes many requests and kills land inside and between them.
     let mut orders = Vec::new();
     {
         let e = Engine::open(&db).unwrap();
@@ -43,8 +50,8 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
             username: "user1".into(),
             database_id: 1001,
             package_number: 2002,
-            page_size: 2_000,
-            batch_size: 4,
+            page_size: 1_000,
+            batch_size: 2,
             ..Settings::default()
         })
         .unwrap();
@@ -53,7 +60,7 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
                 .write(|w| {
                     let o = w.create(
                         "orders",
-                        json!({"orderType": 201, "personId": 1 + i % 100, "visitorId": 31}),
+                        json!({"orderType": 201, "personId": 1 + i % 100, "visitorId": visitor}),
                     )?;
                     let oc = o["orderClientId"].as_i64().unwrap_or_default();
                     w.create(
@@ -67,9 +74,21 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
         }
     }
 
+    let admin = server.server().admin();
     let mut rng = fastrand_seed();
-    let mut killed = 0;
-    for round in 0..8 {
+    // Kills are counted by where they landed: before any order reached the
+    // server (login, pull), or in the middle of the push (some orders there,
+    // not all); and whether one left creates in doubt (a save sent, its
+    // answer never read). The rounds go on until each was seen a few times.
+    let (mut in_pull, mut mid_push, mut doubts_seen) = (0, 0, 0);
+    for round in 0..60 {
+        if in_pull >= 3 && mid_push >= 4 && doubts_seen >= 2 {
+            break;
+        }
+        let before = admin.count("orders");
+        if before == 60 {
+            break;
+        }
         let mut child = Command::new(BIN)
             .arg("--db")
             .arg(&db)
@@ -79,15 +98,32 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(30 + next(&mut rng) % 300));
+        // Once the push has begun, shorter rounds, so several kills land
+        // inside it before it ends.
+        let window = if before == 0 { 300 } else { 100 };
+        std::thread::sleep(Duration::from_millis(20 + next(&mut rng) % window));
         let _ = child.kill(); // SIGKILL: no destructor, no cleanup
         let status = child.wait().unwrap();
-        if std::os::unix::process::ExitStatusExt::signal(&status) == Some(9) {
-            killed += 1;
+        let killed = std::os::unix::process::ExitStatusExt::signal(&status) == Some(9);
+        let after = admin.count("orders");
+        let in_doubt = Engine::open(&db).unwrap().status().unwrap().counts.in_doubt;
+        if in_doubt > 0 {
+            doubts_seen += 1;
         }
-        eprintln!("round {round}: {status:?}");
+        if killed && after == 0 {
+            in_pull += 1;
+        } else if killed && after < 60 {
+            mid_push += 1;
+        }
+        eprintln!("round {round}: {status:?}, orders on the server {before} -> {after}, in doubt {in_doubt}");
     }
-    assert!(killed >= 4, "only {killed} of 8 syncs were killed mid-way");
+    eprintln!("kills: {in_pull} before the push, {mid_push} mid-push; {doubts_seen} left creates in doubt");
+    assert!(in_pull >= 2, "only {in_pull} kills landed before the push");
+    assert!(mid_push >= 3, "only {mid_push} kills landed mid-push");
+    assert!(
+        doubts_seen >= 1,
+        "no kill landed while a save was on its way: nothing was in doubt"
+    );
     server.server().faults().set_config(Default::default());
 
     let out = Command::new(BIN)
@@ -106,10 +142,11 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
     let e = Engine::open(&db).unwrap();
     let st = e.status().unwrap();
     assert_eq!((st.counts.pending, st.counts.parked), (0, 0));
-    let admin = server.server().admin();
     assert_eq!(admin.count("orders"), 60, "every order exactly once");
     assert_eq!(admin.count("orderDetails"), 60);
-    assert_eq!(e.count("products", false).unwrap(), 20_000);
+    assert_eq!(e.count("products", false).unwrap(), PRODUCTS as u64);
+    assert_eq!(e.count("productDetails", false).unwrap(), PRODUCTS as u64);
+    assert_eq!(e.count("visitorProducts", false).unwrap(), PRODUCTS as u64);
     assert_eq!(e.count("people", false).unwrap(), 200);
     assert_eq!(st.counts.in_doubt, 0);
     for oc in orders {
