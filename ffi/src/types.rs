@@ -46,6 +46,38 @@ pub struct EngineSettings {
     /// Whole-call timeout, in milliseconds.
     #[uniffi(default = 60000)]
     pub timeout_ms: u64,
+    /// An answer that stalls (headers or body) fails after this long, in
+    /// milliseconds.
+    #[uniffi(default = 30000)]
+    pub read_timeout_ms: u64,
+    /// No sync runs longer than this, in milliseconds.
+    #[uniffi(default = 900000)]
+    pub sync_deadline_ms: u64,
+    /// Retries one sync may make in all, over every call.
+    #[uniffi(default = 20)]
+    pub retry_budget: u32,
+    /// Pull requests one sync may make before it stops with an error.
+    #[uniffi(default = 100000)]
+    pub max_pull_pages: u32,
+    /// `appId` sent at login (mahak dialect).
+    #[uniffi(default = "rowsync")]
+    pub app_id: String,
+    /// The login endpoint; empty for the dialect's own (`Login`, `LoginV2`).
+    #[uniffi(default = "")]
+    pub login_endpoint: String,
+    /// The pull endpoint; empty for the dialect's own (`GetAllData`,
+    /// `GetAllDataV2`).
+    #[uniffi(default = "")]
+    pub pull_endpoint: String,
+    /// The save endpoint; empty for the dialect's own (`SaveAllData`,
+    /// `SaveAllDataV2`).
+    #[uniffi(default = "")]
+    pub save_endpoint: String,
+    /// Texts (case-insensitive) of a per-record save error meaning "this
+    /// create is already registered" (mahak dialect); empty for the
+    /// built-in Persian and English ones.
+    #[uniffi(default)]
+    pub already_registered: Vec<String>,
 }
 
 impl EngineSettings {
@@ -63,6 +95,15 @@ impl EngineSettings {
             max_delay_ms: self.max_delay_ms,
             connect_timeout_ms: self.connect_timeout_ms,
             timeout_ms: self.timeout_ms,
+            read_timeout_ms: self.read_timeout_ms,
+            sync_deadline_ms: self.sync_deadline_ms,
+            retry_budget: self.retry_budget,
+            max_pull_pages: self.max_pull_pages,
+            app_id: self.app_id.clone(),
+            login_endpoint: self.login_endpoint.clone(),
+            pull_endpoint: self.pull_endpoint.clone(),
+            save_endpoint: self.save_endpoint.clone(),
+            already_registered: self.already_registered.clone(),
             ..base
         }
     }
@@ -82,6 +123,15 @@ impl From<rowsync::Settings> for EngineSettings {
             max_delay_ms: s.max_delay_ms,
             connect_timeout_ms: s.connect_timeout_ms,
             timeout_ms: s.timeout_ms,
+            read_timeout_ms: s.read_timeout_ms,
+            sync_deadline_ms: s.sync_deadline_ms,
+            retry_budget: s.retry_budget,
+            max_pull_pages: s.max_pull_pages,
+            app_id: s.app_id,
+            login_endpoint: s.login_endpoint,
+            pull_endpoint: s.pull_endpoint,
+            save_endpoint: s.save_endpoint,
+            already_registered: s.already_registered,
         }
     }
 }
@@ -706,5 +756,65 @@ impl From<rowsync::SyncLogEntry> for SyncLogRecord {
             tracking_id: e.tracking_id,
             error: e.error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every setting of the core but the login ones crosses the boundary
+    /// both ways unchanged: a field added to the core and not here fails.
+    #[test]
+    fn settings_cross_both_ways() {
+        let core = rowsync::Settings {
+            dialect: rowsync::Dialect::Documented,
+            base_url: "http://h/API/v3".into(),
+            username: "kept".into(),
+            database_id: 7,
+            package_number: 8,
+            page_size: 11,
+            batch_size: 12,
+            max_per_collection: 13,
+            collections: vec!["people".into()],
+            max_attempts: 14,
+            base_delay_ms: 15,
+            max_delay_ms: 16,
+            connect_timeout_ms: 17,
+            timeout_ms: 18,
+            login_endpoint: "L".into(),
+            pull_endpoint: "P".into(),
+            save_endpoint: "S".into(),
+            already_registered: vec!["dup".into()],
+            app_id: "app".into(),
+            max_pull_pages: 19,
+            sync_deadline_ms: 20,
+            retry_budget: 21,
+            read_timeout_ms: 22,
+        };
+        let ffi = EngineSettings::from(core.clone());
+        assert_eq!(ffi.dialect, Dialect::Documented);
+        assert_eq!(ffi.apply_to(rowsync::Settings::default()).username, "");
+        let back = ffi.apply_to(rowsync::Settings {
+            username: "kept".into(),
+            database_id: 7,
+            package_number: 8,
+            ..rowsync::Settings::default()
+        });
+        assert_eq!(back, core);
+    }
+
+    #[test]
+    fn default_settings_are_the_cores_in_the_mahak_dialect() {
+        let s = default_settings("http://h/API/v3".into());
+        assert_eq!(s.dialect, Dialect::Mahak);
+        let core = rowsync::Settings::default();
+        assert_eq!(
+            s.apply_to(core.clone()),
+            rowsync::Settings {
+                base_url: "http://h/API/v3".into(),
+                ..core
+            }
+        );
     }
 }
