@@ -248,6 +248,39 @@ fn play(dir: &PathBuf, story: &mut Story) -> Res<()> {
     );
     story.check(visitor > 0, "the login's session names the shop's visitor");
 
+    // The shelf: products, their sellable details (prices), and the stock
+    // the office gave this visitor (visitorProducts).
+    let names: BTreeMap<i64, String> = all(&engine, "products")?
+        .iter()
+        .map(|p| (int(p, "productId"), text(p, "name").trim().to_string()))
+        .collect();
+    let stock: BTreeMap<i64, i64> = all(&engine, "visitorProducts")?
+        .iter()
+        .filter(|v| int(v, "visitorId") == visitor)
+        .map(|v| (int(v, "productDetailId"), int(v, "count1")))
+        .collect();
+    let details = all(&engine, "productDetails")?;
+    println!("The shelf, as the tablet sees it (name, barcode, price, the visitor's stock):");
+    for d in details.iter().take(3) {
+        println!(
+            "   {:<22} {}  {:>12} rials  {:>4} in stock",
+            names.get(&int(d, "productId")).map_or("-", String::as_str),
+            text(d, "barcode"),
+            money(int(d, "price1")),
+            stock
+                .get(&int(d, "productDetailId"))
+                .copied()
+                .unwrap_or_default()
+        );
+    }
+    story.check(
+        details.iter().all(|d| {
+            names.contains_key(&int(d, "productId"))
+                && stock.contains_key(&int(d, "productDetailId"))
+        }),
+        "every sellable detail has its product and the visitor's stock",
+    );
+
     // ------------------------------------------------------------------
     chapter("3. The internet goes down");
     running.stop();
@@ -294,6 +327,16 @@ fn play(dir: &PathBuf, story: &mut Story) -> Res<()> {
             money(total),
             lines.len()
         );
+        let items: Vec<String> = lines
+            .iter()
+            .map(|(p, q)| {
+                format!(
+                    "{q} x {}",
+                    names.get(&int(p, "productId")).map_or("-", String::as_str)
+                )
+            })
+            .collect();
+        println!("   {}", items.join(", "));
         sales.push((cid, text(customer, "name").trim().to_string(), total));
     }
 
