@@ -231,13 +231,13 @@ fn help_of(command: &str) -> Option<&'static str> {
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
         "delete" => "usage: rowsync --db FILE delete COLLECTION ID\n\nDeletes a record logically (the delete is pushed on the next sync).\nID is a server id (123) or a client id (c:123).",
         "list" => "usage: rowsync --db FILE list COLLECTION [--include-deleted] [--limit N] [--json]\n\nLists records in local order (default limit 100; 0 = all). One JSON record per\nline; --json prints a JSON array of the records as stored.",
-        "status" => "usage: rowsync --db FILE status [--json]\n\nShows the pull checkpoints, the outbox (pending and parked changes), the\ndead-letter queue, the conflict log size, the connection state and the last sync.",
-        "dlq" => "usage: rowsync --db FILE dlq list [--json]\n       rowsync --db FILE dlq retry ID\n       rowsync --db FILE dlq discard ID\n\nThe dead-letter queue: groups of changes the server refused (2001 integrity,\n3001 validation), with its code, message and tracking id. `retry` puts a group\nback in the outbox (fix the data with `put` first); `discard` drops it and\nreturns its records to the server's version.",
+        "status" => "usage: rowsync --db FILE status [--json]\n\nShows the dialect, the last login's session (visitor, database, sync id, server\ntime), the pull checkpoints, the outbox (pending and parked changes, creates in\ndoubt), the dead-letter queue, the conflict log size, the connection state and\nthe last sync. A create is in doubt when its save was sent but the answer never\ncame: the next sync confirms it by a pull before anything is sent again.",
+        "dlq" => "usage: rowsync --db FILE dlq list [--json]\n       rowsync --db FILE dlq retry ID\n       rowsync --db FILE dlq discard ID\n\nThe dead-letter queue: groups of changes the server refused, with its words\n(the mahak server refuses record by record, often without a code; the\ndocumented dialect answers 2001 integrity or 3001 validation) and the tracking id. `retry` puts a group\nback in the outbox (fix the data with `put` first); `discard` drops it and\nreturns its records to the server's version.",
         "conflicts" => "usage: rowsync --db FILE conflicts [--clear] [--json]\n\nShows the conflict log: local changes that met a newer server version, the\nfields in conflict and how each was resolved. --clear empties it.",
         "log" => "usage: rowsync --db FILE log [--limit N] [--json]\n\nShows the newest sync-log rows (endpoint, HTTP status, duration, tracking id,\nerror), newest first. Default limit 50.",
         "wipe" => "usage: rowsync --db FILE wipe [--force] [--json]\n\nDeletes the replica's local data: records, outbox, dead letters, conflicts,\ncheckpoints and the login's session. The settings stay, so the next `sync` pulls\neverything again. Needed to switch dialect (`init --dialect`) on a replica that\nholds data, or when the server's login names another database or visitor.\nRefused while changes wait to be pushed or sit in the dead-letter queue, unless\n--force (they are then lost).",
         "serve" => "usage: rowsync serve [--port N] [--dialect mahak|documented] [--seed-products N]\n       [--seed-persons N] [FLAGS...]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. It speaks the real server's dialect\nby default (the password arrives as its MD5 hash, GetAllData/SaveAllData);\n--dialect documented speaks the API document's. Default user user1:pass1,\ndatabase 1001, package 2002. Port 0 takes any free port.",
-        "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server and a\nthrowaway replica: initial sync, offline sales, a merged customer, a payment\nthe server wins, an order parked in the dead-letter queue, then reconnects.",
+        "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server speaking the\nreal Mahak dialect, with a throwaway replica: login (the shop's visitor), a first\nsync of products, product details, stock and people, offline sales (orders of type\n201 with their lines), a failed sync, then one that loses a save answer and sends\nnothing twice, a customer merged field by field, a payment the server wins, a\nrefused order and a refused line (the order saved) in the dead-letter queue, the\nfix, and the replica compared with the server.",
         "version" => "usage: rowsync --version",
         _ => return None,
     })
@@ -864,6 +864,9 @@ fn status(a: &Args) -> Outcome {
             session.user_title.trim(),
             session.sync_id
         );
+        if !session.server_time.is_empty() {
+            say!("              server time at login {}", session.server_time);
+        }
     }
     if s.connection != ConnectionState::Unknown {
         say!("connection    {}", connection_text(&s.connection));
@@ -915,10 +918,15 @@ fn dlq(a: &Args) -> Outcome {
             }
             for l in &letters {
                 say!(
-                    "#{}  code {}  {}{}{}",
+                    "#{}  {}{}{}{}",
                     l.id,
-                    l.code,
-                    l.message,
+                    // The real server's refusals often carry no code.
+                    if l.code == 0 {
+                        String::new()
+                    } else {
+                        format!("code {}  ", l.code)
+                    },
+                    l.message.trim(),
                     l.entity
                         .as_ref()
                         .map(|e| format!(
