@@ -204,11 +204,7 @@ fn seed(server: &RefServer, n: usize) -> Res<usize> {
 /// Every record the server holds.
 fn seeded(server: &RefServer) -> usize {
     let admin = server.admin();
-    server
-        .catalogue()
-        .iter()
-        .map(|d| admin.count(&d.name))
-        .sum()
+    server.collections().iter().map(|c| admin.count(c)).sum()
 }
 
 /// How many `products` and people the seed of `n` made.
