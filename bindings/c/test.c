@@ -1,7 +1,11 @@
-/* C binding test: an offline write, a sync against the reference server, a
- * change callback, the error paths (NULL and invalid arguments, unknown
- * collection, not found), and every handed-out value freed. Run by
- * bindings/scripts/test-c.sh under ASan and under valgrind. */
+/* C binding test, in the real Mahak dialect and vocabulary: an offline
+ * write, a sync against the reference server, the session, a sale (an order
+ * of type 201 for a new customer, with two lines on a pulled product detail)
+ * written as one group and pushed with its ids mapped back, the change and
+ * status callbacks, the error paths (NULL and invalid arguments, unknown
+ * collection, not found, a dialect switch, a refused login), and every
+ * handed-out value freed. Run by bindings/scripts/test-c.sh under ASan and
+ * under valgrind. */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,25 @@ static int failures = 0;
             failures++;                                                     \
         }                                                                   \
     } while (0)
+
+/* The integer after the first `"key":` in `json`, or -1 (absent or null).
+ * Enough for a test; an app would use a JSON library. */
+static long long json_int(const char *json, const char *key) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\":", key);
+    const char *at = json != NULL ? strstr(json, pattern) : NULL;
+    if (at == NULL) return -1;
+    char *end = NULL;
+    long long v = strtoll(at + strlen(pattern), &end, 10);
+    return end == at + strlen(pattern) ? -1 : v;
+}
+
+/* How many times `needle` occurs in `hay`. */
+static int occurrences(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; p != NULL && (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
 
 static int changes_seen = 0;
 
@@ -92,19 +115,7 @@ int main(int argc, char **argv) {
     out = NULL;
     CHECK(changes_seen >= 1, "change callback fired");
 
-    /* An order and its line, one group; a failing group stores nothing. */
-    CHECK(rowsync_engine_write_group(
-              engine,
-              "[{\"op\":\"create\",\"collection\":\"orders\",\"record\":{\"orderType\":201}},"
-              " {\"op\":\"create\",\"collection\":\"orderDetails\","
-              "  \"record\":{\"productDetailId\":1,\"count1\":2,\"price\":1200},\"parent_op\":0}]",
-              &out) == ROWSYNC_RESULT_OK,
-          "write_group");
-    CHECK(out != NULL && strstr(out, "orderDetailClientId") != NULL &&
-              strstr(out, "orderClientId") != NULL,
-          "group returns both records, the line linked to its order");
-    rowsync_string_free(out);
-    out = NULL;
+    /* A failing group stores nothing. */
     CHECK(rowsync_engine_write_group(
               engine,
               "[{\"op\":\"create\",\"collection\":\"orders\",\"record\":{\"orderType\":201}},"
@@ -112,6 +123,10 @@ int main(int argc, char **argv) {
               &out) == ROWSYNC_RESULT_INVALID_INPUT,
           "group with an orphan line fails");
     CHECK(out == NULL, "out untouched on a failed group");
+    CHECK(rowsync_engine_list(engine, "orders", 10, 0, &out) == ROWSYNC_RESULT_OK, "list orders");
+    CHECK(out != NULL && strstr(out, "\"records\":[]") != NULL, "the failed group's order not stored");
+    rowsync_string_free(out);
+    out = NULL;
     CHECK(rowsync_engine_write_group(engine, "{\"op\":1}", &out) == ROWSYNC_RESULT_INVALID_INPUT,
           "group that is not a list");
     CHECK(rowsync_engine_write_group(engine, NULL, &out) == ROWSYNC_RESULT_NULL_ARGUMENT,
@@ -137,22 +152,35 @@ int main(int argc, char **argv) {
     CHECK(rowsync_engine_sync(engine, NULL) == ROWSYNC_RESULT_CONFIG, "sync unconfigured");
 
     char settings[512];
-    snprintf(settings, sizeof settings, "{\"base_url\": \"%s\", \"max_attempts\": 2}", url);
+    snprintf(settings, sizeof settings,
+             "{\"base_url\": \"%s\", \"dialect\": \"mahak\", \"max_attempts\": 2}", url);
     CHECK(rowsync_engine_configure(engine, settings) == ROWSYNC_RESULT_OK, "configure");
     CHECK(rowsync_engine_configure(engine, "[1]") == ROWSYNC_RESULT_INVALID_INPUT,
           "configure(non-object)");
+    CHECK(rowsync_engine_configure(engine, "{\"dialect\": \"klingon\"}") ==
+              ROWSYNC_RESULT_INVALID_INPUT,
+          "configure(unknown dialect)");
+    CHECK(rowsync_engine_session(engine, &out) == ROWSYNC_RESULT_OK, "session before login");
+    CHECK(out != NULL && strcmp(out, "null") == 0, "no session before the first login");
+    rowsync_string_free(out);
+    out = NULL;
     CHECK(rowsync_engine_set_credentials(engine, "user1", "pass1", 1001, 2002) ==
               ROWSYNC_RESULT_OK,
           "credentials");
     CHECK(rowsync_engine_sync(engine, &out) == ROWSYNC_RESULT_OK, "sync");
-    CHECK(out != NULL && strstr(out, "\"pushed\":3") != NULL,
-          "three changes pushed (a customer, an order, its line)");
+    CHECK(out != NULL && strstr(out, "\"pushed\":1") != NULL, "the customer pushed");
+    CHECK(out != NULL && strstr(out, "\"productDetails\":{\"pulled\":") != NULL,
+          "product details pulled");
+    CHECK(out != NULL && strstr(out, "[\"people\",") != NULL, "the customer's id mapped");
     rowsync_string_free(out);
     out = NULL;
 
     /* The login's session: the visitor orders carry. */
+    long long visitor = -1;
     CHECK(rowsync_engine_session(engine, &out) == ROWSYNC_RESULT_OK, "session");
-    CHECK(out != NULL && strstr(out, "\"visitor_id\":") != NULL, "session names the visitor");
+    visitor = json_int(out, "visitor_id");
+    CHECK(visitor > 0, "session names the visitor");
+    CHECK(json_int(out, "database_id") == 1001, "session names the database");
     rowsync_string_free(out);
     out = NULL;
     CHECK(rowsync_engine_session(engine, NULL) == ROWSYNC_RESULT_NULL_ARGUMENT,
@@ -162,12 +190,105 @@ int main(int argc, char **argv) {
     rowsync_subscription_free(status_sub);
 
     CHECK(rowsync_engine_status(engine, &out) == ROWSYNC_RESULT_OK, "status");
-    CHECK(out != NULL && strstr(out, "\"pending\":0") != NULL, "nothing pending");
+    CHECK(out != NULL && strstr(out, "\"dialect\":\"mahak\"") != NULL, "status names the dialect");
+    CHECK(json_int(out, "visitor_id") == visitor, "status carries the session");
+    CHECK(json_int(out, "in_doubt") == 0, "no create in doubt");
     rowsync_string_free(out);
     out = NULL;
 
-    CHECK(rowsync_engine_list(engine, "people", 10, 0, &out) == ROWSYNC_RESULT_OK, "list");
-    CHECK(out != NULL && strstr(out, "C customer") != NULL, "listed record");
+    /* The real vocabulary, pulled: products, their details, people. */
+    CHECK(rowsync_engine_list(engine, "products", 10, 0, &out) == ROWSYNC_RESULT_OK, "products");
+    CHECK(json_int(out, "productId") > 0, "a product pulled, in camelCase");
+    rowsync_string_free(out);
+    out = NULL;
+    long long detail = -1, price = -1;
+    CHECK(rowsync_engine_list(engine, "productDetails", 1, 0, &out) == ROWSYNC_RESULT_OK,
+          "product details");
+    detail = json_int(out, "productDetailId");
+    price = json_int(out, "price1");
+    CHECK(detail > 0 && price >= 0, "a product detail with its price");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_list(engine, "people", 10, 0, &out) == ROWSYNC_RESULT_OK, "people");
+    CHECK(out != NULL && strstr(out, "C customer") != NULL, "the customer written offline");
+    rowsync_string_free(out);
+    out = NULL;
+
+    /* A sale for a walk-in customer, one group: the customer, the order
+     * (type 201, the session's visitor) linked to it, two lines linked to
+     * the order and to the pulled product detail. */
+    char group[1024];
+    snprintf(group, sizeof group,
+             "[{\"op\":\"create\",\"collection\":\"people\",\"record\":{\"name\":\"C walk-in\"}},"
+             " {\"op\":\"create\",\"collection\":\"orders\",\"parent_op\":0,"
+             "  \"record\":{\"orderType\":201,\"visitorId\":%lld,\"description\":\"C sale\"}},"
+             " {\"op\":\"create\",\"collection\":\"orderDetails\",\"parent_op\":1,"
+             "  \"record\":{\"productDetailId\":%lld,\"count1\":2,\"price\":%lld}},"
+             " {\"op\":\"create\",\"collection\":\"orderDetails\",\"parent_op\":1,"
+             "  \"record\":{\"productDetailId\":%lld,\"count1\":1,\"price\":%lld}}]",
+             visitor, detail, price, detail, price);
+    long long person_cid = -1, order_cid = -1, line_cid = -1;
+    CHECK(rowsync_engine_write_group(engine, group, &out) == ROWSYNC_RESULT_OK, "write_group");
+    person_cid = json_int(out, "personClientId");
+    order_cid = json_int(out, "orderClientId");
+    line_cid = json_int(out, "orderDetailClientId");
+    CHECK(person_cid > 0 && order_cid > 0 && line_cid > 0, "group returns every record");
+    char needle[64];
+    snprintf(needle, sizeof needle, "\"personClientId\":%lld", person_cid);
+    CHECK(occurrences(out, needle) == 2, "the order linked to its customer");
+    snprintf(needle, sizeof needle, "\"orderClientId\":%lld", order_cid);
+    CHECK(occurrences(out, needle) == 3, "both lines linked to their order");
+    rowsync_string_free(out);
+    out = NULL;
+
+    CHECK(rowsync_engine_sync(engine, &out) == ROWSYNC_RESULT_OK, "sync the sale");
+    CHECK(json_int(out != NULL ? strstr(out, "\"push_requests\"") : NULL, "pushed") == 4, "the customer, the order and its two lines pushed");
+    CHECK(out != NULL && strstr(out, "[\"orders\",") != NULL &&
+              strstr(out, "[\"orderDetails\",") != NULL,
+          "order and line ids mapped");
+    CHECK(json_int(out, "dead_letters") == 0, "nothing parked");
+    rowsync_string_free(out);
+    out = NULL;
+
+    long long person_id = -1, order_id = -1;
+    CHECK(rowsync_engine_get(engine, "people", ROWSYNC_ID_KIND_CLIENT, person_cid, &out) ==
+              ROWSYNC_RESULT_OK,
+          "get the customer");
+    person_id = json_int(out, "personId");
+    CHECK(person_id > 0, "the customer has its server id");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_get(engine, "orders", ROWSYNC_ID_KIND_CLIENT, order_cid, &out) ==
+              ROWSYNC_RESULT_OK,
+          "get the order");
+    order_id = json_int(out, "orderId");
+    CHECK(order_id > 0, "the order has its server id");
+    CHECK(json_int(out, "personClientId") == person_cid, "the order names its customer");
+    CHECK(json_int(out, "visitorId") == visitor, "the order carries the visitor");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_get(engine, "orderDetails", ROWSYNC_ID_KIND_CLIENT, line_cid, &out) ==
+              ROWSYNC_RESULT_OK,
+          "get a line");
+    CHECK(json_int(out, "orderDetailId") > 0, "the line has its server id");
+    CHECK(json_int(out, "orderId") == order_id, "the line names its order's server id");
+    CHECK(json_int(out, "productDetailId") == detail, "the line names the product detail");
+    rowsync_string_free(out);
+    out = NULL;
+
+    /* The next sync brings the order back as the server keeps it: linked to
+     * its customer by server id. */
+    CHECK(rowsync_engine_sync(engine, NULL) == ROWSYNC_RESULT_OK, "sync again");
+    CHECK(rowsync_engine_get(engine, "orders", ROWSYNC_ID_KIND_SERVER, order_id, &out) ==
+              ROWSYNC_RESULT_OK,
+          "get the order by its server id");
+    CHECK(json_int(out, "orderClientId") == order_cid, "the same order");
+    CHECK(json_int(out, "personId") == person_id, "the order names its customer's server id");
+    rowsync_string_free(out);
+    out = NULL;
+
+    CHECK(rowsync_engine_status(engine, &out) == ROWSYNC_RESULT_OK, "status after the sale");
+    CHECK(json_int(out, "pending") == 0, "nothing pending");
     rowsync_string_free(out);
     out = NULL;
 
@@ -175,6 +296,11 @@ int main(int argc, char **argv) {
     CHECK(out != NULL && strstr(out, "SaveAllData") != NULL, "save call logged");
     rowsync_string_free(out);
     out = NULL;
+
+    /* The replica holds mahak data: another dialect is refused until a wipe. */
+    CHECK(rowsync_engine_configure(engine, "{\"dialect\": \"documented\"}") == ROWSYNC_RESULT_CONFIG,
+          "dialect switch on a filled replica");
+    CHECK(strstr(rowsync_last_error_message(), "dialect") != NULL, "message names the dialect");
 
     /* Wrong password: a typed auth error. */
     CHECK(rowsync_engine_set_credentials(engine, "user1", "wrong", 1001, 2002) ==

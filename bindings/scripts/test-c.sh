@@ -27,14 +27,17 @@ valgrind -q --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=de
     "$WORKDIR/test_plain" "$SERVER_URL"
 
 # The installed library as a C user gets it (header, libraries, pkg-config),
-# and the README's example program built against it and run.
+# and the README's example program (a sale: an order and its line) built
+# against it and run.
 PROFILE=debug bash bindings/scripts/install.sh "$WORKDIR/prefix" >/dev/null
 export PKG_CONFIG_PATH="$WORKDIR/prefix/lib/pkgconfig"
 "$CC" "${CFLAGS[@]}" examples/c/example.c $(pkg-config --cflags --libs rowsync) \
     -Wl,-rpath,"$WORKDIR/prefix/lib" -o "$WORKDIR/example"
 example_out="$(cd "$WORKDIR" && ./example "$SERVER_URL")"
 echo "$example_out"
-grep -q "\"pushed\":1," <<<"$example_out" || { echo "FAIL: examples/c/example.c did not sync"; exit 1; }
+grep -q '"push_requests":1,"pushed":2,' <<<"$example_out" &&
+    grep -q '\["orders",' <<<"$example_out" && grep -q '\["orderDetails",' <<<"$example_out" ||
+    { echo "FAIL: examples/c/example.c did not push its sale"; exit 1; }
 # The static library links too.
 "$CC" "${CFLAGS[@]}" examples/c/example.c -I "$WORKDIR/prefix/include" \
     "$WORKDIR/prefix/lib/librowsync_ffi.a" -lpthread -ldl -lm -o "$WORKDIR/example_static"

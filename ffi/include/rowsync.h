@@ -184,8 +184,11 @@ void rowsync_engine_free(struct RowsyncEngine *engine);
 
 /**
  * Replaces the settings with `settings_json`, a JSON object whose fields
- * (all optional) are those of the engine's settings, e.g.
- * `{"base_url":"https://host/API/v3","page_size":500}`.
+ * (all optional, the others kept) are those of the engine's settings, e.g.
+ * `{"base_url":"https://host/API/v3","dialect":"mahak","page_size":500}`.
+ * `dialect` is `"mahak"` (the real server, the default) or
+ * `"documented"`; switching it on a replica that holds data fails with
+ * `ROWSYNC_RESULT_CONFIG` until `rowsync_engine_wipe`.
  */
 RowsyncResult rowsync_engine_configure(const struct RowsyncEngine *engine,
                                        const char *settings_json);
@@ -282,7 +285,12 @@ RowsyncResult rowsync_engine_list(const struct RowsyncEngine *engine,
 RowsyncResult rowsync_engine_sync(const struct RowsyncEngine *engine, char **out_report_json);
 
 /**
- * The engine's status as JSON in `*out_json`.
+ * The engine's status as JSON in `*out_json`: `{"dialect": "mahak" |
+ * "documented", "session": {...} | null (as `rowsync_engine_session`),
+ * "connection", "syncing", "counts": {"pending", "parked", "dead_letters",
+ * "conflicts", "in_doubt"}, "checkpoints", "last_sync", "last_error"}`.
+ * `in_doubt` counts creates whose save answer was lost: the next sync
+ * confirms them before anything is sent again.
  */
 RowsyncResult rowsync_engine_status(const struct RowsyncEngine *engine, char **out_json);
 

@@ -270,8 +270,11 @@ pub unsafe extern "C" fn rowsync_engine_free(engine: *mut RowsyncEngine) {
 }
 
 /// Replaces the settings with `settings_json`, a JSON object whose fields
-/// (all optional) are those of the engine's settings, e.g.
-/// `{"base_url":"https://host/API/v3","page_size":500}`.
+/// (all optional, the others kept) are those of the engine's settings, e.g.
+/// `{"base_url":"https://host/API/v3","dialect":"mahak","page_size":500}`.
+/// `dialect` is `"mahak"` (the real server, the default) or
+/// `"documented"`; switching it on a replica that holds data fails with
+/// `ROWSYNC_RESULT_CONFIG` until `rowsync_engine_wipe`.
 #[no_mangle]
 pub unsafe extern "C" fn rowsync_engine_configure(
     engine: *const RowsyncEngine,
@@ -616,7 +619,12 @@ pub unsafe extern "C" fn rowsync_engine_sync(
     })
 }
 
-/// The engine's status as JSON in `*out_json`.
+/// The engine's status as JSON in `*out_json`: `{"dialect": "mahak" |
+/// "documented", "session": {...} | null (as `rowsync_engine_session`),
+/// "connection", "syncing", "counts": {"pending", "parked", "dead_letters",
+/// "conflicts", "in_doubt"}, "checkpoints", "last_sync", "last_error"}`.
+/// `in_doubt` counts creates whose save answer was lost: the next sync
+/// confirms them before anything is sent again.
 #[no_mangle]
 pub unsafe extern "C" fn rowsync_engine_status(
     engine: *const RowsyncEngine,
