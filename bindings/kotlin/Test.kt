@@ -1,8 +1,14 @@
 // Kotlin binding test: checks the glue, not the engine (Rust tests cover
-// that): an offline write, a grouped write, a change and a status listener
-// firing, typed exceptions, a sync through a Kotlin HttpTransport against the
-// reference server, the log sink, and `use {}` destroying the engine.
-// Run by bindings/scripts/test-kotlin.sh with the server URL as argument.
+// that), in the real Mahak dialect and vocabulary: an offline write, a sync
+// through a Kotlin HttpTransport against the reference server, the session,
+// the pulled products, product details and people, a sale (an order of type
+// 201 for the session's visitor and a pulled customer, with lines on a
+// pulled product detail) written as one group and pushed with its ids mapped
+// back, a change and a status listener firing, typed exceptions (invalid
+// input, configuration, a refused dialect switch, a replica of another
+// visitor, a refused login), the log sink, and `use {}` destroying the
+// engine. Run by bindings/scripts/test-kotlin.sh with the server URL (the
+// reference server with --admin) as argument.
 
 import com.mahak.rowsync.*
 import java.net.HttpURLConnection
@@ -11,6 +17,21 @@ import java.util.Collections
 import java.util.concurrent.atomic.AtomicInteger
 
 var failures = 0
+
+/** The integer after the first `"key":` in a record's JSON, or null. */
+fun jsonLong(json: String?, key: String): Long? =
+    Regex("\"$key\":(-?\\d+)").find(json ?: "")?.groupValues?.get(1)?.toLong()
+
+/** POSTs `body` to the reference server's admin interface. */
+fun admin(url: String, path: String, body: String) {
+    val conn = URI("$url/admin/$path").toURL().openConnection() as HttpURLConnection
+    conn.requestMethod = "POST"
+    conn.doOutput = true
+    conn.setRequestProperty("Content-Type", "application/json")
+    conn.outputStream.use { it.write(body.toByteArray()) }
+    check(conn.responseCode == 200, "admin $path answered ${conn.responseCode}")
+    conn.inputStream.use { it.readBytes() }
+}
 
 fun check(cond: Boolean, what: String) {
     if (!cond) {
@@ -84,14 +105,19 @@ fun main(args: Array<String>) {
         check(created.contains("\"name\""), "stored in camelCase")
         check(changes.batches.get() >= 1, "change listener fired")
 
-        // A grouped write: an order and its line, linked by the group.
-        val group = e.writeGroup(
-            listOf(
-                WriteOp.Create("orders", """{"orderType": 201}""", null),
-                WriteOp.Create("orderDetails", """{"productDetailId": 1, "count1": 2, "price": 47500}""", 0u),
-            ),
-        )
-        check(group.size == 2 && group[1]?.contains("orderClientId") == true, "group linked the line to its order")
+        // A group that fails stores nothing: a line with no order.
+        try {
+            e.writeGroup(
+                listOf(
+                    WriteOp.Create("orders", """{"orderType": 201}""", null),
+                    WriteOp.Create("orderDetails", """{"productDetailId": 1, "count1": 2}""", null),
+                ),
+            )
+            check(false, "an order line with no order must throw")
+        } catch (ex: RowsyncException.InvalidInput) {
+            check(ex.collection == "orderDetails", "InvalidInput names the line's collection")
+        }
+        check(e.count("orders", true) == 0uL, "the failed group's order was not stored")
 
         // Typed exceptions.
         try {
@@ -112,25 +138,105 @@ fun main(args: Array<String>) {
         } catch (ex: RowsyncException.Config) {
         }
 
+        // The record's defaults are the core's, in the real dialect.
+        check(
+            defaultSettings(url) == EngineSettings(baseUrl = url, dialect = Dialect.MAHAK),
+            "defaultSettings is EngineSettings' defaults in the mahak dialect",
+        )
+
         // Sync through the app's own HTTP stack, with a log sink.
-        e.configure(defaultSettings(url).copy(maxAttempts = 2u))
+        val settings = defaultSettings(url).copy(maxAttempts = 2u)
+        e.configure(settings)
+        check(e.settings().dialect == Dialect.MAHAK, "the real dialect by default")
+        check(e.session() == null, "no session before the first login")
         e.setCredentials(LoginCredentials("user1", "pass1", 1001L, 2002L))
         val transport = JdkTransport()
         e.setTransport(transport)
         val sink = ListSink()
         e.setLogSink(sink, LogLevel.DEBUG)
         val report = e.sync()
-        check(report.pushed >= 3uL, "three changes pushed (got ${report.pushed})")
-        check(report.deadLetters == 0uL, "nothing parked")
+        check(report.pushed == 1uL, "the customer pushed (got ${report.pushed})")
+        check(report.idMappings.any { it.collection == "people" }, "the customer's id mapped")
+        check(report.collections.any { it.collection == "productDetails" && it.pulled > 0uL }, "product details pulled")
         check(transport.calls.get() >= 2, "the Kotlin transport carried the calls")
         check(sink.lines.any { it.contains("SaveAllData") }, "log sink got the save call")
         check(sink.lines.none { it.contains("pass1") }, "no password in the logs")
         check(status.seen.any { it == ConnectionStatus.Online }, "status listener saw Online")
-        check(e.status().counts.pending == 0uL, "nothing pending after sync")
         check(e.syncLog(50u).any { it.endpoint == "GetAllData" }, "sync log readable")
+
+        // The login's session: the visitor orders carry.
         val session = e.session()
-        check(session != null && session.visitorId > 0, "the login's session names the visitor")
-        check(e.status().dialect == Dialect.MAHAK, "the real dialect by default")
+        check(session != null && session.visitorId > 0 && session.databaseId == 1001L, "the session names the visitor and the database")
+        val visitor = session?.visitorId ?: 0L
+        val st = e.status()
+        check(st.dialect == Dialect.MAHAK, "status names the dialect")
+        check(st.session == session, "status carries the session")
+        check(st.counts.pending == 0uL && st.counts.inDoubt == 0uL, "nothing pending or in doubt")
+
+        // The real vocabulary, pulled.
+        val product = e.list("products", ListQuery(limit = 1uL)).records.firstOrNull()
+        check((jsonLong(product, "productId") ?: 0) > 0, "a product, in camelCase")
+        val detail = e.list("productDetails", ListQuery(limit = 1uL)).records.firstOrNull()
+        val detailId = jsonLong(detail, "productDetailId") ?: 0L
+        val price = jsonLong(detail, "price1") ?: 0L
+        check(detailId > 0 && price >= 0, "a product detail with its price")
+        val customer = e.list("people", ListQuery(limit = 100uL)).records
+            .firstOrNull { (jsonLong(it, "personId") ?: 0) > 0 && !it.contains("Kotlin customer") }
+        val customerId = jsonLong(customer, "personId") ?: 0L
+        check(customerId > 0, "a customer pulled")
+
+        // A sale: the order and its lines as one group, the lines linked to
+        // the order by the group; one line written in PascalCase.
+        val sale = e.writeGroup(
+            listOf(
+                WriteOp.Create("orders", """{"orderType": 201, "visitorId": $visitor, "personId": $customerId, "description": "Kotlin sale"}""", null),
+                WriteOp.Create("orderDetails", """{"productDetailId": $detailId, "count1": 2, "price": $price}""", 0u),
+                WriteOp.Create("orderDetails", """{"ProductDetailId": $detailId, "Count1": 1.5, "Price": $price}""", 0u),
+            ),
+        )
+        val orderCid = jsonLong(sale[0], "orderClientId") ?: 0L
+        val lineCids = sale.drop(1).map { jsonLong(it, "orderDetailClientId") ?: 0L }
+        check(orderCid != 0L && sale.drop(1).all { jsonLong(it, "orderClientId") == orderCid }, "the group linked the lines to their order")
+        check(sale[2]?.contains("\"count1\":1.5") == true, "a PascalCase write stored in camelCase")
+
+        val pushed = e.sync()
+        check(pushed.pushed == 3uL, "the order and its two lines pushed (got ${pushed.pushed})")
+        check(pushed.deadLetters == 0uL, "nothing parked")
+        val orderMap = pushed.idMappings.firstOrNull { it.collection == "orders" && it.clientId == orderCid }
+        check(orderMap != null, "the order's id mapped")
+        check(
+            lineCids.all { cid -> pushed.idMappings.any { it.collection == "orderDetails" && it.clientId == cid } },
+            "the lines' ids mapped",
+        )
+        val order = orderMap?.let { e.get("orders", RecordKey.Server(it.serverId)) }
+        check(jsonLong(order, "orderClientId") == orderCid, "the order readable by its server id")
+        check(jsonLong(order, "visitorId") == visitor && jsonLong(order, "personId") == customerId, "the order names its visitor and customer")
+        val line = e.get("orderDetails", RecordKey.Client(lineCids[0]))
+        check(orderMap != null && jsonLong(line, "orderId") == orderMap.serverId, "the line names its order's server id")
+        check(e.status().counts.pending == 0uL, "nothing pending after sync")
+
+        // The replica holds mahak data: another dialect is refused.
+        try {
+            e.configure(settings.copy(dialect = Dialect.DOCUMENTED))
+            check(false, "a dialect switch on a filled replica must throw")
+        } catch (ex: RowsyncException.Config) {
+            check(ex.detail.contains("dialect"), "Config names the dialect")
+        }
+
+        // The server now says this login is another visitor: the replica is
+        // not touched and the app decides.
+        admin(url, "session", """{"visitorId": ${visitor + 68}}""")
+        e.disconnect()
+        e.setCredentials(LoginCredentials("user1", "pass1", 1001L, 2002L))
+        try {
+            e.sync()
+            check(false, "another visitor must throw")
+        } catch (ex: RowsyncException.ReplicaMismatch) {
+            check(ex.what == "visitorId" && ex.replica == visitor && ex.server == visitor + 68, "ReplicaMismatch names both visitors")
+        }
+        check(e.count("orders", false) > 0uL, "the replica kept its orders")
+        admin(url, "session", """{"visitorId": $visitor}""")
+        e.sync()
 
         // Wrong password: AuthFailed.
         e.setCredentials(LoginCredentials("user1", "wrong", 1001L, 2002L))

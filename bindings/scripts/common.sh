@@ -25,11 +25,12 @@ build_lib() {
     cargo build -q -p rowsync-ffi -p rowsync-refserver
 }
 
-# Starts the reference server (the real Mahak dialect, a small shop) on a
-# free port; sets SERVER_URL.
+# Starts the reference server (the real Mahak dialect, a small shop, the
+# admin interface the tests use to change what the login says) on a free
+# port; sets SERVER_URL.
 start_server() {
     "$TARGET_DIR/debug/rowsync-refserver" --port 0 --data "$WORKDIR/server.db" \
-        --seed-products 5 --seed-persons 3 \
+        --seed-products 5 --seed-persons 3 --admin \
         >"$WORKDIR/server.out" 2>"$WORKDIR/server.err" &
     SERVER_PID=$!
     for _ in $(seq 1 100); do

@@ -54,6 +54,7 @@ java -Djna.library.path="$LIBDIR" -cp "$WORKDIR/test.jar:$JNA_JAR:$STDLIB" TestK
 example_out="$(cd "$WORKDIR" && java -Djna.library.path="$LIBDIR" \
     -cp "$WORKDIR/test.jar:$JNA_JAR:$STDLIB" ExampleKt "$SERVER_URL")"
 echo "$example_out"
-grep -q "pushed 1" <<<"$example_out" || { echo "FAIL: examples/kotlin/Example.kt did not push its record"; exit 1; }
+grep -q "pushed 2," <<<"$example_out" && grep -q "^orderDetails .* is [0-9]* on the server" <<<"$example_out" ||
+    { echo "FAIL: examples/kotlin/Example.kt did not push its sale"; exit 1; }
 
 echo "PASS: Kotlin bindings"
