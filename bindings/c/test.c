@@ -81,6 +81,9 @@ int main(int argc, char **argv) {
     CHECK(rowsync_engine_open(":memory:", NULL) == ROWSYNC_RESULT_NULL_ARGUMENT, "open(NULL out)");
     CHECK(rowsync_engine_create(NULL, "products", "{}", &out) == ROWSYNC_RESULT_NULL_ARGUMENT,
           "create(NULL engine)");
+    CHECK(strcmp(rowsync_result_name(ROWSYNC_RESULT_REPLICA_MISMATCH),
+                 "ROWSYNC_RESULT_REPLICA_MISMATCH") == 0,
+          "every result has its name");
     rowsync_engine_free(NULL);
     rowsync_string_free(NULL);
     rowsync_subscription_free(NULL);

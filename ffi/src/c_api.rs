@@ -227,6 +227,7 @@ pub extern "C" fn rowsync_result_name(result: u32) -> *const c_char {
         20 => c"ROWSYNC_RESULT_STORAGE",
         21 => c"ROWSYNC_RESULT_INTERRUPTED",
         22 => c"ROWSYNC_RESULT_PENDING_CHANGES",
+        23 => c"ROWSYNC_RESULT_REPLICA_MISMATCH",
         99 => c"ROWSYNC_RESULT_PANIC",
         _ => c"ROWSYNC_RESULT_UNKNOWN",
     };
@@ -874,6 +875,73 @@ mod tests {
         unsafe { CStr::from_ptr(rowsync_last_error_message()) }
             .to_string_lossy()
             .into_owned()
+    }
+
+    #[test]
+    fn every_result_has_its_header_name() {
+        use RowsyncResult as R;
+        let all = [
+            (R::Ok, "OK"),
+            (R::NullArgument, "NULL_ARGUMENT"),
+            (R::InvalidArgument, "INVALID_ARGUMENT"),
+            (R::Offline, "OFFLINE"),
+            (R::AuthFailed, "AUTH_FAILED"),
+            (R::RateLimited, "RATE_LIMITED"),
+            (R::Server, "SERVER"),
+            (R::Conflict, "CONFLICT"),
+            (R::InvalidInput, "INVALID_INPUT"),
+            (R::NotFound, "NOT_FOUND"),
+            (R::Rejected, "REJECTED"),
+            (R::Protocol, "PROTOCOL"),
+            (R::Config, "CONFIG"),
+            (R::Storage, "STORAGE"),
+            (R::Interrupted, "INTERRUPTED"),
+            (R::PendingChanges, "PENDING_CHANGES"),
+            (R::ReplicaMismatch, "REPLICA_MISMATCH"),
+            (R::Panic, "PANIC"),
+        ];
+        let header = include_str!("../include/rowsync.h");
+        for (r, name) in all {
+            let name = format!("ROWSYNC_RESULT_{name}");
+            let got = unsafe { CStr::from_ptr(rowsync_result_name(r as u32)) };
+            assert_eq!(got.to_str().expect("utf-8"), name);
+            assert!(
+                header.contains(&format!("{name} = {},", r as u32)),
+                "{name} in the header"
+            );
+        }
+    }
+
+    #[test]
+    fn the_new_core_errors_map_to_what_an_app_acts_on() {
+        let in_doubt = RowsyncError::from(rowsync::Error::InDoubt {
+            message: "the answer was lost".into(),
+            tracking_id: Some("t1".into()),
+        });
+        assert!(matches!(in_doubt, RowsyncError::Offline { .. }));
+        assert_eq!(code_of(&in_doubt), RowsyncResult::Offline);
+        let replica = RowsyncError::from(rowsync::Error::ReplicaMismatch {
+            what: "visitorId".into(),
+            replica: 31,
+            server: 99,
+        });
+        assert_eq!(
+            replica,
+            RowsyncError::ReplicaMismatch {
+                what: "visitorId".into(),
+                replica: 31,
+                server: 99
+            }
+        );
+        assert_eq!(code_of(&replica) as u32, 23);
+        let dialect = RowsyncError::from(rowsync::Error::DialectMismatch {
+            replica: "mahak".into(),
+            asked: "documented".into(),
+        });
+        assert!(
+            matches!(&dialect, RowsyncError::Config { detail } if detail.contains("documented"))
+        );
+        assert_eq!(code_of(&dialect), RowsyncResult::Config);
     }
 
     #[test]

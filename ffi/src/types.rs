@@ -733,7 +733,7 @@ pub struct SyncLogRecord {
     pub id: i64,
     /// When the attempt started (RFC 3339).
     pub at: String,
-    /// Endpoint name, e.g. `GetAllDataV2`.
+    /// Endpoint name, e.g. `GetAllData`.
     pub endpoint: String,
     /// HTTP status, if a response came.
     pub status: Option<u16>,
