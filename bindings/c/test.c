@@ -163,6 +163,14 @@ int main(int argc, char **argv) {
     CHECK(rowsync_engine_configure(engine, "{\"dialect\": \"klingon\"}") ==
               ROWSYNC_RESULT_INVALID_INPUT,
           "configure(unknown dialect)");
+    CHECK(rowsync_engine_settings(engine, &out) == ROWSYNC_RESULT_OK, "settings");
+    CHECK(out != NULL && strstr(out, "\"dialect\":\"mahak\"") != NULL &&
+              json_int(out, "max_attempts") == 2 && strstr(out, url) != NULL,
+          "settings read back, in the mahak dialect");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_settings(engine, NULL) == ROWSYNC_RESULT_NULL_ARGUMENT,
+          "settings(NULL out)");
     CHECK(rowsync_engine_session(engine, &out) == ROWSYNC_RESULT_OK, "session before login");
     CHECK(out != NULL && strcmp(out, "null") == 0, "no session before the first login");
     rowsync_string_free(out);

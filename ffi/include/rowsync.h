@@ -194,6 +194,12 @@ RowsyncResult rowsync_engine_configure(const struct RowsyncEngine *engine,
                                        const char *settings_json);
 
 /**
+ * The current settings as JSON in `*out_json`, the object
+ * `rowsync_engine_configure` takes (with `"dialect"`; never a password).
+ */
+RowsyncResult rowsync_engine_settings(const struct RowsyncEngine *engine, char **out_json);
+
+/**
  * Supplies the login data (kept in memory only).
  */
 RowsyncResult rowsync_engine_set_credentials(const struct RowsyncEngine *engine,

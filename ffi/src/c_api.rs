@@ -305,6 +305,22 @@ pub unsafe extern "C" fn rowsync_engine_configure(
     })
 }
 
+/// The current settings as JSON in `*out_json`, the object
+/// `rowsync_engine_configure` takes (with `"dialect"`; never a password).
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_settings(
+    engine: *const RowsyncEngine,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        let s = to_json(&e.core().settings()?)?;
+        *out_json = c_string(s)?;
+        Ok(())
+    })
+}
+
 /// Supplies the login data (kept in memory only).
 #[no_mangle]
 pub unsafe extern "C" fn rowsync_engine_set_credentials(
