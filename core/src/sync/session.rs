@@ -47,6 +47,12 @@ enum Sent {
 /// A refused change with the server's words: property, code, text.
 type Refusal<'a> = (&'a Change, Option<&'a str>, Option<i64>, &'a str);
 
+/// Pulls that may fail to show a create the server says it already has,
+/// before the create is parked with the server's words. More than one: a
+/// save sent by an earlier process that was killed may still be on its way
+/// in the server when this sync's first pull runs, and be applied after it.
+const MAX_RECONCILE_PULLS: u32 = 2;
+
 /// One sync's state.
 pub(crate) struct Session<'e> {
     engine: &'e Engine,
@@ -62,7 +68,7 @@ pub(crate) struct Session<'e> {
     pulled: HashSet<String>,
     /// In-doubt creates a pull showed missing in this sync: a second
     /// "already registered" for one of them parks it.
-    reconciled: HashSet<i64>,
+    reconciled: HashMap<i64, u32>,
 }
 
 impl<'e> Session<'e> {
@@ -81,7 +87,7 @@ impl<'e> Session<'e> {
             conflict_rounds: 0,
             doubt_rounds: 0,
             pulled: HashSet::new(),
-            reconciled: HashSet::new(),
+            reconciled: HashMap::new(),
         })
     }
 
@@ -521,7 +527,10 @@ impl<'e> Session<'e> {
                         }
                     }
                     SaveOutcome::AlreadyThere { message }
-                        if self.reconciled.contains(&change.local_id) =>
+                        if self
+                            .reconciled
+                            .get(&change.local_id)
+                            .is_some_and(|&pulls| pulls >= MAX_RECONCILE_PULLS) =>
                     {
                         // A pull found no record of ours, yet the server says
                         // it has one: the server's words go to the app.
@@ -660,7 +669,7 @@ impl<'e> Session<'e> {
             .filter(|(c, l)| doubt.iter().any(|(dc, dl)| dc == c && dl == l))
         {
             tx.clear_sent(local_id)?;
-            self.reconciled.insert(local_id);
+            *self.reconciled.entry(local_id).or_default() += 1;
         }
         tx.commit()
     }

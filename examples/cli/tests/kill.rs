@@ -141,7 +141,12 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
 
     let e = Engine::open(&db).unwrap();
     let st = e.status().unwrap();
-    assert_eq!((st.counts.pending, st.counts.parked), (0, 0));
+    assert_eq!(
+        (st.counts.pending, st.counts.parked),
+        (0, 0),
+        "dead letters: {:?}",
+        e.dead_letters().unwrap()
+    );
     assert_eq!(admin.count("orders"), 60, "every order exactly once");
     assert_eq!(admin.count("orderDetails"), 60);
     assert_eq!(e.count("products", false).unwrap(), PRODUCTS as u64);

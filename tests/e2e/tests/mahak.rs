@@ -629,3 +629,86 @@ fn bad_pages_leave_the_store_as_it_was() {
         assert_eq!(snapshot(&e), before, "store untouched by {page}");
     }
 }
+
+/// Lands a record on the server (as a save sent by an earlier, killed
+/// process would, late) just before the first save of this sync reaches it.
+struct LateSave {
+    inner: rowsync_refserver::InProcessTransport,
+    server: Arc<RefServer>,
+    record: std::sync::Mutex<Option<(String, serde_json::Value)>>,
+}
+
+impl rowsync::Transport for LateSave {
+    fn send(
+        &self,
+        req: &rowsync::HttpRequest,
+    ) -> Result<rowsync::HttpResponse, rowsync::TransportError> {
+        if req.url.to_ascii_lowercase().ends_with("/sync/savealldata") {
+            if let Some((collection, record)) = self.record.lock().unwrap().take() {
+                self.server.admin().upsert(&collection, record).unwrap();
+            }
+        }
+        self.inner.send(req)
+    }
+}
+
+/// A create in doubt that the reconciling pull did not find (its save was
+/// still on its way in the server) and that lands before the resend: the
+/// server says "already registered", a second pull finds it, nothing is
+/// parked and nothing is doubled.
+#[test]
+fn a_save_that_lands_after_the_reconciling_pull_is_not_parked() {
+    let server = shop(5, 2);
+    let db = TempDb::new("m-late");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let person = e
+        .create("people", json!({"name": "دير رسيده ", "mobile": "0935"}))
+        .unwrap();
+    let pc = client_id(&person, "person");
+    // The first save's connection drops before the server reads it: the
+    // create is in doubt, and the reconciling pull shows it missing.
+    server
+        .faults()
+        .inject(Some("SaveAllData"), Fault::DropBeforeResponse, 1);
+    let late = Arc::new(LateSave {
+        inner: rowsync_refserver::InProcessTransport::new(server.clone()),
+        server: server.clone(),
+        record: std::sync::Mutex::new(None),
+    });
+    // The drop happens on the first save; the record lands just before the
+    // second one (the resend after the reconciling pull).
+    struct Arm(
+        Arc<LateSave>,
+        serde_json::Value,
+        std::sync::atomic::AtomicU32,
+    );
+    impl rowsync::Transport for Arm {
+        fn send(
+            &self,
+            req: &rowsync::HttpRequest,
+        ) -> Result<rowsync::HttpResponse, rowsync::TransportError> {
+            let save = req.url.to_ascii_lowercase().ends_with("/sync/savealldata");
+            if save && self.2.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+                *self.0.record.lock().unwrap() = Some(("people".to_string(), self.1.clone()));
+            }
+            self.0.send(req)
+        }
+    }
+    e.set_transport(Arc::new(Arm(
+        late.clone(),
+        json!({"personClientId": pc, "name": "دير رسيده ", "mobile": "0935"}),
+        std::sync::atomic::AtomicU32::new(0),
+    )))
+    .unwrap();
+    let report = e.sync().unwrap();
+    assert_eq!(report.parked, 0, "{:?}", e.dead_letters().unwrap());
+    assert_eq!(server.admin().count("people"), 3, "never twice");
+    let local = e.get("people", RecordId::Client(pc)).unwrap().unwrap();
+    assert_eq!(
+        local["personId"].as_i64(),
+        server.admin().id_for_client("people", pc)
+    );
+    let st = e.status().unwrap().counts;
+    assert_eq!((st.pending, st.in_doubt, st.dead_letters), (0, 0, 0));
+}
