@@ -292,6 +292,10 @@ impl Engine {
         if !settings.base_url.is_empty() {
             crate::http::validate_base_url(&settings.base_url)?;
         }
+        let endpoints = settings.endpoints();
+        for name in [&endpoints.login, &endpoints.pull, &endpoints.save] {
+            crate::api::client::check_endpoint(name)?;
+        }
         let current = read(&self.settings)?.dialect;
         {
             let mut store = lock(&self.store)?;
@@ -834,6 +838,23 @@ mod tests {
             )
             .unwrap();
         assert_eq!(off.records.len(), 4);
+    }
+
+    #[test]
+    fn endpoint_names_are_checked_when_configured() {
+        let e = documented_engine();
+        let bad = Settings {
+            save_endpoint: "Save/../Admin?x=1".into(),
+            ..e.settings().unwrap()
+        };
+        assert!(matches!(e.configure(bad), Err(Error::Config(_))));
+        assert_eq!(e.settings().unwrap().save_endpoint, "", "nothing stored");
+        let good = Settings {
+            save_endpoint: "SaveAllDataV2".into(),
+            ..e.settings().unwrap()
+        };
+        e.configure(good).unwrap();
+        assert_eq!(e.settings().unwrap().endpoints().save, "SaveAllDataV2");
     }
 
     #[test]

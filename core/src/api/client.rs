@@ -687,7 +687,7 @@ impl ApiClient {
 
 /// Endpoint names are plain identifiers (`GetAllDataV2`): nothing that could
 /// change the URL's path or add a query.
-fn check_endpoint(endpoint: &str) -> Result<()> {
+pub(crate) fn check_endpoint(endpoint: &str) -> Result<()> {
     let valid = !endpoint.is_empty()
         && endpoint
             .bytes()
