@@ -53,6 +53,14 @@ type Refusal<'a> = (&'a Change, Option<&'a str>, Option<i64>, &'a str);
 /// in the server when this sync's first pull runs, and be applied after it.
 const MAX_RECONCILE_PULLS: u32 = 2;
 
+/// Adds a refusal to its write group's list (one dead letter per group).
+fn add_to_group<'a>(groups: &mut Vec<(i64, Vec<Refusal<'a>>)>, group: i64, entry: Refusal<'a>) {
+    match groups.iter_mut().find(|(g, _)| *g == group) {
+        Some((_, list)) => list.push(entry),
+        None => groups.push((group, vec![entry])),
+    }
+}
+
 /// One sync's state.
 pub(crate) struct Session<'e> {
     engine: &'e Engine,
@@ -521,10 +529,7 @@ impl<'e> Session<'e> {
                         message,
                     } => {
                         let entry = (change, property.as_deref(), *code, message.as_str());
-                        match refused.iter_mut().find(|(g, _)| *g == group) {
-                            Some((_, list)) => list.push(entry),
-                            None => refused.push((group, vec![entry])),
-                        }
+                        add_to_group(&mut refused, group, entry);
                     }
                     SaveOutcome::AlreadyThere { message }
                         if self
@@ -534,11 +539,7 @@ impl<'e> Session<'e> {
                     {
                         // A pull found no record of ours, yet the server says
                         // it has one: the server's words go to the app.
-                        let entry = (change, None, None, message.as_str());
-                        match refused.iter_mut().find(|(g, _)| *g == group) {
-                            Some((_, list)) => list.push(entry),
-                            None => refused.push((group, vec![entry])),
-                        }
+                        add_to_group(&mut refused, group, (change, None, None, message.as_str()));
                     }
                     // Saved without an id to map, already there, or not
                     // answered: a create may be on the server; anything

@@ -17,18 +17,6 @@ use crate::error::Result;
 use crate::record;
 use crate::sync::push::Change;
 
-/// `{ "<collection>RowVersion": n, ..., "pageSize": n }`.
-pub(crate) fn pull_body(wanted: &[(&CollectionDef, i64)], page_size: u32) -> Result<Vec<u8>> {
-    let mut body = Map::new();
-    for (def, checkpoint) in wanted {
-        body.insert(def.checkpoint_field(), Value::from(*checkpoint));
-    }
-    if page_size > 0 {
-        body.insert("pageSize".into(), Value::from(page_size));
-    }
-    Ok(serde_json::to_vec(&body)?)
-}
-
 #[derive(Deserialize)]
 struct RawEntry<'a> {
     #[serde(rename = "rowVersion", default)]

@@ -131,19 +131,6 @@ fn lower_first(key: &str) -> Option<String> {
 
 // ----- pull -----------------------------------------------------------------
 
-/// `{ "from<Entity>Version": n, ..., "pageSize": n }` for the wanted
-/// collections only (a collection left out is not sent).
-pub(crate) fn pull_body(wanted: &[(&CollectionDef, i64)], page_size: u32) -> Result<Vec<u8>> {
-    let mut body = Map::new();
-    for (def, checkpoint) in wanted {
-        body.insert(def.pull_key(), Value::from(*checkpoint));
-    }
-    if page_size > 0 {
-        body.insert("pageSize".into(), Value::from(page_size));
-    }
-    Ok(serde_json::to_vec(&body)?)
-}
-
 type RawCollections<'de, 'c> = Vec<(&'c CollectionDef, Vec<&'de RawValue>)>;
 
 /// Reads `Data` in one pass: finds `Objects` (any case) and, in it, the
@@ -622,7 +609,8 @@ mod tests {
             .map(|n| (cat.require(n).expect("known"), 0))
             .collect();
         let body: Value =
-            serde_json::from_slice(&pull_body(&asked, 0).expect("body")).expect("JSON");
+            serde_json::from_slice(&Dialect::Mahak.pull_body(&asked, 0).expect("body"))
+                .expect("JSON");
         assert_eq!(body, request, "the same keys the capture's request used");
         let wanted = vec![
             "pictures".to_string(),

@@ -131,10 +131,19 @@ impl Dialect {
 
     /// The pull request for `wanted` collections, each from its checkpoint.
     pub fn pull_body(self, wanted: &[(&CollectionDef, i64)], page_size: u32) -> Result<Vec<u8>> {
-        match self {
-            Dialect::Mahak => mahak::pull_body(wanted, page_size),
-            Dialect::Documented => documented::pull_body(wanted, page_size),
+        let mut body = serde_json::Map::new();
+        for (def, checkpoint) in wanted {
+            // `from<Entity>Version` (mahak) or `<collection>RowVersion`.
+            let key = match self {
+                Dialect::Mahak => def.pull_key(),
+                Dialect::Documented => def.checkpoint_field(),
+            };
+            body.insert(key, serde_json::Value::from(*checkpoint));
         }
+        if page_size > 0 {
+            body.insert("pageSize".into(), serde_json::Value::from(page_size));
+        }
+        Ok(serde_json::to_vec(&body)?)
     }
 
     /// A pull answer's `data` as this dialect's parser reads it: the mahak
