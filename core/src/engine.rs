@@ -15,6 +15,7 @@ use crate::api::client::{
     ApiClient, ClientConfig, ConnectionState, Credentials, RetryPolicy, Session, Shutdown,
 };
 use crate::api::dialect::{Dialect, Endpoints};
+use crate::api::shutdown::Clock;
 use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
 use crate::conflict::ConflictResolver;
 use crate::error::{Error, Result};
@@ -355,6 +356,13 @@ impl Engine {
         *write(&self.transport)? = Some(transport);
         *lock(&self.client)? = None;
         Ok(())
+    }
+
+    /// Replaces the clock the engine's waits, backoff, `Retry-After` and the
+    /// sync's deadline use (`None`: the real one). With a
+    /// [`crate::VirtualClock`] no wait sleeps: for tests and simulation.
+    pub fn set_clock(&self, clock: Option<Arc<dyn Clock>>) {
+        self.shutdown.set_clock(clock);
     }
 
     /// Sends the engine's log lines at `level` and above to `sink` (replacing

@@ -51,6 +51,7 @@ pub use api::client::{
     RetryPolicy, Session, Shutdown,
 };
 pub use api::dialect::{Endpoints, SaveOutcome};
+pub use api::shutdown::{Clock, VirtualClock};
 pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, Dialect, ParentLink};
 pub use conflict::{ConflictInput, ConflictResolver};
 pub use engine::{Engine, Settings, Status};

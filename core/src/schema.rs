@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// The schema version this engine writes.
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 
 /// Write-ahead-log pages that trigger an automatic checkpoint (SQLite's
 /// default), outside a pull.
@@ -86,7 +86,13 @@ CREATE TABLE rs_sync_log (
 );
 ";
 
-const STEPS: [&str; VERSION as usize] = [V1, V2];
+/// Version 3: the record as last sent, so that a pull can tell the echo of
+/// our own save (whose answer was lost) from someone else's change.
+const V3: &str = "
+ALTER TABLE rs_outbox ADD COLUMN sent_data TEXT;
+";
+
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3];
 
 /// Sets the connection up (WAL, synchronous=NORMAL, foreign keys) and brings
 /// the schema to `VERSION`.

@@ -60,6 +60,8 @@ pub struct Pending {
     pub counter: i64,
     /// `counter` when the change was last sent.
     pub sent_counter: Option<i64>,
+    /// The record as last sent (JSON text), while `sent_counter` is set.
+    pub sent_data: Option<String>,
     /// Last server version seen (JSON text), none for a create.
     pub base: Option<String>,
     /// Dead letter holding this change, if parked.
@@ -549,11 +551,14 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
-    /// Marks changes as sent with the counter they had.
-    pub fn mark_sent(&self, local_id: i64, counter: i64) -> Result<()> {
+    /// Marks changes as sent with the counter they had and the record as
+    /// it went out.
+    pub fn mark_sent(&self, local_id: i64, counter: i64, data: &str) -> Result<()> {
         self.tx
-            .prepare_cached("UPDATE rs_outbox SET sent_counter = ?2 WHERE local_id = ?1")?
-            .execute(params![local_id, counter])?;
+            .prepare_cached(
+                "UPDATE rs_outbox SET sent_counter = ?2, sent_data = ?3 WHERE local_id = ?1",
+            )?
+            .execute(params![local_id, counter, data])?;
         Ok(())
     }
 
@@ -862,7 +867,8 @@ pub fn count_rows(conn: &Connection, coll: i64, include_deleted: bool) -> Result
     Ok(n as u64)
 }
 
-const PENDING_COLUMNS: &str = "local_id, seq, group_id, op, counter, sent_counter, base, parked";
+const PENDING_COLUMNS: &str =
+    "local_id, seq, group_id, op, counter, sent_counter, base, parked, sent_data";
 
 fn read_pending(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
     Ok(Pending {
@@ -874,6 +880,7 @@ fn read_pending(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
         sent_counter: r.get(5)?,
         base: r.get(6)?,
         parked: r.get(7)?,
+        sent_data: r.get(8)?,
     })
 }
 
@@ -888,11 +895,14 @@ pub fn pending_of(conn: &Connection, local_id: i64) -> Result<Option<Pending>> {
 /// Pending (not parked) changes in push order, with their collection names.
 pub fn pending_in_order(conn: &Connection) -> Result<Vec<(String, Pending)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT o.local_id, o.seq, o.group_id, o.op, o.counter, o.sent_counter, o.base, o.parked, c.name
+        "SELECT o.local_id, o.seq, o.group_id, o.op, o.counter, o.sent_counter, o.base, o.parked,
+         NULL, c.name
          FROM rs_outbox o JOIN rs_records r ON r.local_id = o.local_id JOIN rs_collections c ON c.id = r.coll
          WHERE o.parked IS NULL ORDER BY o.seq",
     )?;
-    let rows = stmt.query_map([], |r| Ok((read_pending(r)?, r.get::<_, String>(8)?)))?;
+    // The last sent record is not read here (`sent_data` is NULL): only a
+    // pull needs it, for one record.
+    let rows = stmt.query_map([], |r| Ok((read_pending(r)?, r.get::<_, String>(9)?)))?;
     let mut out = Vec::new();
     for row in rows {
         let (p, name) = row?;

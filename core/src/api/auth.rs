@@ -211,6 +211,7 @@ pub(crate) struct LoginData {
 pub(crate) fn interpret_login(
     response: &HttpResponse,
     config: &ClientConfig,
+    now: DateTime<Utc>,
 ) -> Result<(Token, Option<Session>)> {
     let margin = config.token_refresh_margin;
     let mahak = config.dialect == Dialect::Mahak;
@@ -282,7 +283,6 @@ pub(crate) fn interpret_login(
                 .as_deref()
                 .and_then(parse_expire_date)
                 .or_else(|| dialect::mahak::jwt_expiry(&login.token));
-            let now = Utc::now();
             let refresh_at = match expires {
                 Some(expires) => refresh_time(expires, server_now, now, margin),
                 None if mahak => chrono::Duration::from_std(MAX_TOKEN_AGE)

@@ -10,7 +10,7 @@
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
@@ -135,7 +135,8 @@ pub enum ConnectionState {
 /// What one sync may still spend on retries.
 #[derive(Debug, Clone, Copy)]
 struct Budget {
-    deadline: Option<Instant>,
+    /// On the client's clock ([`Shutdown::monotonic`]).
+    deadline: Option<Duration>,
     retries: u32,
 }
 
@@ -328,11 +329,18 @@ impl ApiClient {
         }
         self.check_refusal()?;
         let mut refused_once = false;
+        let mut cut = 0u32;
         loop {
             let token = self.ensure_token(log)?;
             let sent = self.send_retrying(endpoint, body, Some(&token), kind, log)?;
             // The body is parsed once: a pull page can be many megabytes.
             let parsed = parse_envelope(&sent.response.body);
+            if parsed.is_err()
+                && kind != CallKind::Save
+                && self.cut_short(endpoint, &sent, &mut cut, log)?
+            {
+                continue;
+            }
             if is_token_refusal(sent.response.status, parsed.as_ref().ok()) {
                 let envelope = parsed.ok();
                 let tracking_id = tracking(&sent.response);
@@ -381,6 +389,40 @@ impl ApiClient {
         }
     }
 
+    /// A 2xx answer cut short (the connection closed mid-body, with no
+    /// length to tell) is a transport failure, for a call that changes
+    /// nothing (a save's is left to `InDoubt`): `Ok(true)` after the pause
+    /// before asking again, `Offline` once the call's attempts or the
+    /// sync's budget are spent, `Ok(false)` when the answer is whole.
+    fn cut_short(
+        &self,
+        endpoint: &str,
+        sent: &Sent,
+        cut: &mut u32,
+        log: &mut dyn FnMut(CallRecord),
+    ) -> Result<bool> {
+        if !(200..300).contains(&sent.response.status) || !is_cut_short(&sent.response.body) {
+            return Ok(false);
+        }
+        *cut += 1;
+        log(record(
+            endpoint,
+            sent,
+            Some("the answer was cut short".to_string()),
+        ));
+        let policy = &self.config.retry;
+        if *cut < policy.attempts() && self.retry_allowed() {
+            self.pause(jittered_backoff(policy, *cut))?;
+            return Ok(true);
+        }
+        let retry_after = self.set_offline(policy, *cut);
+        Err(Error::Offline {
+            message: "the answer was cut short".to_string(),
+            retry_after: Some(retry_after),
+            tracking_id: tracking(&sent.response),
+        })
+    }
+
     fn check_refusal(&self) -> Result<()> {
         match &self.state().refusal {
             Some(refusal) => Err(refusal.to_error()),
@@ -393,7 +435,7 @@ impl ApiClient {
         state
             .token
             .as_ref()
-            .filter(|t| t.usable(Utc::now()))
+            .filter(|t| t.usable(self.shutdown.now()))
             .map(|t| t.value.clone())
     }
 
@@ -428,12 +470,18 @@ impl ApiClient {
         let body = login_body(&self.config, &credentials)?;
         drop(credentials);
         let endpoint = self.config.login_endpoint.as_str();
-        let sent = self.send_retrying(endpoint, &body, None, CallKind::Idempotent, log)?;
+        let mut cut = 0u32;
+        let sent = loop {
+            let sent = self.send_retrying(endpoint, &body, None, CallKind::Idempotent, log)?;
+            if !self.cut_short(endpoint, &sent, &mut cut, log)? {
+                break sent;
+            }
+        };
         drop(body);
         let expected = self.state().expected;
-        let result = interpret_login(&sent.response, &self.config).and_then(|(token, session)| {
-            check_identity(expected, session.as_ref()).map(|_| (token, session))
-        });
+        let result = interpret_login(&sent.response, &self.config, self.shutdown.now()).and_then(
+            |(token, session)| check_identity(expected, session.as_ref()).map(|_| (token, session)),
+        );
         log(record(
             endpoint,
             &sent,
@@ -511,7 +559,7 @@ impl ApiClient {
                 return Err(Error::Interrupted);
             }
             let last = attempt >= attempts || !self.retry_allowed();
-            let at = Utc::now();
+            let at = self.shutdown.now();
             let started = Instant::now();
             let outcome = self.transport.send(&request);
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -535,7 +583,7 @@ impl ApiClient {
                     if status == 429 {
                         let retry_after = response
                             .header("retry-after")
-                            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                            .and_then(|v| parse_retry_after(v, self.shutdown.system_now()));
                         let wait = rate_limit_wait(policy, retry_after, attempt, fastrand::f64());
                         attempt_record(
                             Some(status),
@@ -617,7 +665,7 @@ impl ApiClient {
     /// `deadline` from now (DESIGN.md invariant 13).
     pub fn begin_budget(&self, deadline: Duration, retries: u32) {
         self.state().budget = Some(Budget {
-            deadline: Instant::now().checked_add(deadline),
+            deadline: self.shutdown.monotonic().checked_add(deadline),
             retries,
         });
     }
@@ -631,7 +679,7 @@ impl ApiClient {
     fn retry_allowed(&self) -> bool {
         match self.state().budget {
             None => true,
-            Some(b) => b.retries > 0 && b.deadline.is_none_or(|d| Instant::now() < d),
+            Some(b) => b.retries > 0 && b.deadline.is_none_or(|d| self.shutdown.monotonic() < d),
         }
     }
 
@@ -639,7 +687,11 @@ impl ApiClient {
     fn fits(&self, delay: Duration) -> bool {
         match self.state().budget.and_then(|b| b.deadline) {
             None => true,
-            Some(d) => Instant::now().checked_add(delay).is_some_and(|end| end < d),
+            Some(d) => self
+                .shutdown
+                .monotonic()
+                .checked_add(delay)
+                .is_some_and(|end| end < d),
         }
     }
 
@@ -659,7 +711,7 @@ impl ApiClient {
         let Some(deadline) = deadline else {
             return self.shutdown.sleep(delay);
         };
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_sub(self.shutdown.monotonic());
         if delay < left {
             return self.shutdown.sleep(delay);
         }
@@ -679,10 +731,18 @@ impl ApiClient {
             .max(policy.base_delay.min(policy.max_delay));
         let next_attempt = chrono::Duration::from_std(delay)
             .ok()
-            .and_then(|d| Utc::now().checked_add_signed(d));
+            .and_then(|d| self.shutdown.now().checked_add_signed(d));
         self.set_connection(ConnectionState::Offline { next_attempt });
         delay
     }
+}
+
+/// True when `body` is JSON that ends before its last value closed (an
+/// answer cut short), rather than malformed JSON.
+fn is_cut_short(body: &[u8]) -> bool {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    !body.iter().all(u8::is_ascii_whitespace)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
 }
 
 /// Endpoint names are plain identifiers (`GetAllDataV2`): nothing that could
@@ -1587,13 +1647,37 @@ mod tests {
         for body in [
             "",
             "<html>oops</html>",
-            r#"{"success":true,"data":{"orders":"#,
             r#"{"data":{}}"#,
             r#"[1,2]"#,
+            r#"{"success":true,"data":{"orders":]"#,
         ] {
             let (r, log, _) = after_login(resp(200, body));
             assert!(matches!(r, Err(Error::Protocol { .. })), "{body}: {r:?}");
             assert!(log[1].error.is_some());
+        }
+    }
+
+    #[test]
+    fn a_2xx_answer_cut_short_is_asked_again_then_offline() {
+        for body in [
+            r#"{"success":true,"data":{"orders":"#,
+            "\u{feff}{\"Data\": [1, ",
+        ] {
+            let script = Script::new().reply(login_ok(TOKEN));
+            for _ in 0..fast_policy().attempts() {
+                script.reply(resp(200, body));
+            }
+            let (r, log) = run(&client(&script), "GetAllDataV2");
+            assert_eq!(script.left(), 0, "asked again up to the attempts");
+            assert!(
+                matches!(&r, Err(Error::Offline { message, .. }) if message.contains("cut short")),
+                "{body}: {r:?}"
+            );
+            let cut = log
+                .iter()
+                .filter(|l| l.error.as_deref() == Some("the answer was cut short"))
+                .count();
+            assert!(cut > 1, "asked again: {log:?}");
         }
     }
 

@@ -128,16 +128,22 @@ pub fn apply(
                         ) else {
                             continue;
                         };
-                        resolve_conflict(
-                            tx,
-                            def,
-                            resolver,
-                            &row,
-                            &pending,
-                            &server,
-                            meta.deleted,
-                            report,
-                        )?;
+                        if let Some(sent) = echo_of_sent(&pending, &server, meta.deleted) {
+                            // Our own save, applied though its answer was
+                            // lost: a confirmation, not a conflict.
+                            settle_echo(tx, &row, &pending, &sent, server, text, rv, meta.deleted)?;
+                        } else {
+                            resolve_conflict(
+                                tx,
+                                def,
+                                resolver,
+                                &row,
+                                &pending,
+                                &server,
+                                meta.deleted,
+                                report,
+                            )?;
+                        }
                     }
                 }
             }
@@ -156,6 +162,77 @@ pub fn apply(
         }
     }
     Ok(())
+}
+
+/// The record as we last sent it, when `server` is that send applied: the
+/// change went out (its answer never came back), and the server holds every
+/// field it changed, as sent (a delete: the record deleted). A change that
+/// changed nothing is never taken for an echo.
+fn echo_of_sent(
+    pending: &store::Pending,
+    server: &Map<String, Value>,
+    server_deleted: bool,
+) -> Option<Map<String, Value>> {
+    pending.sent_counter?;
+    let sent: Map<String, Value> = match serde_json::from_str(pending.sent_data.as_deref()?) {
+        Ok(Value::Object(m)) => m,
+        _ => return None,
+    };
+    if pending.op == Op::Delete || server_deleted {
+        return (pending.op == Op::Delete && server_deleted).then_some(sent);
+    }
+    let base: Option<Map<String, Value>> = pending
+        .base
+        .as_deref()
+        .and_then(|b| serde_json::from_str(b).ok());
+    let mut changed = 0;
+    for (k, v) in &sent {
+        if k == "rowVersion" || base.as_ref().and_then(|b| b.get(k)) == Some(v) {
+            continue;
+        }
+        changed += 1;
+        let same = match (v, server.get(k)) {
+            // The real server pads some text with spaces.
+            (Value::String(a), Some(Value::String(b))) => a.trim_end() == b.trim_end(),
+            (a, Some(b)) => a == b,
+            (_, None) => false,
+        };
+        if !same {
+            return None;
+        }
+    }
+    (changed > 0).then_some(sent)
+}
+
+/// Settles a pending change whose last send the server shows applied: the
+/// record becomes the server's version, with the local edits made since
+/// the send on top, still pending over the new base; with none, the change
+/// is confirmed.
+#[allow(clippy::too_many_arguments)]
+fn settle_echo(
+    tx: &Tx<'_>,
+    row: &store::Row,
+    pending: &store::Pending,
+    sent: &Map<String, Value>,
+    server: Map<String, Value>,
+    server_text: &str,
+    rv: i64,
+    deleted: bool,
+) -> Result<()> {
+    let sid = row.server_id;
+    if pending.sent_counter == Some(pending.counter) {
+        tx.update_record(row.local_id, sid, Some(rv), deleted, server_text)?;
+        return tx.drop_pending(row.local_id);
+    }
+    let mut merged = server;
+    for (k, v) in row.object()? {
+        if sent.get(&k) != Some(&v) {
+            merged.insert(k, v);
+        }
+    }
+    let text = serde_json::to_string(&merged)?;
+    tx.update_record(row.local_id, sid, Some(rv), row.deleted, &text)?;
+    tx.confirm_overtaken(row.local_id, server_text)
 }
 
 /// Resolves a pending local change against a newer server version and

@@ -341,7 +341,8 @@ impl<'e> Session<'e> {
             let mut store = lock(&self.engine.store)?;
             let tx = store.begin()?;
             for c in &changes {
-                tx.mark_sent(c.local_id, c.counter)?;
+                let sent = serde_json::to_string(&c.payload)?;
+                tx.mark_sent(c.local_id, c.counter, &sent)?;
             }
             tx.commit()?;
         }

@@ -6,6 +6,8 @@
 //! the `mahak_*` ones speak the real server's, and `engine_in_process`
 //! speaks whatever its server does.
 
+pub mod sim;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

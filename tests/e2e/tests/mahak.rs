@@ -712,3 +712,83 @@ fn a_save_that_lands_after_the_reconciling_pull_is_not_parked() {
     let st = e.status().unwrap().counts;
     assert_eq!((st.pending, st.in_doubt, st.dead_letters), (0, 0, 0));
 }
+
+/// Invariant 5 after a lost answer (found by the simulation, seed 1175): an
+/// edit whose save was applied but never answered, then edited again, is
+/// not a conflict with its own echo. The pull recognises the echo, and the
+/// newer edit reaches the server; nothing is overridden or logged.
+#[test]
+fn an_edit_whose_answer_was_lost_then_edited_again_keeps_the_newer_edit() {
+    let server = shop(3, 2);
+    let db = TempDb::new("m-echo");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let (detail, person) = pulled_ids(&e);
+    let oc = sale(&e, person, detail, 1);
+    e.sync().unwrap();
+    let id = e.get("orders", RecordId::Client(oc)).unwrap().unwrap()["orderId"]
+        .as_i64()
+        .unwrap();
+    e.update(
+        "orders",
+        RecordId::Server(id),
+        json!({"description": "edit 1"}),
+    )
+    .unwrap();
+    // The pull passes, the save is applied and its answer lost, and then the
+    // link dies: no pull shows the echo in this sync.
+    let dying = Arc::new(DiesAfterSave {
+        inner: InProcessTransport::new(server.clone()),
+        dead: std::sync::atomic::AtomicBool::new(false),
+    });
+    e.set_transport(dying).unwrap();
+    assert!(e.sync().is_err(), "the answer was lost, then the link");
+    e.set_transport(Arc::new(InProcessTransport::new(server.clone())))
+        .unwrap();
+    assert_eq!(
+        server.admin().get("orders", id).unwrap()["description"],
+        "edit 1"
+    );
+    e.update(
+        "orders",
+        RecordId::Server(id),
+        json!({"description": "edit 2"}),
+    )
+    .unwrap();
+    e.sync().unwrap();
+    assert_eq!(
+        server.admin().get("orders", id).unwrap()["description"],
+        "edit 2"
+    );
+    let local = e.get("orders", RecordId::Server(id)).unwrap().unwrap();
+    assert_eq!(local["description"], "edit 2");
+    assert!(e.conflicts().unwrap().is_empty(), "no override was logged");
+    let st = e.status().unwrap().counts;
+    assert_eq!((st.pending, st.in_doubt, st.parked), (0, 0, 0));
+}
+
+/// Delivers every request until the first save, which the server applies
+/// but whose answer is lost; from then on the link is dead.
+struct DiesAfterSave {
+    inner: InProcessTransport,
+    dead: std::sync::atomic::AtomicBool,
+}
+
+impl rowsync::Transport for DiesAfterSave {
+    fn send(
+        &self,
+        req: &rowsync::HttpRequest,
+    ) -> Result<rowsync::HttpResponse, rowsync::TransportError> {
+        use std::sync::atomic::Ordering;
+        let dead = || rowsync::TransportError::new(rowsync::TransportErrorKind::Io, "dead link");
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(dead());
+        }
+        let answer = self.inner.send(req)?;
+        if req.url.to_ascii_lowercase().contains("/sync/saveall") {
+            self.dead.store(true, Ordering::SeqCst);
+            return Err(dead());
+        }
+        Ok(answer)
+    }
+}
