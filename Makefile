@@ -21,6 +21,7 @@ help:
 	@echo "make demo    play the point-of-sale demo (start here)"
 	@echo "make test    fmt, clippy, tests, binding tests, quick benchmark"
 	@echo "make cli     build the rowsync command line (target/debug/rowsync)"
+	@echo "make test-long  the long reliability runs (see RELIABILITY.md)"
 
 demo:
 	@$(CARGO) run --quiet -p rowsync-demo
@@ -37,6 +38,20 @@ build:
 .PHONY: bench-quick
 bench-quick:
 	@$(CARGO) run --quiet -p rowsync-bench -- --quick
+
+# The long reliability runs (RELIABILITY.md); `make test` runs shorter ones.
+#   make test-sim    SEEDS seeds of the deterministic simulation (release)
+#   make test-model  RUNS sequences of the model-based test (release)
+SEEDS ?= 100000
+RUNS ?= 10000
+.PHONY: test-sim test-model test-long
+test-sim:
+	@ROWSYNC_SIM_SEEDS=$(SEEDS) $(CARGO) test --release -p rowsync-e2e --test sim -- --nocapture
+
+test-model:
+	@ROWSYNC_MODEL_RUNS=$(RUNS) $(CARGO) test --release -p rowsync-e2e --test model -- --nocapture
+
+test-long: test-sim test-model
 
 # Each step runs even if an earlier one failed; the last line counts them.
 test:

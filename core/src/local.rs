@@ -6,6 +6,7 @@
 //! check runs before the first row is touched, and an error rolls the whole
 //! group back.
 
+use rusqlite::OptionalExtension;
 use serde_json::{Map, Value};
 
 use crate::catalogue::{Catalogue, CollectionDef};
@@ -173,8 +174,16 @@ impl<'w> Writer<'w, '_> {
     /// Checks the optional parents a record names by client id (an order
     /// line's product detail): each must be a live local record, and its
     /// server id is filled in when known. One named by server id is left to
-    /// the server to check: the replica may not hold it.
-    fn link_others(&self, def: &CollectionDef, obj: &mut Map<String, Value>) -> Result<()> {
+    /// the server to check: the replica may not hold it. With `patched`
+    /// (an update), only the links the patch writes must be live: an edit
+    /// of an order's note does not fail because its customer was deleted
+    /// since.
+    fn link_others(
+        &self,
+        def: &CollectionDef,
+        obj: &mut Map<String, Value>,
+        patched: Option<&[String]>,
+    ) -> Result<()> {
         let primary = def.parent.as_ref().map(|p| p.collection.as_str());
         for link in def
             .links
@@ -204,6 +213,7 @@ impl<'w> Writer<'w, '_> {
                         obj.insert(link.id_field.clone(), Value::from(sid));
                     }
                 }
+                _ if patched.is_some_and(|p| !p.contains(&link.client_id_field)) => {}
                 _ => {
                     return Err(Error::invalid(
                         &def.name,
@@ -309,7 +319,7 @@ impl<'w> Writer<'w, '_> {
             },
         };
         let parent_client_id = self.link_parent(def, &mut obj, &meta)?;
-        self.link_others(def, &mut obj)?;
+        self.link_others(def, &mut obj, None)?;
         obj.insert(def.id_field.clone(), Value::Null);
         obj.insert(def.client_id_field.clone(), Value::from(client_id));
         obj.insert("rowVersion".to_string(), Value::Null);
@@ -373,6 +383,7 @@ impl<'w> Writer<'w, '_> {
             }
         }
         let before = obj.clone();
+        let patched: Vec<String> = patch.keys().cloned().collect();
         for (k, v) in patch {
             if k == "rowVersion" || k == "deleted" || k == def.id_field || k == def.client_id_field
             {
@@ -387,7 +398,7 @@ impl<'w> Writer<'w, '_> {
             }
             obj.insert(k, v);
         }
-        self.link_others(def, &mut obj)?;
+        self.link_others(def, &mut obj, Some(&patched))?;
         if obj == before {
             return Ok(Value::Object(obj));
         }
@@ -409,6 +420,47 @@ impl<'w> Writer<'w, '_> {
         Ok(Value::Object(obj))
     }
 
+    /// Refuses to delete a create that never left the device while a live
+    /// record of another collection names it by client id (an order made for
+    /// a new customer): the link would dangle and the sale could never be
+    /// saved. Its own children (the primary parent link) are dropped with it.
+    fn refuse_if_named(&self, collection: &str, client_id: i64) -> Result<()> {
+        for def in self.catalogue.iter() {
+            if def
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.collection == collection)
+            {
+                continue;
+            }
+            for link in def.links.iter().filter(|l| l.collection == collection) {
+                let coll = self.tx.coll_id(&def.name)?;
+                let path = format!("$.{}", link.client_id_field);
+                let named: Option<Option<i64>> = self
+                    .tx
+                    .query_row(
+                        "SELECT client_id FROM rs_records WHERE coll = ?1 AND deleted = 0
+                         AND json_extract(data, ?2) = ?3 LIMIT 1",
+                        rusqlite::params![coll, path, client_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(other) = named {
+                    return Err(Error::invalid(
+                        collection,
+                        &link.client_id_field,
+                        format!(
+                            "`{}` record c:{} still names it; delete or change that first",
+                            def.name,
+                            other.unwrap_or_default()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes a record (logically: it is kept as a tombstone until the server
     /// confirmed the delete). A record the server never saw simply goes away,
     /// with the pending lines that depended on it.
@@ -427,6 +479,7 @@ impl<'w> Writer<'w, '_> {
                 if p.op == Op::Create && p.sent_counter.is_none() && row.server_id.is_none() =>
             {
                 if let Some(cid) = row.client_id.filter(|&c| c != 0) {
+                    self.refuse_if_named(collection, cid)?;
                     for child in self.catalogue.children_of(collection) {
                         let ccoll = self.tx.coll_id(&child.name)?;
                         for l in self.tx.orphaned_creates(ccoll, cid)? {

@@ -335,6 +335,17 @@ impl ApiClient {
             let sent = self.send_retrying(endpoint, body, Some(&token), kind, log)?;
             // The body is parsed once: a pull page can be many megabytes.
             let parsed = parse_envelope(&sent.response.body);
+            if parsed.is_err() && kind == CallKind::Save && is_cut_short(&sent.response) {
+                // Whatever its status, a save's answer that was cut short
+                // cannot say what the server applied.
+                let tracking_id = tracking(&sent.response);
+                let message = format!("HTTP {}: the answer was cut short", sent.response.status);
+                log(record(endpoint, &sent, Some(message.clone())));
+                return Err(Error::InDoubt {
+                    message,
+                    tracking_id,
+                });
+            }
             if parsed.is_err()
                 && kind != CallKind::Save
                 && self.cut_short(endpoint, &sent, &mut cut, log)?
@@ -389,8 +400,8 @@ impl ApiClient {
         }
     }
 
-    /// A 2xx answer cut short (the connection closed mid-body, with no
-    /// length to tell) is a transport failure, for a call that changes
+    /// An answer cut short (the connection closed mid-body, with no length
+    /// to tell; any status) is a transport failure, for a call that changes
     /// nothing (a save's is left to `InDoubt`): `Ok(true)` after the pause
     /// before asking again, `Offline` once the call's attempts or the
     /// sync's budget are spent, `Ok(false)` when the answer is whole.
@@ -401,7 +412,7 @@ impl ApiClient {
         cut: &mut u32,
         log: &mut dyn FnMut(CallRecord),
     ) -> Result<bool> {
-        if !(200..300).contains(&sent.response.status) || !is_cut_short(&sent.response.body) {
+        if !is_cut_short(&sent.response) {
             return Ok(false);
         }
         *cut += 1;
@@ -737,12 +748,16 @@ impl ApiClient {
     }
 }
 
-/// True when `body` is JSON that ends before its last value closed (an
-/// answer cut short), rather than malformed JSON.
-fn is_cut_short(body: &[u8]) -> bool {
+/// True when an answer was cut short: JSON that ends before its last value
+/// closed (rather than malformed JSON), or no body at all where a success
+/// always has one. An error status with no body is just that.
+fn is_cut_short(response: &HttpResponse) -> bool {
+    let body = &response.body;
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    !body.iter().all(u8::is_ascii_whitespace)
-        && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return (200..300).contains(&response.status);
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
 }
 
 /// Endpoint names are plain identifiers (`GetAllDataV2`): nothing that could
@@ -1294,7 +1309,6 @@ mod tests {
             r#"{"success":true,"code":0,"data":{"token":""}}"#,
             r#"{"success":true,"code":0,"data":{"token":"a b\r\nX-Evil: 1"}}"#,
             "<html>",
-            "",
         ] {
             let script = Script::new().reply(resp(200, body));
             let c = client(&script);
@@ -1645,7 +1659,6 @@ mod tests {
     #[test]
     fn success_2xx_that_is_not_an_envelope_is_a_protocol_error() {
         for body in [
-            "",
             "<html>oops</html>",
             r#"{"data":{}}"#,
             r#"[1,2]"#,
@@ -1654,6 +1667,26 @@ mod tests {
             let (r, log, _) = after_login(resp(200, body));
             assert!(matches!(r, Err(Error::Protocol { .. })), "{body}: {r:?}");
             assert!(log[1].error.is_some());
+        }
+    }
+
+    #[test]
+    fn a_save_whose_answer_was_cut_short_is_in_doubt_whatever_its_status() {
+        for (status, body) in [
+            (400, r#"{"code":2002,"data":{"errors":[{"entity":"orders""#),
+            (200, r#"{"Result":true,"Data":{"Objects":"#),
+            (200, ""),
+        ] {
+            let script = Script::new()
+                .reply(login_ok(TOKEN))
+                .reply(resp(status, body));
+            let c = client(&script);
+            let r = c.call_as("SaveAllDataV2", b"{}", CallKind::Save, &mut |_| {});
+            assert!(
+                matches!(&r, Err(Error::InDoubt { message, .. }) if message.contains("cut short")),
+                "{status} {body}: {r:?}"
+            );
+            assert_eq!(script.left(), 0, "never sent twice");
         }
     }
 

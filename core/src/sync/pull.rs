@@ -167,7 +167,8 @@ pub fn apply(
 /// The record as we last sent it, when `server` is that send applied: the
 /// change went out (its answer never came back), and the server holds every
 /// field it changed, as sent (a delete: the record deleted). A change that
-/// changed nothing is never taken for an echo.
+/// changed nothing is never taken for an echo. A local edit or delete made
+/// since the send stays pending over it.
 fn echo_of_sent(
     pending: &store::Pending,
     server: &Map<String, Value>,
@@ -178,8 +179,10 @@ fn echo_of_sent(
         Ok(Value::Object(m)) => m,
         _ => return None,
     };
-    if pending.op == Op::Delete || server_deleted {
-        return (pending.op == Op::Delete && server_deleted).then_some(sent);
+    // Judged by what was sent: the change may have become a delete since.
+    let sent_delete = sent.get("deleted") == Some(&Value::Bool(true));
+    if sent_delete || server_deleted {
+        return (sent_delete && server_deleted).then_some(sent);
     }
     let base: Option<Map<String, Value>> = pending
         .base

@@ -767,6 +767,41 @@ fn an_edit_whose_answer_was_lost_then_edited_again_keeps_the_newer_edit() {
     assert_eq!((st.pending, st.in_doubt, st.parked), (0, 0, 0));
 }
 
+/// The same with a delete after the lost answer (simulation seed 18232):
+/// the echo of the edit is not a server update that beats the local delete.
+#[test]
+fn a_delete_after_an_edit_whose_answer_was_lost_is_kept() {
+    let server = shop(3, 2);
+    let db = TempDb::new("m-echo-del");
+    let e = engine_in_process(&db, &server);
+    e.sync().unwrap();
+    let p = e
+        .create("people", json!({"name": "مشتري", "mobile": "0912"}))
+        .unwrap();
+    let pc = client_id(&p, "person");
+    e.sync().unwrap();
+    let id = server.admin().id_for_client("people", pc).unwrap();
+    e.update("people", RecordId::Server(id), json!({"mobile": "0935"}))
+        .unwrap();
+    e.set_transport(Arc::new(DiesAfterSave {
+        inner: InProcessTransport::new(server.clone()),
+        dead: std::sync::atomic::AtomicBool::new(false),
+    }))
+    .unwrap();
+    assert!(e.sync().is_err());
+    e.set_transport(Arc::new(InProcessTransport::new(server.clone())))
+        .unwrap();
+    assert_eq!(server.admin().get("people", id).unwrap()["mobile"], "0935");
+    e.delete("people", RecordId::Server(id)).unwrap();
+    e.sync().unwrap();
+    assert_eq!(server.admin().get("people", id).unwrap()["deleted"], true);
+    assert!(e
+        .get("people", RecordId::Server(id))
+        .unwrap()
+        .is_none_or(|r| r["deleted"] == true));
+    assert!(e.conflicts().unwrap().is_empty(), "no override was logged");
+}
+
 /// Delivers every request until the first save, which the server applies
 /// but whose answer is lost; from then on the link is dead.
 struct DiesAfterSave {
