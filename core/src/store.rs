@@ -1060,7 +1060,7 @@ pub fn counts(conn: &Connection) -> Result<Counts> {
                 (SELECT COUNT(*) FROM rs_dead_letters),
                 (SELECT COUNT(*) FROM rs_conflicts),
                 (SELECT COUNT(*) FROM rs_outbox o JOIN rs_records r ON r.local_id = o.local_id
-                 WHERE o.parked IS NULL AND o.op = 'create' AND o.sent_counter IS NOT NULL
+                 WHERE o.parked IS NULL AND o.sent_counter IS NOT NULL
                    AND r.server_id IS NULL)",
         [],
         |r| {
@@ -1077,13 +1077,15 @@ pub fn counts(conn: &Connection) -> Result<Counts> {
 }
 
 /// The creates in doubt (sent, never confirmed, not parked), with their
-/// collection, in outbox order.
+/// collection, in outbox order. A record with no server id was created
+/// here, whatever its change has become since (a delete, after a create
+/// whose answer was lost, is one too).
 pub fn in_doubt(conn: &Connection) -> Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.name, o.local_id FROM rs_outbox o
          JOIN rs_records r ON r.local_id = o.local_id
          JOIN rs_collections c ON c.id = r.coll
-         WHERE o.parked IS NULL AND o.op = 'create' AND o.sent_counter IS NOT NULL
+         WHERE o.parked IS NULL AND o.sent_counter IS NOT NULL
            AND r.server_id IS NULL
          ORDER BY o.seq",
     )?;

@@ -53,6 +53,13 @@ type Refusal<'a> = (&'a Change, Option<&'a str>, Option<i64>, &'a str);
 /// in the server when this sync's first pull runs, and be applied after it.
 const MAX_RECONCILE_PULLS: u32 = 2;
 
+/// True when `change` may create its record on the server: a create, or
+/// any change of a record that has no server id yet (created here, then
+/// edited or deleted while its create was in doubt).
+fn creates(change: &Change) -> bool {
+    change.op == store::Op::Create || change.server_id.is_none()
+}
+
 /// Adds a refusal to its write group's list (one dead letter per group).
 fn add_to_group<'a>(groups: &mut Vec<(i64, Vec<Refusal<'a>>)>, group: i64, entry: Refusal<'a>) {
     match groups.iter_mut().find(|(g, _)| *g == group) {
@@ -550,7 +557,7 @@ impl<'e> Session<'e> {
                     }
                     | SaveOutcome::AlreadyThere { .. }
                     | SaveOutcome::Unknown => {
-                        if change.op == store::Op::Create && !self.dialect.idempotent_save() {
+                        if creates(change) && !self.dialect.idempotent_save() {
                             doubt.push(change.collection.clone());
                         }
                     }
@@ -611,7 +618,7 @@ impl<'e> Session<'e> {
         }
         let mut collections: Vec<String> = changes
             .iter()
-            .filter(|c| c.op == store::Op::Create)
+            .filter(|c| creates(c))
             .map(|c| c.collection.clone())
             .collect();
         collections.sort();
@@ -666,14 +673,29 @@ impl<'e> Session<'e> {
         };
         let mut store = lock(&self.engine.store)?;
         let tx = store.begin()?;
-        for (_, local_id) in still
+        let mut gone = Changes::default();
+        for (name, local_id) in still
             .into_iter()
             .filter(|(c, l)| doubt.iter().any(|(dc, dl)| dc == c && dl == l))
         {
+            let deleted =
+                store::pending_of(&tx, local_id)?.is_some_and(|p| p.op == store::Op::Delete);
+            if deleted {
+                // Created here, deleted here, and the server never got the
+                // create: nothing is left to send.
+                if let Some(row) = store::row_by_local_id(&tx, local_id)? {
+                    gone.note(&name, None, row.client_id, local::ChangeOrigin::Sync);
+                }
+                tx.drop_pending(local_id)?;
+                tx.remove_record(local_id)?;
+                continue;
+            }
             tx.clear_sent(local_id)?;
             *self.reconciled.entry(local_id).or_default() += 1;
         }
-        tx.commit()
+        tx.commit()?;
+        self.engine.registry.emit_changes(&gone.into_events());
+        Ok(())
     }
 
     // ----- dead letters ------------------------------------------------------

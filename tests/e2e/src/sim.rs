@@ -122,6 +122,16 @@ impl Transport for Link {
         }
         net.requests.fetch_add(1, Ordering::SeqCst);
         let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if std::env::var("ROWSYNC_SIM_DEBUG").is_ok() {
+            eprintln!(
+                "    -> {} {}",
+                request.url.rsplit('/').next().unwrap_or_default(),
+                String::from_utf8_lossy(&request.body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            );
+        }
         if call == self.kill_at.load(Ordering::SeqCst) {
             // Killed during this call: the request reached the server or not.
             self.dead.store(true, Ordering::SeqCst);

@@ -740,6 +740,7 @@ fn an_edit_whose_answer_was_lost_then_edited_again_keeps_the_newer_edit() {
     let dying = Arc::new(DiesAfterSave {
         inner: InProcessTransport::new(server.clone()),
         dead: std::sync::atomic::AtomicBool::new(false),
+        apply: true,
     });
     e.set_transport(dying).unwrap();
     assert!(e.sync().is_err(), "the answer was lost, then the link");
@@ -786,6 +787,7 @@ fn a_delete_after_an_edit_whose_answer_was_lost_is_kept() {
     e.set_transport(Arc::new(DiesAfterSave {
         inner: InProcessTransport::new(server.clone()),
         dead: std::sync::atomic::AtomicBool::new(false),
+        apply: true,
     }))
     .unwrap();
     assert!(e.sync().is_err());
@@ -802,11 +804,60 @@ fn a_delete_after_an_edit_whose_answer_was_lost_is_kept() {
     assert!(e.conflicts().unwrap().is_empty(), "no override was logged");
 }
 
+/// A create whose save answer never came, deleted before the next sync
+/// (simulation seed 33814): the delete is never sent as a create. If the
+/// server got the create, the pull maps it and the delete follows; if not,
+/// nothing is sent at all. Either way nothing is parked.
+#[test]
+fn a_create_in_doubt_then_deleted_is_never_sent_as_a_new_record() {
+    for applied in [false, true] {
+        let server = shop(3, 2);
+        let db = TempDb::new("m-doubt-del");
+        let e = engine_in_process(&db, &server);
+        e.sync().unwrap();
+        let p = e
+            .create("people", json!({"name": "مشتري موقت", "mobile": "0912"}))
+            .unwrap();
+        let pc = client_id(&p, "person");
+        e.set_transport(Arc::new(DiesAfterSave {
+            inner: InProcessTransport::new(server.clone()),
+            dead: std::sync::atomic::AtomicBool::new(false),
+            apply: applied,
+        }))
+        .unwrap();
+        assert!(e.sync().is_err());
+        e.set_transport(Arc::new(InProcessTransport::new(server.clone())))
+            .unwrap();
+        assert_eq!(e.status().unwrap().counts.in_doubt, 1, "applied: {applied}");
+        e.delete("people", RecordId::Client(pc)).unwrap();
+        e.sync().unwrap();
+        let st = e.status().unwrap().counts;
+        assert_eq!(
+            (st.pending, st.parked, st.in_doubt),
+            (0, 0, 0),
+            "applied: {applied}"
+        );
+        match server.admin().id_for_client("people", pc) {
+            Some(id) => {
+                assert!(applied);
+                assert_eq!(server.admin().get("people", id).unwrap()["deleted"], true);
+            }
+            None => assert!(!applied, "the create reached the server"),
+        }
+        assert!(e
+            .get("people", RecordId::Client(pc))
+            .unwrap()
+            .is_none_or(|r| r["deleted"] == true));
+    }
+}
+
 /// Delivers every request until the first save, which the server applies
-/// but whose answer is lost; from then on the link is dead.
+/// (or not, with `apply` false) but whose answer is lost; from then on the
+/// link is dead.
 struct DiesAfterSave {
     inner: InProcessTransport,
     dead: std::sync::atomic::AtomicBool,
+    apply: bool,
 }
 
 impl rowsync::Transport for DiesAfterSave {
@@ -819,11 +870,13 @@ impl rowsync::Transport for DiesAfterSave {
         if self.dead.load(Ordering::SeqCst) {
             return Err(dead());
         }
-        let answer = self.inner.send(req)?;
         if req.url.to_ascii_lowercase().contains("/sync/saveall") {
+            if self.apply {
+                let _ = self.inner.send(req)?;
+            }
             self.dead.store(true, Ordering::SeqCst);
             return Err(dead());
         }
-        Ok(answer)
+        self.inner.send(req)
     }
 }
