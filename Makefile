@@ -42,16 +42,21 @@ bench-quick:
 # The long reliability runs (RELIABILITY.md); `make test` runs shorter ones.
 #   make test-sim    SEEDS seeds of the deterministic simulation (release)
 #   make test-model  RUNS sequences of the model-based test (release)
+#   make test-proxy  FAULTS faults through the fault proxy, over real HTTP
 SEEDS ?= 100000
 RUNS ?= 10000
-.PHONY: test-sim test-model test-long
+FAULTS ?= 10000
+.PHONY: test-sim test-model test-proxy test-long
 test-sim:
 	@ROWSYNC_SIM_SEEDS=$(SEEDS) $(CARGO) test --release -p rowsync-e2e --test sim -- --nocapture
 
 test-model:
 	@ROWSYNC_MODEL_RUNS=$(RUNS) $(CARGO) test --release -p rowsync-e2e --test model -- --nocapture
 
-test-long: test-sim test-model
+test-proxy:
+	@ROWSYNC_PROXY_FAULTS=$(FAULTS) $(CARGO) test --release -p rowsync-e2e --test proxy -- --nocapture
+
+test-long: test-sim test-model test-proxy
 
 # Each step runs even if an earlier one failed; the last line counts them.
 test:

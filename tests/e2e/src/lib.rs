@@ -6,6 +6,7 @@
 //! the `mahak_*` ones speak the real server's, and `engine_in_process`
 //! speaks whatever its server does.
 
+pub mod proxy;
 pub mod sim;
 
 use std::path::PathBuf;

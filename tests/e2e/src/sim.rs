@@ -22,7 +22,9 @@ use rowsync::{
     Clock, Credentials, Dialect, Engine, HttpRequest, HttpResponse, RecordId, Settings, Transport,
     TransportError, TransportErrorKind, VirtualClock,
 };
-use rowsync_refserver::{InProcessTransport, RefServer, ServerConfig};
+use rowsync_refserver::{InProcessTransport, RefServer, RunningServer, ServerConfig};
+
+use crate::proxy::FaultProxy;
 use serde_json::{json, Map, Value};
 
 /// What a seed's run did, for the totals a long run prints.
@@ -252,6 +254,18 @@ pub struct World {
     people: Vec<i64>,
     products: Vec<i64>,
     marker: u64,
+    /// Over real HTTP: the server on loopback and the faulty proxy in front.
+    http: Option<(RunningServer, FaultProxy)>,
+}
+
+/// How the engines reach the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// In-process, through the seeded [`Link`]s (kills land inside syncs).
+    InProcess,
+    /// Over loopback HTTP with each engine's own ureq transport, through a
+    /// [`FaultProxy`] (kills land between operations).
+    Proxy,
 }
 
 /// A failed check: the seed and what broke.
@@ -261,13 +275,19 @@ pub struct Failure {
     pub seed: u64,
     /// What broke.
     pub message: String,
+    /// Over which network.
+    pub network: Network,
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (var, test) = match self.network {
+            Network::InProcess => ("ROWSYNC_SIM_SEED", "sim"),
+            Network::Proxy => ("ROWSYNC_PROXY_SEED", "proxy"),
+        };
         write!(
             f,
-            "seed {} failed: {}\nreplay: ROWSYNC_SIM_SEED={} cargo test -p rowsync-e2e --test sim -- --nocapture",
+            "seed {} failed: {}\nreplay: {var}={} cargo test -p rowsync-e2e --test {test} -- --nocapture",
             self.seed, self.message, self.seed
         )
     }
@@ -290,6 +310,11 @@ const DEADLINE: Duration = Duration::from_secs(120);
 impl World {
     /// A new world for `seed`: a server with a small shop, 1 to 3 engines.
     pub fn new(seed: u64) -> Check<World> {
+        World::over(seed, Network::InProcess)
+    }
+
+    /// A new world for `seed` whose engines reach the server over `network`.
+    pub fn over(seed: u64, network: Network) -> Check<World> {
         let mut rng = fastrand::Rng::with_seed(seed);
         let dialect = if rng.u8(0..4) == 0 {
             Dialect::Documented
@@ -338,9 +363,27 @@ impl World {
         let dir = scratch_dir(seed);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let http = match network {
+            Network::InProcess => None,
+            Network::Proxy => {
+                let running = RunningServer::serve(server.clone(), "127.0.0.1:0")
+                    .map_err(|e| format!("server: {e}"))?;
+                let rate = [0.1, 0.2, 0.3][rng.usize(0..3)];
+                let proxy = FaultProxy::start(running.addr(), seed ^ 0xFA17, rate)
+                    .map_err(|e| format!("proxy: {e}"))?;
+                Some((running, proxy))
+            }
+        };
+        let base_url = match &http {
+            Some((_, proxy)) => proxy.base_url(),
+            None => "http://127.0.0.1/API/v3".into(),
+        };
         let settings = Settings {
             dialect,
-            base_url: "http://127.0.0.1/API/v3".into(),
+            base_url,
+            connect_timeout_ms: 2_000,
+            read_timeout_ms: 3_000,
+            timeout_ms: 10_000,
             page_size: [2, 5, 100][rng.usize(0..3)],
             batch_size: [1, 3, 50][rng.usize(0..3)],
             max_attempts: 3,
@@ -387,6 +430,7 @@ impl World {
             people,
             products,
             marker: 0,
+            http,
         };
         for i in 0..n {
             world.open(i)?;
@@ -412,8 +456,10 @@ impl World {
             .map_err(|e| format!("configure: {e}"))?;
         e.set_credentials(self.credentials())
             .map_err(|e| format!("credentials: {e}"))?;
-        e.set_transport(link.clone())
-            .map_err(|e| format!("transport: {e}"))?;
+        if self.http.is_none() {
+            e.set_transport(link.clone())
+                .map_err(|e| format!("transport: {e}"))?;
+        }
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
         e.set_clock(Some(clock));
         let c = &mut self.clients[i];
@@ -451,6 +497,11 @@ impl World {
             Err(message) => Err(Failure {
                 seed: self.seed,
                 message,
+                network: if self.http.is_some() {
+                    Network::Proxy
+                } else {
+                    Network::InProcess
+                },
             }),
         }
     }
@@ -606,7 +657,7 @@ impl World {
     /// deadline (invariant 13) and its checkpoints (invariant 2).
     fn sync(&mut self, i: usize, may_kill: bool) -> Check<()> {
         self.stats.syncs += 1;
-        let kill_at = if may_kill && self.rng.u8(0..5) == 0 {
+        let kill_at = if may_kill && self.http.is_none() && self.rng.u8(0..5) == 0 {
             self.rng.u32(1..12)
         } else {
             0
@@ -730,6 +781,13 @@ impl World {
         self.stats.requests = self.net.requests.load(Ordering::SeqCst);
         self.stats.faults = self.net.faults.load(Ordering::SeqCst);
         self.stats.applied_then_lost = self.net.applied_then_lost.load(Ordering::SeqCst);
+        if let Some((_, proxy)) = &self.http {
+            proxy.set_rate(0.0);
+            let p = proxy.stats();
+            self.stats.requests = p.requests;
+            self.stats.faults = p.faults();
+            self.stats.applied_then_lost = p.lost_after_apply + p.cut;
+        }
         // Two rounds so every engine sees what the others pushed; a third
         // when one is still unsettled (an in-doubt create may need a pull
         // before it is sent again).
@@ -949,9 +1007,18 @@ fn integrity_ok(db: &Path) -> Check<()> {
     }
 }
 
-/// Runs `seed` to the end.
+/// Runs `seed` to the end, in-process.
 pub fn run_seed(seed: u64) -> Result<Stats, Failure> {
-    World::new(seed)
-        .map_err(|message| Failure { seed, message })?
+    run_seed_over(seed, Network::InProcess)
+}
+
+/// Runs `seed` to the end over `network`.
+pub fn run_seed_over(seed: u64, network: Network) -> Result<Stats, Failure> {
+    World::over(seed, network)
+        .map_err(|message| Failure {
+            seed,
+            message,
+            network,
+        })?
         .run()
 }
