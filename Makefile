@@ -43,10 +43,12 @@ bench-quick:
 #   make test-sim    SEEDS seeds of the deterministic simulation (release)
 #   make test-model  RUNS sequences of the model-based test (release)
 #   make test-proxy  FAULTS faults through the fault proxy, over real HTTP
+#   make test-crash  KILLS SIGKILLs of real rowsync processes (kill loop)
 SEEDS ?= 100000
 RUNS ?= 10000
 FAULTS ?= 10000
-.PHONY: test-sim test-model test-proxy test-long
+KILLS ?= 1000
+.PHONY: test-sim test-model test-proxy test-crash test-long
 test-sim:
 	@ROWSYNC_SIM_SEEDS=$(SEEDS) $(CARGO) test --release -p rowsync-e2e --test sim -- --nocapture
 
@@ -56,7 +58,10 @@ test-model:
 test-proxy:
 	@ROWSYNC_PROXY_FAULTS=$(FAULTS) $(CARGO) test --release -p rowsync-e2e --test proxy -- --nocapture
 
-test-long: test-sim test-model test-proxy
+test-crash:
+	@ROWSYNC_KILLS=$(KILLS) $(CARGO) test -p rowsync-cli --test kill_loop -- --nocapture
+
+test-long: test-sim test-model test-proxy test-crash
 
 # Each step runs even if an earlier one failed; the last line counts them.
 test:
