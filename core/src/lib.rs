@@ -35,6 +35,8 @@ pub mod catalogue;
 pub mod conflict;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod listeners;
 pub mod local;

@@ -156,6 +156,14 @@ impl<'w> Writer<'w, '_> {
                 "is reference data the server owns: it cannot be written",
             ));
         }
+        // What the engine accepts, it can read back (invariant 14).
+        if record::value_depth(&value) > record::MAX_DEPTH {
+            return Err(Error::invalid(
+                collection,
+                "record",
+                format!("is nested deeper than {} levels", record::MAX_DEPTH),
+            ));
+        }
         let Value::Object(obj) = value else {
             return Err(Error::invalid(
                 collection,

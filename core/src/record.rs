@@ -211,11 +211,19 @@ impl<'de> Visitor<'de> for Scan<'_> {
         let mut meta = Meta::default();
         let mut problem = None;
         let depth = std::cell::Cell::new(1);
+        let mut seen = 0u8;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let Some(slot) = self.slot(&key) else {
                 map.next_value_seed(Depth(&depth, 1))?;
                 continue;
             };
+            // A bookkeeping field given twice makes the record ambiguous
+            // (which id is it?): refused, whatever the values.
+            let bit = 1u8 << (slot as u8);
+            if seen & bit != 0 {
+                problem.get_or_insert(format!("field `{key}` appears twice"));
+            }
+            seen |= bit;
             let value: Scalar = map.next_value()?;
             let int = |v: &Scalar| match v {
                 Scalar::Int(i) => Ok(Some(*i)),

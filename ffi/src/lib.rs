@@ -11,6 +11,8 @@ uniffi::setup_scaffolding!();
 pub mod c_api;
 mod engine;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod listeners;
 mod log;
 mod transport;

@@ -224,6 +224,12 @@ pub(crate) fn parse_save(
                     format!("saved record {i} lacks `{}` or `rowVersion`", def.id_field),
                 ));
             };
+            if sid <= 0 || rv < 0 {
+                return Err(fail(
+                    &def.name,
+                    format!("saved record {i}: a negative id or `rowVersion`"),
+                ));
+            }
             let at = cid
                 .filter(|&c| c != 0)
                 .and_then(|c| by_client.get(&(def.name.as_str(), c)))

@@ -419,12 +419,22 @@ fn read_result(r: &Value) -> std::result::Result<RawResult, String> {
             ));
         }
     }
+    let server_id = int("entityId")?;
+    let row_version = int("rowVersion")?;
+    // Ids and versions are never negative: such a result is malformed, and
+    // the whole answer with it (nothing is applied). A 0 id is no id.
+    if server_id.is_some_and(|id| id < 0) {
+        return Err("`EntityId` is negative".into());
+    }
+    if row_version.is_some_and(|rv| rv < 0) {
+        return Err("`RowVersion` is negative".into());
+    }
     Ok(RawResult {
         ok,
         index: int("index")?,
-        server_id: int("entityId")?,
+        server_id: server_id.filter(|&id| id > 0),
         client_id: int("entityClientId")?,
-        row_version: int("rowVersion")?,
+        row_version,
         errors,
     })
 }

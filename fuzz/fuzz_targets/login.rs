@@ -1,0 +1,7 @@
+//! Fuzz target: a login answer of either dialect (first byte), as the engine
+//! decodes it (rowsync::fuzzing::login_answer).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = rowsync::fuzzing::login_answer(data);
+});
