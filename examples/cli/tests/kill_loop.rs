@@ -302,8 +302,16 @@ fn commands_killed_at_random_moments_lose_and_double_nothing() {
         }
         acked += 1;
         let Some(r) = on_server.get(name).and_then(|v| v.first()) else {
-            if p.deleted {
-                // Created and deleted before any push: rightly never sent.
+            if p.deleted || p.maybe_deleted {
+                // Created and deleted (by a delete that returned success, or
+                // by a killed one that committed) before any push: rightly
+                // never sent. The replica must not have it either.
+                let e = Engine::open(&run.dbs[p.replica]).expect("opens");
+                let local = e.get("people", RecordId::Client(p.client_id)).expect("get");
+                assert!(
+                    local.is_none_or(|r| r["deleted"] == json!(true)),
+                    "{name}: alive in its replica, never on the server"
+                );
                 continue;
             }
             lost += 1;
