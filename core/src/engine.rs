@@ -20,6 +20,7 @@ use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
 use crate::conflict::ConflictResolver;
 use crate::error::{Error, Result};
 use crate::http::{HttpConfig, UreqTransport};
+use crate::key::DbKey;
 use crate::listeners::{ChangeListener, Registry, StatusListener, Subscription};
 use crate::local::{self, Changes, ListOptions, Page, RecordId, Writer};
 use crate::log::{LogLevel, LogSink, Logger};
@@ -177,10 +178,12 @@ const SESSION_KEY: &str = "session";
 
 /// The sync engine.
 pub struct Engine {
-    pub(crate) store: Mutex<Store>,
     /// A read-only connection beside the writer (file databases only), so
-    /// the app's reads do not wait while a sync applies a page.
+    /// the app's reads do not wait while a sync applies a page. Declared
+    /// before the writer so it closes first: the writer's close, the last
+    /// one, folds the WAL back into the file.
     pub(crate) reader: Option<Mutex<rusqlite::Connection>>,
+    pub(crate) store: Mutex<Store>,
     pub(crate) catalogue: RwLock<Catalogue>,
     pub(crate) resolvers: RwLock<HashMap<String, Arc<dyn ConflictResolver>>>,
     pub(crate) settings: RwLock<Settings>,
@@ -197,6 +200,8 @@ pub struct Engine {
     pub(crate) custom_catalogue: bool,
     pub(crate) registry: Arc<Registry>,
     pub(crate) logger: Logger,
+    /// The replica's file (for a reader opened again after a rekey).
+    pub(crate) path: std::path::PathBuf,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
@@ -231,8 +236,19 @@ impl Engine {
         Self::open_inner(path.as_ref(), Some(catalogue))
     }
 
+    /// Opens (or creates) a replica encrypted with `key` (SQLCipher; needs
+    /// the `encryption` feature). A wrong or missing key is `WrongKey`, and
+    /// the file is left byte for byte as it was.
+    pub fn open_encrypted(path: impl AsRef<Path>, key: DbKey) -> Result<Engine> {
+        Self::open_keyed(path.as_ref(), None, Some(key))
+    }
+
     fn open_inner(path: &Path, catalogue: Option<Catalogue>) -> Result<Engine> {
-        let mut store = Store::open(path, std::iter::empty())?;
+        Self::open_keyed(path, catalogue, None)
+    }
+
+    fn open_keyed(path: &Path, catalogue: Option<Catalogue>, key: Option<DbKey>) -> Result<Engine> {
+        let mut store = Store::open_keyed(path, key.as_ref(), std::iter::empty())?;
         let stored = store::meta(store.conn(), SETTINGS_KEY)?;
         let settings: Settings = match &stored {
             Some(text) => {
@@ -252,7 +268,7 @@ impl Engine {
         let custom_catalogue = catalogue.is_some();
         let catalogue = catalogue.unwrap_or_else(|| settings.dialect.catalogue());
         store.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
-        let reader = store::open_reader(path)?.map(Mutex::new);
+        let reader = store::open_reader(path, key.as_ref())?.map(Mutex::new);
         // The connection state a new process starts with: how the last sync
         // ended, until this process learns better.
         let last_state = store::meta(store.conn(), LAST_REPORT_KEY)?
@@ -278,7 +294,31 @@ impl Engine {
             custom_catalogue,
             registry: Arc::new(Registry::default()),
             logger: Logger::default(),
+            path: path.to_path_buf(),
         })
+    }
+
+    /// Changes the key of this encrypted replica to `key` (every page is
+    /// written again). The old key no longer opens it.
+    pub fn rekey(&self, key: DbKey) -> Result<()> {
+        let store = lock(&self.store)?;
+        crate::key::rekey(store.conn(), &key)?;
+        if let Some(reader) = &self.reader {
+            let fresh = store::open_reader(&self.path, Some(&key))?;
+            if let Some(fresh) = fresh {
+                *lock(reader)? = fresh;
+            }
+        }
+        Ok(())
+    }
+
+    /// Encrypts the plain replica at `path` with `key`, in place and
+    /// crash-safely: the data is exported into a new encrypted file beside
+    /// it, which is synced to disk and then renamed over the old one. A
+    /// kill at any moment leaves either the old plain file or the new
+    /// encrypted one, each whole. No engine may have the replica open.
+    pub fn encrypt_in_place(path: impl AsRef<Path>, key: &DbKey) -> Result<()> {
+        crate::key::encrypt_in_place(path.as_ref(), key)
     }
 
     // ----- configuration ---------------------------------------------------

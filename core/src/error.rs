@@ -202,6 +202,11 @@ pub enum Error {
     /// The local database is from a newer engine, or damaged.
     #[error("database error: {0}")]
     Database(String),
+
+    /// An encrypted replica was opened without its key or with another
+    /// one (or a plain one with a key). Nothing was read or changed.
+    #[error("wrong key: {0}")]
+    WrongKey(String),
 }
 
 /// The engine's result type.

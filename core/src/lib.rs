@@ -38,6 +38,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod key;
 pub mod listeners;
 pub mod local;
 pub mod log;
@@ -59,6 +60,7 @@ pub use conflict::{ConflictInput, ConflictResolver};
 pub use engine::{Engine, Settings, Status};
 pub use error::{Error, RecordError, Result};
 pub use http::{HttpConfig, UreqTransport};
+pub use key::DbKey;
 pub use listeners::{ChangeListener, StatusListener, Subscription};
 pub use local::{ChangeEvent, ChangeOrigin, ListOptions, Page, RecordId, RecordRef, Writer};
 pub use log::{LogLevel, LogSink};

@@ -11,6 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::key::DbKey;
 use crate::schema;
 
 /// Kept sync-log rows; older ones are dropped.
@@ -281,11 +282,41 @@ impl Store {
     /// in-memory database. `collections` are the catalogue's names, each
     /// given its row up front so no flow ever has to create one.
     pub fn open<'a>(path: &Path, collections: impl IntoIterator<Item = &'a str>) -> Result<Store> {
-        let mut conn = if path.as_os_str() == ":memory:" || path.as_os_str().is_empty() {
+        Self::open_keyed(path, None, collections)
+    }
+
+    /// [`Store::open`] for a replica encrypted with `key` (a new file is
+    /// created encrypted). A wrong or missing key fails before anything is
+    /// written.
+    pub fn open_keyed<'a>(
+        path: &Path,
+        key: Option<&DbKey>,
+        collections: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Store> {
+        let memory = path.as_os_str() == ":memory:" || path.as_os_str().is_empty();
+        if !memory && path.exists() {
+            // The key is tried on a read-only connection first: one that
+            // fails must not write anything, not even a WAL checkpoint on
+            // close, so the file stays byte for byte as it was.
+            let probe = Connection::open_with_flags(
+                path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            if let Some(key) = key {
+                crate::key::apply(&probe, key)?;
+            }
+            crate::key::check(&probe, path, key.is_some())?;
+        }
+        let mut conn = if memory {
             Connection::open_in_memory()?
         } else {
             Connection::open(path)?
         };
+        if let Some(key) = key {
+            crate::key::apply(&conn, key)?;
+        }
+        crate::key::check(&conn, path, key.is_some())?;
         schema::init(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(64);
         let max_seq: i64 =
@@ -739,7 +770,7 @@ impl<'a> Tx<'a> {
 /// Opens a read-only connection to the database at `path`, for reads that
 /// must not wait behind the writer (WAL lets them run beside it). None for
 /// an in-memory database, which only its one connection can see.
-pub fn open_reader(path: &Path) -> Result<Option<Connection>> {
+pub fn open_reader(path: &Path, key: Option<&DbKey>) -> Result<Option<Connection>> {
     if path.as_os_str() == ":memory:" || path.as_os_str().is_empty() {
         return Ok(None);
     }
@@ -747,6 +778,9 @@ pub fn open_reader(path: &Path) -> Result<Option<Connection>> {
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
+    if let Some(key) = key {
+        crate::key::apply(&conn, key)?;
+    }
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "cache_size", -4_000)?;
     conn.set_prepared_statement_cache_capacity(32);
