@@ -63,6 +63,62 @@ static void on_status(void *user_data, const char *state_json) {
     }
 }
 
+/* An encrypted replica: a customer written with a 32-byte key is not in
+ * the file's bytes; a wrong key and a missing key are WRONG_KEY; the right
+ * key reads it back. `dir` is a scratch directory. */
+static void encrypted_replica(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/encrypted.db", dir);
+    remove(path);
+    unsigned char key[32];
+    for (int i = 0; i < 32; i++) key[i] = (unsigned char)(i * 7 + 1);
+    unsigned char wrong[32];
+    memcpy(wrong, key, sizeof wrong);
+    wrong[0] ^= 1;
+    RowsyncEngine *e = NULL;
+    char *out = NULL;
+    CHECK(rowsync_engine_open_encrypted(path, key, 31, false, &e) == ROWSYNC_RESULT_CONFIG,
+          "a raw key is 32 bytes");
+    CHECK(rowsync_engine_open_encrypted(path, NULL, 32, false, &e) == ROWSYNC_RESULT_NULL_ARGUMENT,
+          "NULL key");
+    CHECK(rowsync_engine_open_encrypted(path, key, sizeof key, false, &e) == ROWSYNC_RESULT_OK,
+          "open encrypted");
+    CHECK(rowsync_engine_create(e, "people", "{\"name\": \"Zahra Karimi\", \"mobile\": \"09351112233\"}",
+                                &out) == ROWSYNC_RESULT_OK,
+          "write into the encrypted replica");
+    long long client_id = json_int(out, "personClientId");
+    rowsync_string_free(out);
+    out = NULL;
+    rowsync_engine_free(e);
+    e = NULL;
+
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL, "the file exists");
+    if (f) {
+        static char bytes[1 << 20];
+        size_t n = fread(bytes, 1, sizeof bytes, f);
+        fclose(f);
+        int seen = 0;
+        for (size_t i = 0; i + 11 <= n; i++) {
+            if (memcmp(bytes + i, "09351112233", 11) == 0 || memcmp(bytes + i, "Zahra", 5) == 0) seen = 1;
+        }
+        CHECK(n > 0 && !seen, "no record text in the encrypted file");
+    }
+
+    CHECK(rowsync_engine_open_encrypted(path, wrong, sizeof wrong, false, &e) == ROWSYNC_RESULT_WRONG_KEY,
+          "wrong key");
+    CHECK(e == NULL, "no handle on a wrong key");
+    CHECK(rowsync_engine_open(path, &e) == ROWSYNC_RESULT_WRONG_KEY, "missing key");
+    CHECK(rowsync_engine_open_encrypted(path, key, sizeof key, false, &e) == ROWSYNC_RESULT_OK,
+          "the right key");
+    CHECK(rowsync_engine_get(e, "people", ROWSYNC_ID_KIND_CLIENT, client_id, &out) == ROWSYNC_RESULT_OK &&
+              out != NULL && strstr(out, "Zahra Karimi") != NULL,
+          "read back with the key");
+    rowsync_string_free(out);
+    rowsync_engine_free(e);
+    remove(path);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s BASE_URL\n", argv[0]);
@@ -322,6 +378,9 @@ int main(int argc, char **argv) {
     CHECK(rowsync_engine_wipe(engine, false) == ROWSYNC_RESULT_OK, "wipe");
     rowsync_subscription_free(sub);
     rowsync_engine_free(engine);
+
+    const char *tmp = getenv("TMPDIR");
+    encrypted_replica(tmp && *tmp ? tmp : "/tmp");
 
     if (failures > 0) {
         fprintf(stderr, "%d check(s) failed\n", failures);

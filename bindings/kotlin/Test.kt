@@ -262,6 +262,32 @@ fun main(args: Array<String>) {
     } catch (ex: IllegalStateException) {
     }
 
+    // An encrypted replica: the key from the Android Keystore would be 32
+    // bytes like these. The text is not in the file; a wrong key is WrongKey.
+    val dir = java.nio.file.Files.createTempDirectory("rowsync-kt")
+    val path = dir.resolve("encrypted.db").toString()
+    val key = ByteArray(32) { (it * 5 + 3).toByte() }
+    RowsyncEngine.openEncrypted(path, DatabaseKey.Raw(key), null).use { enc ->
+        enc.create("people", "{\"name\": \"Maryam Ahmadi\", \"mobile\": \"09127778899\"}")
+        check(enc.count("people", false) == 1uL, "written into the encrypted replica")
+    }
+    val raw = java.io.File(path).readBytes()
+    check(!String(raw, Charsets.ISO_8859_1).contains("09127778899"), "no record text in the file")
+    try {
+        RowsyncEngine.openEncrypted(path, DatabaseKey.Passphrase("not the key"), null).use { }
+        check(false, "a wrong key must throw")
+    } catch (ex: RowsyncException.WrongKey) {
+    }
+    try {
+        RowsyncEngine.open(path, null).use { }
+        check(false, "a missing key must throw")
+    } catch (ex: RowsyncException.WrongKey) {
+    }
+    RowsyncEngine.openEncrypted(path, DatabaseKey.Raw(key), null).use { enc ->
+        check(enc.count("people", false) == 1uL, "the right key reads it back")
+    }
+    dir.toFile().deleteRecursively()
+
     if (failures > 0) {
         System.err.println("$failures check(s) failed")
         kotlin.system.exitProcess(1)

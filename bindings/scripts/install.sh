@@ -35,7 +35,7 @@ Name: rowsync
 Description: Offline-first sync engine for the Mahak Sync API (C API)
 Version: $VERSION
 Libs: -L\${libdir} -lrowsync_ffi
-Libs.private: -lpthread -ldl -lm
+Libs.private: -lpthread -ldl -lm -lcrypto
 Cflags: -I\${includedir}
 PC
 echo "installed rowsync $VERSION ($PROFILE) under $PREFIX"

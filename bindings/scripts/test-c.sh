@@ -40,6 +40,6 @@ grep -q '"push_requests":1,"pushed":2,' <<<"$example_out" &&
     { echo "FAIL: examples/c/example.c did not push its sale"; exit 1; }
 # The static library links too.
 "$CC" "${CFLAGS[@]}" examples/c/example.c -I "$WORKDIR/prefix/include" \
-    "$WORKDIR/prefix/lib/librowsync_ffi.a" -lpthread -ldl -lm -o "$WORKDIR/example_static"
+    "$WORKDIR/prefix/lib/librowsync_ffi.a" -lpthread -ldl -lm -lcrypto -o "$WORKDIR/example_static"
 
 echo "PASS: C bindings (ASan + valgrind, installed library, example)"

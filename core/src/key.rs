@@ -87,11 +87,21 @@ fn unavailable() -> Error {
     Error::Config("this build of rowsync has no encryption (cargo feature `encryption`)".into())
 }
 
+/// Keeps SQLCipher from writing its own log lines to stderr (a wrong key
+/// is an error the app gets, not a line on its console). A no-op on a
+/// plain build.
+pub(crate) fn quiet(conn: &Connection) {
+    if available() {
+        let _ = conn.execute_batch("PRAGMA cipher_log_level = NONE;");
+    }
+}
+
 /// Keys `conn` (before anything else is read or written).
 pub(crate) fn apply(conn: &Connection, key: &DbKey) -> Result<()> {
     if !available() {
         return Err(unavailable());
     }
+    quiet(conn);
     let sql = format!("PRAGMA key = {};", key.pragma_value()?);
     conn.execute_batch(&sql)?;
     Ok(())
@@ -125,6 +135,7 @@ pub fn is_plain(path: &Path) -> bool {
 /// anything is written: `WrongKey` for an encrypted file opened without
 /// its key (or a plain one with a key), `Database` for a damaged plain one.
 pub(crate) fn check(conn: &Connection, path: &Path, keyed: bool) -> Result<()> {
+    quiet(conn);
     let read = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     });

@@ -85,6 +85,10 @@ enum RowsyncResult
    */
   ROWSYNC_RESULT_REPLICA_MISMATCH = 23,
   /**
+   * An encrypted replica and a missing or wrong key (nothing changed).
+   */
+  ROWSYNC_RESULT_WRONG_KEY = 24,
+  /**
    * A bug: the library panicked. The handle may be unusable.
    */
   ROWSYNC_RESULT_PANIC = 99,
@@ -175,6 +179,19 @@ void rowsync_string_free(char *s);
  * `rowsync_engine_free`.
  */
 RowsyncResult rowsync_engine_open(const char *path, struct RowsyncEngine **out);
+
+/**
+ * Opens (or creates) the replica at `path`, encrypted with a key: either
+ * `key_len` raw bytes (exactly 32) when `is_passphrase` is false, or a
+ * UTF-8 passphrase of `key_len` bytes. A missing or wrong key is
+ * `ROWSYNC_RESULT_WRONG_KEY` and leaves the file as it was. The key is
+ * copied and never stored; the caller may wipe its buffer at once.
+ */
+RowsyncResult rowsync_engine_open_encrypted(const char *path,
+                                            const uint8_t *key,
+                                            size_t key_len,
+                                            bool is_passphrase,
+                                            struct RowsyncEngine **out);
 
 /**
  * Closes the engine and frees its handle. NULL is ignored. No other call

@@ -57,6 +57,8 @@ pub enum RowsyncResult {
     PendingChanges = 22,
     /// The server names another database or visitor than the replica's.
     ReplicaMismatch = 23,
+    /// An encrypted replica and a missing or wrong key (nothing changed).
+    WrongKey = 24,
     /// A bug: the library panicked. The handle may be unusable.
     Panic = 99,
 }
@@ -107,6 +109,7 @@ fn code_of(e: &RowsyncError) -> RowsyncResult {
         RowsyncError::Interrupted => RowsyncResult::Interrupted,
         RowsyncError::PendingChanges { .. } => RowsyncResult::PendingChanges,
         RowsyncError::ReplicaMismatch { .. } => RowsyncResult::ReplicaMismatch,
+        RowsyncError::WrongKey { .. } => RowsyncResult::WrongKey,
     }
 }
 
@@ -228,6 +231,7 @@ pub extern "C" fn rowsync_result_name(result: u32) -> *const c_char {
         21 => c"ROWSYNC_RESULT_INTERRUPTED",
         22 => c"ROWSYNC_RESULT_PENDING_CHANGES",
         23 => c"ROWSYNC_RESULT_REPLICA_MISMATCH",
+        24 => c"ROWSYNC_RESULT_WRONG_KEY",
         99 => c"ROWSYNC_RESULT_PANIC",
         _ => c"ROWSYNC_RESULT_UNKNOWN",
     };
@@ -254,6 +258,34 @@ pub unsafe extern "C" fn rowsync_engine_open(
         let path = text(path, "path")?;
         check_out(out, "out")?;
         let e = Arc::new(RowsyncEngine::open_core(path)?);
+        *out = Arc::into_raw(e).cast_mut();
+        Ok(())
+    })
+}
+
+/// Opens (or creates) the replica at `path`, encrypted with a key: either
+/// `key_len` raw bytes (exactly 32) when `is_passphrase` is false, or a
+/// UTF-8 passphrase of `key_len` bytes. A missing or wrong key is
+/// `ROWSYNC_RESULT_WRONG_KEY` and leaves the file as it was. The key is
+/// copied and never stored; the caller may wipe its buffer at once.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_open_encrypted(
+    path: *const c_char,
+    key: *const u8,
+    key_len: usize,
+    is_passphrase: bool,
+    out: *mut *mut RowsyncEngine,
+) -> RowsyncResult {
+    guard(|| {
+        let path = text(path, "path")?;
+        check_out(out, "out")?;
+        if key.is_null() {
+            return Err(Fail(RowsyncResult::NullArgument, "key is NULL".into()));
+        }
+        // SAFETY: the caller passes `key_len` readable bytes at `key`.
+        let bytes = std::slice::from_raw_parts(key, key_len);
+        let key = crate::engine::db_key(bytes, is_passphrase)?;
+        let e = Arc::new(RowsyncEngine::open_encrypted_core(path, key)?);
         *out = Arc::into_raw(e).cast_mut();
         Ok(())
     })

@@ -44,6 +44,12 @@ impl RowsyncEngine {
         })
     }
 
+    pub(crate) fn open_encrypted_core(path: &str, key: rowsync::DbKey) -> Result<RowsyncEngine> {
+        Ok(RowsyncEngine {
+            inner: Arc::new(rowsync::Engine::open_encrypted(path, key)?),
+        })
+    }
+
     /// Runs one sync; shared by the UniFFI and C faces.
     pub(crate) fn sync_core(&self) -> rowsync::Result<rowsync::SyncReport> {
         self.inner.sync()
@@ -190,6 +196,36 @@ impl RowsyncEngine {
             engine.configure(s)?;
         }
         Ok(Arc::new(engine))
+    }
+
+    /// Opens (or creates) a replica encrypted with `key`: 32 raw bytes from
+    /// the Android Keystore or the iOS Keychain, or a passphrase. A missing
+    /// or wrong key is `WrongKey`, and the file is left as it was. The key
+    /// is never stored.
+    #[uniffi::constructor]
+    pub fn open_encrypted(
+        path: String,
+        key: DatabaseKey,
+        settings: Option<EngineSettings>,
+    ) -> Result<Arc<Self>> {
+        let key = match key {
+            DatabaseKey::Raw { bytes } => db_key(&bytes, false)?,
+            DatabaseKey::Passphrase { text } => db_key(text.as_bytes(), true)?,
+        };
+        let engine = Self::open_encrypted_core(&path, key)?;
+        if let Some(s) = settings {
+            engine.configure(s)?;
+        }
+        Ok(Arc::new(engine))
+    }
+
+    /// Changes the key of this encrypted replica.
+    pub fn rekey(&self, key: DatabaseKey) -> Result<()> {
+        let key = match key {
+            DatabaseKey::Raw { bytes } => db_key(&bytes, false)?,
+            DatabaseKey::Passphrase { text } => db_key(text.as_bytes(), true)?,
+        };
+        Ok(self.inner.rekey(key)?)
     }
 
     /// The current settings.
@@ -499,5 +535,32 @@ mod tests {
             e.wipe(false),
             Err(RowsyncError::PendingChanges { count: 1 })
         ));
+    }
+}
+
+/// The key of an encrypted replica, as the bindings pass it.
+#[derive(Debug, Clone, uniffi::Enum)]
+pub enum DatabaseKey {
+    /// 32 raw bytes (from the platform's keystore).
+    Raw {
+        /// The key.
+        bytes: Vec<u8>,
+    },
+    /// A passphrase.
+    Passphrase {
+        /// The passphrase.
+        text: String,
+    },
+}
+
+/// A core key from bytes: 32 raw ones, or a UTF-8 passphrase.
+pub(crate) fn db_key(bytes: &[u8], passphrase: bool) -> Result<rowsync::DbKey> {
+    if passphrase {
+        let text = std::str::from_utf8(bytes).map_err(|_| RowsyncError::Config {
+            detail: "a passphrase must be UTF-8".into(),
+        })?;
+        Ok(rowsync::DbKey::passphrase(text))
+    } else {
+        Ok(rowsync::DbKey::raw(bytes)?)
     }
 }

@@ -110,6 +110,12 @@ pub enum RowsyncError {
         /// The server's value.
         server: i64,
     },
+    /// An encrypted replica was opened without its key or with another one
+    /// (or a plain one with a key). Nothing was read or changed.
+    WrongKey {
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 impl fmt::Display for RowsyncError {
@@ -155,6 +161,7 @@ impl fmt::Display for RowsyncError {
                 f,
                 "the replica holds {what} {replica}, but the server now says {server}"
             ),
+            RowsyncError::WrongKey { detail } => write!(f, "wrong key: {detail}"),
         }
     }
 }
@@ -263,6 +270,7 @@ impl From<rowsync::Error> for RowsyncError {
             e @ (E::Storage(_) | E::Json(_) | E::Database(_)) => RowsyncError::Storage {
                 detail: e.to_string(),
             },
+            E::WrongKey(detail) => RowsyncError::WrongKey { detail },
         }
     }
 }

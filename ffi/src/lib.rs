@@ -18,7 +18,7 @@ mod log;
 mod transport;
 mod types;
 
-pub use engine::RowsyncEngine;
+pub use engine::{DatabaseKey, RowsyncEngine};
 pub use error::RowsyncError;
 pub use listeners::{ChangeListener, StatusListener, SubscriptionHandle};
 pub use log::{LogLevel, LogSink};
