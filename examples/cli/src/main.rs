@@ -39,6 +39,9 @@ commands:
                                the dead-letter queue: changes the server refused
   conflicts [--clear]          the conflict log
   log [--limit N]              the sync log (calls, statuses, tracking ids)
+  encrypt                      encrypt a plain replica in place with the key (below)
+  rekey                        change an encrypted replica's key ($ROWSYNC_NEW_DB_KEY
+                               or --new-key-file FILE)
   serve [--port P] [--data FILE] [...]
                                run the reference server (see `rowsync serve --help`)
   demo                         play the point-of-sale demo against an in-process server
@@ -46,9 +49,13 @@ commands:
 global options:
   --db FILE    the replica (default: $ROWSYNC_DB, else rowsync.db)
   --json       machine-readable output
+  --key-file FILE
+               the key of an encrypted replica: a file of exactly 32 raw bytes
   --help       help for rowsync or for a command
 
-The password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.";
+The password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.
+An encrypted replica's key comes from --key-file, else from $ROWSYNC_DB_KEY (a
+passphrase); never from an argument, where `ps` would show it.";
 
 /// A failure: a message for stderr and the exit code.
 struct Failure {
@@ -114,6 +121,10 @@ macro_rules! say {
 struct Args {
     /// The replica's path: any file name the system allows, UTF-8 or not.
     db: std::path::PathBuf,
+    /// `--key-file`: a file holding the replica's 32-byte raw key.
+    key_file: Option<std::path::PathBuf>,
+    /// `--new-key-file` (rekey).
+    new_key_file: Option<std::path::PathBuf>,
     json: bool,
     help: bool,
     command: Option<String>,
@@ -128,6 +139,8 @@ impl Args {
         let mut a = Args {
             db: std::env::var_os("ROWSYNC_DB")
                 .map_or_else(|| "rowsync.db".into(), std::path::PathBuf::from),
+            key_file: None,
+            new_key_file: None,
             json: false,
             help: false,
             command: None,
@@ -140,6 +153,22 @@ impl Args {
                     .next()
                     .ok_or_else(|| Failure::usage("--db needs a file name"))?
                     .into();
+                continue;
+            }
+            if (arg == "--key-file" || arg == "--new-key-file")
+                && a.command.as_deref() != Some("serve")
+            {
+                let file = it
+                    .next()
+                    .ok_or_else(|| {
+                        Failure::usage(format!("{} needs a file name", arg.to_string_lossy()))
+                    })?
+                    .into();
+                if arg == "--key-file" {
+                    a.key_file = Some(file);
+                } else {
+                    a.new_key_file = Some(file);
+                }
                 continue;
             }
             let arg = arg.into_string().map_err(|bad| {
@@ -239,6 +268,8 @@ fn help_of(command: &str) -> Option<&'static str> {
         "serve" => "usage: rowsync serve [--port N] [--dialect mahak|documented] [--seed-products N]\n       [--seed-persons N] [FLAGS...]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. It speaks the real server's dialect\nby default (the password arrives as its MD5 hash, GetAllData/SaveAllData);\n--dialect documented speaks the API document's. Default user user1:pass1,\ndatabase 1001, package 2002. Port 0 takes any free port.",
         "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server speaking the\nreal Mahak dialect, with a throwaway replica: login (the shop's visitor), a first\nsync of products, product details, stock and people, offline sales (orders of type\n201 with their lines), a failed sync, then one that loses a save answer and sends\nnothing twice, a customer merged field by field, a payment the server wins, a\nrefused order and a refused line (the order saved) in the dead-letter queue, the\nfix, and the replica compared with the server.",
         "version" => "usage: rowsync --version",
+        "encrypt" => "usage: ROWSYNC_DB_KEY=... rowsync --db FILE encrypt\n       rowsync --db FILE --key-file KEYFILE encrypt\n\nEncrypts a plain replica in place (SQLCipher): its data is exported into a new\nencrypted file beside it, synced to disk, then renamed over the old one, so a\nkill at any moment leaves either the old plain file or the new encrypted one.\nFrom then on every command needs the key. No other process may have it open.",
+        "rekey" => "usage: ROWSYNC_DB_KEY=old ROWSYNC_NEW_DB_KEY=new rowsync --db FILE rekey\n       rowsync --db FILE --key-file OLD --new-key-file NEW rekey\n\nChanges an encrypted replica's key. The new key comes from --new-key-file (32\nraw bytes) or $ROWSYNC_NEW_DB_KEY (a passphrase).",
         _ => return None,
     })
 }
@@ -299,15 +330,85 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
         "dlq" => dlq(&a),
         "conflicts" => conflicts(&mut a),
         "log" => log(&mut a),
+        "encrypt" => encrypt(&a),
+        "rekey" => rekey(&a),
         _ => Err(Failure::usage(format!("unknown command `{command}`"))),
     }
 }
 
+/// A key from a file of exactly 32 raw bytes, else from the environment
+/// variable `var` (a passphrase); None when neither is given.
+fn key_from(file: Option<&std::path::Path>, var: &str) -> Result<Option<rowsync::DbKey>, Failure> {
+    if let Some(file) = file {
+        let bytes = std::fs::read(file).map_err(|e| Failure {
+            message: format!("cannot read the key file `{}`: {e}", file.display()),
+            code: 1,
+        })?;
+        return rowsync::DbKey::raw(&bytes).map(Some).map_err(|_| Failure {
+            message: format!(
+                "the key file `{}` must hold exactly 32 bytes, not {}",
+                file.display(),
+                bytes.len()
+            ),
+            code: 1,
+        });
+    }
+    match std::env::var_os(var) {
+        None => Ok(None),
+        Some(v) => match v.to_str() {
+            Some("") => Ok(None),
+            Some(text) => Ok(Some(rowsync::DbKey::passphrase(text))),
+            None => Err(Failure::usage(format!("${var} is not valid UTF-8"))),
+        },
+    }
+}
+
 fn open(a: &Args) -> Result<Engine, Failure> {
-    Engine::open(&a.db).map_err(|e| Failure {
+    let key = key_from(a.key_file.as_deref(), "ROWSYNC_DB_KEY")?;
+    let opened = match key {
+        Some(key) => Engine::open_encrypted(&a.db, key),
+        None => Engine::open(&a.db),
+    };
+    opened.map_err(|e| Failure {
         message: format!("cannot open replica `{}`: {e}", a.db.display()),
         code: 1,
     })
+}
+
+fn encrypt(a: &Args) -> Outcome {
+    a.positional(&[])?;
+    let Some(key) = key_from(a.key_file.as_deref(), "ROWSYNC_DB_KEY")? else {
+        return Err(Failure::usage(
+            "encrypt needs a key: --key-file FILE or $ROWSYNC_DB_KEY",
+        ));
+    };
+    Engine::encrypt_in_place(&a.db, &key)?;
+    if a.json {
+        say!("{}", serde_json::json!({"encrypted": true}));
+    } else {
+        say!(
+            "encrypted {}: from now on every command needs the key",
+            a.db.display()
+        );
+    }
+    Ok(())
+}
+
+fn rekey(a: &Args) -> Outcome {
+    a.positional(&[])?;
+    let Some(new) = key_from(a.new_key_file.as_deref(), "ROWSYNC_NEW_DB_KEY")? else {
+        return Err(Failure::usage(
+            "rekey needs the new key: --new-key-file FILE or $ROWSYNC_NEW_DB_KEY",
+        ));
+    };
+    let e = open_configured(a)?;
+    e.rekey(new)?;
+    if a.json {
+        say!("{}", serde_json::json!({"rekeyed": true}));
+    } else {
+        say!("the key of {} is changed", a.db.display());
+    }
+    Ok(())
 }
 
 /// Opens a replica that `init` must have configured.
