@@ -22,6 +22,7 @@ help:
 	@echo "make test    fmt, clippy, tests, binding tests, quick benchmark"
 	@echo "make cli     build the rowsync command line (target/debug/rowsync)"
 	@echo "make test-long  the long reliability runs (see RELIABILITY.md)"
+	@echo "make fuzz    fuzz the decoders of server input (nightly, cargo-fuzz)"
 
 demo:
 	@$(CARGO) run --quiet -p rowsync-demo
@@ -62,6 +63,20 @@ test-crash:
 	@ROWSYNC_KILLS=$(KILLS) $(CARGO) test -p rowsync-cli --test kill_loop -- --nocapture
 
 test-long: test-sim test-model test-proxy test-crash
+
+# Coverage-guided fuzzing (cargo fuzz, nightly: `cargo install cargo-fuzz`)
+# of the login, pull and save decoders of both dialects and of the C API's
+# JSON inputs, FUZZ_SECONDS each, growing the corpus in fuzz/corpus (which
+# `make test` replays on stable). Prints each target's executions.
+FUZZ_SECONDS ?= 600
+.PHONY: fuzz
+fuzz:
+	@cd fuzz
+	for t in login pull save c_api; do
+	  cargo +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+	    | tee /tmp/rowsync-fuzz-$$t.log | grep -E '^(stat::number_of_executed_units|==[0-9]+== ERROR|SUMMARY)' | sed "s/^/$$t: /"
+	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "fuzz target $$t failed: see /tmp/rowsync-fuzz-$$t.log and fuzz/artifacts/$$t"; exit 1; }
+	done
 
 # Each step runs even if an earlier one failed; the last line counts them.
 test:
