@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         .iter()
         .find(|a| a.starts_with("--") && !["--quick", "--only", "--dialect"].contains(&a.as_str()))
     {
-        eprintln!("unknown option {bad}; usage: rowsync-bench [--quick] [--only writes,apply,push,initial] [--dialect mahak|documented|both]");
+        eprintln!("unknown option {bad}; usage: rowsync-bench [--quick] [--only writes,apply,push,initial,encryption] [--dialect mahak|documented|both]");
         return ExitCode::FAILURE;
     }
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
@@ -120,7 +120,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     type Scenario = fn(&Sizes, &std::path::Path, &mut Vec<Row>) -> Result<(), String>;
-    let all: [(&str, &str, Scenario); 4] = [
+    let all: [(&str, &str, Scenario); 5] = [
         ("writes", "4 local writes", scenarios::local_writes),
         ("apply", "2+6 apply path and growth", scenarios::apply),
         ("push", "5 push", scenarios::push),
@@ -129,6 +129,7 @@ fn main() -> ExitCode {
             "1+3 initial and incremental sync",
             scenarios::initial_and_incremental,
         ),
+        ("encryption", "7 encryption at rest", scenarios::encryption),
     ];
     let mut rows = Vec::new();
     let mut failed = false;

@@ -774,3 +774,143 @@ pub fn push(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
     });
     Ok(())
 }
+
+/// Scenario 7, encryption at rest (issue 14): what SQLCipher costs, plain
+/// and encrypted in the same run. The first sync of `n` records through the
+/// in-process server (parse and apply, no HTTP), local creates, and opening
+/// the filled replica and listing 100 records. The baseline of each row is
+/// the plain replica; the ratio is plain time over encrypted time.
+pub fn encryption(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
+    let n = if s.full { 1_000_000 } else { 10_000 };
+    let server = RefServer::open(server_config()).map_err(err)?;
+    let n = seed(&server, n)?;
+    let key = rowsync::DbKey::raw(&[0x5A; 32]).map_err(err)?;
+    let open = |db: &Path, encrypted: bool| -> Res<Engine> {
+        let e = if encrypted {
+            Engine::open_encrypted(db, key.clone())
+        } else {
+            Engine::open(db)
+        }
+        .map_err(err)?;
+        let mut settings = rowsync::Settings {
+            dialect: dialect(),
+            base_url: "http://127.0.0.1/API/v3".into(),
+            ..rowsync::Settings::default()
+        };
+        settings.page_size = 5_000;
+        e.configure(settings).map_err(err)?;
+        e.set_credentials(server.config().credentials())
+            .map_err(err)?;
+        e.set_transport(Arc::new(InProcessTransport::new(server.clone())))
+            .map_err(err)?;
+        Ok(e)
+    };
+    let sc = "7 encryption".to_string();
+    let mut secs = [0.0f64; 2];
+    let mut dbs = Vec::new();
+    for (i, encrypted) in [false, true].into_iter().enumerate() {
+        let db = dir.join(format!("enc-{encrypted}.db"));
+        remove_db(&db);
+        let e = open(&db, encrypted)?;
+        let t = Instant::now();
+        e.sync().map_err(err)?;
+        secs[i] = t.elapsed().as_secs_f64();
+        eprintln!(
+            "  [7] first sync of {} records, {}: {:.2}s",
+            fmt_n(n),
+            if encrypted { "encrypted" } else { "plain" },
+            secs[i]
+        );
+        dbs.push(db);
+    }
+    rows.push(Row {
+        scenario: sc.clone(),
+        metric: format!(
+            "first sync of {} records in-process (parse + apply)",
+            fmt_n(n)
+        ),
+        figure: format!("{:.0} records/s encrypted", n as f64 / secs[1]),
+        baseline: format!("{:.0} records/s plain", n as f64 / secs[0]),
+        ratio: format!("{:.2}", secs[0] / secs[1]),
+        target: "-".into(),
+        met: None,
+    });
+    // Local creates, alternating so both see the same machine.
+    let creates = s.creates.min(20_000);
+    let (plain, enc) = (open(&dbs[0], false)?, open(&dbs[1], true)?);
+    let (mut p, mut q) = (Vec::with_capacity(creates), Vec::with_capacity(creates));
+    for i in 0..creates {
+        let t = Instant::now();
+        plain
+            .create("products", product(10_000_000 + i))
+            .map_err(err)?;
+        p.push(t.elapsed());
+        let t = Instant::now();
+        enc.create("products", product(20_000_000 + i))
+            .map_err(err)?;
+        q.push(t.elapsed());
+    }
+    drop((plain, enc));
+    p.sort();
+    q.sort();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    for (what, at) in [("median", 0.5), ("p99", 0.99)] {
+        let (a, b) = (us(percentile(&p, at)), us(percentile(&q, at)));
+        rows.push(Row {
+            scenario: sc.clone(),
+            metric: format!("{} local creates: {what} latency", fmt_n(creates)),
+            figure: format!("{b:.1} us encrypted"),
+            baseline: format!("{a:.1} us plain"),
+            ratio: format!("{:.2}", a / b),
+            target: "-".into(),
+            met: None,
+        });
+    }
+    // Opening the filled replica and listing its first 100 products: the
+    // median of 5 (the file is in the OS cache; SQLite's own cache is cold).
+    let mut open_ms = [0.0f64; 2];
+    for (i, encrypted) in [false, true].into_iter().enumerate() {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let e = if encrypted {
+                Engine::open_encrypted(&dbs[i], key.clone())
+            } else {
+                Engine::open(&dbs[i])
+            }
+            .map_err(err)?;
+            let page = e
+                .list(
+                    "products",
+                    &rowsync::ListOptions {
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+                .map_err(err)?;
+            if page.records.len() != 100 {
+                return Err(format!("listed {} products", page.records.len()));
+            }
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            drop(e);
+        }
+        times.sort_by(f64::total_cmp);
+        open_ms[i] = times[times.len() / 2];
+    }
+    rows.push(Row {
+        scenario: sc,
+        metric: format!(
+            "open a {}-record replica + list 100 (warm OS cache)",
+            fmt_n(n)
+        ),
+        figure: format!("{:.1} ms encrypted", open_ms[1]),
+        baseline: format!("{:.1} ms plain", open_ms[0]),
+        ratio: format!("{:.2}", open_ms[0] / open_ms[1]),
+        target: "-".into(),
+        met: None,
+    });
+    for db in &dbs {
+        remove_db(db);
+    }
+    Ok(())
+}
