@@ -89,6 +89,19 @@ static void encrypted_replica(const char *dir) {
     long long client_id = json_int(out, "personClientId");
     rowsync_string_free(out);
     out = NULL;
+    /* Why isn't it on the server? A pending create; an unknown id: never seen. */
+    CHECK(rowsync_engine_explain(e, "people", ROWSYNC_ID_KIND_CLIENT, client_id, &out) == ROWSYNC_RESULT_OK &&
+              out != NULL && strstr(out, "\"state\":\"pending\"") != NULL && strstr(out, "\"words\"") != NULL,
+          "explain: pending");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_explain(e, "people", ROWSYNC_ID_KIND_SERVER, 424242, &out) == ROWSYNC_RESULT_OK &&
+              out != NULL && strstr(out, "never_seen") != NULL,
+          "explain: never seen");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_explain(e, "nope", ROWSYNC_ID_KIND_SERVER, 1, &out) == ROWSYNC_RESULT_INVALID_INPUT,
+          "explain: unknown collection");
     rowsync_engine_free(e);
     e = NULL;
 

@@ -214,6 +214,9 @@ fun main(args: Array<String>) {
         val line = e.get("orderDetails", RecordKey.Client(lineCids[0]))
         check(orderMap != null && jsonLong(line, "orderId") == orderMap.serverId, "the line names its order's server id")
         check(e.status().counts.pending == 0uL, "nothing pending after sync")
+        val why = e.explain("orderDetails", RecordKey.Client(lineCids[0]))
+        check(why.contains("\"state\":\"synced\"") && why.contains("\"words\""), "explain: the line is synced ($why)")
+        check(e.explain("orders", RecordKey.Server(424242L)).contains("never_seen"), "explain: never seen")
 
         // The replica holds mahak data: another dialect is refused.
         try {

@@ -19,6 +19,7 @@ use crate::api::shutdown::Clock;
 use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
 use crate::conflict::ConflictResolver;
 use crate::error::{Error, Result};
+use crate::explain::Explanation;
 use crate::http::{HttpConfig, UreqTransport};
 use crate::key::DbKey;
 use crate::listeners::{ChangeListener, Registry, StatusListener, Subscription};
@@ -648,6 +649,23 @@ impl Engine {
     pub fn last_report(&self) -> Result<Option<SyncReport>> {
         self.reading(|conn| {
             Ok(store::meta(conn, LAST_REPORT_KEY)?.and_then(|t| serde_json::from_str(&t).ok()))
+        })
+    }
+
+    /// Where record `id` of `collection` stands, and why it is not on the
+    /// server yet if it is not: synced, pending, in flight, in doubt, parked,
+    /// waiting behind a parked parent, overridden by a conflict, deleted, or
+    /// never seen. Exactly one is true.
+    pub fn explain(&self, collection: &str, id: RecordId) -> Result<Explanation> {
+        let def = read(&self.catalogue)?.require(collection)?.clone();
+        let syncing = *lock(&self.syncing)?;
+        let (last_sync_at, last_error) = match self.last_report()? {
+            Some(r) if r.error.is_none() => (Some(r.finished_at), None),
+            Some(r) => (None, r.error),
+            None => (None, None),
+        };
+        self.reading(|conn| {
+            crate::explain::explain(conn, &def, id, syncing, last_sync_at, last_error)
         })
     }
 

@@ -35,6 +35,7 @@ pub mod catalogue;
 pub mod conflict;
 pub mod engine;
 pub mod error;
+pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
@@ -59,6 +60,7 @@ pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, Dialect, ParentLin
 pub use conflict::{ConflictInput, ConflictResolver};
 pub use engine::{Engine, Settings, Status};
 pub use error::{Error, RecordError, Result};
+pub use explain::Explanation;
 pub use http::{HttpConfig, UreqTransport};
 pub use key::DbKey;
 pub use listeners::{ChangeListener, StatusListener, Subscription};

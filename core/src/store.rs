@@ -82,7 +82,8 @@ pub enum Op {
 }
 
 impl Op {
-    fn as_str(self) -> &'static str {
+    /// `create`, `update` or `delete`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Op::Create => "create",
             Op::Update => "update",

@@ -274,6 +274,18 @@ RowsyncResult rowsync_engine_write_group(const struct RowsyncEngine *engine,
                                          char **out_json);
 
 /**
+ * Where the record `kind`/`id` stands; on success `*out_json` receives
+ * `{"state": ..., "words": ..., details}` (see `RowsyncEngine::explain`).
+ * A record the replica never held is `{"state": "never_seen", ...}`, not
+ * an error.
+ */
+RowsyncResult rowsync_engine_explain(const struct RowsyncEngine *engine,
+                                     const char *collection,
+                                     uint32_t kind,
+                                     int64_t id,
+                                     char **out_json);
+
+/**
  * Deletes the record `kind`/`id`.
  */
 RowsyncResult rowsync_engine_delete(const struct RowsyncEngine *engine,

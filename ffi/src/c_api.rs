@@ -581,6 +581,29 @@ pub unsafe extern "C" fn rowsync_engine_write_group(
     })
 }
 
+/// Where the record `kind`/`id` stands; on success `*out_json` receives
+/// `{"state": ..., "words": ..., details}` (see `RowsyncEngine::explain`).
+/// A record the replica never held is `{"state": "never_seen", ...}`, not
+/// an error.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_explain(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    kind: u32,
+    id: i64,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let id = record_id(kind, id)?;
+        check_out(out_json, "out_json")?;
+        let json = crate::engine::explain_json(e.core(), collection, id)?;
+        *out_json = c_string(json)?;
+        Ok(())
+    })
+}
+
 /// Deletes the record `kind`/`id`.
 #[no_mangle]
 pub unsafe extern "C" fn rowsync_engine_delete(

@@ -307,6 +307,14 @@ impl RowsyncEngine {
             .map(|v| v.to_string()))
     }
 
+    /// Where a record stands, as JSON: `{"state": "synced" | "pending" |
+    /// "in_flight" | "in_doubt" | "parked" | "waiting_for_parent" |
+    /// "overridden" | "deleted" | "never_seen", ...details}`, plus `words`,
+    /// the state in plain words for a support screen.
+    pub fn explain(&self, collection: String, key: RecordKey) -> Result<String> {
+        explain_json(&self.inner, &collection, key.into())
+    }
+
     /// A page of a collection.
     pub fn list(&self, collection: String, query: ListQuery) -> Result<RecordPage> {
         Ok(self.inner.list(&collection, &query.into())?.into())
@@ -563,4 +571,20 @@ pub(crate) fn db_key(bytes: &[u8], passphrase: bool) -> Result<rowsync::DbKey> {
     } else {
         Ok(rowsync::DbKey::raw(bytes)?)
     }
+}
+
+/// `Engine::explain` as JSON with its plain words (shared by UniFFI and C).
+pub(crate) fn explain_json(
+    engine: &rowsync::Engine,
+    collection: &str,
+    id: rowsync::RecordId,
+) -> Result<String> {
+    let x = engine.explain(collection, id)?;
+    let mut v = serde_json::to_value(&x).map_err(|e| RowsyncError::Storage {
+        detail: e.to_string(),
+    })?;
+    if let Some(m) = v.as_object_mut() {
+        m.insert("words".into(), Value::String(x.words()));
+    }
+    Ok(v.to_string())
 }

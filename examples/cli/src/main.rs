@@ -32,6 +32,7 @@ commands:
   put COLLECTION JSON          create a record, or update the one its ids name
   get COLLECTION ID            show a record (ID = server id, or c:ID for a client id)
   delete COLLECTION ID         delete a record (logically)
+  why COLLECTION ID            where a record stands: synced, pending, in doubt, parked, ...
   list COLLECTION [--include-deleted] [--limit N]
                                list a collection's records
   status                       checkpoints, outbox, dead letters, conflicts, last sync
@@ -268,6 +269,7 @@ fn help_of(command: &str) -> Option<&'static str> {
         "serve" => "usage: rowsync serve [--port N] [--dialect mahak|documented] [--seed-products N]\n       [--seed-persons N] [FLAGS...]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. It speaks the real server's dialect\nby default (the password arrives as its MD5 hash, GetAllData/SaveAllData);\n--dialect documented speaks the API document's. Default user user1:pass1,\ndatabase 1001, package 2002. Port 0 takes any free port.",
         "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server speaking the\nreal Mahak dialect, with a throwaway replica: login (the shop's visitor), a first\nsync of products, product details, stock and people, offline sales (orders of type\n201 with their lines), a failed sync, then one that loses a save answer and sends\nnothing twice, a customer merged field by field, a payment the server wins, a\nrefused order and a refused line (the order saved) in the dead-letter queue, the\nfix, and the replica compared with the server.",
         "version" => "usage: rowsync --version",
+        "why" => "usage: rowsync --db FILE why COLLECTION ID [--json]\n\nSays where one record stands, and why it is not on the server yet if it is not.\nExactly one of: synced (at which version, last sync), pending (which change,\nsince when, why the last sync ended), in flight, in doubt (sent, answer lost:\nthe next sync checks the server first), parked (the server's words and the dead\nletter to retry or discard), waiting behind a parked parent (which), overridden\nby a conflict (the log entry), deleted, or never seen.\nID is a server id (123) or a client id (c:123). --json prints the state as JSON.",
         "encrypt" => "usage: ROWSYNC_DB_KEY=... rowsync --db FILE encrypt\n       rowsync --db FILE --key-file KEYFILE encrypt\n\nEncrypts a plain replica in place (SQLCipher): its data is exported into a new\nencrypted file beside it, synced to disk, then renamed over the old one, so a\nkill at any moment leaves either the old plain file or the new encrypted one.\nFrom then on every command needs the key. No other process may have it open.",
         "rekey" => "usage: ROWSYNC_DB_KEY=old ROWSYNC_NEW_DB_KEY=new rowsync --db FILE rekey\n       rowsync --db FILE --key-file OLD --new-key-file NEW rekey\n\nChanges an encrypted replica's key. The new key comes from --new-key-file (32\nraw bytes) or $ROWSYNC_NEW_DB_KEY (a passphrase).",
         _ => return None,
@@ -331,6 +333,7 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
         "conflicts" => conflicts(&mut a),
         "log" => log(&mut a),
         "encrypt" => encrypt(&a),
+        "why" => why(&a),
         "rekey" => rekey(&a),
         _ => Err(Failure::usage(format!("unknown command `{command}`"))),
     }
@@ -857,6 +860,18 @@ fn get(a: &Args) -> Outcome {
             code: 1,
         }),
     }
+}
+
+fn why(a: &Args) -> Outcome {
+    let p = a.positional(&["COLLECTION", "ID"])?;
+    let id = parse_id(&p[1])?;
+    let engine = open_configured(a)?;
+    let x = engine.explain(&p[0], id)?;
+    if a.json {
+        return print_json(&serde_json::to_value(&x)?);
+    }
+    say!("{} {id}: {}", p[0], x.words());
+    Ok(())
 }
 
 fn delete(a: &Args) -> Outcome {

@@ -262,6 +262,21 @@ fn refused_order_goes_to_the_dead_letter_queue() {
     let text = ok(&rowsync(&db, &["dlq"]));
     assert!(text.contains("PersonId"), "{text}");
 
+    // `why` says where the order stands, in words and as JSON.
+    let cid = format!("c:{}", bad["orderClientId"]);
+    let why = json(&rowsync(&db, &["why", "orders", &cid, "--json"]));
+    assert_eq!(why["state"], "parked", "{why}");
+    assert_eq!(why["dead_letter"], letter["id"]);
+    let text = ok(&rowsync(&db, &["why", "orders", &cid]));
+    assert!(
+        text.contains("parked") && text.contains("dlq retry"),
+        "{text}"
+    );
+    let text = ok(&rowsync(&db, &["why", "orders", "424242"]));
+    assert!(text.contains("never seen"), "{text}");
+    let out = rowsync(&db, &["why", "orders", "c:x"]);
+    assert_eq!(out.status.code(), Some(2), "a bad id is a usage error");
+
     // The server's words are in the sync log too, and `status` counts the letter.
     let status = json(&rowsync(&db, &["status", "--json"]));
     assert_eq!(status["counts"]["dead_letters"], 1);
