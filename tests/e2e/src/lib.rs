@@ -132,6 +132,12 @@ pub fn engine_in_process(db: &TempDb, server: &Arc<RefServer>) -> Engine {
     e
 }
 
+/// A number from the environment variable `name` (the long runs' counts
+/// and the seeds to replay).
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
 /// Every live local record of `collection`.
 pub fn local_all(e: &Engine, collection: &str) -> Vec<Value> {
     e.list(

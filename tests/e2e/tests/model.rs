@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rowsync::{Engine, RecordId};
-use rowsync_e2e::{engine_in_process, TempDb};
+use rowsync_e2e::{engine_in_process, env_u64, TempDb};
 use rowsync_refserver::{RefServer, ServerConfig};
 use serde_json::{json, Map, Value};
 
@@ -547,10 +547,6 @@ fn run(seed: u64, ops: &[Op]) -> Result<(), String> {
     }
     r.step(&Op::Sync);
     r.check("the last sync")
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
 fn check_seed(seed: u64) -> Result<(), String> {

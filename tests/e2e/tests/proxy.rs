@@ -7,11 +7,8 @@
 //! Seeds run until `ROWSYNC_PROXY_FAULTS` faults (300 by default) were
 //! injected; one seed replays with `ROWSYNC_PROXY_SEED=<seed>`.
 
+use rowsync_e2e::env_u64;
 use rowsync_e2e::sim::{run_seed_over, Network, Stats};
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
 
 #[test]
 fn engines_behind_a_faulty_proxy_lose_nothing_double_nothing_and_converge() {

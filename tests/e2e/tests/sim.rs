@@ -8,11 +8,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use rowsync_e2e::env_u64;
 use rowsync_e2e::sim::{run_seed, Stats};
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
-}
 
 #[test]
 fn every_seed_loses_nothing_doubles_nothing_and_converges() {
