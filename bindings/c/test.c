@@ -372,6 +372,18 @@ int main(int argc, char **argv) {
     rowsync_string_free(out);
     out = NULL;
 
+    /* Reference data waits for its schedule; sync_all pulls it now. */
+    CHECK(rowsync_engine_sync(engine, &out) == ROWSYNC_RESULT_OK && out != NULL &&
+              strstr(out, "\"personGroups\"") == NULL,
+          "person groups are not due again yet");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_sync_all(engine, &out) == ROWSYNC_RESULT_OK && out != NULL &&
+              strstr(out, "\"personGroups\"") != NULL,
+          "sync_all pulls them");
+    rowsync_string_free(out);
+    out = NULL;
+
     CHECK(rowsync_engine_sync_log(engine, 10, &out) == ROWSYNC_RESULT_OK, "sync log");
     CHECK(out != NULL && strstr(out, "SaveAllData") != NULL, "save call logged");
     rowsync_string_free(out);

@@ -93,6 +93,12 @@ pub struct Settings {
     /// An answer that stalls (headers or body) is an error after this
     /// long, in milliseconds: much shorter than the whole-call timeout.
     pub read_timeout_ms: u64,
+    /// How often each collection is pulled, in seconds (0: at every sync);
+    /// a collection not named here gets its default by churn: six hours for
+    /// reference data that rarely changes (banks, person groups, regions,
+    /// ...), every sync for the rest. `sync_all` ignores it; the push never
+    /// waits for it.
+    pub pull_intervals: std::collections::BTreeMap<String, u64>,
 }
 
 impl Default for Settings {
@@ -122,6 +128,7 @@ impl Default for Settings {
             sync_deadline_ms: 15 * 60 * 1_000,
             retry_budget: 20,
             read_timeout_ms: 30_000,
+            pull_intervals: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -176,6 +183,8 @@ pub struct Status {
 const SETTINGS_KEY: &str = "settings";
 const LAST_REPORT_KEY: &str = "last_report";
 const SESSION_KEY: &str = "session";
+/// When each collection's last complete pull started (its schedule).
+pub(crate) const PULLED_AT_KEY: &str = "pulled_at";
 
 /// The sync engine.
 pub struct Engine {
@@ -437,6 +446,7 @@ impl Engine {
         let tx = store.begin()?;
         tx.wipe()?;
         tx.delete_meta(SESSION_KEY)?;
+        tx.delete_meta(PULLED_AT_KEY)?;
         tx.commit()?;
         *lock(&self.session)? = None;
         // The next login may name another database or visitor.
@@ -450,6 +460,7 @@ impl Engine {
         let mut store = lock(&self.store)?;
         let tx = store.begin()?;
         tx.reset_checkpoints()?;
+        tx.delete_meta(PULLED_AT_KEY)?;
         tx.commit()
     }
 
@@ -779,9 +790,20 @@ impl Engine {
         Ok(lock(&self.session)?.clone())
     }
 
-    /// Runs one sync cycle: pull every wanted collection (paged), then push
-    /// the outbox. The report is also kept as the last report.
+    /// Runs one sync cycle: pull the wanted collections that are due (see
+    /// `Settings::pull_intervals`; the report names them), then push the
+    /// outbox. The report is also kept as the last report.
     pub fn sync(&self) -> Result<SyncReport> {
+        self.sync_inner(false)
+    }
+
+    /// [`Engine::sync`], pulling every wanted collection whatever its
+    /// schedule.
+    pub fn sync_all(&self) -> Result<SyncReport> {
+        self.sync_inner(true)
+    }
+
+    fn sync_inner(&self, all: bool) -> Result<SyncReport> {
         let _one_at_a_time = lock(&self.sync_lock)?;
         let mut report = SyncReport {
             started_at: store::now(),
@@ -797,7 +819,10 @@ impl Engine {
                 Duration::from_millis(settings.sync_deadline_ms),
                 settings.retry_budget,
             );
-            let r = Session_::new(self, &client).and_then(|mut s| s.run(&mut report));
+            let r = Session_::new(self, &client).and_then(|mut s| {
+                s.pull_everything = all;
+                s.run(&mut report)
+            });
             client.end_budget();
             self.set_state(client.connection_state())?;
             r

@@ -30,6 +30,9 @@ pub struct SyncReport {
     pub finished_at: String,
     /// Figures per collection (only collections with something to say).
     pub collections: BTreeMap<String, CollectionReport>,
+    /// The collections this sync pulled because they were due (all wanted
+    /// ones for `sync_all`); empty when none was.
+    pub pulled_collections: Vec<String>,
     /// Pull requests made.
     pub pull_requests: u64,
     /// Save requests made.

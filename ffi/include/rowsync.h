@@ -320,6 +320,14 @@ RowsyncResult rowsync_engine_list(const struct RowsyncEngine *engine,
 RowsyncResult rowsync_engine_sync(const struct RowsyncEngine *engine, char **out_report_json);
 
 /**
+ * Runs one sync cycle that pulls every collection now, whatever its
+ * schedule (`rowsync_engine_sync` pulls the due ones); as
+ * `rowsync_engine_sync` otherwise. The report's `pulled_collections` says
+ * which were pulled.
+ */
+RowsyncResult rowsync_engine_sync_all(const struct RowsyncEngine *engine, char **out_report_json);
+
+/**
  * The engine's status as JSON in `*out_json`: `{"dialect": "mahak" |
  * "documented", "session": {...} | null (as `rowsync_engine_session`),
  * "connection", "syncing", "counts": {"pending", "parked", "dead_letters",

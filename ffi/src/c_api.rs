@@ -691,6 +691,25 @@ pub unsafe extern "C" fn rowsync_engine_sync(
     })
 }
 
+/// Runs one sync cycle that pulls every collection now, whatever its
+/// schedule (`rowsync_engine_sync` pulls the due ones); as
+/// `rowsync_engine_sync` otherwise. The report's `pulled_collections` says
+/// which were pulled.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_sync_all(
+    engine: *const RowsyncEngine,
+    out_report_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let report = e.sync_all_core()?;
+        if !out_report_json.is_null() {
+            *out_report_json = c_string(to_json(&report)?)?;
+        }
+        Ok(())
+    })
+}
+
 /// The engine's status as JSON in `*out_json`: `{"dialect": "mahak" |
 /// "documented", "session": {...} | null (as `rowsync_engine_session`),
 /// "connection", "syncing", "counts": {"pending", "parked", "dead_letters",

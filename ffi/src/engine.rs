@@ -55,6 +55,11 @@ impl RowsyncEngine {
         self.inner.sync()
     }
 
+    /// Runs one sync pulling every collection, whatever its schedule.
+    pub(crate) fn sync_all_core(&self) -> rowsync::Result<rowsync::SyncReport> {
+        self.inner.sync_all()
+    }
+
     /// Runs a group of writes in one transaction.
     pub(crate) fn write_group_core(&self, ops: Vec<WriteOp>) -> Result<Vec<Option<String>>> {
         let catalogue = self.inner.catalogue()?;
@@ -328,6 +333,13 @@ impl RowsyncEngine {
     /// Runs one sync cycle: pull, then push. Blocks until done.
     pub fn sync(&self) -> Result<SyncSummary> {
         Ok(self.sync_core()?.into())
+    }
+
+    /// Runs one sync that pulls every collection now, whatever its schedule
+    /// (`sync` pulls only the due ones: reference data every six hours by
+    /// default, the rest every time). The push is the same.
+    pub fn sync_all(&self) -> Result<SyncSummary> {
+        Ok(self.sync_all_core()?.into())
     }
 
     /// What the server said of this client at its last login (mahak

@@ -791,6 +791,7 @@ mod tests {
             sync_deadline_ms: 20,
             retry_budget: 21,
             read_timeout_ms: 22,
+            pull_intervals: Default::default(),
         };
         let ffi = EngineSettings::from(core.clone());
         assert_eq!(ffi.dialect, Dialect::Documented);

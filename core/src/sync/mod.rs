@@ -6,4 +6,5 @@
 pub(crate) mod dead_letters;
 pub mod pull;
 pub mod push;
+pub mod schedule;
 pub(crate) mod session;

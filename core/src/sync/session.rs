@@ -6,13 +6,15 @@
 //! (DESIGN.md invariants 2, 3, 11 and 12). The bytes of every request and
 //! answer belong to the dialect; this file never reads a JSON key.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
 
 use serde_json::Value;
 
 use crate::api::client::{ApiClient, CallKind, CallRecord, Reply};
 use crate::api::dialect::{Dialect, Endpoints, SaveOutcome, SaveRules};
-use crate::engine::{lock, read, Engine, Settings};
+use crate::engine::{lock, read, Engine, Settings, PULLED_AT_KEY};
 use crate::error::{Error, RecordError, Result};
 use crate::local::{self, Changes};
 use crate::log::LogLevel;
@@ -22,6 +24,7 @@ use crate::store;
 use crate::sync::dead_letters;
 use crate::sync::pull;
 use crate::sync::push::{self, Change, Group};
+use crate::sync::schedule;
 
 /// Write-ahead-log pages allowed to accumulate during a pull (64 MiB).
 const PULL_WAL_PAGES: i64 = 16_384;
@@ -84,6 +87,8 @@ pub(crate) struct Session<'e> {
     /// In-doubt creates a pull showed missing in this sync: a second
     /// "already registered" for one of them parks it.
     reconciled: HashMap<i64, u32>,
+    /// `sync_all`: every wanted collection, whatever its schedule.
+    pub(crate) pull_everything: bool,
 }
 
 impl<'e> Session<'e> {
@@ -103,6 +108,7 @@ impl<'e> Session<'e> {
             doubt_rounds: 0,
             pulled: HashSet::new(),
             reconciled: HashMap::new(),
+            pull_everything: false,
         })
     }
 
@@ -203,6 +209,36 @@ impl<'e> Session<'e> {
                 .collect(),
             None => self.settings.collections.clone(),
         };
+        // The sync's own pull asks only for the collections that are due.
+        let started = engine.shutdown.now();
+        let mut pulled_at: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+        let all = if only.is_none() {
+            pulled_at = {
+                let store = lock(&engine.store)?;
+                store::meta(store.conn(), PULLED_AT_KEY)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default()
+            };
+            let due: Vec<String> = all
+                .into_iter()
+                .filter(|c| {
+                    self.pull_everything
+                        || schedule::is_due(
+                            c,
+                            &self.settings.pull_intervals,
+                            pulled_at.get(c).copied(),
+                            started,
+                        )
+                })
+                .collect();
+            report.pulled_collections.clone_from(&due);
+            if due.is_empty() {
+                return Ok(());
+            }
+            due
+        } else {
+            all
+        };
         let mut wanted = all.clone();
         // The real server's lower bound is probably inclusive: the record at
         // the checkpoint comes back, so a page of one would never move on.
@@ -297,6 +333,15 @@ impl<'e> Session<'e> {
             });
             engine.registry.emit_changes(&changes.into_events());
             wanted = next;
+        }
+        if only.is_none() {
+            for c in &all {
+                pulled_at.insert(c.clone(), started);
+            }
+            let mut store = lock(&engine.store)?;
+            let tx = store.begin()?;
+            tx.set_meta(PULLED_AT_KEY, &serde_json::to_string(&pulled_at)?)?;
+            tx.commit()?;
         }
         self.pulled.extend(all);
         Ok(())

@@ -28,7 +28,7 @@ commands:
                                store the server settings (never the password)
   wipe [--force]               delete the local data (keeps the settings), e.g. to switch
                                dialect or to follow a server that names another visitor
-  sync                         run one sync cycle (pull, then push)
+  sync [--all]                 run one sync cycle: pull what is due (--all: everything), then push
   put COLLECTION JSON          create a record, or update the one its ids name
   get COLLECTION ID            show a record (ID = server id, or c:ID for a client id)
   delete COLLECTION ID         delete a record (logically)
@@ -256,7 +256,7 @@ impl Args {
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
         "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--app-id ID]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.",
-        "sync" => "usage: rowsync --db FILE sync [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints,\nthen pushes the outbox. Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
+        "sync" => "usage: rowsync --db FILE sync [--all] [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints\nin the collections that are due (reference data such as banks and person groups\nevery six hours, the rest every time; --all pulls every collection now), then\npushes the outbox (never held back). Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
         "delete" => "usage: rowsync --db FILE delete COLLECTION ID\n\nDeletes a record logically (the delete is pushed on the next sync).\nID is a server id (123) or a client id (c:123).",
@@ -323,7 +323,7 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
         }
         "init" => init(&mut a),
         "wipe" => wipe(&mut a),
-        "sync" => sync(&a),
+        "sync" => sync(&mut a),
         "put" => put(&a),
         "get" => get(&a),
         "delete" => delete(&a),
@@ -753,7 +753,8 @@ fn password() -> Result<String, Failure> {
     Ok(p)
 }
 
-fn sync(a: &Args) -> Outcome {
+fn sync(a: &mut Args) -> Outcome {
+    let all = a.flag("--all");
     a.positional(&[])?;
     let engine = open_configured(a)?;
     if engine.settings()?.base_url.is_empty() {
@@ -766,7 +767,11 @@ fn sync(a: &Args) -> Outcome {
         });
     }
     engine.set_password(&password()?)?;
-    let result = engine.sync();
+    let result = if all {
+        engine.sync_all()
+    } else {
+        engine.sync()
+    };
     match result {
         Ok(report) => {
             if a.json {

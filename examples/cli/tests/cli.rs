@@ -237,7 +237,22 @@ fn refused_order_goes_to_the_dead_letter_queue() {
     let scratch = Scratch::new("dlq");
     let db = scratch.db();
     init(&db, &server);
-    json(&rowsync(&db, &["sync", "--json"]));
+    let first = json(&rowsync(&db, &["sync", "--json"]));
+    assert!(first["pulled_collections"]
+        .as_array()
+        .unwrap()
+        .contains(&"personGroups".into()));
+    // Reference data waits for its schedule; `sync --all` pulls it now.
+    let again = json(&rowsync(&db, &["sync", "--json"]));
+    assert!(!again["pulled_collections"]
+        .as_array()
+        .unwrap()
+        .contains(&"personGroups".into()));
+    let all = json(&rowsync(&db, &["sync", "--all", "--json"]));
+    assert!(all["pulled_collections"]
+        .as_array()
+        .unwrap()
+        .contains(&"personGroups".into()));
     // An order for a customer the server does not know: refused per
     // record, with the server's words on `PersonId`.
     let bad = json(&rowsync(
