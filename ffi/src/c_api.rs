@@ -681,9 +681,23 @@ pub unsafe extern "C" fn rowsync_engine_sync(
     engine: *const RowsyncEngine,
     out_report_json: *mut *mut c_char,
 ) -> RowsyncResult {
+    run_sync(engine, out_report_json, false)
+}
+
+/// One sync (every collection when `all`), its report into
+/// `*out_report_json` when that is not NULL.
+unsafe fn run_sync(
+    engine: *const RowsyncEngine,
+    out_report_json: *mut *mut c_char,
+    all: bool,
+) -> RowsyncResult {
     guard(|| {
         let e = handle(engine)?;
-        let report = e.sync_core()?;
+        let report = if all {
+            e.sync_all_core()?
+        } else {
+            e.sync_core()?
+        };
         if !out_report_json.is_null() {
             *out_report_json = c_string(to_json(&report)?)?;
         }
@@ -700,14 +714,7 @@ pub unsafe extern "C" fn rowsync_engine_sync_all(
     engine: *const RowsyncEngine,
     out_report_json: *mut *mut c_char,
 ) -> RowsyncResult {
-    guard(|| {
-        let e = handle(engine)?;
-        let report = e.sync_all_core()?;
-        if !out_report_json.is_null() {
-            *out_report_json = c_string(to_json(&report)?)?;
-        }
-        Ok(())
-    })
+    run_sync(engine, out_report_json, true)
 }
 
 /// The engine's status as JSON in `*out_json`: `{"dialect": "mahak" |
