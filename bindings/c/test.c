@@ -384,6 +384,22 @@ int main(int argc, char **argv) {
     rowsync_string_free(out);
     out = NULL;
 
+    /* A push hint: a forged one is refused; without a secret, a config error. */
+    {
+        const char *payload = "{\"id\":\"c1\",\"collections\":[\"personGroups\"]}";
+        const char *forged = "00000000000000000000000000000000000000000000000000000000000000";
+        CHECK(rowsync_engine_apply_hint(engine, (const unsigned char *)payload, strlen(payload), forged, &out) ==
+                  ROWSYNC_RESULT_CONFIG,
+              "a hint needs a secret");
+        CHECK(rowsync_engine_set_hint_secret(engine, (const unsigned char *)"k", 1) == ROWSYNC_RESULT_OK,
+              "hint secret");
+        CHECK(rowsync_engine_apply_hint(engine, (const unsigned char *)payload, strlen(payload), forged, &out) ==
+                  ROWSYNC_RESULT_INVALID_INPUT,
+              "a forged hint is refused");
+        CHECK(out == NULL, "no output on a refused hint");
+        CHECK(rowsync_engine_set_hint_secret(engine, NULL, 0) == ROWSYNC_RESULT_OK, "secret removed");
+    }
+
     CHECK(rowsync_engine_sync_log(engine, 10, &out) == ROWSYNC_RESULT_OK, "sync log");
     CHECK(out != NULL && strstr(out, "SaveAllData") != NULL, "save call logged");
     rowsync_string_free(out);

@@ -20,6 +20,7 @@ use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
 use crate::conflict::ConflictResolver;
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
+use crate::hints::HintOutcome;
 use crate::http::{HttpConfig, UreqTransport};
 use crate::key::DbKey;
 use crate::listeners::{ChangeListener, Registry, StatusListener, Subscription};
@@ -185,6 +186,8 @@ const LAST_REPORT_KEY: &str = "last_report";
 const SESSION_KEY: &str = "session";
 /// When each collection's last complete pull started (its schedule).
 pub(crate) const PULLED_AT_KEY: &str = "pulled_at";
+/// The push-hint ids seen recently (duplicates are dropped).
+const HINTS_SEEN_KEY: &str = "hints_seen";
 
 /// The sync engine.
 pub struct Engine {
@@ -212,6 +215,8 @@ pub struct Engine {
     pub(crate) logger: Logger,
     /// The replica's file (for a reader opened again after a rekey).
     pub(crate) path: std::path::PathBuf,
+    /// The secret push hints are signed with (memory only).
+    pub(crate) hint_secret: Mutex<Option<Vec<u8>>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
@@ -305,6 +310,7 @@ impl Engine {
             registry: Arc::new(Registry::default()),
             logger: Logger::default(),
             path: path.to_path_buf(),
+            hint_secret: Mutex::new(None),
         })
     }
 
@@ -660,6 +666,67 @@ impl Engine {
     pub fn last_report(&self) -> Result<Option<SyncReport>> {
         self.reading(|conn| {
             Ok(store::meta(conn, LAST_REPORT_KEY)?.and_then(|t| serde_json::from_str(&t).ok()))
+        })
+    }
+
+    /// Sets the secret push hints are signed with (HMAC-SHA256), or removes
+    /// it. Kept in memory only, like the password: the app passes it again
+    /// after each start.
+    pub fn set_hint_secret(&self, secret: Option<&[u8]>) -> Result<()> {
+        if secret.is_some_and(<[u8]>::is_empty) {
+            return Err(Error::Config("a hint secret must not be empty".into()));
+        }
+        *lock(&self.hint_secret)? = secret.map(<[u8]>::to_vec);
+        Ok(())
+    }
+
+    /// Applies a push hint: checks its HMAC-SHA256 `signature` (hex) over
+    /// `payload` in constant time, drops it if its id was seen in the last
+    /// 24 hours, and marks the collections it names due, so the next
+    /// `sync()` pulls them. A bad signature is `HintRefused` and changes
+    /// nothing. Hints may come in any order; a missed one only waits for
+    /// the collection's schedule.
+    pub fn apply_hint(&self, payload: &[u8], signature: &str) -> Result<HintOutcome> {
+        let secret = lock(&self.hint_secret)?
+            .clone()
+            .ok_or_else(|| Error::Config("no hint secret: call set_hint_secret first".into()))?;
+        let hint = crate::hints::verify(&secret, payload, signature)?;
+        let now = self.shutdown.now();
+        let known: Vec<String> = {
+            let cat = read(&self.catalogue)?;
+            hint.collections
+                .iter()
+                .filter(|c| cat.get(c).is_some())
+                .cloned()
+                .collect()
+        };
+        let mut store = lock(&self.store)?;
+        let tx = store.begin()?;
+        let mut seen: crate::hints::Seen = store::meta(&tx, HINTS_SEEN_KEY)?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        if !seen.admit(&hint.id, now) {
+            return Ok(HintOutcome::Duplicate);
+        }
+        let mut pulled_at: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> =
+            store::meta(&tx, PULLED_AT_KEY)?
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+        for c in &known {
+            pulled_at.remove(c);
+        }
+        tx.set_meta(HINTS_SEEN_KEY, &serde_json::to_string(&seen)?)?;
+        tx.set_meta(PULLED_AT_KEY, &serde_json::to_string(&pulled_at)?)?;
+        tx.commit()?;
+        let unknown = hint
+            .collections
+            .iter()
+            .filter(|c| !known.contains(c))
+            .cloned()
+            .collect();
+        Ok(HintOutcome::Applied {
+            due: known,
+            unknown,
         })
     }
 

@@ -207,6 +207,11 @@ pub enum Error {
     /// one (or a plain one with a key). Nothing was read or changed.
     #[error("wrong key: {0}")]
     WrongKey(String),
+
+    /// A push hint was refused: a bad signature, or not a hint. Nothing
+    /// was changed.
+    #[error("hint refused: {0}")]
+    HintRefused(String),
 }
 
 /// The engine's result type.

@@ -38,6 +38,7 @@ pub mod error;
 pub mod explain;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hints;
 pub mod http;
 pub mod key;
 pub mod listeners;
@@ -61,6 +62,7 @@ pub use conflict::{ConflictInput, ConflictResolver};
 pub use engine::{Engine, Settings, Status};
 pub use error::{Error, RecordError, Result};
 pub use explain::Explanation;
+pub use hints::HintOutcome;
 pub use http::{HttpConfig, UreqTransport};
 pub use key::DbKey;
 pub use listeners::{ChangeListener, StatusListener, Subscription};

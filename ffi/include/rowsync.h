@@ -328,6 +328,27 @@ RowsyncResult rowsync_engine_sync(const struct RowsyncEngine *engine, char **out
 RowsyncResult rowsync_engine_sync_all(const struct RowsyncEngine *engine, char **out_report_json);
 
 /**
+ * Sets (or, with NULL, removes) the secret push hints are signed with:
+ * `secret_len` bytes. Memory only.
+ */
+RowsyncResult rowsync_engine_set_hint_secret(const struct RowsyncEngine *engine,
+                                             const uint8_t *secret,
+                                             size_t secret_len);
+
+/**
+ * Applies a push hint: `payload_len` bytes of payload as received and the
+ * hex HMAC-SHA256 `signature`. On success `*out_json` receives
+ * `{"outcome": "applied", "due": [...], "unknown": [...]}` or
+ * `{"outcome": "duplicate"}`. A bad signature is
+ * `ROWSYNC_RESULT_INVALID_INPUT` and changes nothing.
+ */
+RowsyncResult rowsync_engine_apply_hint(const struct RowsyncEngine *engine,
+                                        const uint8_t *payload,
+                                        size_t payload_len,
+                                        const char *signature,
+                                        char **out_json);
+
+/**
  * The engine's status as JSON in `*out_json`: `{"dialect": "mahak" |
  * "documented", "session": {...} | null (as `rowsync_engine_session`),
  * "connection", "syncing", "counts": {"pending", "parked", "dead_letters",

@@ -717,6 +717,55 @@ pub unsafe extern "C" fn rowsync_engine_sync_all(
     run_sync(engine, out_report_json, true)
 }
 
+/// Sets (or, with NULL, removes) the secret push hints are signed with:
+/// `secret_len` bytes. Memory only.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_set_hint_secret(
+    engine: *const RowsyncEngine,
+    secret: *const u8,
+    secret_len: usize,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let secret = if secret.is_null() {
+            None
+        } else {
+            // SAFETY: the caller passes `secret_len` readable bytes.
+            Some(std::slice::from_raw_parts(secret, secret_len))
+        };
+        e.core().set_hint_secret(secret)?;
+        Ok(())
+    })
+}
+
+/// Applies a push hint: `payload_len` bytes of payload as received and the
+/// hex HMAC-SHA256 `signature`. On success `*out_json` receives
+/// `{"outcome": "applied", "due": [...], "unknown": [...]}` or
+/// `{"outcome": "duplicate"}`. A bad signature is
+/// `ROWSYNC_RESULT_INVALID_INPUT` and changes nothing.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_apply_hint(
+    engine: *const RowsyncEngine,
+    payload: *const u8,
+    payload_len: usize,
+    signature: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        if payload.is_null() {
+            return Err(Fail(RowsyncResult::NullArgument, "payload is NULL".into()));
+        }
+        let signature = text(signature, "signature")?;
+        check_out(out_json, "out_json")?;
+        // SAFETY: the caller passes `payload_len` readable bytes.
+        let bytes = std::slice::from_raw_parts(payload, payload_len);
+        let outcome = e.core().apply_hint(bytes, signature)?;
+        *out_json = c_string(to_json(&outcome)?)?;
+        Ok(())
+    })
+}
+
 /// The engine's status as JSON in `*out_json`: `{"dialect": "mahak" |
 /// "documented", "session": {...} | null (as `rowsync_engine_session`),
 /// "connection", "syncing", "counts": {"pending", "parked", "dead_letters",

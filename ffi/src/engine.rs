@@ -335,6 +335,21 @@ impl RowsyncEngine {
         Ok(self.sync_core()?.into())
     }
 
+    /// Sets the secret push hints are signed with (HMAC-SHA256), or removes
+    /// it (`None`). Memory only: pass it again after each start.
+    pub fn set_hint_secret(&self, secret: Option<Vec<u8>>) -> Result<()> {
+        Ok(self.inner.set_hint_secret(secret.as_deref())?)
+    }
+
+    /// Applies a push hint (`payload` as received, `signature` the hex
+    /// HMAC-SHA256): the collections it names are pulled at the next sync.
+    /// Returns `{"outcome": "applied", "due": [...], "unknown": [...]}` or
+    /// `{"outcome": "duplicate"}`; a bad signature is `InvalidInput`.
+    pub fn apply_hint(&self, payload: Vec<u8>, signature: String) -> Result<String> {
+        let outcome = self.inner.apply_hint(&payload, &signature)?;
+        Ok(serde_json::to_string(&outcome).unwrap_or_default())
+    }
+
     /// Runs one sync that pulls every collection now, whatever its schedule
     /// (`sync` pulls only the due ones: reference data every six hours by
     /// default, the rest every time). The push is the same.

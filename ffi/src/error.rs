@@ -271,6 +271,11 @@ impl From<rowsync::Error> for RowsyncError {
                 detail: e.to_string(),
             },
             E::WrongKey(detail) => RowsyncError::WrongKey { detail },
+            E::HintRefused(reason) => RowsyncError::InvalidInput {
+                collection: "hint".into(),
+                field: "signature".into(),
+                reason,
+            },
         }
     }
 }

@@ -33,6 +33,7 @@ commands:
   get COLLECTION ID            show a record (ID = server id, or c:ID for a client id)
   delete COLLECTION ID         delete a record (logically)
   why COLLECTION ID            where a record stands: synced, pending, in doubt, parked, ...
+  hint FILE SIGNATURE          apply a push hint (secret from $ROWSYNC_HINT_SECRET)
   list COLLECTION [--include-deleted] [--limit N]
                                list a collection's records
   status                       checkpoints, outbox, dead letters, conflicts, last sync
@@ -269,6 +270,7 @@ fn help_of(command: &str) -> Option<&'static str> {
         "serve" => "usage: rowsync serve [--port N] [--dialect mahak|documented] [--seed-products N]\n       [--seed-persons N] [FLAGS...]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. It speaks the real server's dialect\nby default (the password arrives as its MD5 hash, GetAllData/SaveAllData);\n--dialect documented speaks the API document's. Default user user1:pass1,\ndatabase 1001, package 2002. Port 0 takes any free port.",
         "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server speaking the\nreal Mahak dialect, with a throwaway replica: login (the shop's visitor), a first\nsync of products, product details, stock and people, offline sales (orders of type\n201 with their lines), a failed sync, then one that loses a save answer and sends\nnothing twice, a customer merged field by field, a payment the server wins, a\nrefused order and a refused line (the order saved) in the dead-letter queue, the\nfix, and the replica compared with the server.",
         "version" => "usage: rowsync --version",
+        "hint" => "usage: ROWSYNC_HINT_SECRET=... rowsync --db FILE hint PAYLOAD_FILE SIGNATURE [--json]\n\nApplies a push hint: PAYLOAD_FILE holds the payload as received (- for stdin),\n{\"id\": \"...\", \"collections\": [\"orders\", ...], \"sentAt\": \"...\"}, and SIGNATURE is\nthe hex HMAC-SHA256 of those bytes under the shared secret. The collections it\nnames are pulled at the next `sync`. A bad signature is refused (exit 1) and\nchanges nothing; a hint id seen in the last 24 hours is a duplicate.",
         "why" => "usage: rowsync --db FILE why COLLECTION ID [--json]\n\nSays where one record stands, and why it is not on the server yet if it is not.\nExactly one of: synced (at which version, last sync), pending (which change,\nsince when, why the last sync ended), in flight, in doubt (sent, answer lost:\nthe next sync checks the server first), parked (the server's words and the dead\nletter to retry or discard), waiting behind a parked parent (which), overridden\nby a conflict (the log entry), deleted, or never seen.\nID is a server id (123) or a client id (c:123). --json prints the state as JSON.",
         "encrypt" => "usage: ROWSYNC_DB_KEY=... rowsync --db FILE encrypt\n       rowsync --db FILE --key-file KEYFILE encrypt\n\nEncrypts a plain replica in place (SQLCipher): its data is exported into a new\nencrypted file beside it, synced to disk, then renamed over the old one, so a\nkill at any moment leaves either the old plain file or the new encrypted one.\nFrom then on every command needs the key. No other process may have it open.",
         "rekey" => "usage: ROWSYNC_DB_KEY=old ROWSYNC_NEW_DB_KEY=new rowsync --db FILE rekey\n       rowsync --db FILE --key-file OLD --new-key-file NEW rekey\n\nChanges an encrypted replica's key. The new key comes from --new-key-file (32\nraw bytes) or $ROWSYNC_NEW_DB_KEY (a passphrase).",
@@ -334,6 +336,7 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
         "log" => log(&mut a),
         "encrypt" => encrypt(&a),
         "why" => why(&a),
+        "hint" => hint_cmd(&a),
         "rekey" => rekey(&a),
         _ => Err(Failure::usage(format!("unknown command `{command}`"))),
     }
@@ -865,6 +868,39 @@ fn get(a: &Args) -> Outcome {
             code: 1,
         }),
     }
+}
+
+fn hint_cmd(a: &Args) -> Outcome {
+    let p = a.positional(&["PAYLOAD_FILE", "SIGNATURE"])?;
+    let payload = if p[0] == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)?;
+        b
+    } else {
+        std::fs::read(&p[0]).map_err(|e| Failure {
+            message: format!("cannot read `{}`: {e}", p[0]),
+            code: 1,
+        })?
+    };
+    let secret = std::env::var_os("ROWSYNC_HINT_SECRET")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Failure::usage("hint needs the secret in $ROWSYNC_HINT_SECRET"))?;
+    let engine = open_configured(a)?;
+    engine.set_hint_secret(Some(secret.as_encoded_bytes()))?;
+    let outcome = engine.apply_hint(&payload, &p[1])?;
+    if a.json {
+        return print_json(&serde_json::to_value(&outcome)?);
+    }
+    match outcome {
+        rowsync::HintOutcome::Applied { due, unknown } => {
+            say!("due at the next sync: {}", due.join(", "));
+            if !unknown.is_empty() {
+                say!("not in the catalogue (ignored): {}", unknown.join(", "));
+            }
+        }
+        rowsync::HintOutcome::Duplicate => say!("a duplicate: this hint was applied already"),
+    }
+    Ok(())
 }
 
 fn why(a: &Args) -> Outcome {

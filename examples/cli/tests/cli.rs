@@ -253,6 +253,31 @@ fn refused_order_goes_to_the_dead_letter_queue() {
         .as_array()
         .unwrap()
         .contains(&"personGroups".into()));
+    // A signed push hint makes them due at once; a forged one is refused.
+    let payload = scratch.0.join("hint.json");
+    std::fs::write(
+        &payload,
+        r#"{"id":"h1","collections":["personGroups"],"sentAt":"2026-11-24T10:00:00Z"}"#,
+    )
+    .unwrap();
+    let sig = rowsync::hints::sign(b"s3cret", &std::fs::read(&payload).unwrap()).unwrap();
+    let hint = |sig: &str| {
+        let mut c = Command::new(BIN);
+        c.arg("--db")
+            .arg(&db)
+            .args(["hint", payload.to_str().unwrap(), sig, "--json"]);
+        c.env("ROWSYNC_HINT_SECRET", "s3cret").output().unwrap()
+    };
+    let forged = hint(&"0".repeat(64));
+    assert_eq!(forged.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&forged.stderr).contains("hint refused"));
+    assert_eq!(json(&hint(&sig))["outcome"], "applied");
+    assert_eq!(json(&hint(&sig))["outcome"], "duplicate");
+    let due = json(&rowsync(&db, &["sync", "--json"]));
+    assert!(due["pulled_collections"]
+        .as_array()
+        .unwrap()
+        .contains(&"personGroups".into()));
     // An order for a customer the server does not know: refused per
     // record, with the server's words on `PersonId`.
     let bad = json(&rowsync(
