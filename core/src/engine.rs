@@ -100,6 +100,9 @@ pub struct Settings {
     /// ...), every sync for the rest. `sync_all` ignores it; the push never
     /// waits for it.
     pub pull_intervals: std::collections::BTreeMap<String, u64>,
+    /// The largest file an upload may have, in bytes (10 MiB by default);
+    /// a larger one is refused with `FileTooLarge` when queued.
+    pub max_upload_bytes: u64,
 }
 
 impl Default for Settings {
@@ -130,6 +133,7 @@ impl Default for Settings {
             retry_budget: 20,
             read_timeout_ms: 30_000,
             pull_intervals: std::collections::BTreeMap::new(),
+            max_upload_bytes: crate::tasks::DEFAULT_MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -179,6 +183,8 @@ pub struct Status {
     pub last_sync: Option<String>,
     /// The last sync's error, if it failed.
     pub last_error: Option<String>,
+    /// The upload queue, parked uploads included, oldest first.
+    pub uploads: Vec<crate::tasks::TaskInfo>,
 }
 
 const SETTINGS_KEY: &str = "settings";
@@ -446,8 +452,13 @@ impl Engine {
     pub fn wipe(&self, force: bool) -> Result<()> {
         let mut store = lock(&self.store)?;
         let counts = store::counts(store.conn())?;
-        if !force && counts.pending + counts.parked > 0 {
-            return Err(Error::PendingChanges(counts.pending + counts.parked));
+        // Queued uploads and disputes (parked ones too) are changes as well.
+        let tasks: i64 = store
+            .conn()
+            .query_row("SELECT COUNT(*) FROM rs_tasks", [], |r| r.get(0))?;
+        let waiting = counts.pending + counts.parked + tasks.max(0) as u64;
+        if !force && waiting > 0 {
+            return Err(Error::PendingChanges(waiting));
         }
         let tx = store.begin()?;
         tx.wipe()?;
@@ -551,7 +562,10 @@ impl Engine {
 
     /// Runs a read on the reader connection (or on the writer's, for an
     /// in-memory database). It sees every committed write.
-    fn reading<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn reading<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
+    ) -> Result<T> {
         match &self.reader {
             Some(reader) => f(&*lock(reader)?),
             None => f(lock(&self.store)?.conn()),
@@ -642,11 +656,12 @@ impl Engine {
 
     /// The engine's status.
     pub fn status(&self) -> Result<Status> {
-        let (counts, checkpoints, last) = self.reading(|conn| {
+        let (counts, checkpoints, last, tasks) = self.reading(|conn| {
             Ok((
                 store::counts(conn)?,
                 store::checkpoints(conn)?,
                 store::meta(conn, LAST_REPORT_KEY)?,
+                crate::tasks::list(conn)?,
             ))
         })?;
         let last: Option<SyncReport> = last.and_then(|t| serde_json::from_str(&t).ok());
@@ -659,6 +674,10 @@ impl Engine {
             checkpoints,
             last_sync: last.as_ref().map(|r| r.finished_at.clone()),
             last_error: last.and_then(|r| r.error),
+            uploads: tasks
+                .into_iter()
+                .filter(|t| t.kind == crate::tasks::TaskKind::Upload)
+                .collect(),
         })
     }
 
@@ -765,7 +784,7 @@ impl Engine {
         self.registry.add_status(listener)
     }
 
-    fn set_state(&self, state: ConnectionState) -> Result<()> {
+    pub(crate) fn set_state(&self, state: ConnectionState) -> Result<()> {
         let changed = {
             let mut s = lock(&self.last_state)?;
             let changed = *s != state;

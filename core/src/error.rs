@@ -212,6 +212,16 @@ pub enum Error {
     /// was changed.
     #[error("hint refused: {0}")]
     HintRefused(String),
+
+    /// A file handed to the upload queue is larger than
+    /// `Settings::max_upload_bytes`. Nothing was queued.
+    #[error("the file is {size} bytes, more than the {limit} an upload may have")]
+    FileTooLarge {
+        /// The file's size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 /// The engine's result type.

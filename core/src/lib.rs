@@ -49,10 +49,11 @@ pub mod report;
 pub mod schema;
 pub mod store;
 pub mod sync;
+pub mod tasks;
 pub mod transport;
 
 pub use api::client::{
-    ApiClient, CallKind, CallRecord, ClientConfig, ConnectionState, Credentials, Reply,
+    ApiClient, CallKind, CallRecord, ClientConfig, ConnectionState, Credentials, Outgoing, Reply,
     RetryPolicy, Session, Shutdown,
 };
 pub use api::dialect::{Endpoints, SaveOutcome};
@@ -70,4 +71,5 @@ pub use local::{ChangeEvent, ChangeOrigin, ListOptions, Page, RecordId, RecordRe
 pub use log::{LogLevel, LogSink};
 pub use report::{CollectionReport, SyncReport};
 pub use store::{ConflictEntry, Counts, DeadChange, DeadLetter, Op, SyncLogEntry};
+pub use tasks::{OrderDisputeItem, RecordDisputeItem, TaskInfo, TaskKind, TaskState, UploadSource};
 pub use transport::{HttpRequest, HttpResponse, Transport, TransportError, TransportErrorKind};

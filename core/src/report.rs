@@ -47,6 +47,12 @@ pub struct SyncReport {
     pub pending: u64,
     /// Dead letters after the sync.
     pub dead_letters: u64,
+    /// Uploads the server took in this sync.
+    pub uploaded: u64,
+    /// Disputes the server took in this sync.
+    pub disputes_sent: u64,
+    /// Uploads and disputes parked in this sync.
+    pub tasks_parked: u64,
     /// Server ids mapped onto local records: (collection, client id, server id).
     pub id_mappings: Vec<(String, i64, i64)>,
     /// The connection state when the sync ended.

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// The schema version this engine writes.
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 
 /// Write-ahead-log pages that trigger an automatic checkpoint (SQLite's
 /// default), outside a pull.
@@ -92,7 +92,31 @@ const V3: &str = "
 ALTER TABLE rs_outbox ADD COLUMN sent_data TEXT;
 ";
 
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3];
+/// Version 4: the task queue (uploads and disputes), and the files of the
+/// uploads, kept in the replica (so they are encrypted with it, and a copy
+/// is one transaction: a kill leaves no half entry).
+const V4: &str = "
+CREATE TABLE rs_tasks (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL CHECK (kind IN ('upload', 'order_dispute', 'dispute')),
+    request_id  TEXT NOT NULL UNIQUE,
+    spec        TEXT NOT NULL,
+    local_id    INTEGER,
+    size        INTEGER NOT NULL DEFAULT 0,
+    sent        INTEGER NOT NULL DEFAULT 0,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    parked      INTEGER REFERENCES rs_dead_letters(id),
+    queued_at   TEXT NOT NULL
+);
+CREATE INDEX rs_tasks_record ON rs_tasks(local_id) WHERE local_id IS NOT NULL;
+CREATE TABLE rs_task_files (
+    task  INTEGER PRIMARY KEY REFERENCES rs_tasks(id) ON DELETE CASCADE,
+    data  BLOB NOT NULL
+);
+";
+
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4];
 
 /// Sets the connection up (WAL, synchronous=NORMAL, foreign keys) and brings
 /// the schema to `VERSION`.

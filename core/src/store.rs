@@ -167,6 +167,9 @@ pub struct DeadLetter {
     pub parked_at: String,
     /// The changes of the group.
     pub changes: Vec<DeadChange>,
+    /// The upload or dispute parked in it, if it holds one instead.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<crate::tasks::TaskInfo>,
 }
 
 /// A sync-log row: one HTTP call.
@@ -202,6 +205,10 @@ pub struct Counts {
     /// Creates sent in a save whose answer never came: the server may have
     /// them; a pull confirms them by client id before any is sent again.
     pub in_doubt: u64,
+    /// Uploads queued (not parked).
+    pub uploads: u64,
+    /// Disputes queued (not parked).
+    pub disputes: u64,
 }
 
 /// A record row to insert.
@@ -655,6 +662,11 @@ impl<'a> Tx<'a> {
             "UPDATE rs_outbox SET parked = NULL, sent_counter = NULL WHERE parked = ?1",
             [id],
         )?;
+        // A retried upload or dispute is sent again: the app decided.
+        self.tx.execute(
+            "UPDATE rs_tasks SET parked = NULL, sent = 0, last_error = NULL WHERE parked = ?1",
+            [id],
+        )?;
         Ok(self
             .tx
             .execute("DELETE FROM rs_dead_letters WHERE id = ?1", [id])?
@@ -663,6 +675,9 @@ impl<'a> Tx<'a> {
 
     /// Deletes a dead-letter row (its changes already handled).
     pub fn delete_dead_letter(&self, id: i64) -> Result<bool> {
+        // Uploads and disputes parked in it go with it (their files too).
+        self.tx
+            .execute("DELETE FROM rs_tasks WHERE parked = ?1", [id])?;
         Ok(self
             .tx
             .execute("DELETE FROM rs_dead_letters WHERE id = ?1", [id])?
@@ -759,7 +774,8 @@ impl<'a> Tx<'a> {
     /// Deletes every record, change, checkpoint, conflict and dead letter.
     pub fn wipe(&self) -> Result<()> {
         self.tx.execute_batch(
-            "DELETE FROM rs_outbox; DELETE FROM rs_dead_letters; DELETE FROM rs_records;
+            "DELETE FROM rs_task_files; DELETE FROM rs_tasks;
+             DELETE FROM rs_outbox; DELETE FROM rs_dead_letters; DELETE FROM rs_records;
              DELETE FROM rs_conflicts; UPDATE rs_collections SET checkpoint = 0;",
         )?;
         Ok(())
@@ -1026,6 +1042,7 @@ pub fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>> {
                 tracking_id: r.get(5)?,
                 parked_at: r.get(6)?,
                 changes: Vec::new(),
+                tasks: Vec::new(),
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -1055,6 +1072,7 @@ pub fn dead_letters(conn: &Connection) -> Result<Vec<DeadLetter>> {
                 record: serde_json::from_str(&data)?,
             });
         }
+        letter.tasks = crate::tasks::list_parked(conn, letter.id)?;
         out.push(letter);
     }
     Ok(out)
@@ -1096,7 +1114,9 @@ pub fn counts(conn: &Connection) -> Result<Counts> {
                 (SELECT COUNT(*) FROM rs_conflicts),
                 (SELECT COUNT(*) FROM rs_outbox o JOIN rs_records r ON r.local_id = o.local_id
                  WHERE o.parked IS NULL AND o.sent_counter IS NOT NULL
-                   AND r.server_id IS NULL)",
+                   AND r.server_id IS NULL),
+                (SELECT COUNT(*) FROM rs_tasks WHERE parked IS NULL AND kind = 'upload'),
+                (SELECT COUNT(*) FROM rs_tasks WHERE parked IS NULL AND kind <> 'upload')",
         [],
         |r| {
             Ok(Counts {
@@ -1105,6 +1125,8 @@ pub fn counts(conn: &Connection) -> Result<Counts> {
                 dead_letters: r.get::<_, i64>(2)? as u64,
                 conflicts: r.get::<_, i64>(3)? as u64,
                 in_doubt: r.get::<_, i64>(4)? as u64,
+                uploads: r.get::<_, i64>(5)? as u64,
+                disputes: r.get::<_, i64>(6)? as u64,
             })
         },
     )
@@ -1131,7 +1153,8 @@ pub fn in_doubt(conn: &Connection) -> Result<Vec<(String, i64)>> {
 /// True when the replica holds any record or pending change.
 pub fn holds_data(conn: &Connection) -> Result<bool> {
     Ok(conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM rs_records) OR EXISTS (SELECT 1 FROM rs_collections WHERE checkpoint > 0)",
+        "SELECT EXISTS (SELECT 1 FROM rs_records) OR EXISTS (SELECT 1 FROM rs_collections WHERE checkpoint > 0)
+         OR EXISTS (SELECT 1 FROM rs_tasks)",
         [],
         |r| r.get(0),
     )?)

@@ -89,6 +89,11 @@ enum RowsyncResult
    */
   ROWSYNC_RESULT_WRONG_KEY = 24,
   /**
+   * A file for the upload queue is larger than `max_upload_bytes`
+   * (nothing queued).
+   */
+  ROWSYNC_RESULT_FILE_TOO_LARGE = 25,
+  /**
    * A bug: the library panicked. The handle may be unusable.
    */
   ROWSYNC_RESULT_PANIC = 99,
@@ -380,6 +385,75 @@ RowsyncResult rowsync_engine_retry_dead_letter(const struct RowsyncEngine *engin
  * Drops dead letter `id` and its changes.
  */
 RowsyncResult rowsync_engine_discard_dead_letter(const struct RowsyncEngine *engine, int64_t id);
+
+/**
+ * Queues the file at `path` for the record `kind`/`id` of `collection`
+ * (`/Sync/Upload`), under `file_name`: the bytes are copied into the
+ * replica now, so the app may delete its file; a sync sends it once the
+ * record has a server id. `*out_id` receives the upload's id. A file over
+ * the settings' `max_upload_bytes` is `ROWSYNC_RESULT_FILE_TOO_LARGE`.
+ */
+RowsyncResult rowsync_engine_queue_upload(const struct RowsyncEngine *engine,
+                                          const char *collection,
+                                          uint32_t kind,
+                                          int64_t id,
+                                          const char *path,
+                                          const char *file_name,
+                                          int64_t *out_id);
+
+/**
+ * [`rowsync_engine_queue_upload`] with the file's `len` bytes at `data`.
+ */
+RowsyncResult rowsync_engine_queue_upload_bytes(const struct RowsyncEngine *engine,
+                                                const char *collection,
+                                                uint32_t kind,
+                                                int64_t id,
+                                                const uint8_t *data,
+                                                size_t len,
+                                                const char *file_name,
+                                                int64_t *out_id);
+
+/**
+ * The queued uploads and disputes (parked ones included) as a JSON array
+ * in `*out_json`: `[{"id", "kind", "request_id", "collection", "record",
+ * "file_name", "size", "items", "state": {"state": ...}, "attempts",
+ * "last_error", "queued_at"}]`.
+ */
+RowsyncResult rowsync_engine_tasks(const struct RowsyncEngine *engine, char **out_json);
+
+/**
+ * Removes queued upload or dispute `id` (not a parked one).
+ */
+RowsyncResult rowsync_engine_cancel_task(const struct RowsyncEngine *engine, int64_t id);
+
+/**
+ * Queues `SolveOrderDispute` for `items_json`, a JSON array of `{"order_id",
+ * "code", "resolution", "reason", "amount"}`; `*out_json` receives the
+ * queued tasks' ids as a JSON array.
+ */
+RowsyncResult rowsync_engine_solve_order_dispute(const struct RowsyncEngine *engine,
+                                                 const char *items_json,
+                                                 char **out_json);
+
+/**
+ * Queues `SolveDispute` for records of `collection`: `items_json` is a JSON
+ * array of `{"id", "row_version", "resolution", "reason"}`; `*out_json`
+ * receives the queued tasks' ids as a JSON array.
+ */
+RowsyncResult rowsync_engine_solve_dispute(const struct RowsyncEngine *engine,
+                                           const char *collection,
+                                           const char *items_json,
+                                           char **out_json);
+
+/**
+ * Queues the `SolveDispute` requests that tell the server which records of
+ * `collection` the replica holds, at which row versions (the vendor
+ * plugin's repair of a diverged replica); `*out_json` receives the queued
+ * tasks' ids as a JSON array.
+ */
+RowsyncResult rowsync_engine_reconcile_dispute(const struct RowsyncEngine *engine,
+                                               const char *collection,
+                                               char **out_json);
 
 /**
  * The conflict log as a JSON array in `*out_json`.

@@ -59,6 +59,9 @@ pub enum RowsyncResult {
     ReplicaMismatch = 23,
     /// An encrypted replica and a missing or wrong key (nothing changed).
     WrongKey = 24,
+    /// A file for the upload queue is larger than `max_upload_bytes`
+    /// (nothing queued).
+    FileTooLarge = 25,
     /// A bug: the library panicked. The handle may be unusable.
     Panic = 99,
 }
@@ -110,6 +113,7 @@ fn code_of(e: &RowsyncError) -> RowsyncResult {
         RowsyncError::PendingChanges { .. } => RowsyncResult::PendingChanges,
         RowsyncError::ReplicaMismatch { .. } => RowsyncResult::ReplicaMismatch,
         RowsyncError::WrongKey { .. } => RowsyncResult::WrongKey,
+        RowsyncError::FileTooLarge { .. } => RowsyncResult::FileTooLarge,
     }
 }
 
@@ -232,6 +236,7 @@ pub extern "C" fn rowsync_result_name(result: u32) -> *const c_char {
         22 => c"ROWSYNC_RESULT_PENDING_CHANGES",
         23 => c"ROWSYNC_RESULT_REPLICA_MISMATCH",
         24 => c"ROWSYNC_RESULT_WRONG_KEY",
+        25 => c"ROWSYNC_RESULT_FILE_TOO_LARGE",
         99 => c"ROWSYNC_RESULT_PANIC",
         _ => c"ROWSYNC_RESULT_UNKNOWN",
     };
@@ -839,6 +844,161 @@ pub unsafe extern "C" fn rowsync_engine_discard_dead_letter(
 ) -> RowsyncResult {
     guard(|| {
         handle(engine)?.core().discard_dead_letter(id)?;
+        Ok(())
+    })
+}
+
+/// Queues the file at `path` for the record `kind`/`id` of `collection`
+/// (`/Sync/Upload`), under `file_name`: the bytes are copied into the
+/// replica now, so the app may delete its file; a sync sends it once the
+/// record has a server id. `*out_id` receives the upload's id. A file over
+/// the settings' `max_upload_bytes` is `ROWSYNC_RESULT_FILE_TOO_LARGE`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_queue_upload(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    kind: u32,
+    id: i64,
+    path: *const c_char,
+    file_name: *const c_char,
+    out_id: *mut i64,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let path = text(path, "path")?;
+        let file_name = text(file_name, "file_name")?;
+        check_out(out_id, "out_id")?;
+        let source = rowsync::UploadSource::Path(path.into());
+        *out_id = e
+            .core()
+            .queue_upload(collection, record_id(kind, id)?, source, file_name)?;
+        Ok(())
+    })
+}
+
+/// [`rowsync_engine_queue_upload`] with the file's `len` bytes at `data`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_queue_upload_bytes(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    kind: u32,
+    id: i64,
+    data: *const u8,
+    len: usize,
+    file_name: *const c_char,
+    out_id: *mut i64,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let file_name = text(file_name, "file_name")?;
+        check_out(out_id, "out_id")?;
+        let bytes = match (data.is_null(), len) {
+            (_, 0) => Vec::new(),
+            (true, _) => return Err(null("data")),
+            // SAFETY: the caller passes `len` readable bytes at `data`.
+            (false, n) => std::slice::from_raw_parts(data, n).to_vec(),
+        };
+        let source = rowsync::UploadSource::Bytes(bytes);
+        *out_id = e
+            .core()
+            .queue_upload(collection, record_id(kind, id)?, source, file_name)?;
+        Ok(())
+    })
+}
+
+/// The queued uploads and disputes (parked ones included) as a JSON array
+/// in `*out_json`: `[{"id", "kind", "request_id", "collection", "record",
+/// "file_name", "size", "items", "state": {"state": ...}, "attempts",
+/// "last_error", "queued_at"}]`.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_tasks(
+    engine: *const RowsyncEngine,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        *out_json = c_string(to_json(&e.core().tasks()?)?)?;
+        Ok(())
+    })
+}
+
+/// Removes queued upload or dispute `id` (not a parked one).
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_cancel_task(
+    engine: *const RowsyncEngine,
+    id: i64,
+) -> RowsyncResult {
+    guard(|| {
+        handle(engine)?.core().cancel_task(id)?;
+        Ok(())
+    })
+}
+
+/// Parses a JSON array of dispute items given by the app.
+unsafe fn dispute_items<T: serde::de::DeserializeOwned>(
+    json: *const c_char,
+    name: &str,
+) -> Result<Vec<T>, Fail> {
+    serde_json::from_str(text(json, name)?)
+        .map_err(|err| RowsyncError::bad_json("disputes", &err).into())
+}
+
+/// Queues `SolveOrderDispute` for `items_json`, a JSON array of `{"order_id",
+/// "code", "resolution", "reason", "amount"}`; `*out_json` receives the
+/// queued tasks' ids as a JSON array.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_solve_order_dispute(
+    engine: *const RowsyncEngine,
+    items_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let items = dispute_items(items_json, "items_json")?;
+        check_out(out_json, "out_json")?;
+        *out_json = c_string(to_json(&e.core().solve_order_dispute(items)?)?)?;
+        Ok(())
+    })
+}
+
+/// Queues `SolveDispute` for records of `collection`: `items_json` is a JSON
+/// array of `{"id", "row_version", "resolution", "reason"}`; `*out_json`
+/// receives the queued tasks' ids as a JSON array.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_solve_dispute(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    items_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        let items = dispute_items(items_json, "items_json")?;
+        check_out(out_json, "out_json")?;
+        *out_json = c_string(to_json(&e.core().solve_dispute(collection, items)?)?)?;
+        Ok(())
+    })
+}
+
+/// Queues the `SolveDispute` requests that tell the server which records of
+/// `collection` the replica holds, at which row versions (the vendor
+/// plugin's repair of a diverged replica); `*out_json` receives the queued
+/// tasks' ids as a JSON array.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_reconcile_dispute(
+    engine: *const RowsyncEngine,
+    collection: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let collection = text(collection, "collection")?;
+        check_out(out_json, "out_json")?;
+        *out_json = c_string(to_json(&e.core().reconcile_dispute(collection)?)?)?;
         Ok(())
     })
 }

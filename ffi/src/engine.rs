@@ -15,7 +15,8 @@ use crate::log::{LogLevel, LogSink, SinkAdapter};
 use crate::transport::{HttpTransport, TransportAdapter};
 use crate::types::{
     ConflictRecord, DeadLetterEntry, EngineSettings, EngineStatus, ListQuery, LoginCredentials,
-    LoginSession, RecordKey, RecordPage, SyncLogRecord, SyncSummary, WriteOp,
+    LoginSession, OrderDispute, RecordDispute, RecordKey, RecordPage, SyncLogRecord, SyncSummary,
+    TaskEntry, WriteOp,
 };
 
 /// The sync engine: a local replica the app reads and writes offline, and
@@ -372,6 +373,74 @@ impl RowsyncEngine {
     /// The last sync's report, if any.
     pub fn last_report(&self) -> Result<Option<SyncSummary>> {
         Ok(self.inner.last_report()?.map(Into::into))
+    }
+
+    /// Queues the file at `path` for record `key` of `collection`
+    /// (`/Sync/Upload`), under `file_name`. The bytes are copied into the
+    /// replica now (the app may delete its file); a sync sends it once the
+    /// record has a server id. Returns the upload's id. Throws
+    /// `FileTooLarge` past the settings' `max_upload_bytes`, `NotFound` for
+    /// an unknown record.
+    pub fn queue_upload_file(
+        &self,
+        collection: String,
+        key: RecordKey,
+        path: String,
+        file_name: String,
+    ) -> Result<i64> {
+        let source = rowsync::UploadSource::Path(path.into());
+        Ok(self
+            .inner
+            .queue_upload(&collection, key.into(), source, &file_name)?)
+    }
+
+    /// [`RowsyncEngine::queue_upload_file`] with the file's bytes.
+    pub fn queue_upload_bytes(
+        &self,
+        collection: String,
+        key: RecordKey,
+        bytes: Vec<u8>,
+        file_name: String,
+    ) -> Result<i64> {
+        let source = rowsync::UploadSource::Bytes(bytes);
+        Ok(self
+            .inner
+            .queue_upload(&collection, key.into(), source, &file_name)?)
+    }
+
+    /// The queued uploads and disputes, parked ones included, oldest first.
+    pub fn tasks(&self) -> Result<Vec<TaskEntry>> {
+        Ok(self.inner.tasks()?.into_iter().map(Into::into).collect())
+    }
+
+    /// Removes a queued upload or dispute (not a parked one).
+    pub fn cancel_task(&self, id: i64) -> Result<()> {
+        Ok(self.inner.cancel_task(id)?)
+    }
+
+    /// Queues `SolveOrderDispute` for `items` (orders by server id): durable,
+    /// sent once, parked with the server's words if refused. Returns the
+    /// queued tasks' ids.
+    pub fn solve_order_dispute(&self, items: Vec<OrderDispute>) -> Result<Vec<i64>> {
+        Ok(self
+            .inner
+            .solve_order_dispute(items.into_iter().map(Into::into).collect())?)
+    }
+
+    /// Queues `SolveDispute` for records of `collection` (by server id and
+    /// row version). Returns the queued tasks' ids.
+    pub fn solve_dispute(&self, collection: String, items: Vec<RecordDispute>) -> Result<Vec<i64>> {
+        Ok(self
+            .inner
+            .solve_dispute(&collection, items.into_iter().map(Into::into).collect())?)
+    }
+
+    /// Queues the `SolveDispute` requests that tell the server which
+    /// records of `collection` the replica holds, at which row versions
+    /// (the vendor plugin's repair of a diverged replica). Returns the
+    /// queued tasks' ids.
+    pub fn reconcile_dispute(&self, collection: String) -> Result<Vec<i64>> {
+        Ok(self.inner.reconcile_dispute(&collection)?)
     }
 
     /// The changes the server refused, parked.

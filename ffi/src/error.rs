@@ -116,6 +116,14 @@ pub enum RowsyncError {
         /// What was wrong.
         detail: String,
     },
+    /// A file handed to the upload queue is larger than the settings'
+    /// `max_upload_bytes`. Nothing was queued.
+    FileTooLarge {
+        /// The file's size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 impl fmt::Display for RowsyncError {
@@ -162,6 +170,10 @@ impl fmt::Display for RowsyncError {
                 "the replica holds {what} {replica}, but the server now says {server}"
             ),
             RowsyncError::WrongKey { detail } => write!(f, "wrong key: {detail}"),
+            RowsyncError::FileTooLarge { size, limit } => write!(
+                f,
+                "the file is {size} bytes, more than the {limit} an upload may have"
+            ),
         }
     }
 }
@@ -271,6 +283,7 @@ impl From<rowsync::Error> for RowsyncError {
                 detail: e.to_string(),
             },
             E::WrongKey(detail) => RowsyncError::WrongKey { detail },
+            E::FileTooLarge { size, limit } => RowsyncError::FileTooLarge { size, limit },
             E::HintRefused(reason) => RowsyncError::InvalidInput {
                 collection: "hint".into(),
                 field: "signature".into(),

@@ -78,6 +78,16 @@ pub struct EngineSettings {
     /// built-in Persian and English ones.
     #[uniffi(default)]
     pub already_registered: Vec<String>,
+    /// How often each collection is pulled, in seconds (0: at every
+    /// sync); a collection not named gets its default by churn (six hours
+    /// for reference data such as banks and regions, every sync for the
+    /// rest). `syncAll` ignores it; the push never waits for it.
+    #[uniffi(default)]
+    pub pull_intervals: std::collections::HashMap<String, u64>,
+    /// The largest file an upload may have, in bytes; a larger one throws
+    /// `FileTooLarge` when queued.
+    #[uniffi(default = 10485760)]
+    pub max_upload_bytes: u64,
 }
 
 impl EngineSettings {
@@ -104,6 +114,12 @@ impl EngineSettings {
             pull_endpoint: self.pull_endpoint.clone(),
             save_endpoint: self.save_endpoint.clone(),
             already_registered: self.already_registered.clone(),
+            pull_intervals: self
+                .pull_intervals
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+            max_upload_bytes: self.max_upload_bytes,
             ..base
         }
     }
@@ -132,6 +148,8 @@ impl From<rowsync::Settings> for EngineSettings {
             pull_endpoint: s.pull_endpoint,
             save_endpoint: s.save_endpoint,
             already_registered: s.already_registered,
+            pull_intervals: s.pull_intervals.into_iter().collect(),
+            max_upload_bytes: s.max_upload_bytes,
         }
     }
 }
@@ -413,6 +431,22 @@ pub enum ConnectionStatus {
     AuthFailed,
     /// A sync is running.
     Syncing,
+    /// A sync is sending the upload queue: file `file` of `files` (from 1)
+    /// is on its way.
+    Uploading {
+        /// The upload's id in the queue.
+        upload_id: i64,
+        /// Which file of this sync's uploads, from 1.
+        file: u32,
+        /// Uploads this sync is sending.
+        files: u32,
+        /// The file's size in bytes.
+        bytes: u64,
+        /// Bytes of this sync's uploads already taken by the server.
+        bytes_done: u64,
+        /// Bytes of all of this sync's uploads.
+        bytes_total: u64,
+    },
 }
 
 impl From<&rowsync::ConnectionState> for ConnectionStatus {
@@ -425,6 +459,21 @@ impl From<&rowsync::ConnectionState> for ConnectionStatus {
             },
             rowsync::ConnectionState::AuthFailed => ConnectionStatus::AuthFailed,
             rowsync::ConnectionState::Syncing => ConnectionStatus::Syncing,
+            rowsync::ConnectionState::Uploading {
+                upload_id,
+                file,
+                files,
+                bytes,
+                bytes_done,
+                bytes_total,
+            } => ConnectionStatus::Uploading {
+                upload_id: *upload_id,
+                file: *file,
+                files: *files,
+                bytes: *bytes,
+                bytes_done: *bytes_done,
+                bytes_total: *bytes_total,
+            },
         }
     }
 }
@@ -443,6 +492,10 @@ pub struct OutboxCounts {
     /// Creates whose save answer never came: the next sync confirms them
     /// by a pull before anything is sent again.
     pub in_doubt: u64,
+    /// Uploads queued (not parked).
+    pub uploads: u64,
+    /// Disputes queued (not parked).
+    pub disputes: u64,
 }
 
 impl From<rowsync::Counts> for OutboxCounts {
@@ -453,6 +506,8 @@ impl From<rowsync::Counts> for OutboxCounts {
             dead_letters: c.dead_letters,
             conflicts: c.conflicts,
             in_doubt: c.in_doubt,
+            uploads: c.uploads,
+            disputes: c.disputes,
         }
     }
 }
@@ -485,6 +540,8 @@ pub struct EngineStatus {
     pub last_sync: Option<String>,
     /// The last sync's error, if it failed.
     pub last_error: Option<String>,
+    /// The upload queue, parked uploads included, oldest first.
+    pub uploads: Vec<TaskEntry>,
 }
 
 impl From<rowsync::Status> for EngineStatus {
@@ -505,6 +562,154 @@ impl From<rowsync::Status> for EngineStatus {
                 .collect(),
             last_sync: s.last_sync,
             last_error: s.last_error,
+            uploads: s.uploads.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// What a queued task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TaskType {
+    /// A file for a record (`/Sync/Upload`).
+    Upload,
+    /// `SolveOrderDispute`.
+    OrderDispute,
+    /// `SolveDispute`.
+    Dispute,
+}
+
+/// Where a queued task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum TaskStatus {
+    /// An upload whose record has no server id yet: it goes after the
+    /// record's own save.
+    WaitingForRecord,
+    /// Goes at the next sync.
+    Queued,
+    /// Sent, and the answer never came: a dispute to the real server is
+    /// parked at the next sync rather than sent twice; anything else is
+    /// sent again, safely.
+    InDoubt,
+    /// Parked in the dead-letter queue.
+    Parked {
+        /// The dead letter.
+        dead_letter: i64,
+    },
+}
+
+/// A queued upload or dispute.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TaskEntry {
+    /// The task's id in the queue.
+    pub id: i64,
+    /// What it is.
+    pub kind: TaskType,
+    /// The client-generated request id.
+    pub request_id: String,
+    /// The record's (upload) or records' (dispute) collection.
+    pub collection: Option<String>,
+    /// The upload's record, by the id it has now.
+    pub record: Option<RecordKey>,
+    /// The upload's file name.
+    pub file_name: Option<String>,
+    /// The upload's size in bytes.
+    pub size: u64,
+    /// Orders or records a dispute names.
+    pub items: u64,
+    /// Where it stands.
+    pub status: TaskStatus,
+    /// Times it was sent.
+    pub attempts: u32,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// When it was queued (RFC 3339).
+    pub queued_at: String,
+}
+
+impl From<rowsync::TaskInfo> for TaskEntry {
+    fn from(t: rowsync::TaskInfo) -> Self {
+        TaskEntry {
+            id: t.id,
+            kind: match t.kind {
+                rowsync::TaskKind::Upload => TaskType::Upload,
+                rowsync::TaskKind::OrderDispute => TaskType::OrderDispute,
+                rowsync::TaskKind::Dispute => TaskType::Dispute,
+            },
+            request_id: t.request_id,
+            collection: t.collection,
+            record: t.record.map(|r| match r {
+                rowsync::RecordId::Server(id) => RecordKey::Server { id },
+                rowsync::RecordId::Client(id) => RecordKey::Client { id },
+            }),
+            file_name: t.file_name,
+            size: t.size,
+            items: t.items,
+            status: match t.state {
+                rowsync::TaskState::WaitingForRecord => TaskStatus::WaitingForRecord,
+                rowsync::TaskState::Queued => TaskStatus::Queued,
+                rowsync::TaskState::InDoubt => TaskStatus::InDoubt,
+                rowsync::TaskState::Parked { dead_letter } => TaskStatus::Parked { dead_letter },
+            },
+            attempts: t.attempts,
+            last_error: t.last_error,
+            queued_at: t.queued_at,
+        }
+    }
+}
+
+/// One order of a `SolveOrderDispute`.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct OrderDispute {
+    /// The order's server id.
+    pub order_id: i64,
+    /// The resolution code (mahak dialect).
+    #[uniffi(default = 0)]
+    pub code: i64,
+    /// `accept`, `reject` or `adjust` (documented dialect).
+    #[uniffi(default = "")]
+    pub resolution: String,
+    /// Why (documented dialect).
+    #[uniffi(default = "")]
+    pub reason: String,
+    /// The amount of an `adjust` (documented dialect).
+    #[uniffi(default = 0.0)]
+    pub amount: f64,
+}
+
+impl From<OrderDispute> for rowsync::OrderDisputeItem {
+    fn from(d: OrderDispute) -> Self {
+        rowsync::OrderDisputeItem {
+            order_id: d.order_id,
+            code: d.code,
+            resolution: d.resolution,
+            reason: d.reason,
+            amount: d.amount,
+        }
+    }
+}
+
+/// One record of a `SolveDispute`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RecordDispute {
+    /// The record's server id.
+    pub id: i64,
+    /// The row version held for it.
+    pub row_version: i64,
+    /// The resolution (documented dialect).
+    #[uniffi(default = "")]
+    pub resolution: String,
+    /// Why (documented dialect).
+    #[uniffi(default = "")]
+    pub reason: String,
+}
+
+impl From<RecordDispute> for rowsync::RecordDisputeItem {
+    fn from(d: RecordDispute) -> Self {
+        rowsync::RecordDisputeItem {
+            id: d.id,
+            row_version: d.row_version,
+            resolution: d.resolution,
+            reason: d.reason,
         }
     }
 }
@@ -566,6 +771,12 @@ pub struct SyncSummary {
     pub dead_letters: u64,
     /// Server ids given to locally created records.
     pub id_mappings: Vec<IdMapping>,
+    /// Uploads the server took.
+    pub uploaded: u64,
+    /// Disputes the server took.
+    pub disputes_sent: u64,
+    /// Uploads and disputes parked.
+    pub tasks_parked: u64,
 }
 
 impl From<rowsync::SyncReport> for SyncSummary {
@@ -604,6 +815,9 @@ impl From<rowsync::SyncReport> for SyncSummary {
                     server_id,
                 })
                 .collect(),
+            uploaded: r.uploaded,
+            disputes_sent: r.disputes_sent,
+            tasks_parked: r.tasks_parked,
         }
     }
 }
@@ -653,6 +867,8 @@ pub struct DeadLetterEntry {
     pub parked_at: String,
     /// The changes.
     pub changes: Vec<ParkedChange>,
+    /// The upload or dispute parked instead, if any.
+    pub tasks: Vec<TaskEntry>,
 }
 
 impl From<rowsync::DeadLetter> for DeadLetterEntry {
@@ -680,6 +896,7 @@ impl From<rowsync::DeadLetter> for DeadLetterEntry {
                     record_json: c.record.to_string(),
                 })
                 .collect(),
+            tasks: d.tasks.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -791,7 +1008,8 @@ mod tests {
             sync_deadline_ms: 20,
             retry_budget: 21,
             read_timeout_ms: 22,
-            pull_intervals: Default::default(),
+            pull_intervals: [("banks".to_string(), 60)].into_iter().collect(),
+            max_upload_bytes: 23,
         };
         let ffi = EngineSettings::from(core.clone());
         assert_eq!(ffi.dialect, Dialect::Documented);

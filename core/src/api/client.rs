@@ -44,6 +44,38 @@ pub enum CallKind {
     Save,
 }
 
+/// What a call sends. Every call but an upload sends a JSON body with the
+/// bearer token; an upload (`/Sync/Upload`) sends multipart, and the real
+/// server wants its token in the query as well.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    /// The request body.
+    pub body: &'a [u8],
+    /// Its `Content-Type`.
+    pub content_type: String,
+    /// Headers besides `Content-Type`, `Accept` and `Authorization`.
+    pub headers: Vec<(String, String)>,
+    /// Also send the token as this query parameter (`userToken`).
+    pub token_query: Option<&'static str>,
+    /// The answer's shape is not known (the real server's disputes and
+    /// uploads): a whole 2xx answer that is empty, or JSON that is not an
+    /// envelope, is a success. An envelope is read as usual.
+    pub lenient_answer: bool,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A JSON body, the answer an envelope.
+    pub fn json(body: &'a [u8]) -> Self {
+        Outgoing {
+            body,
+            content_type: "application/json; charset=utf-8".to_string(),
+            headers: Vec::new(),
+            token_query: None,
+            lenient_answer: false,
+        }
+    }
+}
+
 /// Client configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
@@ -130,6 +162,23 @@ pub enum ConnectionState {
     /// A sync is running. The client never sets this itself; the engine
     /// reports it over the client's state while it runs a sync.
     Syncing,
+    /// A sync is sending the upload queue: file `file` of `files` (from
+    /// 1), of `bytes` bytes, is on its way. Back to `Syncing` after the
+    /// last one.
+    Uploading {
+        /// The upload's id in the queue.
+        upload_id: i64,
+        /// Which file of this sync's uploads, from 1.
+        file: u32,
+        /// Uploads this sync is sending.
+        files: u32,
+        /// The file's size.
+        bytes: u64,
+        /// Bytes of this sync's uploads already taken by the server.
+        bytes_done: u64,
+        /// Bytes of all of this sync's uploads.
+        bytes_total: u64,
+    },
 }
 
 /// What one sync may still spend on retries.
@@ -323,6 +372,18 @@ impl ApiClient {
         kind: CallKind,
         log: &mut dyn FnMut(CallRecord),
     ) -> Result<Reply> {
+        self.call_with(endpoint, &Outgoing::json(body), kind, log)
+    }
+
+    /// [`ApiClient::call_as`], sending `out` (a multipart upload, or a call
+    /// whose answer has no known shape).
+    pub fn call_with(
+        &self,
+        endpoint: &str,
+        out: &Outgoing<'_>,
+        kind: CallKind,
+        log: &mut dyn FnMut(CallRecord),
+    ) -> Result<Reply> {
         check_endpoint(endpoint)?;
         if self.shutdown.is_triggered() {
             return Err(Error::Interrupted);
@@ -332,7 +393,13 @@ impl ApiClient {
         let mut cut = 0u32;
         loop {
             let token = self.ensure_token(log)?;
-            let sent = self.send_retrying(endpoint, body, Some(&token), kind, log)?;
+            let sent = self.send_retrying(endpoint, out, Some(&token), kind, log)?;
+            if out.lenient_answer {
+                if let Some(reply) = lenient_success(&sent.response) {
+                    log(record(endpoint, &sent, None));
+                    return Ok(reply);
+                }
+            }
             // The body is parsed once: a pull page can be many megabytes.
             let parsed = parse_envelope(&sent.response.body);
             if parsed.is_err() && kind == CallKind::Save && is_cut_short(&sent.response) {
@@ -483,7 +550,13 @@ impl ApiClient {
         let endpoint = self.config.login_endpoint.as_str();
         let mut cut = 0u32;
         let sent = loop {
-            let sent = self.send_retrying(endpoint, &body, None, CallKind::Idempotent, log)?;
+            let sent = self.send_retrying(
+                endpoint,
+                &Outgoing::json(&body),
+                None,
+                CallKind::Idempotent,
+                log,
+            )?;
             if !self.cut_short(endpoint, &sent, &mut cut, log)? {
                 break sent;
             }
@@ -539,7 +612,7 @@ impl ApiClient {
     fn send_retrying(
         &self,
         endpoint: &str,
-        body: &[u8],
+        out: &Outgoing<'_>,
         token: Option<&str>,
         kind: CallKind,
         log: &mut dyn FnMut(CallRecord),
@@ -547,20 +620,22 @@ impl ApiClient {
         let policy = &self.config.retry;
         let attempts = policy.attempts();
         let mut headers = vec![
-            (
-                "Content-Type".to_string(),
-                "application/json; charset=utf-8".to_string(),
-            ),
+            ("Content-Type".to_string(), out.content_type.clone()),
             ("Accept".to_string(), "application/json".to_string()),
         ];
+        headers.extend(out.headers.iter().cloned());
+        let mut url = format!("{}/Sync/{}", self.base_url, endpoint);
         if let Some(token) = token {
             headers.push(("Authorization".to_string(), format!("Bearer {token}")));
+            if let Some(name) = out.token_query {
+                url = format!("{url}?{name}={}", percent_encode(token));
+            }
         }
         let request = HttpRequest {
             method: "POST".to_string(),
-            url: format!("{}/Sync/{}", self.base_url, endpoint),
+            url,
             headers,
-            body: body.to_vec(),
+            body: out.body.to_vec(),
         };
         let mut last_tracking_id = None;
         let mut attempt = 0u32;
@@ -758,6 +833,46 @@ fn is_cut_short(response: &HttpResponse) -> bool {
         return (200..300).contains(&response.status);
     }
     serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
+}
+
+/// A whole 2xx answer to a call whose answer has no known shape, that is
+/// not an envelope: empty, or any other JSON. `None` for an envelope (read
+/// as usual), an error status, or an answer cut short.
+fn lenient_success(response: &HttpResponse) -> Option<Reply> {
+    if !(200..300).contains(&response.status) {
+        return None;
+    }
+    let body = &response.body;
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let data = if body.iter().all(u8::is_ascii_whitespace) {
+        RawValue::NULL.to_owned()
+    } else {
+        if parse_envelope(body).is_ok() {
+            return None;
+        }
+        let raw: Box<RawValue> = serde_json::from_slice(body).ok()?;
+        raw
+    };
+    Some(Reply {
+        success: true,
+        message: String::new(),
+        data,
+        tracking_id: tracking(response),
+        status: response.status,
+    })
+}
+
+/// A query value, percent-encoded (RFC 3986 unreserved characters kept).
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Endpoint names are plain identifiers (`GetAllDataV2`): nothing that could

@@ -8,3 +8,4 @@ pub mod pull;
 pub mod push;
 pub mod schedule;
 pub(crate) mod session;
+pub(crate) mod tasks;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use serde_json::Value;
 
-use crate::api::client::{ApiClient, CallKind, CallRecord, Reply};
+use crate::api::client::{ApiClient, CallKind, CallRecord, Outgoing, Reply};
 use crate::api::dialect::{Dialect, Endpoints, SaveOutcome, SaveRules};
 use crate::engine::{lock, read, Engine, Settings, PULLED_AT_KEY};
 use crate::error::{Error, RecordError, Result};
@@ -73,10 +73,10 @@ fn add_to_group<'a>(groups: &mut Vec<(i64, Vec<Refusal<'a>>)>, group: i64, entry
 
 /// One sync's state.
 pub(crate) struct Session<'e> {
-    engine: &'e Engine,
-    client: &'e ApiClient,
-    settings: Settings,
-    dialect: Dialect,
+    pub(super) engine: &'e Engine,
+    pub(super) client: &'e ApiClient,
+    pub(super) settings: Settings,
+    pub(super) dialect: Dialect,
     endpoints: Endpoints,
     rules: SaveRules,
     conflict_rounds: usize,
@@ -117,7 +117,9 @@ impl<'e> Session<'e> {
     /// anyway and the pull's error is reported.
     pub(crate) fn run(&mut self, report: &mut SyncReport) -> Result<()> {
         match self.pull_with_large_wal(report) {
-            Ok(()) => self.push(report),
+            // Uploads and disputes after the push: an upload's record gets
+            // its server id there.
+            Ok(()) => self.push(report).and_then(|()| self.send_tasks(report)),
             Err(pull_error @ Error::Protocol { .. }) => {
                 if let Err(e) = self.push(report) {
                     self.engine.logger.log(LogLevel::Warn, "rowsync::push", || {
@@ -133,9 +135,19 @@ impl<'e> Session<'e> {
     /// One call, its attempts written to the sync log; the login session is
     /// kept when it changed.
     fn call(&self, endpoint: &str, body: &[u8], kind: CallKind) -> Result<Reply> {
+        self.call_with(endpoint, &Outgoing::json(body), kind)
+    }
+
+    /// [`Session::call`], sending `out`.
+    pub(super) fn call_with(
+        &self,
+        endpoint: &str,
+        out: &Outgoing<'_>,
+        kind: CallKind,
+    ) -> Result<Reply> {
         let mut calls: Vec<CallRecord> = Vec::new();
         let logger = &self.engine.logger;
-        let result = self.client.call_as(endpoint, body, kind, &mut |c| {
+        let result = self.client.call_with(endpoint, out, kind, &mut |c| {
             let level = if c.error.is_some() {
                 LogLevel::Warn
             } else {

@@ -14,7 +14,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
 use rowsync::{
-    ConnectionState, Engine, ListOptions, RecordId, Settings, Status, SyncLogEntry, SyncReport,
+    ConnectionState, Engine, ListOptions, OrderDisputeItem, RecordDisputeItem, RecordId, Settings,
+    Status, SyncLogEntry, SyncReport, TaskInfo, TaskKind, TaskState, UploadSource,
 };
 use serde_json::Value;
 
@@ -34,6 +35,11 @@ commands:
   delete COLLECTION ID         delete a record (logically)
   why COLLECTION ID            where a record stands: synced, pending, in doubt, parked, ...
   hint FILE SIGNATURE          apply a push hint (secret from $ROWSYNC_HINT_SECRET)
+  upload COLLECTION ID FILE [--name NAME]
+                               queue a file for a record (sent after the record's save)
+  dispute order ORDER_ID | record COLLECTION ID ROW_VERSION | reconcile COLLECTION
+                               queue SolveOrderDispute / SolveDispute
+  tasks [cancel ID]            the queued uploads and disputes
   list COLLECTION [--include-deleted] [--limit N]
                                list a collection's records
   status                       checkpoints, outbox, dead letters, conflicts, last sync
@@ -272,6 +278,9 @@ fn help_of(command: &str) -> Option<&'static str> {
         "version" => "usage: rowsync --version",
         "hint" => "usage: ROWSYNC_HINT_SECRET=... rowsync --db FILE hint PAYLOAD_FILE SIGNATURE [--json]\n\nApplies a push hint: PAYLOAD_FILE holds the payload as received (- for stdin),\n{\"id\": \"...\", \"collections\": [\"orders\", ...], \"sentAt\": \"...\"}, and SIGNATURE is\nthe hex HMAC-SHA256 of those bytes under the shared secret. The collections it\nnames are pulled at the next `sync`. A bad signature is refused (exit 1) and\nchanges nothing; a hint id seen in the last 24 hours is a duplicate.",
         "why" => "usage: rowsync --db FILE why COLLECTION ID [--json]\n\nSays where one record stands, and why it is not on the server yet if it is not.\nExactly one of: synced (at which version, last sync), pending (which change,\nsince when, why the last sync ended), in flight, in doubt (sent, answer lost:\nthe next sync checks the server first), parked (the server's words and the dead\nletter to retry or discard), waiting behind a parked parent (which), overridden\nby a conflict (the log entry), deleted, or never seen.\nID is a server id (123) or a client id (c:123). --json prints the state as JSON.",
+        "upload" => "usage: rowsync --db FILE upload COLLECTION ID FILE [--name NAME] [--json]\n\nQueues FILE for one record (/Sync/Upload): a photo of a signed invoice, of a shop\nfront. The bytes are copied into the replica now (encrypted with it, if it is), so\nFILE may be deleted afterwards. The next `sync` sends it once the record has a\nserver id, after the record's own save; a refusal parks it in the dead-letter\nqueue with the server's words. ID is a server id (123) or a client id (c:123);\n--name gives the file name sent (default: FILE's). In the mahak dialect the server\ntakes files for `pictures` records (X-PictureId): attach a photo to an order by\ncreating a `pictures` record for it, then uploading the file for that picture.\nA file over the settings' max_upload_bytes (10 MiB by default) is refused (exit 1).",
+        "dispute" => "usage: rowsync --db FILE dispute order ORDER_ID [--code N] [--resolution R] [--reason T] [--amount A]\n       rowsync --db FILE dispute record COLLECTION ID ROW_VERSION [--resolution R] [--reason T]\n       rowsync --db FILE dispute reconcile COLLECTION\n\nQueues a dispute, sent by the next `sync`: `order` is SolveOrderDispute (the mahak\nserver takes a resolution --code; the documented one a --resolution accept, reject\nor adjust, with --reason and --amount), `record` is SolveDispute for one record at\nthe row version held, and `reconcile` tells the server every record of COLLECTION\nthe replica holds with its row version (the vendor plugin's repair of a diverged\nreplica). A dispute is durable and never sent twice: the mahak server does not\ndeduplicate, so one whose answer was lost is parked, not resent. Prints the ids\nof the queued tasks.",
+        "tasks" => "usage: rowsync --db FILE tasks [--json]\n       rowsync --db FILE tasks cancel ID\n\nLists the queued uploads and disputes: waiting for their record's server id,\nqueued, in doubt (sent, answer lost), or parked (see `rowsync dlq`). `cancel`\nremoves one that is not parked.",
         "encrypt" => "usage: ROWSYNC_DB_KEY=... rowsync --db FILE encrypt\n       rowsync --db FILE --key-file KEYFILE encrypt\n\nEncrypts a plain replica in place (SQLCipher): its data is exported into a new\nencrypted file beside it, synced to disk, then renamed over the old one, so a\nkill at any moment leaves either the old plain file or the new encrypted one.\nFrom then on every command needs the key. No other process may have it open.",
         "rekey" => "usage: ROWSYNC_DB_KEY=old ROWSYNC_NEW_DB_KEY=new rowsync --db FILE rekey\n       rowsync --db FILE --key-file OLD --new-key-file NEW rekey\n\nChanges an encrypted replica's key. The new key comes from --new-key-file (32\nraw bytes) or $ROWSYNC_NEW_DB_KEY (a passphrase).",
         _ => return None,
@@ -338,6 +347,9 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
         "why" => why(&a),
         "hint" => hint_cmd(&a),
         "rekey" => rekey(&a),
+        "upload" => upload(&mut a),
+        "dispute" => dispute(&mut a),
+        "tasks" => tasks_cmd(&a),
         _ => Err(Failure::usage(format!("unknown command `{command}`"))),
     }
 }
@@ -987,7 +999,158 @@ fn connection_text(c: &ConnectionState) -> String {
         },
         ConnectionState::AuthFailed => "login refused".into(),
         ConnectionState::Syncing => "syncing".into(),
+        ConnectionState::Uploading {
+            file, files, bytes, ..
+        } => format!("uploading file {file} of {files} ({bytes} bytes)"),
     }
+}
+
+// ----- uploads and disputes ----------------------------------------------
+
+fn upload(a: &mut Args) -> Outcome {
+    let name = a.value("--name")?;
+    let p = a.positional(&["COLLECTION", "ID", "FILE"])?;
+    let id = parse_id(&p[1])?;
+    let path = std::path::PathBuf::from(&p[2]);
+    let name = match name {
+        Some(n) => n,
+        None => path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .ok_or_else(|| Failure::usage(format!("`{}` names no file", p[2])))?,
+    };
+    let engine = open_configured(a)?;
+    let task = engine.queue_upload(&p[0], id, UploadSource::Path(path), &name)?;
+    if a.json {
+        return print_json(&serde_json::json!({"upload": task}));
+    }
+    say!(
+        "queued upload #{task}: {name} for {} {id}; the next sync sends it once the record is on the server",
+        p[0]
+    );
+    Ok(())
+}
+
+fn dispute(a: &mut Args) -> Outcome {
+    let code = a.number::<i64>("--code")?.unwrap_or(0);
+    let resolution = a.value("--resolution")?.unwrap_or_default();
+    let reason = a.value("--reason")?.unwrap_or_default();
+    let amount = a.number::<f64>("--amount")?.unwrap_or(0.0);
+    let int = |v: &str, what: &str| {
+        v.parse::<i64>()
+            .map_err(|_| Failure::usage(format!("{what} wants a number, not `{v}`")))
+    };
+    let engine;
+    let ids = match a.rest.first().map(String::as_str) {
+        Some("order") => {
+            let p = a.positional(&["order", "ORDER_ID"])?;
+            let order_id = int(&p[1], "ORDER_ID")?;
+            engine = open_configured(a)?;
+            engine.solve_order_dispute(vec![OrderDisputeItem {
+                order_id,
+                code,
+                resolution,
+                reason,
+                amount,
+            }])?
+        }
+        Some("record") => {
+            let p = a.positional(&["record", "COLLECTION", "ID", "ROW_VERSION"])?;
+            let item = RecordDisputeItem {
+                id: int(&p[2], "ID")?,
+                row_version: int(&p[3], "ROW_VERSION")?,
+                resolution,
+                reason,
+            };
+            engine = open_configured(a)?;
+            engine.solve_dispute(&p[1], vec![item])?
+        }
+        Some("reconcile") => {
+            let p = a.positional(&["reconcile", "COLLECTION"])?;
+            engine = open_configured(a)?;
+            engine.reconcile_dispute(&p[1])?
+        }
+        _ => {
+            return Err(Failure::usage(
+                "dispute wants `order`, `record` or `reconcile`",
+            ))
+        }
+    };
+    if a.json {
+        return print_json(&serde_json::json!({"tasks": ids}));
+    }
+    match ids.as_slice() {
+        [] => say!("nothing to dispute: the replica holds no synced record there"),
+        ids => say!(
+            "queued {} dispute request(s) ({}); the next sync sends them",
+            ids.len(),
+            ids.iter()
+                .map(|i| format!("#{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    Ok(())
+}
+
+fn task_line(t: &TaskInfo) -> String {
+    let what = match (t.kind, &t.file_name) {
+        (TaskKind::Upload, Some(f)) => format!(
+            "upload {f} ({} bytes) for {} {}",
+            t.size,
+            t.collection.as_deref().unwrap_or("?"),
+            t.record
+                .map(|r| r.to_string())
+                .unwrap_or_else(|| "(record gone)".into())
+        ),
+        (TaskKind::OrderDispute, _) => format!("SolveOrderDispute of {} order(s)", t.items),
+        (_, _) => format!(
+            "SolveDispute of {} {} record(s)",
+            t.items,
+            t.collection.as_deref().unwrap_or("?")
+        ),
+    };
+    let state = match &t.state {
+        TaskState::WaitingForRecord => "waiting for its record's server id".to_string(),
+        TaskState::Queued => "queued".to_string(),
+        TaskState::InDoubt => "in doubt (sent, the answer never came)".to_string(),
+        TaskState::Parked { dead_letter } => format!("parked in dead letter #{dead_letter}"),
+    };
+    let error = t
+        .last_error
+        .as_deref()
+        .map(|e| format!("; last error: {e}"))
+        .unwrap_or_default();
+    format!(
+        "#{}  {what}: {state}, {} attempt(s){error}",
+        t.id, t.attempts
+    )
+}
+
+fn tasks_cmd(a: &Args) -> Outcome {
+    if a.rest.first().map(String::as_str) == Some("cancel") {
+        let p = a.positional(&["cancel", "ID"])?;
+        let id: i64 = p[1]
+            .trim_start_matches('#')
+            .parse()
+            .map_err(|_| Failure::usage(format!("bad task id `{}`", p[1])))?;
+        open_configured(a)?.cancel_task(id)?;
+        say!("task #{id} removed from the queue");
+        return Ok(());
+    }
+    a.positional(&[])?;
+    let engine = open_configured(a)?;
+    let tasks = engine.tasks()?;
+    if a.json {
+        return print_json(&serde_json::to_value(&tasks)?);
+    }
+    if tasks.is_empty() {
+        say!("no upload or dispute is queued");
+    }
+    for t in &tasks {
+        say!("{}", task_line(t));
+    }
+    Ok(())
 }
 
 fn status(a: &Args) -> Outcome {
@@ -1043,6 +1206,16 @@ fn status(a: &Args) -> Outcome {
             "in doubt      {} create(s) sent whose answer never came: the next sync confirms them by a pull first",
             s.counts.in_doubt
         );
+    }
+    if s.counts.uploads + s.counts.disputes > 0 {
+        say!(
+            "tasks         {} upload(s), {} dispute(s) queued",
+            s.counts.uploads,
+            s.counts.disputes
+        );
+    }
+    for t in &s.uploads {
+        say!("  {}", task_line(t));
     }
     say!("dead letters  {}", s.counts.dead_letters);
     say!("conflicts     {} logged", s.counts.conflicts);
@@ -1107,6 +1280,9 @@ fn dlq(a: &Args) -> Outcome {
                         c.collection,
                         ids(c.server_id, c.client_id)
                     );
+                }
+                for t in &l.tasks {
+                    say!("     {}", task_line(t));
                 }
             }
             Ok(())

@@ -437,6 +437,17 @@ impl<'a> Admin<'a> {
             .collect()
     }
 
+    /// Every dispute received, in order (the documented dialect's resends
+    /// of a request id are not received again).
+    pub fn disputes(&self) -> Vec<crate::ReceivedDispute> {
+        crate::tasks::disputes(&self.server.db()).unwrap_or_default()
+    }
+
+    /// Every upload stored, in order.
+    pub fn uploads(&self) -> Vec<crate::StoredUpload> {
+        crate::tasks::uploads(&self.server.db()).unwrap_or_default()
+    }
+
     /// The shared row-version counter.
     pub fn counter(&self) -> i64 {
         store::counter(&self.server.db()).unwrap_or(0)
@@ -490,6 +501,24 @@ pub(crate) fn handle_http(server: &RefServer, method: &str, rest: &str, body: &[
             Ok(json!({"databaseId": int("databaseId"), "visitorId": int("visitorId")}))
         }
         (_, ["state"]) => Ok(json!(admin.state())),
+        ("GET", ["disputes"]) => Ok(Value::Array(
+            admin
+                .disputes()
+                .into_iter()
+                .map(|d| json!({"endpoint": d.endpoint, "requestId": d.request_id, "body": d.body}))
+                .collect(),
+        )),
+        ("GET", ["uploads"]) => Ok(Value::Array(
+            admin
+                .uploads()
+                .into_iter()
+                .map(|u| {
+                    json!({"id": u.id, "entity": u.entity, "recordId": u.record_id,
+                           "fileName": u.file_name, "contentType": u.content_type,
+                           "size": u.data.len(), "received": u.received})
+                })
+                .collect(),
+        )),
         ("POST", ["seed"]) => (|| {
             let products = body.get("products").and_then(Value::as_u64).unwrap_or(0);
             let persons = body.get("persons").and_then(Value::as_u64).unwrap_or(0);

@@ -98,6 +98,14 @@ pub struct ServerConfig {
     pub faults: FaultConfig,
     /// How many request log entries are kept in memory.
     pub log_capacity: usize,
+    /// Mahak: disputes and uploads are answered with an empty 200 body
+    /// instead of `{"Result": true}` (the real answer was never captured).
+    pub bare_task_answers: bool,
+    /// Refuse every dispute and upload with this message (a business
+    /// failure), on command.
+    pub refuse_tasks: Option<String>,
+    /// Largest file an upload may carry (default 12 MiB).
+    pub max_upload_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -131,6 +139,9 @@ impl Default for ServerConfig {
             verbose: false,
             faults: FaultConfig::default(),
             log_capacity: 1000,
+            bare_task_answers: false,
+            refuse_tasks: None,
+            max_upload_bytes: 12 * 1024 * 1024,
         }
     }
 }

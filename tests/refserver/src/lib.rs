@@ -27,6 +27,7 @@ mod pull;
 mod save;
 mod schema;
 mod store;
+mod tasks;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,7 @@ pub use faults::{Fault, FaultBody, FaultConfig, Faults, RetryAfter};
 pub use http::RunningServer;
 pub use mahak::{ALREADY_REGISTERED, LINE_NEEDS_DETAIL};
 pub use save::{CODE_CONFLICT, CODE_INTEGRITY, CODE_VALIDATION};
+pub use tasks::{ReceivedDispute, StoredUpload};
 
 /// Login refused: bad `databaseId` or `packageNumber`.
 pub const CODE_BAD_DATABASE: i64 = 1001;
@@ -218,6 +220,11 @@ impl RefServer {
     /// Empties the request log.
     pub fn clear_requests(&self) {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// True when the server speaks the mahak dialect.
+    pub(crate) fn is_mahak(&self) -> bool {
+        self.mahak.is_some()
     }
 
     pub(crate) fn db(&self) -> MutexGuard<'_, Connection> {

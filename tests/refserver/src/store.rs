@@ -108,6 +108,7 @@ pub(crate) fn open(path: Option<&Path>) -> Result<Connection, ServerError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(crate::tasks::SCHEMA)?;
     Ok(conn)
 }
 

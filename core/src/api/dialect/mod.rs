@@ -18,6 +18,7 @@ pub use crate::catalogue::Dialect;
 
 pub(crate) mod documented;
 pub(crate) mod mahak;
+pub(crate) mod tasks;
 
 /// One collection's part of a pull answer, validated.
 pub struct PulledCollection<'a> {

@@ -1,0 +1,287 @@
+//! Sending the task queue (uploads and disputes) at the end of a sync,
+//! after the push, so an upload's record already has its server id.
+//!
+//! Each task is marked sent, durably, before its call. A task found marked
+//! sent was sent by a sync whose answer never came (a kill, a lost
+//! answer): a dispute to the real server, which does not deduplicate, is
+//! then parked rather than sent twice; an upload (keyed by its record) and
+//! a documented dispute (deduplicated by its request id) are sent again.
+//! A refusal parks the task with the server's words; a transient failure
+//! ends the sync with its error and the task stays queued.
+
+use crate::api::client::{ConnectionState, Outgoing};
+use crate::catalogue::Dialect;
+use crate::engine::{lock, read};
+use crate::error::{Error, Result};
+use crate::log::LogLevel;
+use crate::report::SyncReport;
+use crate::sync::session::Session;
+use crate::tasks::{self, Spec, TaskKind, TaskRow};
+
+/// Why a dispute to the real server is parked after a lost answer.
+pub(crate) const DISPUTE_IN_DOUBT: &str = "the answer to this dispute never came: the server \
+     may have applied it, and it does not deduplicate, so it is not sent again unless you retry it";
+
+impl Session<'_> {
+    /// Sends every queued upload whose record has a server id, and every
+    /// queued dispute, oldest first.
+    pub(crate) fn send_tasks(&mut self, report: &mut SyncReport) -> Result<()> {
+        let ready = self.ready_tasks(report)?;
+        if ready.is_empty() {
+            return Ok(());
+        }
+        let uploads: Vec<&(TaskRow, Option<i64>)> = ready
+            .iter()
+            .filter(|(t, _)| t.kind == TaskKind::Upload)
+            .collect();
+        let files = u32::try_from(uploads.len()).unwrap_or(u32::MAX);
+        let bytes_total: u64 = uploads.iter().map(|(t, _)| t.size).sum();
+        let mut file = 0u32;
+        let mut bytes_done = 0u64;
+        let result = (|| {
+            for (task, server_id) in &ready {
+                if task.kind == TaskKind::Upload {
+                    file += 1;
+                    self.engine.set_state(ConnectionState::Uploading {
+                        upload_id: task.id,
+                        file,
+                        files,
+                        bytes: task.size,
+                        bytes_done,
+                        bytes_total,
+                    })?;
+                }
+                self.send_task(task, *server_id, report)?;
+                if task.kind == TaskKind::Upload {
+                    bytes_done += task.size;
+                }
+            }
+            Ok(())
+        })();
+        if files > 0 {
+            self.engine.set_state(ConnectionState::Syncing)?;
+        }
+        result
+    }
+
+    /// The tasks to send now, each upload with its record's server id.
+    /// Uploads whose record is gone are parked; those whose record has no
+    /// server id yet wait.
+    fn ready_tasks(&mut self, report: &mut SyncReport) -> Result<Vec<(TaskRow, Option<i64>)>> {
+        let queued = {
+            let store = lock(&self.engine.store)?;
+            tasks::rows(store.conn(), "parked IS NULL")?
+        };
+        let mut ready = Vec::with_capacity(queued.len());
+        for task in queued {
+            if task.kind != TaskKind::Upload {
+                ready.push((task, None));
+                continue;
+            }
+            let record = {
+                let store = lock(&self.engine.store)?;
+                tasks::upload_record(store.conn(), &task)?
+            };
+            match record {
+                None => self.park_task(
+                    &task,
+                    0,
+                    "its record no longer exists (deleted or discarded before the upload was sent)",
+                    None,
+                    report,
+                )?,
+                Some(r) if r.deleted => self.park_task(
+                    &task,
+                    0,
+                    "its record was deleted before the upload was sent",
+                    None,
+                    report,
+                )?,
+                // Without a server id, its record's own save goes first.
+                Some(r) => {
+                    if let Some(sid) = r.server_id {
+                        ready.push((task, Some(sid)));
+                    }
+                }
+            }
+        }
+        Ok(ready)
+    }
+
+    fn database_id(&self) -> i64 {
+        self.client
+            .session()
+            .map(|s| s.database_id)
+            .filter(|&d| d != 0)
+            .unwrap_or(self.settings.database_id)
+    }
+
+    /// Sends one task and settles it.
+    fn send_task(
+        &mut self,
+        task: &TaskRow,
+        server_id: Option<i64>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        if task.sent && task.kind != TaskKind::Upload && self.dialect == Dialect::Mahak {
+            return self.park_task(task, 0, DISPUTE_IN_DOUBT, None, report);
+        }
+        let request = {
+            let cat = read(&self.engine.catalogue)?;
+            match &task.spec {
+                Spec::OrderDispute { items } => self.dialect.order_dispute_request(
+                    self.database_id(),
+                    &task.request_id,
+                    items,
+                )?,
+                Spec::Dispute { collection, items } => {
+                    let Some(def) = cat.get(collection) else {
+                        drop(cat);
+                        return self.park_task(
+                            task,
+                            0,
+                            &format!("the collection `{collection}` is no longer registered"),
+                            None,
+                            report,
+                        );
+                    };
+                    self.dialect.dispute_request(
+                        self.database_id(),
+                        def,
+                        &task.request_id,
+                        items,
+                    )?
+                }
+                Spec::Upload {
+                    collection,
+                    file_name,
+                    content_type,
+                    ..
+                } => {
+                    let (Some(def), Some(sid)) = (cat.get(collection), server_id) else {
+                        return Ok(());
+                    };
+                    let data = {
+                        let store = lock(&self.engine.store)?;
+                        tasks::file(store.conn(), task.id)?
+                    };
+                    let Some(data) = data else {
+                        return Err(Error::Database(format!(
+                            "upload {} has lost its file",
+                            task.id
+                        )));
+                    };
+                    self.dialect
+                        .upload_request(def, sid, file_name, content_type, &data)?
+                }
+            }
+        };
+        {
+            let mut store = lock(&self.engine.store)?;
+            let tx = store.begin()?;
+            tx.execute(
+                "UPDATE rs_tasks SET sent = 1, attempts = attempts + 1 WHERE id = ?1",
+                [task.id],
+            )?;
+            tx.commit()?;
+        }
+        let out = Outgoing {
+            body: &request.body,
+            content_type: request.content_type.clone(),
+            headers: request.headers.clone(),
+            token_query: request.token_query,
+            // The real server's answers to these were never captured.
+            lenient_answer: self.dialect == Dialect::Mahak,
+        };
+        match self.call_with(request.endpoint, &out, request.kind) {
+            Ok(reply) if reply.success => {
+                {
+                    let mut store = lock(&self.engine.store)?;
+                    let tx = store.begin()?;
+                    tx.execute("DELETE FROM rs_tasks WHERE id = ?1", [task.id])?;
+                    tx.commit()?;
+                }
+                match task.kind {
+                    TaskKind::Upload => report.uploaded += 1,
+                    _ => report.disputes_sent += 1,
+                }
+                Ok(())
+            }
+            Ok(reply) => {
+                let message = match reply.message.trim() {
+                    "" => "the server refused it without a reason",
+                    m => m,
+                };
+                self.park_task(task, 0, message, reply.tracking_id.as_deref(), report)
+            }
+            Err(Error::Rejected {
+                code,
+                message,
+                tracking_id,
+                ..
+            }) => self.park_task(task, code, &message, tracking_id.as_deref(), report),
+            Err(Error::Conflict {
+                message,
+                tracking_id,
+                ..
+            }) => self.park_task(task, 2002, &message, tracking_id.as_deref(), report),
+            Err(Error::InDoubt { tracking_id, .. }) => {
+                self.park_task(task, 0, DISPUTE_IN_DOUBT, tracking_id.as_deref(), report)
+            }
+            Err(Error::Protocol {
+                message,
+                tracking_id,
+                ..
+            }) => self.park_task(task, 0, &message, tracking_id.as_deref(), report),
+            Err(e) => {
+                // Not sent, or safe to send again: it stays queued.
+                let mut store = lock(&self.engine.store)?;
+                let tx = store.begin()?;
+                tx.execute(
+                    "UPDATE rs_tasks SET sent = 0, last_error = ?2 WHERE id = ?1",
+                    rusqlite::params![task.id, e.to_string()],
+                )?;
+                tx.commit()?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Parks a task in a new dead letter with the server's words.
+    fn park_task(
+        &self,
+        task: &TaskRow,
+        code: i64,
+        message: &str,
+        tracking_id: Option<&str>,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let entity = match &task.spec {
+            Spec::Upload { collection, .. } | Spec::Dispute { collection, .. } => {
+                collection.as_str()
+            }
+            Spec::OrderDispute { .. } => "orders",
+        };
+        {
+            let mut store = lock(&self.engine.store)?;
+            let tx = store.begin()?;
+            let id = tx.park(&[], code, message, Some(entity), None, tracking_id)?;
+            tx.execute(
+                "UPDATE rs_tasks SET parked = ?2, last_error = ?3 WHERE id = ?1",
+                rusqlite::params![task.id, id, message],
+            )?;
+            tx.commit()?;
+        }
+        self.engine
+            .logger
+            .log(LogLevel::Warn, "rowsync::tasks", || {
+                format!(
+                    "parked {} {} in the dead-letter queue: code {code}, {message}",
+                    task.kind.as_str(),
+                    task.id
+                )
+            });
+        report.tasks_parked += 1;
+        Ok(())
+    }
+}
