@@ -400,6 +400,57 @@ int main(int argc, char **argv) {
         CHECK(rowsync_engine_set_hint_secret(engine, NULL, 0) == ROWSYNC_RESULT_OK, "secret removed");
     }
 
+    /* An upload for a picture, sent after the picture's own save, and a
+     * dispute; a file over the limit is refused and nothing is queued. */
+    {
+        long long pic_cid = -1;
+        int64_t upload = -1;
+        CHECK(rowsync_engine_create(engine, "pictures", "{\"fileName\": \"sign.jpg\"}", &out) ==
+                  ROWSYNC_RESULT_OK,
+              "create a picture");
+        pic_cid = json_int(out, "pictureClientId");
+        rowsync_string_free(out);
+        out = NULL;
+        const unsigned char photo[] = {0xff, 0xd8, 0xff, 0xe0, 1, 2, 3, 4, 5, 6};
+        CHECK(rowsync_engine_configure(engine, "{\"max_upload_bytes\": 8}") == ROWSYNC_RESULT_OK,
+              "a small upload limit");
+        CHECK(rowsync_engine_queue_upload_bytes(engine, "pictures", ROWSYNC_ID_KIND_CLIENT, pic_cid, photo,
+                                                sizeof photo, "sign.jpg", &upload) ==
+                  ROWSYNC_RESULT_FILE_TOO_LARGE,
+              "a file over the limit is refused");
+        CHECK(upload == -1, "no id for a refused upload");
+        CHECK(rowsync_engine_configure(engine, "{\"max_upload_bytes\": 1048576}") == ROWSYNC_RESULT_OK,
+              "the limit back");
+        CHECK(rowsync_engine_queue_upload_bytes(engine, "pictures", ROWSYNC_ID_KIND_CLIENT, pic_cid, photo,
+                                                sizeof photo, "sign.jpg", &upload) == ROWSYNC_RESULT_OK &&
+                  upload > 0,
+              "upload queued");
+        CHECK(rowsync_engine_queue_upload(engine, "pictures", ROWSYNC_ID_KIND_CLIENT, pic_cid,
+                                          "/nonexistent/file.jpg", "x.jpg", &upload) ==
+                  ROWSYNC_RESULT_INVALID_INPUT,
+              "an unreadable file is refused");
+        CHECK(rowsync_engine_solve_order_dispute(engine, "[{\"order_id\": 501, \"code\": 2}]", &out) ==
+                  ROWSYNC_RESULT_OK && out != NULL && out[0] == '[',
+              "dispute queued");
+        rowsync_string_free(out);
+        out = NULL;
+        CHECK(rowsync_engine_solve_order_dispute(engine, "not json", &out) == ROWSYNC_RESULT_INVALID_INPUT,
+              "bad dispute JSON");
+        CHECK(rowsync_engine_tasks(engine, &out) == ROWSYNC_RESULT_OK && strstr(out, "waiting_for_record") != NULL,
+              "the upload waits for its picture's save");
+        rowsync_string_free(out);
+        out = NULL;
+        CHECK(rowsync_engine_sync(engine, &out) == ROWSYNC_RESULT_OK && json_int(out, "uploaded") == 1 &&
+                  json_int(out, "disputes_sent") == 1,
+              "the sync sends the upload and the dispute");
+        rowsync_string_free(out);
+        out = NULL;
+        CHECK(rowsync_engine_tasks(engine, &out) == ROWSYNC_RESULT_OK && strcmp(out, "[]") == 0,
+              "the queue is empty");
+        rowsync_string_free(out);
+        out = NULL;
+    }
+
     CHECK(rowsync_engine_sync_log(engine, 10, &out) == ROWSYNC_RESULT_OK, "sync log");
     CHECK(out != NULL && strstr(out, "SaveAllData") != NULL, "save call logged");
     rowsync_string_free(out);

@@ -218,6 +218,31 @@ fun main(args: Array<String>) {
         check(why.contains("\"state\":\"synced\"") && why.contains("\"words\""), "explain: the line is synced ($why)")
         check(e.explain("orders", RecordKey.Server(424242L)).contains("never_seen"), "explain: never seen")
 
+        // A photo of the signed invoice: a picture record, its file queued
+        // (sent after the picture's save, progress on the status listener),
+        // and a dispute; a file over the limit throws FileTooLarge.
+        val pic = e.create("pictures", """{"fileName": "signed.jpg"}""")
+        val picKey = RecordKey.Client(jsonLong(pic, "pictureClientId") ?: 0)
+        e.configure(e.settings().copy(maxUploadBytes = 4uL))
+        try {
+            e.queueUploadBytes("pictures", picKey, byteArrayOf(1, 2, 3, 4, 5), "signed.jpg")
+            check(false, "a file over the limit must throw")
+        } catch (ex: RowsyncException.FileTooLarge) {
+            check(ex.size == 5uL && ex.limit == 4uL, "FileTooLarge names the size and the limit")
+        }
+        e.configure(e.settings().copy(maxUploadBytes = 1048576uL))
+        val photo = java.nio.file.Files.createTempFile("signed", ".jpg")
+        java.nio.file.Files.write(photo, byteArrayOf(-1, -40, -1, -32, 7, 7, 7))
+        val uploadId = e.queueUploadFile("pictures", picKey, photo.toString(), "signed.jpg")
+        java.nio.file.Files.delete(photo)
+        check(e.tasks().single().status == TaskStatus.WaitingForRecord, "the upload waits for its picture's save")
+        check(e.status().uploads.single().id == uploadId, "status lists the upload")
+        e.solveOrderDispute(listOf(OrderDispute(orderId = 501L, code = 2L)))
+        val sent = e.sync()
+        check(sent.uploaded == 1uL && sent.disputesSent == 1uL, "the upload and the dispute sent")
+        check(e.tasks().isEmpty(), "the queue is empty")
+        check(status.seen.any { it is ConnectionStatus.Uploading && it.uploadId == uploadId }, "progress on the status listener")
+
         // The replica holds mahak data: another dialect is refused.
         try {
             e.configure(settings.copy(dialect = Dialect.DOCUMENTED))
