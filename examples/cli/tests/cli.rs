@@ -737,6 +737,18 @@ fn odd_input_never_panics() {
         vec!["conflicts", "--clear", "--clear"],
         vec!["status", "extra"],
         vec!["wipe", "now"],
+        vec!["upload", "pictures", "c:1", "/nonexistent"],
+        vec!["upload", "pictures", "1", "/"],
+        vec!["upload", "pictures", "x", "/etc/hostname"],
+        vec!["upload", "", "1", "/etc/hostname", "--name", ""],
+        vec!["dispute"],
+        vec!["dispute", "order", "x"],
+        vec!["dispute", "order", "-1"],
+        vec!["dispute", "order", "1", "--amount", "nan"],
+        vec!["dispute", "record", "products", "1", "-5"],
+        vec!["dispute", "reconcile", "nosuch"],
+        vec!["tasks", "cancel", "#x"],
+        vec!["tasks", "cancel", "99"],
         vec!["serve", "--port"],
         vec!["serve", "--dialect", "klingon"],
         vec!["serve", "--seed-products", "-5"],
@@ -885,10 +897,78 @@ fn every_command_has_help() {
         "log",
         "serve",
         "demo",
+        "why",
+        "hint",
+        "upload",
+        "dispute",
+        "tasks",
     ] {
         assert!(top.contains(command), "top-level help lists {command}");
         let help = ok(&rowsync(&db, &[command, "--help"]));
-        assert!(help.starts_with("usage: rowsync"), "{command}: {help}");
+        assert!(
+            help.starts_with("usage: ") && help.contains("rowsync "),
+            "{command}: {help}"
+        );
     }
     assert!(!db.exists(), "help never creates a replica");
+}
+
+#[test]
+fn upload_dispute_and_tasks_commands() {
+    let server = shop();
+    let scratch = Scratch::new("tasks");
+    let db = scratch.db();
+    init(&db, &server);
+    json(&rowsync(&db, &["sync", "--json"]));
+    let pic = json(&rowsync(
+        &db,
+        &["put", "pictures", r#"{"fileName": "front.jpg"}"#, "--json"],
+    ));
+    let cid = pic["pictureClientId"].as_i64().unwrap();
+    let file = scratch.0.join("front.jpg");
+    std::fs::write(&file, b"\xff\xd8 a shop front").unwrap();
+    let id = format!("c:{cid}");
+    let out = json(&rowsync(
+        &db,
+        &["upload", "pictures", &id, file.to_str().unwrap(), "--json"],
+    ));
+    assert!(out["upload"].as_i64().unwrap() > 0);
+    std::fs::remove_file(&file).unwrap();
+    let text = ok(&rowsync(&db, &["dispute", "order", "501", "--code", "2"]));
+    assert!(text.contains("queued 1 dispute request"), "{text}");
+    let listed = ok(&rowsync(&db, &["tasks"]));
+    assert!(
+        listed.contains("waiting for its record's server id"),
+        "{listed}"
+    );
+    assert!(listed.contains("SolveOrderDispute of 1 order"), "{listed}");
+    let status = ok(&rowsync(&db, &["status"]));
+    assert!(
+        status.contains("1 upload(s), 1 dispute(s) queued"),
+        "{status}"
+    );
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    assert_eq!(
+        (
+            report["uploaded"].as_u64(),
+            report["disputes_sent"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert!(ok(&rowsync(&db, &["tasks"])).contains("no upload or dispute is queued"));
+    let uploads = server.server().admin().uploads();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].data, b"\xff\xd8 a shop front");
+    // Reconcile: one request naming every product the replica holds.
+    let queued = json(&rowsync(
+        &db,
+        &["dispute", "reconcile", "products", "--json"],
+    ));
+    assert_eq!(queued["tasks"].as_array().map(Vec::len), Some(1));
+    let t = queued["tasks"][0].as_i64().unwrap().to_string();
+    ok(&rowsync(&db, &["tasks", "cancel", &t]));
+    assert!(json(&rowsync(&db, &["tasks", "--json"]))
+        .as_array()
+        .unwrap()
+        .is_empty());
 }
