@@ -106,6 +106,9 @@ pub struct ServerConfig {
     pub refuse_tasks: Option<String>,
     /// Largest file an upload may carry (default 12 MiB).
     pub max_upload_bytes: usize,
+    /// Compress answers of 1 KiB and more with gzip for a client that
+    /// accepts it (over HTTP; on by default).
+    pub gzip: bool,
 }
 
 impl Default for ServerConfig {
@@ -142,6 +145,7 @@ impl Default for ServerConfig {
             bare_task_answers: false,
             refuse_tasks: None,
             max_upload_bytes: 12 * 1024 * 1024,
+            gzip: true,
         }
     }
 }

@@ -461,6 +461,10 @@ fn serve_connection(stream: TcpStream, server: &RefServer, stop: &AtomicBool) ->
             read_body(&mut reader, len, keep, &mut body)?;
         }
 
+        let gzip = server.config().gzip
+            && head
+                .header("accept-encoding")
+                .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
         let close = match head.header("connection").map(str::to_ascii_lowercase) {
             Some(v) if v.contains("close") => true,
             Some(v) if v.contains("keep-alive") => false,
@@ -483,7 +487,8 @@ fn serve_connection(stream: TcpStream, server: &RefServer, stop: &AtomicBool) ->
         };
         match server.handle(&request) {
             Outcome::Respond(r) => {
-                write_response(&mut writer, &r, close, None)?;
+                let r = if gzip { gzipped(r) } else { r };
+                server.count_wire_bytes(write_response(&mut writer, &r, close, None)?);
                 if close {
                     let _ = writer.shutdown(Shutdown::Write);
                     return Ok(());
@@ -494,6 +499,7 @@ fn serve_connection(stream: TcpStream, server: &RefServer, stop: &AtomicBool) ->
                 return Ok(());
             }
             Outcome::CutResponse(r) => {
+                let r = if gzip { gzipped(r) } else { r };
                 let half = r.body.len() / 2;
                 let _ = write_response(&mut writer, &r, close, Some(half));
                 let _ = writer.shutdown(Shutdown::Both);
@@ -501,6 +507,28 @@ fn serve_connection(stream: TcpStream, server: &RefServer, stop: &AtomicBool) ->
             }
         }
     }
+}
+
+/// Answers smaller than this go as they are.
+const GZIP_FROM: usize = 1024;
+
+/// `r` compressed with gzip (`Content-Encoding: gzip`), when it is worth it.
+/// Level 1: the server must not become the bottleneck of a first sync.
+fn gzipped(mut r: HttpResponse) -> HttpResponse {
+    if r.body.len() < GZIP_FROM {
+        return r;
+    }
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(r.body.len() / 4),
+        flate2::Compression::new(1),
+    );
+    let Ok(body) = enc.write_all(&r.body).and_then(|()| enc.finish()) else {
+        return r;
+    };
+    r.body = body;
+    r.headers
+        .push(("Content-Encoding".to_string(), "gzip".to_string()));
+    r
 }
 
 fn reason(status: u16) -> &'static str {
@@ -527,7 +555,7 @@ fn write_response(
     r: &HttpResponse,
     close: bool,
     cut: Option<usize>,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
     for (k, v) in &r.headers {
         if k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("connection") {
@@ -552,5 +580,6 @@ fn write_response(
     out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(body);
     w.write_all(&out)?;
-    w.flush()
+    w.flush()?;
+    Ok(out.len() as u64)
 }

@@ -105,6 +105,8 @@ pub struct RefServer {
     limiter: auth::RateLimiter,
     log: Mutex<VecDeque<RequestLog>>,
     seq: AtomicU64,
+    /// Bytes of HTTP answers written to sockets (heads included).
+    wire_bytes: AtomicU64,
     run_id: String,
 }
 
@@ -147,6 +149,7 @@ impl RefServer {
             limiter: auth::RateLimiter::default(),
             log: Mutex::new(VecDeque::new()),
             seq: AtomicU64::new(0),
+            wire_bytes: AtomicU64::new(0),
             config: RwLock::new(config),
         }))
     }
@@ -220,6 +223,16 @@ impl RefServer {
     /// Empties the request log.
     pub fn clear_requests(&self) {
         self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Bytes of HTTP answers written to sockets so far (heads included,
+    /// after compression): what a client downloaded.
+    pub fn wire_bytes(&self) -> u64 {
+        self.wire_bytes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_wire_bytes(&self, n: u64) {
+        self.wire_bytes.fetch_add(n, Ordering::Relaxed);
     }
 
     /// True when the server speaks the mahak dialect.
