@@ -103,6 +103,12 @@ pub struct Settings {
     /// The largest file an upload may have, in bytes (10 MiB by default);
     /// a larger one is refused with `FileTooLarge` when queued.
     pub max_upload_bytes: u64,
+    /// Ask for gzip answers and decode them as they arrive (on by
+    /// default; a pull page shrinks several times over).
+    pub gzip: bool,
+    /// Fetch and parse the next pull page on another thread while this one
+    /// is applied (on by default; off runs the pull step by step).
+    pub pipelined_pull: bool,
 }
 
 impl Default for Settings {
@@ -134,6 +140,8 @@ impl Default for Settings {
             read_timeout_ms: 30_000,
             pull_intervals: std::collections::BTreeMap::new(),
             max_upload_bytes: crate::tasks::DEFAULT_MAX_UPLOAD_BYTES,
+            gzip: true,
+            pipelined_pull: true,
         }
     }
 }
@@ -819,6 +827,7 @@ impl Engine {
                 read_timeout: Duration::from_millis(
                     settings.read_timeout_ms.min(settings.timeout_ms),
                 ),
+                gzip: settings.gzip,
             })?),
         };
         let client = Arc::new(ApiClient::new(

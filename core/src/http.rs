@@ -21,6 +21,9 @@ pub struct HttpConfig {
     /// Longest wait for the response's headers, and for its body: a server
     /// that stalls mid-answer is an error after this, not after `timeout`.
     pub read_timeout: Duration,
+    /// Ask for gzip answers (`Accept-Encoding: gzip`) and decode them,
+    /// streaming: a shop on a mobile link waits for bytes, not for CPU.
+    pub gzip: bool,
 }
 
 impl Default for HttpConfig {
@@ -30,6 +33,7 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(30),
+            gzip: true,
         }
     }
 }
@@ -73,6 +77,12 @@ impl UreqTransport {
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_recv_body(Some(config.read_timeout))
             .user_agent(concat!("rowsync/", env!("CARGO_PKG_VERSION")))
+            // `gzip` (decoded as the body is read) unless turned off.
+            .accept_encoding(if config.gzip {
+                ureq::config::AutoHeaderValue::Default
+            } else {
+                ureq::config::AutoHeaderValue::None
+            })
             .build();
         Ok(UreqTransport {
             agent: ureq::Agent::new_with_config(agent_config),
@@ -368,6 +378,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
+            gzip: true,
         })
         .unwrap()
     }
@@ -392,6 +403,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(60),
             read_timeout: Duration::from_millis(300),
+            gzip: true,
         })
         .unwrap();
         let started = std::time::Instant::now();
@@ -506,6 +518,7 @@ mod tests {
             connect_timeout: Duration::ZERO,
             timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            gzip: true,
         });
         assert!(matches!(r, Err(Error::Config(_))));
     }

@@ -88,6 +88,12 @@ pub struct EngineSettings {
     /// `FileTooLarge` when queued.
     #[uniffi(default = 10485760)]
     pub max_upload_bytes: u64,
+    /// Ask for gzip answers and decode them as they arrive.
+    #[uniffi(default = true)]
+    pub gzip: bool,
+    /// Fetch and parse the next pull page while this one is applied.
+    #[uniffi(default = true)]
+    pub pipelined_pull: bool,
 }
 
 impl EngineSettings {
@@ -120,6 +126,8 @@ impl EngineSettings {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect(),
             max_upload_bytes: self.max_upload_bytes,
+            gzip: self.gzip,
+            pipelined_pull: self.pipelined_pull,
             ..base
         }
     }
@@ -150,6 +158,8 @@ impl From<rowsync::Settings> for EngineSettings {
             already_registered: s.already_registered,
             pull_intervals: s.pull_intervals.into_iter().collect(),
             max_upload_bytes: s.max_upload_bytes,
+            gzip: s.gzip,
+            pipelined_pull: s.pipelined_pull,
         }
     }
 }
@@ -1010,6 +1020,8 @@ mod tests {
             read_timeout_ms: 22,
             pull_intervals: [("banks".to_string(), 60)].into_iter().collect(),
             max_upload_bytes: 23,
+            gzip: false,
+            pipelined_pull: false,
         };
         let ffi = EngineSettings::from(core.clone());
         assert_eq!(ffi.dialect, Dialect::Documented);

@@ -6,6 +6,7 @@
 //! (DESIGN.md invariants 2, 3, 11 and 12). The bytes of every request and
 //! answer belong to the dialect; this file never reads a JSON key.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -13,11 +14,12 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::api::client::{ApiClient, CallKind, CallRecord, Outgoing, Reply};
-use crate::api::dialect::{Dialect, Endpoints, SaveOutcome, SaveRules};
+use crate::api::dialect::{Dialect, Endpoints, PulledCollection, SaveOutcome, SaveRules};
 use crate::engine::{lock, read, Engine, Settings, PULLED_AT_KEY};
 use crate::error::{Error, RecordError, Result};
 use crate::local::{self, Changes};
 use crate::log::LogLevel;
+use crate::record::Meta;
 use crate::report::SyncReport;
 use crate::schema;
 use crate::store;
@@ -69,6 +71,287 @@ fn add_to_group<'a>(groups: &mut Vec<(i64, Vec<Refusal<'a>>)>, group: i64, entry
         Some((_, list)) => list.push(entry),
         None => groups.push((group, vec![entry])),
     }
+}
+
+/// A fetched page with the calls it took (for the sync log), or the error
+/// that ended the pull.
+type Fetch = (Vec<CallRecord>, Result<Fetched>);
+
+/// A pull page, fetched and parsed, ready to apply.
+struct Fetched {
+    /// The page's text; the records are spans of it.
+    page: String,
+    entries: Vec<OwnedEntry>,
+    /// The page's number in this pull.
+    number: u64,
+    /// Collections asked for again after it.
+    asking_next: usize,
+    /// An error found in the page that ends the pull once it is applied.
+    then: Result<()>,
+}
+
+/// A parsed collection of a page, detached from the page's borrow.
+struct OwnedEntry {
+    name: String,
+    records: Vec<(RecordText, Meta)>,
+    row_version: Option<i64>,
+    has_more: bool,
+}
+
+/// A record's JSON text: a span of the page, or text of its own.
+enum RecordText {
+    Span(usize, usize),
+    Own(String),
+}
+
+/// Fetches and parses pull pages, one after the other, keeping the
+/// checkpoints each page moves to (those the apply will store: the largest
+/// of the old one and the page's), so the next request can leave before
+/// the page is applied.
+struct Fetcher<'a> {
+    engine: &'a Engine,
+    client: &'a ApiClient,
+    dialect: Dialect,
+    endpoint: &'a str,
+    page_size: u32,
+    max_pages: u64,
+    pages: u64,
+    /// Collections to ask for next; empty when the pull is over.
+    wanted: Vec<String>,
+    /// The checkpoints the next request starts from.
+    before: HashMap<String, i64>,
+}
+
+impl Fetcher<'_> {
+    /// The next page, or `None` when the pull is over. After an error the
+    /// pull is over.
+    fn next(&mut self) -> Option<Fetch> {
+        if self.wanted.is_empty() {
+            return None;
+        }
+        let mut calls = Vec::new();
+        let result = self.fetch(&mut calls);
+        if result.is_err() {
+            self.wanted.clear();
+        }
+        Some((calls, result))
+    }
+
+    fn fetch(&mut self, calls: &mut Vec<CallRecord>) -> Result<Fetched> {
+        if self.pages >= self.max_pages {
+            return Err(Error::Protocol {
+                collection: None,
+                message: format!(
+                    "the server kept sending new pages ({}); the pull stopped at its limit",
+                    self.pages
+                ),
+                tracking_id: None,
+            });
+        }
+        let since =
+            |before: &HashMap<String, i64>, name: &str| before.get(name).copied().unwrap_or(0);
+        let body = {
+            let cat = read(&self.engine.catalogue)?;
+            let mut asked = Vec::with_capacity(self.wanted.len());
+            for name in &self.wanted {
+                asked.push((cat.require(name)?, since(&self.before, name)));
+            }
+            self.dialect.pull_body(&asked, self.page_size)?
+        };
+        let logger = &self.engine.logger;
+        let reply = self
+            .client
+            .call_as(self.endpoint, &body, CallKind::Idempotent, &mut |c| {
+                log_call(logger, &c);
+                calls.push(c)
+            })?;
+        self.pages += 1;
+        let tracking_id = reply.tracking_id.clone();
+        let page = self.dialect.page_text(reply.data);
+        let cat = read(&self.engine.catalogue)?;
+        let mut entries =
+            self.dialect
+                .parse_pull(&cat, &self.wanted, &page, tracking_id.as_deref())?;
+        if self.dialect == Dialect::Mahak {
+            // An inclusive lower bound sends the record at the checkpoint
+            // again: it was applied with the page that moved the checkpoint
+            // there, so it is not news.
+            for e in &mut entries {
+                let cp = since(&self.before, &e.def.name);
+                if cp > 0 {
+                    e.records.retain(|(_, m)| m.row_version != Some(cp));
+                }
+            }
+        }
+        let mut then = Ok(());
+        let next = match self.dialect {
+            Dialect::Mahak => {
+                if entries
+                    .iter()
+                    .any(|e| e.brings_news(since(&self.before, &e.def.name)))
+                {
+                    self.wanted.clone()
+                } else {
+                    Vec::new()
+                }
+            }
+            Dialect::Documented => {
+                let mut next = Vec::new();
+                for e in entries.iter().filter(|e| e.has_more) {
+                    let moved = e
+                        .checkpoint()
+                        .is_some_and(|cp| cp > since(&self.before, &e.def.name));
+                    if !moved {
+                        then = Err(Error::Protocol {
+                            collection: Some(e.def.name.clone()),
+                            message: "the server says more records remain but sent none newer"
+                                .into(),
+                            tracking_id: tracking_id.clone(),
+                        });
+                        next.clear();
+                        break;
+                    }
+                    next.push(e.def.name.clone());
+                }
+                next
+            }
+        };
+        let base = page.as_ptr() as usize;
+        let owned: Vec<OwnedEntry> = entries
+            .into_iter()
+            .map(|e| {
+                if let Some(cp) = e.checkpoint() {
+                    let at = self.before.entry(e.def.name.clone()).or_insert(0);
+                    *at = (*at).max(cp);
+                }
+                OwnedEntry {
+                    name: e.def.name.clone(),
+                    records: e
+                        .records
+                        .into_iter()
+                        .map(|(text, meta)| {
+                            let text = match text {
+                                Cow::Borrowed(t) => {
+                                    let start = (t.as_ptr() as usize).wrapping_sub(base);
+                                    match page.get(start..start + t.len()) {
+                                        Some(span) if span.as_ptr() == t.as_ptr() => {
+                                            RecordText::Span(start, start + t.len())
+                                        }
+                                        _ => RecordText::Own(t.to_string()),
+                                    }
+                                }
+                                Cow::Owned(t) => RecordText::Own(t),
+                            };
+                            (text, meta)
+                        })
+                        .collect(),
+                    row_version: e.row_version,
+                    has_more: e.has_more,
+                }
+            })
+            .collect();
+        drop(cat);
+        self.wanted = next;
+        Ok(Fetched {
+            page,
+            entries: owned,
+            number: self.pages,
+            asking_next: self.wanted.len(),
+            then,
+        })
+    }
+}
+
+/// Logs one HTTP attempt.
+fn log_call(logger: &crate::log::Logger, c: &CallRecord) {
+    let level = if c.error.is_some() {
+        LogLevel::Warn
+    } else {
+        LogLevel::Debug
+    };
+    logger.log(level, "rowsync::http", || {
+        format!(
+            "{} attempt {} status {} in {} ms, tracking id {}{}",
+            c.endpoint,
+            c.attempt,
+            c.status
+                .map_or_else(|| "none".to_string(), |s| s.to_string()),
+            c.duration_ms,
+            c.tracking_id.as_deref().unwrap_or("none"),
+            c.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        )
+    });
+}
+
+/// Applies a fetched page with its checkpoints in one transaction (its
+/// calls logged in it too), or returns the error that ended the pull
+/// (after logging its calls).
+fn apply_fetched(
+    engine: &Engine,
+    client: &ApiClient,
+    (calls, fetched): Fetch,
+    report: &mut SyncReport,
+) -> Result<()> {
+    let fetched = match fetched {
+        Ok(f) => f,
+        Err(e) => {
+            let mut store = lock(&engine.store)?;
+            let tx = store.begin()?;
+            tx.append_sync_log(&calls)?;
+            tx.commit()?;
+            drop(store);
+            engine.keep_session(client.session())?;
+            return Err(e);
+        }
+    };
+    report.pull_requests += 1;
+    let Fetched {
+        page,
+        entries,
+        number,
+        asking_next,
+        then,
+    } = fetched;
+    let mut changes = Changes::default();
+    {
+        let cat = read(&engine.catalogue)?;
+        let resolvers = read(&engine.resolvers)?;
+        let mut pulled = Vec::with_capacity(entries.len());
+        for e in entries {
+            let def = cat.require(&e.name)?;
+            let records = e
+                .records
+                .into_iter()
+                .map(|(text, meta)| {
+                    let text = match text {
+                        RecordText::Span(a, b) => Cow::Borrowed(page.get(a..b).unwrap_or_default()),
+                        RecordText::Own(t) => Cow::Owned(t),
+                    };
+                    (text, meta)
+                })
+                .collect();
+            pulled.push(PulledCollection {
+                def,
+                records,
+                row_version: e.row_version,
+                has_more: e.has_more,
+            });
+        }
+        let mut store = lock(&engine.store)?;
+        let tx = store.begin()?;
+        tx.append_sync_log(&calls)?;
+        pull::apply(&tx, &cat, &pulled, &resolvers, report, &mut changes)?;
+        tx.commit()?;
+    }
+    engine.keep_session(client.session())?;
+    engine.logger.log(LogLevel::Debug, "rowsync::pull", || {
+        format!("page {number} applied; asking again for {asking_next} collection(s)")
+    });
+    engine.registry.emit_changes(&changes.into_events());
+    then
 }
 
 /// One sync's state.
@@ -148,26 +431,7 @@ impl<'e> Session<'e> {
         let mut calls: Vec<CallRecord> = Vec::new();
         let logger = &self.engine.logger;
         let result = self.client.call_with(endpoint, out, kind, &mut |c| {
-            let level = if c.error.is_some() {
-                LogLevel::Warn
-            } else {
-                LogLevel::Debug
-            };
-            logger.log(level, "rowsync::http", || {
-                format!(
-                    "{} attempt {} status {} in {} ms, tracking id {}{}",
-                    c.endpoint,
-                    c.attempt,
-                    c.status
-                        .map_or_else(|| "none".to_string(), |s| s.to_string()),
-                    c.duration_ms,
-                    c.tracking_id.as_deref().unwrap_or("none"),
-                    c.error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                )
-            });
+            log_call(logger, &c);
             calls.push(c)
         });
         {
@@ -251,100 +515,62 @@ impl<'e> Session<'e> {
         } else {
             all
         };
-        let mut wanted = all.clone();
         // The real server's lower bound is probably inclusive: the record at
         // the checkpoint comes back, so a page of one would never move on.
         let page_size = match self.dialect {
             Dialect::Mahak if self.settings.page_size > 0 => self.settings.page_size.max(2),
             _ => self.settings.page_size,
         };
-        let max_pages = u64::from(self.settings.max_pull_pages.max(1));
-        let mut pages = 0u64;
-        while !wanted.is_empty() {
-            if pages >= max_pages {
-                return Err(Error::Protocol {
-                    collection: None,
-                    message: format!(
-                        "the server kept sending new pages ({pages}); the pull stopped at its limit"
-                    ),
-                    tracking_id: None,
-                });
-            }
-            let before: HashMap<String, i64> = {
-                let store = lock(&engine.store)?;
-                store::checkpoints(store.conn())?.into_iter().collect()
-            };
-            let body = {
-                let cat = read(&engine.catalogue)?;
-                let mut asked = Vec::with_capacity(wanted.len());
-                for name in &wanted {
-                    asked.push((cat.require(name)?, before.get(name).copied().unwrap_or(0)));
-                }
-                self.dialect.pull_body(&asked, page_size)?
-            };
-            let reply = self.call(&self.endpoints.pull, &body, CallKind::Idempotent)?;
-            report.pull_requests += 1;
-            pages += 1;
-            let mut changes = Changes::default();
-            let tracking_id = reply.tracking_id.clone();
-            let page = self.dialect.page_text(reply.data);
-            let next = {
-                let cat = read(&engine.catalogue)?;
-                let resolvers = read(&engine.resolvers)?;
-                let mut entries =
-                    self.dialect
-                        .parse_pull(&cat, &wanted, &page, tracking_id.as_deref())?;
-                let since = |name: &str| before.get(name).copied().unwrap_or(0);
-                if self.dialect == Dialect::Mahak {
-                    // An inclusive lower bound sends the record at the
-                    // checkpoint again: it was applied with the page that
-                    // moved the checkpoint there, so it is not news.
-                    for e in &mut entries {
-                        let cp = since(&e.def.name);
-                        if cp > 0 {
-                            e.records.retain(|(_, m)| m.row_version != Some(cp));
-                        }
-                    }
-                }
-                let mut store = lock(&engine.store)?;
-                let tx = store.begin()?;
-                pull::apply(&tx, &cat, &entries, &resolvers, report, &mut changes)?;
-                tx.commit()?;
-                match self.dialect {
-                    Dialect::Mahak => {
-                        if entries.iter().any(|e| e.brings_news(since(&e.def.name))) {
-                            wanted.clone()
-                        } else {
-                            Vec::new()
-                        }
-                    }
-                    Dialect::Documented => {
-                        let mut next = Vec::new();
-                        for e in entries.iter().filter(|e| e.has_more) {
-                            let moved = e.checkpoint().is_some_and(|cp| cp > since(&e.def.name));
-                            if !moved {
-                                return Err(Error::Protocol {
-                                    collection: Some(e.def.name.clone()),
-                                    message:
-                                        "the server says more records remain but sent none newer"
-                                            .into(),
-                                    tracking_id: reply.tracking_id.clone(),
-                                });
+        let before: HashMap<String, i64> = {
+            let store = lock(&engine.store)?;
+            store::checkpoints(store.conn())?.into_iter().collect()
+        };
+        let client = self.client;
+        let mut fetcher = Fetcher {
+            engine,
+            client,
+            dialect: self.dialect,
+            endpoint: &self.endpoints.pull,
+            page_size,
+            max_pages: u64::from(self.settings.max_pull_pages.max(1)),
+            pages: 0,
+            wanted: all.clone(),
+            before,
+        };
+        if self.settings.pipelined_pull {
+            // Page N+1 is fetched and parsed on another thread while page N
+            // is applied here; the rendezvous channel keeps at most one
+            // parsed page waiting, so memory stays flat.
+            std::thread::scope(|scope| -> Result<()> {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Fetch>(0);
+                let worker = std::thread::Builder::new()
+                    .name("rowsync-pull".into())
+                    .spawn_scoped(scope, move || {
+                        while let Some(item) = fetcher.next() {
+                            if tx.send(item).is_err() {
+                                break;
                             }
-                            next.push(e.def.name.clone());
                         }
-                        next
+                    })
+                    .map_err(|e| Error::Database(format!("cannot start the pull thread: {e}")))?;
+                let mut result = Ok(());
+                while let Ok(item) = rx.recv() {
+                    if let Err(e) = apply_fetched(engine, client, item, report) {
+                        result = Err(e);
+                        break;
                     }
                 }
-            };
-            engine.logger.log(LogLevel::Debug, "rowsync::pull", || {
-                format!(
-                    "page {pages} applied; asking again for {} collection(s)",
-                    next.len()
-                )
-            });
-            engine.registry.emit_changes(&changes.into_events());
-            wanted = next;
+                // The fetcher stops at its next page once no one listens.
+                drop(rx);
+                if worker.join().is_err() {
+                    return Err(Error::Database("the pull thread panicked".into()));
+                }
+                result
+            })?;
+        } else {
+            while let Some(item) = fetcher.next() {
+                apply_fetched(engine, client, item, report)?;
+            }
         }
         if only.is_none() {
             for c in &all {

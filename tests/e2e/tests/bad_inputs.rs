@@ -445,6 +445,7 @@ fn run(r: &Row) -> String {
                     connect_timeout: Duration::from_secs(1),
                     timeout: Duration::from_secs(2),
                     read_timeout: Duration::from_millis(500),
+                    gzip: true,
                 })
                 .unwrap(),
             ))
