@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::api::auth::interpret_login;
 use crate::api::client::{CallKind, ClientConfig};
 use crate::api::dialect::{Dialect, SaveRules};
-use crate::api::envelope::{interpret_reply, parse_envelope};
+use crate::api::envelope::interpret_reply;
 use crate::catalogue::Catalogue;
 use crate::local::{self, Changes, ListOptions, RecordId};
 use crate::report::SyncReport;
@@ -58,10 +58,7 @@ thread_local! {
 /// were applied.
 pub fn pull_answer(data: &[u8]) -> usize {
     let (dialect, body) = split(data);
-    let reply = match parse_envelope(body) {
-        Ok(parsed) => interpret_reply(&response(200, body), Ok(parsed), CallKind::Idempotent),
-        Err(why) => interpret_reply(&response(200, body), Err(why), CallKind::Idempotent),
-    };
+    let reply = interpret_reply(response(200, body), CallKind::Idempotent);
     let Ok(reply) = reply else { return 0 };
     PULL.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -141,8 +138,7 @@ pub fn pull_answer(data: &[u8]) -> usize {
 /// an update of a person, in the dialect the first byte names.
 pub fn save_answer(data: &[u8]) {
     let (dialect, body) = split(data);
-    let parsed = parse_envelope(body);
-    let reply = interpret_reply(&response(200, body), parsed, CallKind::Save);
+    let reply = interpret_reply(response(200, body), CallKind::Save);
     let Ok(reply) = reply else { return };
     let (cat, people) = match dialect {
         Dialect::Mahak => (Catalogue::mahak(), "people"),

@@ -121,12 +121,21 @@ impl Transport for UreqTransport {
                 )
             })
             .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(u64::MAX)
-            .read_to_vec()
-            .map_err(map_ureq_error)?;
+        // A body of known length is read into a buffer of that size: a pull
+        // page of many megabytes grown by doubling would hold up to twice
+        // its size, and leave the allocator holes to fill. A compressed body
+        // (its decoded length unknown) grows as it comes.
+        let encoded = response.headers().contains_key("content-encoding");
+        let capacity = match response.body().content_length() {
+            Some(n) if !encoded => usize::try_from(n.min(MAX_PRESIZE)).unwrap_or(0),
+            _ => 0,
+        };
+        let mut body = Vec::with_capacity(capacity);
+        std::io::Read::read_to_end(
+            &mut response.body_mut().with_config().limit(u64::MAX).reader(),
+            &mut body,
+        )
+        .map_err(|e| map_ureq_error(ureq::Error::from(e)))?;
         Ok(HttpResponse {
             status,
             headers,
@@ -134,6 +143,10 @@ impl Transport for UreqTransport {
         })
     }
 }
+
+/// The largest buffer reserved from a `Content-Length` before any byte
+/// arrives (a longer body still grows past it).
+const MAX_PRESIZE: u64 = 64 * 1024 * 1024;
 
 /// Folds a ureq error into a [`TransportError`]. The message is ureq's own
 /// text, which never holds request headers (so no token).

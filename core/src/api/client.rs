@@ -17,9 +17,7 @@ use serde_json::value::RawValue;
 
 use crate::api::auth::{check_identity, interpret_login, login_body, Refusal, Token};
 use crate::api::dialect::Dialect;
-use crate::api::envelope::{
-    interpret_reply, is_token_refusal, parse_envelope, server_message, tracking,
-};
+use crate::api::envelope::{interpret, is_token_refusal, parse_envelope, server_message, tracking};
 use crate::api::retry::{
     is_retryable_status, jittered_backoff, parse_retry_after, rate_limit_wait, RateLimitWait,
 };
@@ -136,8 +134,10 @@ pub struct Reply {
     pub success: bool,
     /// The envelope's message, for a reply that is not a success.
     pub message: String,
-    /// The envelope's `data`, unparsed (`null` when absent).
-    pub data: Box<RawValue>,
+    /// The envelope's `data`, its JSON text as the server wrote it (`null`
+    /// when absent). A pull page's text is taken from the answer's own
+    /// buffer, not copied.
+    pub data: String,
     /// The response's `Trackingid` header.
     pub tracking_id: Option<String>,
     /// HTTP status.
@@ -454,7 +454,7 @@ impl ApiClient {
                 refused_once = true;
                 continue;
             }
-            let result = interpret_reply(&sent.response, parsed, kind);
+            let result = interpret(&sent.response, parsed, kind);
             log(record(
                 endpoint,
                 &sent,
@@ -463,7 +463,8 @@ impl ApiClient {
             if let Err(Error::AuthFailed { .. }) = &result {
                 self.set_connection(ConnectionState::AuthFailed);
             }
-            return result;
+            let mut sent = sent;
+            return result.map(|(reply, data)| reply.with_data(&mut sent.response.body, data));
         }
     }
 
@@ -845,13 +846,13 @@ fn lenient_success(response: &HttpResponse) -> Option<Reply> {
     let body = &response.body;
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     let data = if body.iter().all(u8::is_ascii_whitespace) {
-        RawValue::NULL.to_owned()
+        "null".to_string()
     } else {
         if parse_envelope(body).is_ok() {
             return None;
         }
-        let raw: Box<RawValue> = serde_json::from_slice(body).ok()?;
-        raw
+        let raw: &RawValue = serde_json::from_slice(body).ok()?;
+        raw.get().to_string()
     };
     Some(Reply {
         success: true,
@@ -1316,7 +1317,7 @@ mod tests {
         let c = mahak_client(&script);
         let reply = save(&c).unwrap();
         assert!(!reply.success);
-        assert_eq!(reply.data.get(), r#"{"Objects":{}}"#);
+        assert_eq!(reply.data.as_str(), r#"{"Objects":{}}"#);
         assert!(
             matches!(save(&c), Err(Error::Rejected { ref message, .. }) if message == "too big")
         );
@@ -1359,7 +1360,7 @@ mod tests {
         let (reply, log) = run(&c, "GetAllDataV2");
         let reply = reply.unwrap();
         assert_eq!(
-            reply.data.get(),
+            reply.data.as_str(),
             r#"{"orders":{"rowVersion":5,"records":[]}}"#
         );
         assert_eq!(reply.status, 200);
@@ -1393,7 +1394,7 @@ mod tests {
 
         // Second call: same token, no new login.
         let (reply, log) = run(&c, "GetAllDataV2");
-        assert_eq!(reply.unwrap().data.get(), "[1, 2]");
+        assert_eq!(reply.unwrap().data.as_str(), "[1, 2]");
         assert_eq!(log.len(), 1);
         assert_eq!(
             script.seen()[2].header("authorization"),
@@ -1498,7 +1499,7 @@ mod tests {
             .reply(ok_data(r#""done""#));
         let c = client(&script);
         let (r, log) = run(&c, "SaveAllDataV2");
-        assert_eq!(r.unwrap().data.get(), r#""done""#);
+        assert_eq!(r.unwrap().data.as_str(), r#""done""#);
         let seen = script.seen();
         assert_eq!(seen.len(), 4);
         assert_eq!(seen[1].header("authorization"), Some("Bearer tok-AAA"));
@@ -1833,13 +1834,13 @@ mod tests {
     fn envelope_tolerance() {
         // Missing message and code, unknown fields, BOM, PascalCase, no data.
         let (r, _, _) = after_login(resp(200, "\u{feff}{\"success\":true,\"x\":[1]}"));
-        assert_eq!(r.unwrap().data.get(), "null");
+        assert_eq!(r.unwrap().data.as_str(), "null");
         let (r, _, _) = after_login(resp(
             201,
             r#"{"Success":true,"Code":0,"Message":null,"Data":{"a":[1, 2]}}"#,
         ));
         let reply = r.unwrap();
-        assert_eq!(reply.data.get(), r#"{"a":[1, 2]}"#);
+        assert_eq!(reply.data.as_str(), r#"{"a":[1, 2]}"#);
         assert_eq!(reply.status, 201);
         let (r, _, _) = after_login(resp(
             200,

@@ -159,13 +159,50 @@ pub(crate) fn failure(status: u16, envelope: &Parsed<'_>, tracking_id: Option<St
     }
 }
 
+/// Where `data` lies in the answer's `body`: its text is filled in by
+/// [`Reply::with_data`] once the borrows of the body are over.
+pub(crate) type DataSpan = Option<std::ops::Range<usize>>;
+
+/// [`interpret`] of a whole response, with the reply's `data` filled in.
+pub(crate) fn interpret_reply(mut response: HttpResponse, kind: CallKind) -> Result<Reply> {
+    let result = interpret(&response, parse_envelope(&response.body), kind);
+    result.map(|(reply, span)| reply.with_data(&mut response.body, span))
+}
+
+/// The byte range of `raw` inside `body`, when `raw` borrows from it.
+fn span_in(body: &[u8], raw: &RawValue) -> DataSpan {
+    let start = (raw.get().as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
+    let end = start.checked_add(raw.get().len())?;
+    (body.get(start..end)?.as_ptr() == raw.get().as_ptr()).then_some(start..end)
+}
+
+impl Reply {
+    /// This reply with `data` set to the text at `span` of `body` (`null`
+    /// without one). The text is cut out of `body` in place and `body` is
+    /// left empty: a pull page of many megabytes is never held twice.
+    pub(crate) fn with_data(mut self, body: &mut Vec<u8>, span: DataSpan) -> Reply {
+        self.data = match span {
+            Some(span) => {
+                let mut text = std::mem::take(body);
+                text.truncate(span.end);
+                text.drain(..span.start);
+                String::from_utf8(text)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+            }
+            None => "null".to_string(),
+        };
+        self
+    }
+}
+
 /// Interprets a response that the retry loop did not retry (anything but
-/// 429, 5xx-transient and, for calls, token refusals).
-pub(crate) fn interpret_reply(
+/// 429, 5xx-transient and, for calls, token refusals). A reply's `data` is
+/// left empty and its place in the body returned beside it.
+pub(crate) fn interpret(
     response: &HttpResponse,
     parsed: std::result::Result<Parsed<'_>, String>,
     kind: CallKind,
-) -> Result<Reply> {
+) -> Result<(Reply, DataSpan)> {
     let status = response.status;
     let tracking_id = tracking(response);
     match status {
@@ -173,13 +210,17 @@ pub(crate) fn interpret_reply(
             Ok(envelope)
                 if envelope.success || (kind == CallKind::Save && envelope.data.is_some()) =>
             {
-                Ok(Reply {
-                    success: envelope.success,
-                    message: envelope.message.into_owned(),
-                    data: envelope.data.unwrap_or(RawValue::NULL).to_owned(),
-                    tracking_id,
-                    status,
-                })
+                let span = envelope.data.and_then(|d| span_in(&response.body, d));
+                Ok((
+                    Reply {
+                        success: envelope.success,
+                        message: envelope.message.into_owned(),
+                        data: String::new(),
+                        tracking_id,
+                        status,
+                    },
+                    span,
+                ))
             }
             Ok(envelope) => Err(failure(status, &envelope, tracking_id)),
             // A save whose answer cannot be read may still have been applied.

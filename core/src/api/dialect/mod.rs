@@ -151,9 +151,7 @@ impl Dialect {
     /// dialect gives every key its camelCase name, in place (the answer is
     /// PascalCase; only ASCII letters change, so nothing moves and nothing
     /// is copied record by record).
-    pub fn page_text(self, data: Box<RawValue>) -> String {
-        let text: Box<str> = data.into();
-        let text = String::from(text);
+    pub fn page_text(self, text: String) -> String {
         match self {
             Dialect::Mahak => mahak::camel_page(text),
             Dialect::Documented => text,
@@ -194,10 +192,17 @@ impl Dialect {
         self,
         catalogue: &Catalogue,
         changes: &[&Change],
-        data: &RawValue,
+        data: &str,
         rules: &SaveRules,
         tracking_id: Option<&str>,
     ) -> Result<SaveAnswer> {
+        let data: &RawValue = serde_json::from_str(data).map_err(|e| {
+            protocol(
+                None,
+                format!("the save answer's data is not JSON: {e}"),
+                tracking_id,
+            )
+        })?;
         match self {
             Dialect::Mahak => mahak::parse_save(catalogue, changes, data, rules, tracking_id),
             Dialect::Documented => documented::parse_save(catalogue, changes, data, tracking_id),
