@@ -13,6 +13,8 @@ pub const VERSION: i32 = 4;
 /// Write-ahead-log pages that trigger an automatic checkpoint (SQLite's
 /// default), outside a pull.
 pub const WAL_AUTOCHECKPOINT: i64 = 1_000;
+/// The writer's page cache, in KiB.
+pub const CACHE_KIB: i64 = 16_000;
 
 /// Version 1: records, checkpoints, outbox, dead letters, conflicts, meta.
 const V1: &str = "
@@ -126,7 +128,7 @@ pub fn init(conn: &mut Connection) -> Result<()> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT)?;
-    conn.pragma_update(None, "cache_size", -16_000)?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     migrate(conn, VERSION)
 }

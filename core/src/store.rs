@@ -373,6 +373,12 @@ impl Store {
         })
     }
 
+    /// Sets the writer's page cache, in KiB.
+    pub fn set_cache_kib(&self, kib: i64) -> Result<()> {
+        self.conn.pragma_update(None, "cache_size", -kib)?;
+        Ok(())
+    }
+
     /// Sets how many write-ahead-log pages trigger an automatic checkpoint.
     pub fn set_wal_autocheckpoint(&self, pages: i64) -> Result<()> {
         self.conn.pragma_update(None, "wal_autocheckpoint", pages)?;

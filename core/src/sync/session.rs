@@ -33,6 +33,12 @@ const PULL_WAL_PAGES: i64 = 16_384;
 /// A pull that applied at least this many records (a full page) checkpoints
 /// at its end; a smaller one is left to the automatic checkpoint.
 const BIG_PULL_RECORDS: u64 = 5_000;
+/// The writer's page cache during a big pull (from its first page of
+/// `BIG_PULL_RECORDS` records), in KiB. A first sync appends: the pages it
+/// touches are the right edges of the table and its indexes, while the
+/// page parsed ahead is in memory beside the one being applied. A small
+/// pull keeps the whole cache (and what it holds).
+const PULL_CACHE_KIB: i64 = 8_000;
 /// Batches planned at a time, so a huge outbox is not read into memory whole.
 const PLAN_BATCHES: usize = 8;
 /// Conflict rounds per sync before a change that keeps conflicting is parked.
@@ -316,6 +322,7 @@ fn apply_fetched(
         then,
     } = fetched;
     let mut changes = Changes::default();
+    let records: usize = entries.iter().map(|e| e.records.len()).sum();
     {
         let cat = read(&engine.catalogue)?;
         let resolvers = read(&engine.resolvers)?;
@@ -341,6 +348,9 @@ fn apply_fetched(
             });
         }
         let mut store = lock(&engine.store)?;
+        if records as u64 >= BIG_PULL_RECORDS {
+            store.set_cache_kib(PULL_CACHE_KIB)?;
+        }
         let tx = store.begin()?;
         tx.append_sync_log(&calls)?;
         pull::apply(&tx, &cat, &pulled, &resolvers, report, &mut changes)?;
@@ -476,6 +486,13 @@ impl<'e> Session<'e> {
     /// ignores `pageSize`, or that sends the record at the checkpoint again
     /// (an inclusive lower bound).
     fn pull(&mut self, only: Option<&[String]>, report: &mut SyncReport) -> Result<()> {
+        let out = self.pull_pages(only, report);
+        // A big pull shrank the writer's cache (see `PULL_CACHE_KIB`).
+        lock(&self.engine.store)?.set_cache_kib(schema::CACHE_KIB)?;
+        out
+    }
+
+    fn pull_pages(&mut self, only: Option<&[String]>, report: &mut SyncReport) -> Result<()> {
         let engine = self.engine;
         let all: Vec<String> = match only {
             Some(c) => c.to_vec(),
@@ -538,34 +555,34 @@ impl<'e> Session<'e> {
             before,
         };
         if self.settings.pipelined_pull {
-            // Page N+1 is fetched and parsed on another thread while page N
-            // is applied here; the rendezvous channel keeps at most one
-            // parsed page waiting, so memory stays flat.
+            // Page N is applied on another thread while page N+1 is fetched
+            // and parsed here; the rendezvous channel keeps at most one
+            // parsed page waiting, so memory stays flat. The pages are
+            // allocated and freed by this thread alone: with glibc, a page
+            // buffer made on a second thread lands in that thread's arena,
+            // and each arena keeps up to twice the largest page unused.
             std::thread::scope(|scope| -> Result<()> {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Fetch>(0);
-                let worker = std::thread::Builder::new()
-                    .name("rowsync-pull".into())
-                    .spawn_scoped(scope, move || {
-                        while let Some(item) = fetcher.next() {
-                            if tx.send(item).is_err() {
-                                break;
-                            }
+                let applier = std::thread::Builder::new()
+                    .name("rowsync-apply".into())
+                    .spawn_scoped(scope, move || -> Result<()> {
+                        // An error drops `rx`: the fetcher stops at its
+                        // next page.
+                        while let Ok(item) = rx.recv() {
+                            apply_fetched(engine, client, item, report)?;
                         }
+                        Ok(())
                     })
-                    .map_err(|e| Error::Database(format!("cannot start the pull thread: {e}")))?;
-                let mut result = Ok(());
-                while let Ok(item) = rx.recv() {
-                    if let Err(e) = apply_fetched(engine, client, item, report) {
-                        result = Err(e);
+                    .map_err(|e| Error::Database(format!("cannot start the apply thread: {e}")))?;
+                while let Some(item) = fetcher.next() {
+                    if tx.send(item).is_err() {
                         break;
                     }
                 }
-                // The fetcher stops at its next page once no one listens.
-                drop(rx);
-                if worker.join().is_err() {
-                    return Err(Error::Database("the pull thread panicked".into()));
-                }
-                result
+                drop(tx);
+                applier.join().unwrap_or_else(|_| {
+                    Err(Error::Database("the pull's apply thread panicked".into()))
+                })
             })?;
         } else {
             while let Some(item) = fetcher.next() {
