@@ -6,6 +6,7 @@
 //! `Writes` inserts a row plus an outbox row per transaction. Both use the
 //! engine's pragmas (WAL, synchronous=NORMAL, same cache size).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -58,9 +59,10 @@ struct MahakData<'a> {
     objects: HashMap<&'a str, Option<Vec<&'a RawValue>>>,
 }
 
-/// A mahak record's bookkeeping, whatever its collection: the first key
-/// ending in `Id` is its id, the first ending in `ClientId` its client id
-/// (the server writes its own ids first, as the captures show).
+/// A mahak record's bookkeeping: `<Entity>Id` is its id and
+/// `<Entity>ClientId` its client id, for the entity the page's key names
+/// (`Products`: `ProductId`; `People`: `PersonId`). Keys come in any order
+/// (the reference server sorts them).
 struct MahakRec {
     id: i64,
     client_id: Option<i64>,
@@ -68,41 +70,54 @@ struct MahakRec {
     deleted: bool,
 }
 
-impl<'de> Deserialize<'de> for MahakRec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = MahakRec;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a record")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut m: A,
-            ) -> Result<MahakRec, A::Error> {
-                let (mut id, mut client_id, mut rv, mut deleted) = (None, None, 0, false);
-                while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
-                    if k == "RowVersion" {
-                        rv = m.next_value()?;
-                    } else if k == "Deleted" {
-                        deleted = m.next_value()?;
-                    } else if id.is_none() && k.ends_with("Id") && !k.ends_with("ClientId") {
-                        id = m.next_value()?;
-                    } else if client_id.is_none() && k.ends_with("ClientId") {
-                        client_id = m.next_value()?;
-                    } else {
-                        m.next_value::<serde::de::IgnoredAny>()?;
-                    }
-                }
-                Ok(MahakRec {
-                    id: id.unwrap_or_default(),
-                    client_id,
-                    row_version: rv,
-                    deleted,
-                })
+/// The id and client-id keys of the records under a page key.
+fn mahak_id_keys(entity: &str) -> (String, String) {
+    let one = if let Some(stem) = entity.strip_suffix("People") {
+        format!("{stem}Person")
+    } else if let Some(stem) = entity.strip_suffix("ies") {
+        format!("{stem}y")
+    } else {
+        entity.strip_suffix('s').unwrap_or(entity).to_string()
+    };
+    (format!("{one}Id"), format!("{one}ClientId"))
+}
+
+/// Reads a [`MahakRec`] with the entity's id keys.
+struct MahakSeed<'k>(&'k str, &'k str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for MahakSeed<'_> {
+    type Value = MahakRec;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<MahakRec, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for MahakSeed<'_> {
+    type Value = MahakRec;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a record")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<MahakRec, A::Error> {
+        let (mut id, mut client_id, mut rv, mut deleted) = (None, None, 0, false);
+        while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+            if k == "RowVersion" {
+                rv = m.next_value()?;
+            } else if k == "Deleted" {
+                deleted = m.next_value()?;
+            } else if k == self.0 {
+                id = m.next_value()?;
+            } else if k == self.1 {
+                client_id = m.next_value()?;
+            } else {
+                m.next_value::<serde::de::IgnoredAny>()?;
             }
         }
-        d.deserialize_map(V)
+        Ok(MahakRec {
+            id: id.unwrap_or_default(),
+            client_id,
+            row_version: rv,
+            deleted,
+        })
     }
 }
 
@@ -127,7 +142,11 @@ struct Rec {
 /// One collection of a parsed page: its name, its records (id, client id,
 /// row version, deleted, JSON text borrowed from the page) and the
 /// checkpoint it moves to.
-type ParsedEntry<'a> = (&'a str, Vec<(i64, Option<i64>, i64, bool, &'a str)>, i64);
+type ParsedEntry<'a> = (
+    Cow<'a, str>,
+    Vec<(i64, Option<i64>, i64, bool, &'a str)>,
+    i64,
+);
 
 /// Parses one page as a plain client would (serde, borrowing the text),
 /// skipping the records at or below the checkpoints (the real server's
@@ -147,13 +166,28 @@ fn parse_page<'a>(
         None => env.data.into_iter().map(|(k, e)| (k, e.records)).collect(),
     };
     let mut out = Vec::with_capacity(entries.len());
-    for (name, records) in entries {
-        let since = checkpoints.get(name).copied().unwrap_or(0);
+    for (entity, records) in entries {
+        // The real server names its entities in PascalCase; the replica's
+        // collections are the same names in camelCase (`Products` is
+        // `products`), and an incremental upsert must find their rows.
+        let name: Cow<'a, str> = match entity.chars().next() {
+            Some(c) if mahak_page && c.is_ascii_uppercase() => {
+                Cow::Owned(format!("{}{}", c.to_ascii_lowercase(), &entity[1..]))
+            }
+            _ => Cow::Borrowed(entity),
+        };
+        let (id_key, client_key) = mahak_id_keys(entity);
+        let since = checkpoints.get(&*name).copied().unwrap_or(0);
         let mut max_rv = since;
         let mut rows = Vec::with_capacity(records.len());
         for raw in records {
             let r = if mahak_page {
-                let r: MahakRec = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                let r = serde::de::DeserializeSeed::deserialize(
+                    MahakSeed(&id_key, &client_key),
+                    &mut de,
+                )
+                .map_err(|e| e.to_string())?;
                 Rec {
                     id: r.id,
                     client_id: r.client_id,
