@@ -205,6 +205,10 @@ const HINTS_SEEN_KEY: &str = "hints_seen";
 
 /// The sync engine.
 pub struct Engine {
+    /// The thread that checkpoints the write-ahead log (file databases
+    /// only). First, so that it stops and closes its connection before the
+    /// others close.
+    pub(crate) checkpointer: Option<crate::checkpointer::Checkpointer>,
     /// A read-only connection beside the writer (file databases only), so
     /// the app's reads do not wait while a sync applies a page. Declared
     /// before the writer so it closes first: the writer's close, the last
@@ -298,6 +302,10 @@ impl Engine {
         let catalogue = catalogue.unwrap_or_else(|| settings.dialect.catalogue());
         store.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
         let reader = store::open_reader(path, key.as_ref())?.map(Mutex::new);
+        let checkpointer = crate::checkpointer::Checkpointer::start(path, key.as_ref())?;
+        if let Some(c) = &checkpointer {
+            store.checkpoint_elsewhere(c.kick())?;
+        }
         // The connection state a new process starts with: how the last sync
         // ended, until this process learns better.
         let last_state = store::meta(store.conn(), LAST_REPORT_KEY)?
@@ -307,6 +315,7 @@ impl Engine {
         let session = store::meta(store.conn(), SESSION_KEY)?
             .and_then(|t| serde_json::from_str::<Session>(&t).ok());
         Ok(Engine {
+            checkpointer,
             store: Mutex::new(store),
             reader,
             catalogue: RwLock::new(catalogue),
@@ -333,6 +342,9 @@ impl Engine {
     pub fn rekey(&self, key: DbKey) -> Result<()> {
         let store = lock(&self.store)?;
         crate::key::rekey(store.conn(), &key)?;
+        if let Some(c) = &self.checkpointer {
+            c.rekeyed(key.clone());
+        }
         if let Some(reader) = &self.reader {
             let fresh = store::open_reader(&self.path, Some(&key))?;
             if let Some(fresh) = fresh {

@@ -32,6 +32,7 @@
 
 pub mod api;
 pub mod catalogue;
+mod checkpointer;
 pub mod conflict;
 pub mod engine;
 pub mod error;

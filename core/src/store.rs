@@ -249,6 +249,8 @@ impl NewRow<'_> {
 pub struct Caches {
     coll_ids: HashMap<String, i64>,
     next_seq: i64,
+    /// Told of each commit (the engine's checkpoint thread), if any.
+    kick: Option<crate::checkpointer::Kick>,
 }
 
 /// The store: one connection, used by one thread at a time (the engine holds
@@ -336,6 +338,7 @@ impl Store {
             caches: Caches {
                 coll_ids: HashMap::new(),
                 next_seq: max_seq + 1,
+                kick: None,
             },
         };
         store.ensure_collections(collections)?;
@@ -371,6 +374,28 @@ impl Store {
             tx,
             caches: &mut self.caches,
         })
+    }
+
+    /// Hands commits over to a checkpoint thread: the writer's own
+    /// automatic checkpoint is kept only as a high fallback limit.
+    pub(crate) fn checkpoint_elsewhere(&mut self, kick: crate::checkpointer::Kick) -> Result<()> {
+        self.set_wal_autocheckpoint(crate::checkpointer::FALLBACK_PAGES)?;
+        self.caches.kick = Some(kick);
+        Ok(())
+    }
+
+    /// The writer's automatic checkpoint limit outside a pull, in pages.
+    pub(crate) fn wal_limit(&self) -> i64 {
+        if self.caches.kick.is_some() {
+            crate::checkpointer::FALLBACK_PAGES
+        } else {
+            schema::WAL_AUTOCHECKPOINT
+        }
+    }
+
+    /// True when a checkpoint thread copies the log.
+    pub(crate) fn checkpoints_elsewhere(&self) -> bool {
+        self.caches.kick.is_some()
     }
 
     /// Sets the writer's page cache, in KiB.
@@ -418,6 +443,9 @@ impl<'a> Tx<'a> {
     /// Commits.
     pub fn commit(self) -> Result<()> {
         self.tx.commit()?;
+        if let Some(kick) = &self.caches.kick {
+            kick.committed();
+        }
         Ok(())
     }
 

@@ -461,15 +461,21 @@ impl<'e> Session<'e> {
     /// and checkpointing every 4 MiB copied them to the database over and
     /// over. After a big pull the log is checkpointed at once (without
     /// waiting for readers), so the app's next write does not pay for it.
+    ///
+    /// With a checkpoint thread, that thread is held off while the pull runs
+    /// and copies the log once it ends, off the sync's path.
     fn pull_with_large_wal(&mut self, report: &mut SyncReport) -> Result<()> {
+        let hold = self.engine.checkpointer.as_ref().map(|c| c.hold());
         lock(&self.engine.store)?.set_wal_autocheckpoint(PULL_WAL_PAGES)?;
         let before = report.applied();
         let out = self.pull(None, report);
         let store = lock(&self.engine.store)?;
-        store.set_wal_autocheckpoint(schema::WAL_AUTOCHECKPOINT)?;
-        if report.applied() - before >= BIG_PULL_RECORDS {
+        store.set_wal_autocheckpoint(store.wal_limit())?;
+        if report.applied() - before >= BIG_PULL_RECORDS && !store.checkpoints_elsewhere() {
             store.checkpoint_passive()?;
         }
+        drop(store);
+        drop(hold);
         out
     }
 
