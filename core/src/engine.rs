@@ -999,6 +999,29 @@ mod tests {
     }
 
     #[test]
+    fn a_create_with_a_taken_client_id_is_refused_and_writes_nothing() {
+        let e = documented_engine();
+        let first = e
+            .create("products", json!({"name": "a", "productClientId": 77}))
+            .unwrap();
+        assert_eq!(first["productClientId"], 77);
+        let again = e.create("products", json!({"name": "b", "productClientId": 77}));
+        assert!(
+            matches!(&again, Err(Error::InvalidRecord { field, .. }) if field == "productClientId"),
+            "{again:?}"
+        );
+        assert_eq!(e.count("products", false).unwrap(), 1);
+        assert_eq!(e.status().unwrap().counts.pending, 1);
+        // Made-up ids never collide with it or with each other.
+        for i in 0..50 {
+            e.create("products", json!({"name": format!("p{i}")}))
+                .unwrap();
+        }
+        assert_eq!(e.count("products", false).unwrap(), 51);
+        assert_eq!(e.status().unwrap().counts.pending, 51);
+    }
+
+    #[test]
     fn list_pages_with_a_cursor_and_hides_tombstones() {
         let e = documented_engine();
         let mut ids = Vec::new();

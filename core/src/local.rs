@@ -308,40 +308,49 @@ impl<'w> Writer<'w, '_> {
             ));
         }
         let coll = self.tx.coll_id(collection)?;
-        let client_id = match meta.identity_client_id() {
-            Some(c) => {
-                if store::row_by_client_id(self.tx, coll, c)?.is_some() {
-                    return Err(Error::invalid(
-                        collection,
-                        &def.client_id_field,
-                        format!("client id {c} is already used by another record"),
-                    ));
-                }
-                c
-            }
-            None => loop {
-                let c = record::new_client_id();
-                if store::row_by_client_id(self.tx, coll, c)?.is_none() {
-                    break c;
-                }
-            },
-        };
+        let given = meta.identity_client_id();
+        let mut client_id = given.unwrap_or_else(record::new_client_id);
         let parent_client_id = self.link_parent(def, &mut obj, &meta)?;
         self.link_others(def, &mut obj, None)?;
         obj.insert(def.id_field.clone(), Value::Null);
-        obj.insert(def.client_id_field.clone(), Value::from(client_id));
         obj.insert("rowVersion".to_string(), Value::Null);
         obj.insert("deleted".to_string(), Value::Bool(false));
-        let data = serde_json::to_string(&obj)?;
-        let local_id = self.tx.insert_record(&store::NewRow {
-            coll,
-            server_id: None,
-            client_id: Some(client_id),
-            parent_client_id,
-            row_version: None,
-            deleted: false,
-            data: &data,
-        })?;
+        // The client-id index says whether an id is taken: the insert is
+        // tried, not preceded by a lookup. A made-up id that is taken (it
+        // practically never is) is made up again.
+        let mut attempts = 0;
+        let local_id = loop {
+            obj.insert(def.client_id_field.clone(), Value::from(client_id));
+            let data = serde_json::to_string(&obj)?;
+            let inserted = self.tx.insert_new_record(&store::NewRow {
+                coll,
+                server_id: None,
+                client_id: Some(client_id),
+                parent_client_id,
+                row_version: None,
+                deleted: false,
+                data: &data,
+            })?;
+            match inserted {
+                Some(local_id) => break local_id,
+                None if given.is_some() => {
+                    return Err(Error::invalid(
+                        collection,
+                        &def.client_id_field,
+                        format!("client id {client_id} is already used by another record"),
+                    ));
+                }
+                None if attempts >= 16 => {
+                    return Err(Error::Database(
+                        "no free client id after 16 tries".to_string(),
+                    ));
+                }
+                None => {
+                    attempts += 1;
+                    client_id = record::new_client_id();
+                }
+            }
+        };
         self.tx
             .insert_pending(local_id, self.group, Op::Create, None)?;
         self.changes

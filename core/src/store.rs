@@ -473,6 +473,16 @@ impl<'a> Tx<'a> {
         Ok(self.tx.last_insert_rowid())
     }
 
+    /// Inserts a new record unless its client id is taken (`None` then):
+    /// the unique index answers, without a lookup first.
+    pub fn insert_new_record(&self, row: &NewRow<'_>) -> Result<Option<i64>> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO rs_records(coll, server_id, client_id, parent_client_id, row_version, deleted, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        )?;
+        Ok((stmt.execute(row.params())? == 1).then(|| self.tx.last_insert_rowid()))
+    }
+
     /// The statement that inserts a pulled record unless a record with its
     /// server id or client id already exists (one row changed when
     /// inserted). Prepared once per page: this is the first sync's hot path.
