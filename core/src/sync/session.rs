@@ -38,7 +38,7 @@ const BIG_PULL_RECORDS: u64 = 5_000;
 /// touches are the right edges of the table and its indexes, while the
 /// page parsed ahead is in memory beside the one being applied. A small
 /// pull keeps the whole cache (and what it holds).
-const PULL_CACHE_KIB: i64 = 8_000;
+const PULL_CACHE_KIB: i64 = 4_000;
 /// Batches planned at a time, so a huge outbox is not read into memory whole.
 const PLAN_BATCHES: usize = 8;
 /// Conflict rounds per sync before a change that keeps conflicting is parked.
