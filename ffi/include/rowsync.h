@@ -485,8 +485,9 @@ RowsyncResult rowsync_engine_shutdown(const struct RowsyncEngine *engine);
 /**
  * Calls `callback(user_data, events_json)` after every local write and
  * applied sync step until `*out` is freed with `rowsync_subscription_free`.
- * The callback may run on any thread that writes or syncs; `user_data`
- * must stay valid until the subscription is freed.
+ * The callback may run on any thread that writes or syncs, and on the
+ * engine's own apply thread during a sync's pull; `user_data` must stay
+ * valid until the subscription is freed.
  */
 RowsyncResult rowsync_engine_subscribe_changes(const struct RowsyncEngine *engine,
                                                RowsyncChangeCallback callback,

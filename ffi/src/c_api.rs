@@ -1132,8 +1132,9 @@ unsafe fn subscribe(
 
 /// Calls `callback(user_data, events_json)` after every local write and
 /// applied sync step until `*out` is freed with `rowsync_subscription_free`.
-/// The callback may run on any thread that writes or syncs; `user_data`
-/// must stay valid until the subscription is freed.
+/// The callback may run on any thread that writes or syncs, and on the
+/// engine's own apply thread during a sync's pull; `user_data` must stay
+/// valid until the subscription is freed.
 #[no_mangle]
 pub unsafe extern "C" fn rowsync_engine_subscribe_changes(
     engine: *const RowsyncEngine,

@@ -10,8 +10,10 @@ use std::sync::{Arc, Mutex};
 use crate::types::{ChangeBatch, ConnectionStatus};
 
 /// Receives the records that changed, after local writes and applied sync
-/// steps. Called on the thread that made the change, with no engine lock
-/// held: it may call the engine, but should return quickly.
+/// steps. Called on the thread that made the change (for a pulled page,
+/// the engine's own `rowsync-apply` thread, while `sync` runs), with no
+/// engine lock held: it may read and write through the engine, but should
+/// return quickly (the pull's next page waits for it).
 #[uniffi::export(foreign)]
 pub trait ChangeListener: Send + Sync {
     /// The records that changed, per collection.

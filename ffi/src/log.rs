@@ -41,7 +41,8 @@ impl From<rowsync::LogLevel> for LogLevel {
     }
 }
 
-/// Receives the engine's log lines. Called on the syncing thread.
+/// Receives the engine's log lines. Called on the syncing thread, or on
+/// the engine's `rowsync-apply` thread for a pulled page.
 #[uniffi::export(foreign)]
 pub trait LogSink: Send + Sync {
     /// One line; `target` is `rowsync::sync`, `rowsync::http`,
