@@ -493,6 +493,31 @@ impl<'a> Tx<'a> {
         )?)
     }
 
+    /// Rewrites the record of `coll` with server id `sid` with a pulled
+    /// version when that is all there is to do: its version is older than
+    /// `row_version` (or unknown) and no local change is pending over it.
+    /// True when it did; otherwise nothing was written and the caller looks
+    /// closer. One statement where a probe and an update took two.
+    pub fn update_pulled_plain(
+        &self,
+        coll: i64,
+        sid: i64,
+        row_version: i64,
+        deleted: bool,
+        data: &str,
+    ) -> Result<bool> {
+        let changed = self
+            .tx
+            .prepare_cached(
+                "UPDATE rs_records SET row_version = ?3, deleted = ?4, data = ?5
+                 WHERE coll = ?1 AND server_id = ?2
+                   AND (row_version IS NULL OR row_version < ?3)
+                   AND NOT EXISTS (SELECT 1 FROM rs_outbox o WHERE o.local_id = rs_records.local_id)",
+            )?
+            .execute(params![coll, sid, row_version, deleted, data])?;
+        Ok(changed == 1)
+    }
+
     /// Rewrites a pulled record whose server id is unchanged (so its index
     /// entry is not rewritten).
     pub fn update_pulled(

@@ -23,8 +23,9 @@ pub use crate::api::dialect::PulledCollection as Entry;
 /// Applies validated entries in `tx` (the caller commits).
 ///
 /// A collection pulled for the first time (checkpoint 0) tries a plain
-/// insert first, since nearly every record is new; later pulls look the
-/// record up first, since most records are updates.
+/// insert first, since nearly every record is new; a later pull tries a
+/// plain update first, since most records are updates; within a page, each
+/// record starts with what worked for the one before.
 pub fn apply(
     tx: &Tx<'_>,
     catalogue: &Catalogue,
@@ -39,7 +40,11 @@ pub fn apply(
         let coll = tx.coll_id(&def.name)?;
         let (mut applied, mut deleted) = (0u64, 0u64);
         let resolver = resolvers.get(&def.name).map(|r| r.as_ref());
-        let first_pull = store::checkpoint(tx, coll)? == 0;
+        // What is tried first follows what the last record was: new records
+        // come in runs (a first sync is nothing but), updates too (a later
+        // pull mostly). A wrong guess costs one statement that changes
+        // nothing.
+        let mut expect_new = store::checkpoint(tx, coll)? == 0;
         for (text, meta) in &entry.records {
             let text: &str = text;
             let (Some(sid), Some(rv)) = (meta.server_id, meta.row_version) else {
@@ -54,8 +59,12 @@ pub fn apply(
                 deleted: meta.deleted,
                 data: text,
             };
-            let inserted = first_pull && insert.execute(new_row.params())? == 1;
-            let probe = if inserted {
+            let inserted = expect_new && insert.execute(new_row.params())? == 1;
+            // A plain update of a record no local change touches is one
+            // statement; anything else (not there yet, same or newer
+            // version, pending) is probed.
+            let updated = !inserted && tx.update_pulled_plain(coll, sid, rv, meta.deleted, text)?;
+            let probe = if inserted || updated {
                 None
             } else {
                 match store::probe_by_server_id(tx, coll, sid)? {
@@ -66,8 +75,9 @@ pub fn apply(
                     },
                 }
             };
+            expect_new = inserted || (!updated && probe.is_none());
             match probe {
-                None if inserted => {}
+                None if inserted || updated => {}
                 None => {
                     if insert.execute(new_row.params())? != 1 {
                         return Err(Error::Database(format!(
@@ -343,6 +353,91 @@ mod tests {
 
     fn wanted(cat: &Catalogue) -> Vec<String> {
         cat.iter().map(|c| c.name.clone()).collect()
+    }
+
+    fn products_page(records: &[(i64, i64, &str)]) -> String {
+        let list: Vec<String> = records
+            .iter()
+            .map(|(id, rv, name)| {
+                format!(r#"{{"productId":{id},"productClientId":null,"name":"{name}","rowVersion":{rv},"deleted":false}}"#)
+            })
+            .collect();
+        let top = records.iter().map(|r| r.1).max().unwrap_or(0);
+        format!(
+            r#"{{"products":{{"rowVersion":{top},"hasMore":false,"records":[{}]}}}}"#,
+            list.join(",")
+        )
+    }
+
+    fn apply_to(store: &mut Store, cat: &Catalogue, page: &str) -> SyncReport {
+        let w = wanted(cat);
+        let data: Box<RawValue> = serde_json::from_str(page).unwrap();
+        let entries = parse_page(cat, &w, &data, None).unwrap();
+        let tx = store.begin().unwrap();
+        let mut report = SyncReport::default();
+        apply(
+            &tx,
+            cat,
+            &entries,
+            &HashMap::new(),
+            &mut report,
+            &mut Changes::default(),
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        report
+    }
+
+    /// A later pull mixes new records, plain updates, stale versions and a
+    /// record with a local edit pending, in any order: each takes its own
+    /// path whatever the record before it took.
+    #[test]
+    fn a_later_pull_mixes_new_records_updates_stale_versions_and_pending_edits() {
+        let cat = Catalogue::documented();
+        let mut store = Store::open(
+            std::path::Path::new(":memory:"),
+            cat.iter().map(|c| c.name.as_str()),
+        )
+        .unwrap();
+        let first = products_page(&[(1, 10, "v1"), (2, 10, "v1"), (3, 10, "v1"), (4, 10, "v1")]);
+        assert_eq!(apply_to(&mut store, &cat, &first).applied(), 4);
+        {
+            let mut tx = store.begin().unwrap();
+            let coll = tx.coll_id("products").unwrap();
+            let row = store::row_by_server_id(&tx, coll, 3).unwrap().unwrap();
+            tx.insert_pending(row.local_id, 1, Op::Update, Some(&row.data))
+                .unwrap();
+            tx.commit().unwrap();
+        }
+        let later = products_page(&[
+            (5, 30, "new"),
+            (1, 20, "v2"),
+            (6, 31, "new"),
+            (2, 5, "stale"),
+            (7, 32, "new"),
+            (3, 21, "v2"),
+            (4, 22, "v2"),
+            (4, 22, "v2"),
+        ]);
+        let report = apply_to(&mut store, &cat, &later);
+        assert_eq!(report.collections["products"].conflicts, 1, "{report:?}");
+        let tx = store.begin().unwrap();
+        let coll = tx.coll_id("products").unwrap();
+        let row = |id| store::row_by_server_id(&tx, coll, id).unwrap().unwrap();
+        for id in [5, 6, 7] {
+            assert!(row(id).data.contains("\"new\""), "{id} inserted");
+        }
+        for (id, rv) in [(1, 20), (4, 22)] {
+            assert_eq!(row(id).row_version, Some(rv));
+            assert!(row(id).data.contains("\"v2\""), "{id} updated");
+        }
+        assert_eq!(
+            row(2).row_version,
+            Some(10),
+            "a stale version changes nothing"
+        );
+        assert!(row(2).data.contains("\"v1\""));
+        assert_eq!(store::count_rows(&tx, coll, true).unwrap(), 7);
     }
 
     #[test]
