@@ -98,6 +98,14 @@ impl UreqTransport {
 
 impl Transport for UreqTransport {
     fn send(&self, request: &HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+        self.send_into(request, Vec::new())
+    }
+
+    fn send_into(
+        &self,
+        request: &HttpRequest,
+        buffer: Vec<u8>,
+    ) -> std::result::Result<HttpResponse, TransportError> {
         let mut builder = ureq::http::Request::builder()
             .method(request.method.as_str())
             .uri(request.url.as_str());
@@ -130,7 +138,9 @@ impl Transport for UreqTransport {
             Some(n) if !encoded => usize::try_from(n.min(MAX_PRESIZE)).unwrap_or(0),
             _ => 0,
         };
-        let mut body = Vec::with_capacity(capacity);
+        let mut body = buffer;
+        body.clear();
+        body.reserve_exact(capacity);
         std::io::Read::read_to_end(
             &mut response.body_mut().with_config().limit(u64::MAX).reader(),
             &mut body,
@@ -474,6 +484,22 @@ mod tests {
             seen
         });
         (url, handle)
+    }
+
+    /// A buffer handed in for the body is cleared and reused: the answer
+    /// holds only the new body, in the same allocation when it fits.
+    #[test]
+    fn a_reused_buffer_holds_only_the_new_body() {
+        let (url, server) = serve_once(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"Result\":1}",
+        );
+        let mut old = b"an older page, longer than the new one".to_vec();
+        old.reserve(4096);
+        let at = old.as_ptr();
+        let response = transport().send_into(&request(url), old).unwrap();
+        server.join().unwrap();
+        assert_eq!(response.body, br#"{"Result":1}"#);
+        assert_eq!(response.body.as_ptr(), at, "the same allocation");
     }
 
     #[test]

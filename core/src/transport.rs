@@ -108,6 +108,19 @@ impl std::error::Error for TransportError {}
 pub trait Transport: Send + Sync {
     /// Sends `request` and waits for the whole response.
     fn send(&self, request: &HttpRequest) -> std::result::Result<HttpResponse, TransportError>;
+
+    /// [`Transport::send`], reading the body into `buffer` (cleared first)
+    /// when the transport can: a pull page's buffer comes back for the next
+    /// page instead of being freed and allocated again. The default ignores
+    /// `buffer`.
+    fn send_into(
+        &self,
+        request: &HttpRequest,
+        buffer: Vec<u8>,
+    ) -> std::result::Result<HttpResponse, TransportError> {
+        drop(buffer);
+        self.send(request)
+    }
 }
 
 #[cfg(test)]

@@ -59,6 +59,9 @@ pub struct Outgoing<'a> {
     /// uploads): a whole 2xx answer that is empty, or JSON that is not an
     /// envelope, is a success. An envelope is read as usual.
     pub lenient_answer: bool,
+    /// Read the answer into a buffer given back with
+    /// [`ApiClient::recycle`] (pull pages), if one is there.
+    pub reuse_buffer: bool,
 }
 
 impl<'a> Outgoing<'a> {
@@ -70,6 +73,7 @@ impl<'a> Outgoing<'a> {
             headers: Vec::new(),
             token_query: None,
             lenient_answer: false,
+            reuse_buffer: false,
         }
     }
 }
@@ -214,7 +218,12 @@ pub struct ApiClient {
     shutdown: Shutdown,
     state: Mutex<State>,
     login_lock: Mutex<()>,
+    /// Buffers of applied pull pages, for the next pages' bodies.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
+
+/// Buffers kept for pull pages: the one being read and the one being applied.
+const SPARE_BUFFERS: usize = 2;
 
 impl fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -263,6 +272,7 @@ impl ApiClient {
                 generation: 0,
             }),
             login_lock: Mutex::new(()),
+            spare: Mutex::new(Vec::new()),
         })
     }
 
@@ -362,6 +372,24 @@ impl ApiClient {
         log: &mut dyn FnMut(CallRecord),
     ) -> Result<Reply> {
         self.call_as(endpoint, body, CallKind::Idempotent, log)
+    }
+
+    /// Keeps an applied pull page's buffer for the next page's body: with
+    /// glibc, freeing a page of many megabytes and allocating the next one
+    /// leaves the heap holding up to twice that unused.
+    pub(crate) fn recycle(&self, buffer: Vec<u8>) {
+        if let Ok(mut spare) = self.spare.lock() {
+            if spare.len() < SPARE_BUFFERS {
+                spare.push(buffer);
+            }
+        }
+    }
+
+    /// Frees the kept buffers (at the end of a pull).
+    pub(crate) fn drop_spares(&self) {
+        if let Ok(mut spare) = self.spare.lock() {
+            spare.clear();
+        }
     }
 
     /// [`ApiClient::call`], for a call of the given kind.
@@ -648,7 +676,15 @@ impl ApiClient {
             let last = attempt >= attempts || !self.retry_allowed();
             let at = self.shutdown.now();
             let started = Instant::now();
-            let outcome = self.transport.send(&request);
+            let buffer = if out.reuse_buffer {
+                self.spare.lock().map(|mut s| s.pop()).ok().flatten()
+            } else {
+                None
+            };
+            let outcome = match buffer {
+                Some(buffer) => self.transport.send_into(&request, buffer),
+                None => self.transport.send(&request),
+            };
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let mut attempt_record = |status: Option<u16>, tracking_id: Option<String>, error| {
                 log(CallRecord {
@@ -926,6 +962,8 @@ mod tests {
     struct Script {
         steps: Mutex<VecDeque<Step>>,
         seen: Mutex<Vec<HttpRequest>>,
+        /// Capacities of the buffers handed to `send_into`.
+        buffers: Mutex<Vec<usize>>,
     }
 
     impl Script {
@@ -966,6 +1004,47 @@ mod tests {
                 .unwrap_or_else(|| panic!("unscripted request to {}", request.url));
             step(request)
         }
+
+        fn send_into(
+            &self,
+            request: &HttpRequest,
+            buffer: Vec<u8>,
+        ) -> std::result::Result<HttpResponse, TransportError> {
+            self.buffers.lock().unwrap().push(buffer.capacity());
+            self.send(request)
+        }
+    }
+
+    /// A pull's answer is read into a buffer an applied page gave back; other
+    /// calls, and a pull with none given back, read into a new one. At most
+    /// two are kept, and a pull's end frees them.
+    #[test]
+    fn pull_answers_are_read_into_recycled_buffers() {
+        let script = Script::new()
+            .reply(login_ok(TOKEN))
+            .reply(ok_data("[1]"))
+            .reply(ok_data("[2]"))
+            .reply(ok_data("[3]"));
+        let c = client(&script);
+        let pull = Outgoing {
+            reuse_buffer: true,
+            ..Outgoing::json(b"{}")
+        };
+        let call = |out: &Outgoing<'_>| {
+            c.call_with("GetAllData", out, CallKind::Idempotent, &mut |_| {})
+                .unwrap()
+        };
+        assert_eq!(call(&pull).data, "[1]");
+        for _ in 0..3 {
+            c.recycle(Vec::with_capacity(1 << 20));
+        }
+        assert_eq!(c.spare.lock().unwrap().len(), 2, "two kept");
+        assert_eq!(call(&pull).data, "[2]");
+        assert_eq!(call(&Outgoing::json(b"{}")).data, "[3]");
+        assert_eq!(*script.buffers.lock().unwrap(), vec![1 << 20]);
+        assert_eq!(c.spare.lock().unwrap().len(), 1);
+        c.drop_spares();
+        assert!(c.spare.lock().unwrap().is_empty());
     }
 
     fn resp(status: u16, body: &str) -> HttpResponse {

@@ -165,9 +165,13 @@ impl Fetcher<'_> {
             self.dialect.pull_body(&asked, self.page_size)?
         };
         let logger = &self.engine.logger;
+        let out = crate::api::client::Outgoing {
+            reuse_buffer: true,
+            ..crate::api::client::Outgoing::json(&body)
+        };
         let reply = self
             .client
-            .call_as(self.endpoint, &body, CallKind::Idempotent, &mut |c| {
+            .call_with(self.endpoint, &out, CallKind::Idempotent, &mut |c| {
                 log_call(logger, &c);
                 calls.push(c)
             })?;
@@ -356,6 +360,8 @@ fn apply_fetched(
         pull::apply(&tx, &cat, &pulled, &resolvers, report, &mut changes)?;
         tx.commit()?;
     }
+    // The page's buffer reads the next page.
+    client.recycle(page.into_bytes());
     engine.keep_session(client.session())?;
     engine.logger.log(LogLevel::Debug, "rowsync::pull", || {
         format!("page {number} applied; asking again for {asking_next} collection(s)")
@@ -493,6 +499,7 @@ impl<'e> Session<'e> {
     /// (an inclusive lower bound).
     fn pull(&mut self, only: Option<&[String]>, report: &mut SyncReport) -> Result<()> {
         let out = self.pull_pages(only, report);
+        self.client.drop_spares();
         // A big pull shrank the writer's cache (see `PULL_CACHE_KIB`).
         lock(&self.engine.store)?.set_cache_kib(schema::CACHE_KIB)?;
         out

@@ -192,6 +192,7 @@ impl Session<'_> {
             token_query: request.token_query,
             // The real server's answers to these were never captured.
             lenient_answer: self.dialect == Dialect::Mahak,
+            reuse_buffer: false,
         };
         match self.call_with(request.endpoint, &out, request.kind) {
             Ok(reply) if reply.success => {

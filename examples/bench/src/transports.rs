@@ -70,8 +70,16 @@ impl Timed {
 
 impl Transport for Timed {
     fn send(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        self.send_into(request, Vec::new())
+    }
+
+    fn send_into(
+        &self,
+        request: &HttpRequest,
+        buffer: Vec<u8>,
+    ) -> Result<HttpResponse, TransportError> {
         let t = Instant::now();
-        let r = self.inner.send(request);
+        let r = self.inner.send_into(request, buffer);
         self.nanos
             .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
