@@ -169,11 +169,13 @@ pub(crate) fn interpret_reply(mut response: HttpResponse, kind: CallKind) -> Res
     result.map(|(reply, span)| reply.with_data(&mut response.body, span))
 }
 
-/// The byte range of `raw` inside `body`, when `raw` borrows from it.
-fn span_in(body: &[u8], raw: &RawValue) -> DataSpan {
-    let start = (raw.get().as_ptr() as usize).checked_sub(body.as_ptr() as usize)?;
-    let end = start.checked_add(raw.get().len())?;
-    (body.get(start..end)?.as_ptr() == raw.get().as_ptr()).then_some(start..end)
+/// The byte range of `inner` inside `outer`, when `inner` is a slice of it
+/// (text parsed out of a buffer without copying), so the buffer can be
+/// moved or cut while the range stays valid.
+pub(crate) fn span_within(outer: &[u8], inner: &[u8]) -> Option<std::ops::Range<usize>> {
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    let end = start.checked_add(inner.len())?;
+    (outer.get(start..end)?.as_ptr() == inner.as_ptr()).then_some(start..end)
 }
 
 impl Reply {
@@ -210,7 +212,9 @@ pub(crate) fn interpret(
             Ok(envelope)
                 if envelope.success || (kind == CallKind::Save && envelope.data.is_some()) =>
             {
-                let span = envelope.data.and_then(|d| span_in(&response.body, d));
+                let span = envelope
+                    .data
+                    .and_then(|d| span_within(&response.body, d.get().as_bytes()));
                 Ok((
                     Reply {
                         success: envelope.success,

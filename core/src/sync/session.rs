@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::api::client::{ApiClient, CallKind, CallRecord, Outgoing, Reply};
 use crate::api::dialect::{Dialect, Endpoints, PulledCollection, SaveOutcome, SaveRules};
+use crate::api::envelope::span_within;
 use crate::engine::{lock, read, Engine, Settings, PULLED_AT_KEY};
 use crate::error::{Error, RecordError, Result};
 use crate::local::{self, Changes};
@@ -165,9 +166,9 @@ impl Fetcher<'_> {
             self.dialect.pull_body(&asked, self.page_size)?
         };
         let logger = &self.engine.logger;
-        let out = crate::api::client::Outgoing {
+        let out = Outgoing {
             reuse_buffer: true,
-            ..crate::api::client::Outgoing::json(&body)
+            ..Outgoing::json(&body)
         };
         let reply = self
             .client
@@ -226,7 +227,6 @@ impl Fetcher<'_> {
                 next
             }
         };
-        let base = page.as_ptr() as usize;
         let owned: Vec<OwnedEntry> = entries
             .into_iter()
             .map(|e| {
@@ -242,12 +242,9 @@ impl Fetcher<'_> {
                         .map(|(text, meta)| {
                             let text = match text {
                                 Cow::Borrowed(t) => {
-                                    let start = (t.as_ptr() as usize).wrapping_sub(base);
-                                    match page.get(start..start + t.len()) {
-                                        Some(span) if span.as_ptr() == t.as_ptr() => {
-                                            RecordText::Span(start, start + t.len())
-                                        }
-                                        _ => RecordText::Own(t.to_string()),
+                                    match span_within(page.as_bytes(), t.as_bytes()) {
+                                        Some(span) => RecordText::Span(span.start, span.end),
+                                        None => RecordText::Own(t.to_string()),
                                     }
                                 }
                                 Cow::Owned(t) => RecordText::Own(t),
@@ -326,7 +323,7 @@ fn apply_fetched(
         then,
     } = fetched;
     let mut changes = Changes::default();
-    let records: usize = entries.iter().map(|e| e.records.len()).sum();
+    let record_count: usize = entries.iter().map(|e| e.records.len()).sum();
     {
         let cat = read(&engine.catalogue)?;
         let resolvers = read(&engine.resolvers)?;
@@ -352,7 +349,7 @@ fn apply_fetched(
             });
         }
         let mut store = lock(&engine.store)?;
-        if records as u64 >= BIG_PULL_RECORDS {
+        if record_count as u64 >= BIG_PULL_RECORDS {
             store.set_cache_kib(PULL_CACHE_KIB)?;
         }
         let tx = store.begin()?;
