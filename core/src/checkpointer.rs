@@ -154,13 +154,7 @@ impl Drop for Checkpointer {
 /// wait for locks (a passive checkpoint does not wait for readers or
 /// writers anyway).
 fn open(path: &Path, key: Option<&DbKey>) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    if let Some(key) = key {
-        crate::key::apply(&conn, key)?;
-    }
+    let conn = crate::store::open_beside(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE, key)?;
     conn.busy_timeout(Duration::from_millis(100))?;
     conn.pragma_update(None, "cache_size", -256)?;
     // This connection never writes: no automatic checkpoint of its own.

@@ -308,14 +308,7 @@ impl Store {
             // The key is tried on a read-only connection first: one that
             // fails must not write anything, not even a WAL checkpoint on
             // close, so the file stays byte for byte as it was.
-            let probe = Connection::open_with_flags(
-                path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            if let Some(key) = key {
-                crate::key::apply(&probe, key)?;
-            }
+            let probe = open_beside(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY, key)?;
             crate::key::check(&probe, path, key.is_some())?;
         }
         let mut conn = if memory {
@@ -474,13 +467,11 @@ impl<'a> Tx<'a> {
     }
 
     /// Inserts a new record unless its client id is taken (`None` then):
-    /// the unique index answers, without a lookup first.
+    /// the unique index answers, without a lookup first. The pull's
+    /// insert-unless-present statement.
     pub fn insert_new_record(&self, row: &NewRow<'_>) -> Result<Option<i64>> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO rs_records(coll, server_id, client_id, parent_client_id, row_version, deleted, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-        )?;
-        Ok((stmt.execute(row.params())? == 1).then(|| self.tx.last_insert_rowid()))
+        let inserted = self.insert_pulled_statement()?.execute(row.params())? == 1;
+        Ok(inserted.then(|| self.tx.last_insert_rowid()))
     }
 
     /// The statement that inserts a pulled record unless a record with its
@@ -860,17 +851,27 @@ pub fn open_reader(path: &Path, key: Option<&DbKey>) -> Result<Option<Connection
     if path.as_os_str() == ":memory:" || path.as_os_str().is_empty() {
         return Ok(None);
     }
-    let conn = Connection::open_with_flags(
-        path,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    if let Some(key) = key {
-        crate::key::apply(&conn, key)?;
-    }
+    let conn = open_beside(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY, key)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "cache_size", -4_000)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(Some(conn))
+}
+
+/// A connection to the replica at `path` beside the writer's (`flags` plus
+/// no mutex: each is used by one thread at a time), keyed with `key` for an
+/// encrypted replica.
+pub(crate) fn open_beside(
+    path: &Path,
+    flags: rusqlite::OpenFlags,
+    key: Option<&DbKey>,
+) -> Result<Connection> {
+    let conn =
+        Connection::open_with_flags(path, flags | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    if let Some(key) = key {
+        crate::key::apply(&conn, key)?;
+    }
+    Ok(conn)
 }
 
 /// A collection's id, read from the database (any connection).
