@@ -331,12 +331,20 @@ mod tests {
         "orderDetails":{"rowVersion":12,"records":[
         {"orderDetailId":3,"orderId":9,"orderClientId":null,"quantity":2.5,"rowVersion":12}]}}"#;
 
-    /// Applies `entries` to a fresh in-memory store and commits.
-    fn apply_fresh(cat: &Catalogue, entries: &[Entry<'_>]) -> Result<SyncReport> {
-        let mut store = Store::open(
+    /// A store for `cat` in memory.
+    fn memory_store(cat: &Catalogue) -> Result<Store> {
+        Store::open(
             std::path::Path::new(":memory:"),
             cat.iter().map(|c| c.name.as_str()),
-        )?;
+        )
+    }
+
+    /// Applies `entries` to `store` in one committed transaction.
+    fn apply_entries(
+        store: &mut Store,
+        cat: &Catalogue,
+        entries: &[Entry<'_>],
+    ) -> Result<SyncReport> {
         let tx = store.begin()?;
         let mut report = SyncReport::default();
         apply(
@@ -349,6 +357,11 @@ mod tests {
         )?;
         tx.commit()?;
         Ok(report)
+    }
+
+    /// Applies `entries` to a fresh in-memory store and commits.
+    fn apply_fresh(cat: &Catalogue, entries: &[Entry<'_>]) -> Result<SyncReport> {
+        apply_entries(&mut memory_store(cat)?, cat, entries)
     }
 
     fn wanted(cat: &Catalogue) -> Vec<String> {
@@ -373,19 +386,7 @@ mod tests {
         let w = wanted(cat);
         let data: Box<RawValue> = serde_json::from_str(page).unwrap();
         let entries = parse_page(cat, &w, &data, None).unwrap();
-        let tx = store.begin().unwrap();
-        let mut report = SyncReport::default();
-        apply(
-            &tx,
-            cat,
-            &entries,
-            &HashMap::new(),
-            &mut report,
-            &mut Changes::default(),
-        )
-        .unwrap();
-        tx.commit().unwrap();
-        report
+        apply_entries(store, cat, &entries).unwrap()
     }
 
     /// A later pull mixes new records, plain updates, stale versions and a
@@ -394,11 +395,7 @@ mod tests {
     #[test]
     fn a_later_pull_mixes_new_records_updates_stale_versions_and_pending_edits() {
         let cat = Catalogue::documented();
-        let mut store = Store::open(
-            std::path::Path::new(":memory:"),
-            cat.iter().map(|c| c.name.as_str()),
-        )
-        .unwrap();
+        let mut store = memory_store(&cat).unwrap();
         let first = products_page(&[(1, 10, "v1"), (2, 10, "v1"), (3, 10, "v1"), (4, 10, "v1")]);
         assert_eq!(apply_to(&mut store, &cat, &first).applied(), 4);
         {
