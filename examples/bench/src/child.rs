@@ -157,9 +157,6 @@ pub fn run(name: &str, args: &[String]) -> Result<(), String> {
                 hwm
             );
         }
-        // An up-to-date replica pulls what changed; then the baseline
-        // upserts the same changed records with plain rusqlite into a copy
-        // of the replica as it was before the sync.
         // An up-to-date replica pulls what changed, twice: first in this
         // fresh process (the engine just opened, SQLite's cache empty, the
         // heap not yet grown), then, after the parent changed other records
