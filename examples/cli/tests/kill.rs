@@ -50,7 +50,10 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
             username: "user1".into(),
             database_id: 1001,
             package_number: 2002,
-            page_size: 1_000,
+            // Small pages: the first pull takes dozens of requests (a second
+            // or more), so several kills land inside it even on a fast
+            // machine where the pipelined pull applies as fast as it fetches.
+            page_size: 250,
             batch_size: 2,
             ..Settings::default()
         })
@@ -81,8 +84,11 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
     // not all); and whether one left creates in doubt (a save sent, its
     // answer never read). The rounds go on until each was seen a few times.
     let (mut in_pull, mut mid_push, mut doubts_seen) = (0, 0, 0);
+    // Kills before the push that landed between pages of the first pull
+    // (some products applied, not all).
+    let mut pages_then_killed = 0;
     for round in 0..60 {
-        if in_pull >= 3 && mid_push >= 4 && doubts_seen >= 2 {
+        if in_pull >= 3 && pages_then_killed >= 1 && mid_push >= 4 && doubts_seen >= 2 {
             break;
         }
         let before = admin.count("orders");
@@ -98,27 +104,47 @@ fn a_sync_killed_at_random_moments_loses_and_doubles_nothing() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // Once the push has begun, shorter rounds, so several kills land
+        // Short rounds until a few kills have landed in the pull (each round
+        // resumes it from its last page), then longer ones so it can end;
+        // once the push has begun, short again, so several kills land
         // inside it before it ends.
-        let window = if before == 0 { 300 } else { 100 };
+        let window = match (before, in_pull) {
+            (0, n) if n < 3 => 120,
+            (0, _) => 300,
+            _ => 100,
+        };
         std::thread::sleep(Duration::from_millis(20 + next(&mut rng) % window));
         let _ = child.kill(); // SIGKILL: no destructor, no cleanup
         let status = child.wait().unwrap();
         let killed = std::os::unix::process::ExitStatusExt::signal(&status) == Some(9);
         let after = admin.count("orders");
-        let in_doubt = Engine::open(&db).unwrap().status().unwrap().counts.in_doubt;
+        let replica = Engine::open(&db).unwrap();
+        let in_doubt = replica.status().unwrap().counts.in_doubt;
+        let products = replica.count("products", false).unwrap();
+        drop(replica);
         if in_doubt > 0 {
             doubts_seen += 1;
         }
         if killed && after == 0 {
             in_pull += 1;
+            if products > 0 && products < PRODUCTS as u64 {
+                pages_then_killed += 1;
+            }
         } else if killed && after < 60 {
             mid_push += 1;
         }
-        eprintln!("round {round}: {status:?}, orders on the server {before} -> {after}, in doubt {in_doubt}");
+        eprintln!(
+            "round {round}: {status:?}, orders on the server {before} -> {after}, in doubt {in_doubt}, products {products}"
+        );
     }
-    eprintln!("kills: {in_pull} before the push, {mid_push} mid-push; {doubts_seen} left creates in doubt");
+    eprintln!(
+        "kills: {in_pull} before the push ({pages_then_killed} mid-pull), {mid_push} mid-push; {doubts_seen} left creates in doubt"
+    );
     assert!(in_pull >= 2, "only {in_pull} kills landed before the push");
+    assert!(
+        pages_then_killed >= 1,
+        "no kill landed between pages of the first pull"
+    );
     assert!(mid_push >= 3, "only {mid_push} kills landed mid-push");
     assert!(
         doubts_seen >= 1,
