@@ -109,6 +109,10 @@ pub struct ServerConfig {
     /// Compress answers of 1 KiB and more with gzip for a client that
     /// accepts it (over HTTP; on by default).
     pub gzip: bool,
+    /// Endpoints served under another name, as `(served, endpoint)` pairs
+    /// (`("UploadPicture", "Upload")`): such an endpoint answers under its
+    /// new name only, as behind a gateway that routes it elsewhere.
+    pub renamed: Vec<(String, String)>,
 }
 
 impl Default for ServerConfig {
@@ -146,6 +150,7 @@ impl Default for ServerConfig {
             refuse_tasks: None,
             max_upload_bytes: 12 * 1024 * 1024,
             gzip: true,
+            renamed: Vec::new(),
         }
     }
 }

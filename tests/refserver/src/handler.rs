@@ -258,6 +258,21 @@ impl RefServer {
             }
         };
         entry.endpoint = name.to_string();
+        // A renamed endpoint answers under its new name only.
+        let renamed = self.config().renamed;
+        let canonical: String;
+        let name = if let Some((_, to)) = renamed
+            .iter()
+            .find(|(served, _)| served.eq_ignore_ascii_case(name))
+        {
+            canonical = to.clone();
+            canonical.as_str()
+        } else if renamed.iter().any(|(_, to)| to.eq_ignore_ascii_case(name)) {
+            let reply = Reply::fail(404, 404, &format!("no endpoint `{name}` here"), Value::Null);
+            return self.finish(reply, entry, tracking_id, None);
+        } else {
+            name
+        };
         let is_login = name.eq_ignore_ascii_case("LoginV2") || name.eq_ignore_ascii_case("Login");
 
         let mahak = self.mahak.is_some();
