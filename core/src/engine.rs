@@ -76,6 +76,14 @@ pub struct Settings {
     /// The save endpoint; empty for the dialect's own (`SaveAllData`,
     /// `SaveAllDataV2`).
     pub save_endpoint: String,
+    /// The endpoint settling orders in dispute; empty for
+    /// `SolveOrderDispute`.
+    pub order_dispute_endpoint: String,
+    /// The endpoint of record disputes and reconciliations; empty for
+    /// `SolveDispute`.
+    pub dispute_endpoint: String,
+    /// The upload endpoint; empty for `Upload`.
+    pub upload_endpoint: String,
     /// Texts (case-insensitive) of a per-record save error that means "this
     /// create is already registered" (mahak); empty for the built-in
     /// Persian and English ones.
@@ -132,6 +140,9 @@ impl Default for Settings {
             login_endpoint: String::new(),
             pull_endpoint: String::new(),
             save_endpoint: String::new(),
+            order_dispute_endpoint: String::new(),
+            dispute_endpoint: String::new(),
+            upload_endpoint: String::new(),
             already_registered: Vec::new(),
             app_id: "rowsync".to_string(),
             max_pull_pages: 100_000,
@@ -154,6 +165,9 @@ impl Settings {
             (&mut e.login, &self.login_endpoint),
             (&mut e.pull, &self.pull_endpoint),
             (&mut e.save, &self.save_endpoint),
+            (&mut e.order_dispute, &self.order_dispute_endpoint),
+            (&mut e.dispute, &self.dispute_endpoint),
+            (&mut e.upload, &self.upload_endpoint),
         ] {
             if !over.trim().is_empty() {
                 *name = over.trim().to_string();
@@ -376,7 +390,7 @@ impl Engine {
             crate::http::validate_base_url(&settings.base_url)?;
         }
         let endpoints = settings.endpoints();
-        for name in [&endpoints.login, &endpoints.pull, &endpoints.save] {
+        for name in endpoints.all() {
             crate::api::client::check_endpoint(name)?;
         }
         let current = read(&self.settings)?.dialect;
@@ -1076,6 +1090,39 @@ mod tests {
         };
         e.configure(good).unwrap();
         assert_eq!(e.settings().unwrap().endpoints().save, "SaveAllDataV2");
+        // The task endpoints too.
+        for bad in [
+            Settings {
+                upload_endpoint: "Up load".into(),
+                ..e.settings().unwrap()
+            },
+            Settings {
+                dispute_endpoint: "../Admin".into(),
+                ..e.settings().unwrap()
+            },
+            Settings {
+                order_dispute_endpoint: "Solve?x=1".into(),
+                ..e.settings().unwrap()
+            },
+        ] {
+            assert!(matches!(e.configure(bad), Err(Error::Config(_))));
+        }
+        let endpoints = e.settings().unwrap().endpoints();
+        assert_eq!(
+            (
+                endpoints.order_dispute.as_str(),
+                endpoints.dispute.as_str(),
+                endpoints.upload.as_str()
+            ),
+            ("SolveOrderDispute", "SolveDispute", "Upload"),
+            "nothing stored; the defaults"
+        );
+        e.configure(Settings {
+            upload_endpoint: " UploadPicture ".into(),
+            ..e.settings().unwrap()
+        })
+        .unwrap();
+        assert_eq!(e.settings().unwrap().endpoints().upload, "UploadPicture");
     }
 
     #[test]

@@ -73,6 +73,17 @@ pub struct EngineSettings {
     /// `SaveAllDataV2`).
     #[uniffi(default = "")]
     pub save_endpoint: String,
+    /// The endpoint settling orders in dispute; empty for
+    /// `SolveOrderDispute`.
+    #[uniffi(default = "")]
+    pub order_dispute_endpoint: String,
+    /// The endpoint of record disputes and reconciliations; empty for
+    /// `SolveDispute`.
+    #[uniffi(default = "")]
+    pub dispute_endpoint: String,
+    /// The upload endpoint; empty for `Upload`.
+    #[uniffi(default = "")]
+    pub upload_endpoint: String,
     /// Texts (case-insensitive) of a per-record save error meaning "this
     /// create is already registered" (mahak dialect); empty for the
     /// built-in Persian and English ones.
@@ -119,6 +130,9 @@ impl EngineSettings {
             login_endpoint: self.login_endpoint.clone(),
             pull_endpoint: self.pull_endpoint.clone(),
             save_endpoint: self.save_endpoint.clone(),
+            order_dispute_endpoint: self.order_dispute_endpoint.clone(),
+            dispute_endpoint: self.dispute_endpoint.clone(),
+            upload_endpoint: self.upload_endpoint.clone(),
             already_registered: self.already_registered.clone(),
             pull_intervals: self
                 .pull_intervals
@@ -155,6 +169,9 @@ impl From<rowsync::Settings> for EngineSettings {
             login_endpoint: s.login_endpoint,
             pull_endpoint: s.pull_endpoint,
             save_endpoint: s.save_endpoint,
+            order_dispute_endpoint: s.order_dispute_endpoint,
+            dispute_endpoint: s.dispute_endpoint,
+            upload_endpoint: s.upload_endpoint,
             already_registered: s.already_registered,
             pull_intervals: s.pull_intervals.into_iter().collect(),
             max_upload_bytes: s.max_upload_bytes,
@@ -1012,6 +1029,9 @@ mod tests {
             login_endpoint: "L".into(),
             pull_endpoint: "P".into(),
             save_endpoint: "S".into(),
+            order_dispute_endpoint: "OD".into(),
+            dispute_endpoint: "D".into(),
+            upload_endpoint: "U".into(),
             already_registered: vec!["dup".into()],
             app_id: "app".into(),
             max_pull_pages: 19,

@@ -373,7 +373,7 @@ pub(crate) struct Session<'e> {
     pub(super) client: &'e ApiClient,
     pub(super) settings: Settings,
     pub(super) dialect: Dialect,
-    endpoints: Endpoints,
+    pub(super) endpoints: Endpoints,
     rules: SaveRules,
     conflict_rounds: usize,
     doubt_rounds: usize,

@@ -194,7 +194,7 @@ impl Session<'_> {
             lenient_answer: self.dialect == Dialect::Mahak,
             reuse_buffer: false,
         };
-        match self.call_with(request.endpoint, &out, request.kind) {
+        match self.call_with(request.endpoint.name(&self.endpoints), &out, request.kind) {
             Ok(reply) if reply.success => {
                 {
                     let mut store = lock(&self.engine.store)?;

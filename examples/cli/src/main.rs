@@ -262,7 +262,7 @@ impl Args {
 
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
-        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--app-id ID]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.",
+        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.",
         "sync" => "usage: rowsync --db FILE sync [--all] [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints\nin the collections that are due (reference data such as banks and person groups\nevery six hours, the rest every time; --all pulls every collection now), then\npushes the outbox (never held back). Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
@@ -579,6 +579,9 @@ fn init(a: &mut Args) -> Outcome {
     let login_endpoint = a.value("--login-endpoint")?;
     let pull_endpoint = a.value("--pull-endpoint")?;
     let save_endpoint = a.value("--save-endpoint")?;
+    let order_dispute_endpoint = a.value("--order-dispute-endpoint")?;
+    let dispute_endpoint = a.value("--dispute-endpoint")?;
+    let upload_endpoint = a.value("--upload-endpoint")?;
     let app_id = a.value("--app-id")?;
     let dialect = match a.value("--dialect")? {
         Some(d) => Some(
@@ -598,6 +601,9 @@ fn init(a: &mut Args) -> Outcome {
         ("--login-endpoint", &login_endpoint),
         ("--pull-endpoint", &pull_endpoint),
         ("--save-endpoint", &save_endpoint),
+        ("--order-dispute-endpoint", &order_dispute_endpoint),
+        ("--dispute-endpoint", &dispute_endpoint),
+        ("--upload-endpoint", &upload_endpoint),
     ] {
         if let Some(v) = v.as_deref().map(str::trim) {
             let plain = v
@@ -664,6 +670,9 @@ fn init(a: &mut Args) -> Outcome {
         (&mut s.login_endpoint, login_endpoint),
         (&mut s.pull_endpoint, pull_endpoint),
         (&mut s.save_endpoint, save_endpoint),
+        (&mut s.order_dispute_endpoint, order_dispute_endpoint),
+        (&mut s.dispute_endpoint, dispute_endpoint),
+        (&mut s.upload_endpoint, upload_endpoint),
         (&mut s.app_id, app_id),
     ] {
         if let Some(v) = value {

@@ -701,6 +701,9 @@ fn odd_input_never_panics() {
         vec!["init", "--collections", ",,,"],
         vec!["init", "--dialect", ""],
         vec!["init", "--pull-endpoint", "../../etc"],
+        vec!["init", "--upload-endpoint", "Up load"],
+        vec!["init", "--dispute-endpoint", "Solve?x=1"],
+        vec!["init", "--order-dispute-endpoint", "/Admin"],
         vec!["put", "orders", "null"],
         vec!["put", "orders", "[]"],
         vec!["put", "orders", "42"],
@@ -775,6 +778,36 @@ fn odd_input_never_panics() {
     ));
     assert_eq!(out["pull_endpoint"], "GetAllDataV2");
     ok(&rowsync(&db, &["init", "--pull-endpoint", ""]));
+    let out = json(&rowsync(
+        &db,
+        &[
+            "init",
+            "--upload-endpoint",
+            "UploadPicture",
+            "--dispute-endpoint",
+            "SolveDisputeX",
+            "--order-dispute-endpoint",
+            "SolveOrderDisputeX",
+            "--json",
+        ],
+    ));
+    assert_eq!(out["upload_endpoint"], "UploadPicture");
+    assert_eq!(out["dispute_endpoint"], "SolveDisputeX");
+    assert_eq!(out["order_dispute_endpoint"], "SolveOrderDisputeX");
+    let out = json(&rowsync(
+        &db,
+        &[
+            "init",
+            "--upload-endpoint",
+            "",
+            "--dispute-endpoint",
+            "",
+            "--order-dispute-endpoint",
+            "",
+            "--json",
+        ],
+    ));
+    assert_eq!(out["upload_endpoint"], "");
     // The replica still works.
     let status = json(&rowsync(&db, &["status", "--json"]));
     assert_eq!(status["base_url"], server.base_url());

@@ -445,3 +445,87 @@ fn a_wipe_keeps_queued_tasks_unless_forced_and_the_queue_survives_a_reopen() {
     e.wipe(true).unwrap();
     assert!(e.tasks().unwrap().is_empty());
 }
+
+/// The task endpoints' names come from the settings (WIRE.md: every name
+/// must be configurable). Against a server that serves them elsewhere, the
+/// default names fail and nothing is lost: the tasks wait, parked with the
+/// server's words; once the names are set, a retry delivers them, under
+/// those names.
+#[test]
+fn task_endpoints_are_called_by_the_names_in_the_settings() {
+    let server = start(ServerConfig {
+        renamed: vec![
+            ("UploadPicture".into(), "Upload".into()),
+            ("SolveOrderDisputeX".into(), "SolveOrderDispute".into()),
+            ("SolveDisputeX".into(), "SolveDispute".into()),
+        ],
+        ..mahak_server_config()
+    });
+    server.server().admin().seed_products(3).unwrap();
+    let db = TempDb::new("task-names");
+    let e = mahak_engine(&db, &server.base_url());
+    let (collection, id) = attachable(&e, Dialect::Mahak);
+    e.queue_upload(collection, id, UploadSource::Bytes(vec![7; 1_000]), "a.jpg")
+        .unwrap();
+    e.solve_order_dispute(vec![OrderDisputeItem {
+        order_id: 501,
+        code: 2,
+        ..Default::default()
+    }])
+    .unwrap();
+    e.solve_dispute(
+        "products",
+        vec![RecordDisputeItem {
+            id: 1,
+            row_version: 1,
+            ..Default::default()
+        }],
+    )
+    .unwrap();
+
+    let first = e.sync().unwrap();
+    assert_eq!((first.uploaded, first.disputes_sent), (0, 0), "{first:?}");
+    assert!(server.server().admin().uploads().is_empty());
+    assert!(server.server().admin().disputes().is_empty());
+    assert_eq!(e.tasks().unwrap().len(), 3, "kept, not dropped");
+    assert_eq!(first.tasks_parked, 3, "{first:?}");
+    let letters = e.dead_letters().unwrap();
+    assert!(
+        letters.iter().all(|l| l.code == 404 && l.tasks.len() == 1),
+        "{letters:?}"
+    );
+
+    e.configure(rowsync::Settings {
+        upload_endpoint: "UploadPicture".into(),
+        order_dispute_endpoint: "SolveOrderDisputeX".into(),
+        dispute_endpoint: "SolveDisputeX".into(),
+        ..e.settings().unwrap()
+    })
+    .unwrap();
+    for letter in e.dead_letters().unwrap() {
+        e.retry_dead_letter(letter.id).unwrap();
+    }
+    let second = e.sync().unwrap();
+    assert_eq!(
+        (second.uploaded, second.disputes_sent),
+        (1, 2),
+        "{second:?}"
+    );
+    assert!(e.tasks().unwrap().is_empty());
+    assert_eq!(server.server().admin().uploads().len(), 1);
+    let disputes = server.server().admin().disputes();
+    assert_eq!(disputes.len(), 2);
+    let called: Vec<String> = server
+        .server()
+        .requests()
+        .into_iter()
+        .map(|r| r.endpoint)
+        .collect();
+    for name in ["UploadPicture", "SolveOrderDisputeX", "SolveDisputeX"] {
+        assert_eq!(
+            called.iter().filter(|c| *c == name).count(),
+            1,
+            "{name}: {called:?}"
+        );
+    }
+}

@@ -107,6 +107,26 @@ pub struct Endpoints {
     pub pull: String,
     /// Save.
     pub save: String,
+    /// Settling orders in dispute (`SolveOrderDispute`).
+    pub order_dispute: String,
+    /// Reporting the records held, or settling them (`SolveDispute`).
+    pub dispute: String,
+    /// Uploading a record's file (`Upload`).
+    pub upload: String,
+}
+
+impl Endpoints {
+    /// Every name, for checking them.
+    pub fn all(&self) -> [&str; 6] {
+        [
+            &self.login,
+            &self.pull,
+            &self.save,
+            &self.order_dispute,
+            &self.dispute,
+            &self.upload,
+        ]
+    }
 }
 
 impl Dialect {
@@ -120,6 +140,10 @@ impl Dialect {
             login: login.into(),
             pull: pull.into(),
             save: save.into(),
+            // Both dialects name these alike.
+            order_dispute: "SolveOrderDispute".into(),
+            dispute: "SolveDispute".into(),
+            upload: "Upload".into(),
         }
     }
 

@@ -19,15 +19,38 @@
 use serde_json::{json, Value};
 
 use crate::api::client::CallKind;
+use crate::api::dialect::Endpoints;
 use crate::catalogue::{CollectionDef, Dialect};
 use crate::error::{Error, Result};
 use crate::tasks::{OrderDisputeItem, RecordDisputeItem};
 
+/// Which task endpoint a call goes to; its name comes from the settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TaskEndpoint {
+    /// `SolveOrderDispute`.
+    OrderDispute,
+    /// `SolveDispute`.
+    Dispute,
+    /// `Upload`.
+    Upload,
+}
+
+impl TaskEndpoint {
+    /// Its name among `endpoints`.
+    pub(crate) fn name(self, endpoints: &Endpoints) -> &str {
+        match self {
+            TaskEndpoint::OrderDispute => &endpoints.order_dispute,
+            TaskEndpoint::Dispute => &endpoints.dispute,
+            TaskEndpoint::Upload => &endpoints.upload,
+        }
+    }
+}
+
 /// One call of the task queue, ready for the client.
 #[derive(Debug, Clone)]
 pub(crate) struct TaskRequest {
-    /// The endpoint (`SolveOrderDispute`, `SolveDispute`, `Upload`).
-    pub endpoint: &'static str,
+    /// The endpoint.
+    pub endpoint: TaskEndpoint,
     /// The body.
     pub body: Vec<u8>,
     /// Its content type.
@@ -40,7 +63,7 @@ pub(crate) struct TaskRequest {
     pub kind: CallKind,
 }
 
-fn json_request(endpoint: &'static str, body: &Value, kind: CallKind) -> Result<TaskRequest> {
+fn json_request(endpoint: TaskEndpoint, body: &Value, kind: CallKind) -> Result<TaskRequest> {
     Ok(TaskRequest {
         endpoint,
         body: serde_json::to_vec(body)?,
@@ -93,7 +116,7 @@ impl Dialect {
                 })
             }
         };
-        json_request("SolveOrderDispute", &body, self.dispute_kind())
+        json_request(TaskEndpoint::OrderDispute, &body, self.dispute_kind())
     }
 
     /// `SolveDispute` for records of `def`. The documented dialect takes one
@@ -131,7 +154,7 @@ impl Dialect {
                 })
             }
         };
-        json_request("SolveDispute", &body, self.dispute_kind())
+        json_request(TaskEndpoint::Dispute, &body, self.dispute_kind())
     }
 
     /// `Upload` of `data` for record `server_id` of `def`, as multipart.
@@ -168,7 +191,7 @@ impl Dialect {
         body.extend_from_slice(data);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         Ok(TaskRequest {
-            endpoint: "Upload",
+            endpoint: TaskEndpoint::Upload,
             body,
             content_type: format!("multipart/form-data; boundary={boundary}"),
             headers,
