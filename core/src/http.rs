@@ -106,13 +106,74 @@ impl Transport for UreqTransport {
         request: &HttpRequest,
         buffer: Vec<u8>,
     ) -> std::result::Result<HttpResponse, TransportError> {
+        self.exchange(request, request.body.as_slice(), false, buffer)
+    }
+
+    fn send_reporting(
+        &self,
+        request: &HttpRequest,
+        sent: &dyn Fn(u64),
+    ) -> std::result::Result<HttpResponse, TransportError> {
+        let mut body = Counting {
+            data: &request.body,
+            at: 0,
+            sent,
+        };
+        self.exchange(
+            request,
+            ureq::SendBody::from_reader(&mut body),
+            true,
+            Vec::new(),
+        )
+    }
+}
+
+/// The most of a reported body handed over at once.
+const PIECE: usize = 16 * 1024;
+
+/// A request body read out in pieces, telling how much went so far.
+struct Counting<'a> {
+    data: &'a [u8],
+    at: usize,
+    sent: &'a dyn Fn(u64),
+}
+
+impl io::Read for Counting<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = self.data.get(self.at..).unwrap_or_default();
+        // Small pieces, so the count moves often (ureq writes each to the
+        // connection before it asks for more).
+        let n = rest.len().min(buf.len()).min(PIECE);
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        if n > 0 {
+            (self.sent)(self.at as u64);
+        }
+        Ok(n)
+    }
+}
+
+impl UreqTransport {
+    /// One exchange: `body` goes out (with its length declared when
+    /// `declare_length`: a body read from a reader would otherwise go
+    /// chunked), the answer is read into `buffer`.
+    fn exchange(
+        &self,
+        request: &HttpRequest,
+        body: impl ureq::AsSendBody,
+        declare_length: bool,
+        buffer: Vec<u8>,
+    ) -> std::result::Result<HttpResponse, TransportError> {
         let mut builder = ureq::http::Request::builder()
             .method(request.method.as_str())
             .uri(request.url.as_str());
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        let http_request = builder.body(request.body.as_slice()).map_err(|e| {
+        if declare_length && request.header("content-length").is_none() {
+            builder = builder.header("Content-Length", request.body.len().to_string());
+        }
+        let http_request = builder.body(body).map_err(|e| {
             TransportError::new(TransportErrorKind::Other, format!("invalid request: {e}"))
         })?;
 
@@ -484,6 +545,57 @@ mod tests {
             seen
         });
         (url, handle)
+    }
+
+    /// A body sent with progress goes out with its length declared (not
+    /// chunked), whole, and the count moves piece by piece up to its end.
+    #[test]
+    fn a_reported_body_declares_its_length_and_tells_its_progress() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/API/v3/Sync/Upload",
+            listener.local_addr().unwrap()
+        );
+        let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let server = thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 8192];
+            let head_end = loop {
+                let n = socket.read(&mut buf).unwrap();
+                assert!(n > 0, "closed before the head ended");
+                seen.extend_from_slice(&buf[..n]);
+                if let Some(p) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break p + 4;
+                }
+            };
+            while seen.len() < head_end + 100_000 {
+                let n = socket.read(&mut buf).unwrap();
+                assert!(n > 0, "closed before the body ended");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+                .unwrap();
+            let head = String::from_utf8_lossy(&seen[..head_end]).to_ascii_lowercase();
+            (head, seen[head_end..].to_vec())
+        });
+        let t = UreqTransport::new(HttpConfig::default()).unwrap();
+        let told = std::sync::Mutex::new(Vec::new());
+        let mut req = request(url);
+        req.body = body.clone();
+        let answer = t
+            .send_reporting(&req, &|n| told.lock().unwrap().push(n))
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        let (head, got) = server.join().unwrap();
+        assert!(head.contains("content-length: 100000"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert_eq!(got, body);
+        let told = told.into_inner().unwrap();
+        assert!(told.len() >= 6, "{told:?}");
+        assert!(told.windows(2).all(|w| w[0] < w[1]), "{told:?}");
+        assert_eq!(told.last(), Some(&100_000));
     }
 
     /// A buffer handed in for the body is cleared and reused: the answer

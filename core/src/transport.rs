@@ -121,6 +121,20 @@ pub trait Transport: Send + Sync {
         drop(buffer);
         self.send(request)
     }
+
+    /// [`Transport::send`], telling `sent` how many bytes of the body have
+    /// gone out so far, as they go (an upload's progress; the count starts
+    /// again from 0 on a retry). The default sends, then tells the whole
+    /// body once the answer is in.
+    fn send_reporting(
+        &self,
+        request: &HttpRequest,
+        sent: &dyn Fn(u64),
+    ) -> std::result::Result<HttpResponse, TransportError> {
+        let response = self.send(request)?;
+        sent(request.body.len() as u64);
+        Ok(response)
+    }
 }
 
 #[cfg(test)]

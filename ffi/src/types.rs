@@ -469,7 +469,8 @@ pub enum ConnectionStatus {
         files: u32,
         /// The file's size in bytes.
         bytes: u64,
-        /// Bytes of this sync's uploads already taken by the server.
+        /// Bytes of this sync's uploads sent so far, the current file's
+        /// as they go out (told every 64 KiB).
         bytes_done: u64,
         /// Bytes of all of this sync's uploads.
         bytes_total: u64,

@@ -62,6 +62,19 @@ pub struct Outgoing<'a> {
     /// Read the answer into a buffer given back with
     /// [`ApiClient::recycle`] (pull pages), if one is there.
     pub reuse_buffer: bool,
+    /// Told how many bytes of the body went out so far, as they go
+    /// (uploads).
+    pub progress: Option<Progress<'a>>,
+}
+
+/// A callback told the bytes of a request body sent so far.
+#[derive(Clone, Copy)]
+pub struct Progress<'a>(pub &'a dyn Fn(u64));
+
+impl std::fmt::Debug for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 impl<'a> Outgoing<'a> {
@@ -74,6 +87,7 @@ impl<'a> Outgoing<'a> {
             token_query: None,
             lenient_answer: false,
             reuse_buffer: false,
+            progress: None,
         }
     }
 }
@@ -178,7 +192,8 @@ pub enum ConnectionState {
         files: u32,
         /// The file's size.
         bytes: u64,
-        /// Bytes of this sync's uploads already taken by the server.
+        /// Bytes of this sync's uploads sent so far, the current file's
+        /// as they go out (told every 64 KiB).
         bytes_done: u64,
         /// Bytes of all of this sync's uploads.
         bytes_total: u64,
@@ -681,9 +696,10 @@ impl ApiClient {
             } else {
                 None
             };
-            let outcome = match buffer {
-                Some(buffer) => self.transport.send_into(&request, buffer),
-                None => self.transport.send(&request),
+            let outcome = match (out.progress, buffer) {
+                (Some(Progress(sent)), _) => self.transport.send_reporting(&request, sent),
+                (None, Some(buffer)) => self.transport.send_into(&request, buffer),
+                (None, None) => self.transport.send(&request),
             };
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             let mut attempt_record = |status: Option<u16>, tracking_id: Option<String>, error| {
@@ -1028,6 +1044,7 @@ mod tests {
         let c = client(&script);
         let pull = Outgoing {
             reuse_buffer: true,
+            progress: None,
             ..Outgoing::json(b"{}")
         };
         let call = |out: &Outgoing<'_>| {

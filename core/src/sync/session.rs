@@ -168,6 +168,7 @@ impl Fetcher<'_> {
         let logger = &self.engine.logger;
         let out = Outgoing {
             reuse_buffer: true,
+            progress: None,
             ..Outgoing::json(&body)
         };
         let reply = self

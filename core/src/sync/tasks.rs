@@ -9,7 +9,9 @@
 //! A refusal parks the task with the server's words; a transient failure
 //! ends the sync with its error and the task stays queued.
 
-use crate::api::client::{ConnectionState, Outgoing};
+use std::cell::Cell;
+
+use crate::api::client::{ConnectionState, Outgoing, Progress};
 use crate::catalogue::Dialect;
 use crate::engine::{lock, read};
 use crate::error::{Error, Result};
@@ -21,6 +23,34 @@ use crate::tasks::{self, Spec, TaskKind, TaskRow};
 /// Why a dispute to the real server is parked after a lost answer.
 pub(crate) const DISPUTE_IN_DOUBT: &str = "the answer to this dispute never came: the server \
      may have applied it, and it does not deduplicate, so it is not sent again unless you retry it";
+
+/// How often an upload's progress is told, in bytes of its file.
+const PROGRESS_STEP: u64 = 64 * 1024;
+
+/// Where an upload stands: [`ConnectionState::Uploading`] before its bytes.
+#[derive(Debug, Clone, Copy)]
+struct Uploading {
+    upload_id: i64,
+    file: u32,
+    files: u32,
+    bytes: u64,
+    bytes_done: u64,
+    bytes_total: u64,
+}
+
+impl Uploading {
+    /// The state once `sent` bytes of this file went out.
+    fn at(self, sent: u64) -> ConnectionState {
+        ConnectionState::Uploading {
+            upload_id: self.upload_id,
+            file: self.file,
+            files: self.files,
+            bytes: self.bytes,
+            bytes_done: self.bytes_done + sent.min(self.bytes),
+            bytes_total: self.bytes_total,
+        }
+    }
+}
 
 impl Session<'_> {
     /// Sends every queued upload whose record has a server id, and every
@@ -40,18 +70,21 @@ impl Session<'_> {
         let mut bytes_done = 0u64;
         let result = (|| {
             for (task, server_id) in &ready {
+                let mut at = None;
                 if task.kind == TaskKind::Upload {
                     file += 1;
-                    self.engine.set_state(ConnectionState::Uploading {
+                    let state = Uploading {
                         upload_id: task.id,
                         file,
                         files,
                         bytes: task.size,
                         bytes_done,
                         bytes_total,
-                    })?;
+                    };
+                    self.engine.set_state(state.at(0))?;
+                    at = Some(state);
                 }
-                self.send_task(task, *server_id, report)?;
+                self.send_task(task, *server_id, at, report)?;
                 if task.kind == TaskKind::Upload {
                     bytes_done += task.size;
                 }
@@ -121,6 +154,7 @@ impl Session<'_> {
         &mut self,
         task: &TaskRow,
         server_id: Option<i64>,
+        uploading: Option<Uploading>,
         report: &mut SyncReport,
     ) -> Result<()> {
         if task.sent && task.kind != TaskKind::Upload && self.dialect == Dialect::Mahak {
@@ -185,6 +219,25 @@ impl Session<'_> {
             )?;
             tx.commit()?;
         }
+        // An upload's progress, as its body goes out: the file's share of
+        // the bytes sent, told every `PROGRESS_STEP` bytes of it.
+        let engine = self.engine;
+        let body_len = request.body.len().max(1) as u64;
+        let told = Cell::new(0u64);
+        let tell = |sent: u64| {
+            let Some(state) = uploading else { return };
+            let of_file = u64::try_from(
+                u128::from(sent.min(body_len)) * u128::from(state.bytes) / u128::from(body_len),
+            )
+            .unwrap_or(state.bytes);
+            if of_file.abs_diff(told.get()) >= PROGRESS_STEP
+                || (of_file == state.bytes && told.get() != of_file)
+            {
+                told.set(of_file);
+                // A listener's trouble does not stop the upload.
+                let _ = engine.set_state(state.at(of_file));
+            }
+        };
         let out = Outgoing {
             body: &request.body,
             content_type: request.content_type.clone(),
@@ -193,6 +246,7 @@ impl Session<'_> {
             // The real server's answers to these were never captured.
             lenient_answer: self.dialect == Dialect::Mahak,
             reuse_buffer: false,
+            progress: uploading.map(|_| Progress(&tell)),
         };
         match self.call_with(request.endpoint.name(&self.endpoints), &out, request.kind) {
             Ok(reply) if reply.success => {

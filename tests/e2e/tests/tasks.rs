@@ -96,6 +96,24 @@ fn upload_goes_after_its_records_save(dialect: Dialect) {
         } if *upload_id == task && *bytes == photo.len() as u64 && *bytes_total == *bytes)),
         "{seen:?}"
     );
+    // Progress moves as the file goes out, not only per file.
+    let done: Vec<u64> = seen
+        .iter()
+        .filter_map(|s| match s {
+            ConnectionState::Uploading { bytes_done, .. } => Some(*bytes_done),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done.first(), Some(&0), "{done:?}");
+    assert_eq!(done.last(), Some(&(photo.len() as u64)), "{done:?}");
+    assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
+    assert!(
+        done.iter()
+            .filter(|&&d| d > 0 && d < photo.len() as u64)
+            .count()
+            >= 3,
+        "every 64 KiB of 300 KB: {done:?}"
+    );
     // The upload was sent after the save that gave its record an id.
     let log: Vec<String> = server
         .server()
