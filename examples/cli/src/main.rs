@@ -1009,8 +1009,15 @@ fn connection_text(c: &ConnectionState) -> String {
         ConnectionState::AuthFailed => "login refused".into(),
         ConnectionState::Syncing => "syncing".into(),
         ConnectionState::Uploading {
-            file, files, bytes, ..
-        } => format!("uploading file {file} of {files} ({bytes} bytes)"),
+            file,
+            files,
+            bytes,
+            bytes_done,
+            bytes_total,
+            ..
+        } => format!(
+            "uploading file {file} of {files} ({bytes} bytes; {bytes_done} of {bytes_total} sent)"
+        ),
     }
 }
 
