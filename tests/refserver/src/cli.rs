@@ -13,7 +13,7 @@ pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--da
 [--database-id N] [--package-number N] [--rate-limit PER_SEC] [--retry-after-date] \
 [--bare-login] [--omit-error-list] [--seed N] [--verbose] [--dialect mahak|documented] \
 [--exclusive-bound] [--page-cap-total] [--server-page-cap N] [--ignore-page-size] [--unordered] \
-[--resend-updates] [--visitor-id N]";
+[--resend-updates] [--refuse-offset-dates] [--visitor-id N]";
 
 /// Parsed command-line options.
 #[derive(Debug, Clone)]
@@ -90,6 +90,7 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
             "--ignore-page-size" => o.config.ignore_page_size = true,
             "--unordered" => o.config.unordered = true,
             "--resend-updates" => o.config.resend_updates = true,
+            "--refuse-offset-dates" => o.config.refuse_offset_dates = true,
             "--visitor-id" => o.config.visitor_id = value(&flag, args.next())?,
             "--verbose" | "-v" => o.config.verbose = true,
             "--help" | "-h" => return Err(ServerError::Usage(USAGE.to_string())),
@@ -158,9 +159,13 @@ mod tests {
         assert_eq!(o.config.dialect, crate::Dialect::Documented);
         assert!(o.config.unordered);
         assert_eq!(o.config.server_page_cap, Some(7));
-        let o = parse_cli(args("--seed-orders 5 --resend-updates --visitor-id 9")).unwrap();
+        let o = parse_cli(args(
+            "--seed-orders 5 --resend-updates --refuse-offset-dates --visitor-id 9",
+        ))
+        .unwrap();
         assert_eq!(o.seed_orders, 5);
         assert!(o.config.resend_updates);
+        assert!(o.config.refuse_offset_dates);
         assert_eq!(o.config.visitor_id, 9);
         assert!(parse_cli(args("--dialect klingon")).is_err());
         assert!(parse_cli(args("--port")).is_err());

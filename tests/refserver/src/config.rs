@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// Mahak: a resent create (a client id already registered) is a silent
     /// update instead of the real server's per-record error.
     pub resend_updates: bool,
+    /// Mahak: a date with an offset (`Z`, `+03:30`) in a saved record is
+    /// refused per record (whether the real server takes one is not
+    /// known); offset-free dates are taken.
+    pub refuse_offset_dates: bool,
     /// Mahak: the `VisitorId` a login answers (until the admin changes it),
     /// and the visitor seeded links are for.
     pub visitor_id: i64,
@@ -125,6 +129,7 @@ impl Default for ServerConfig {
             ignore_page_size: false,
             unordered: false,
             resend_updates: false,
+            refuse_offset_dates: false,
             visitor_id: 31,
             sync_id: 241_538_754,
             user_title: "فروشگاه مرکزی ".to_string(),

@@ -411,6 +411,26 @@ fn save_one(
         }
     }
     let is_create = existing.is_none();
+    // A habit the evidence leaves open: dates with an offset refused.
+    if config.refuse_offset_dates {
+        for (k, v) in &obj {
+            // Only the fields the server types as dates: text is text.
+            let date_field = k.eq_ignore_ascii_case("date") || k.ends_with("Date");
+            let offset = date_field
+                && v.as_str()
+                    .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t.trim()).is_ok());
+            if offset {
+                return refuse(
+                    k,
+                    format!(
+                        "The value '{}' is not valid for {}.",
+                        v.as_str().unwrap_or(""),
+                        pascal(k)
+                    ),
+                );
+            }
+        }
+    }
     // The real server's own rule on order lines.
     if name == "orderDetails" && is_create {
         let named = ["productDetail", "income", "expense"].iter().any(|k| {

@@ -439,6 +439,32 @@ fn a_resend_can_be_a_silent_update_instead() {
 }
 
 #[test]
+fn offset_dates_can_be_refused_per_record() {
+    let mut config = mahak();
+    config.refuse_offset_dates = true;
+    let server = RefServer::open(config).unwrap();
+    server.admin().seed_persons(1).unwrap();
+    let c = logged_in(&server);
+    let save = |client: i64, date: &str| {
+        body(&c.post(
+            "SaveAllData",
+            json!({"orders": [{"orderClientId": client, "orderType": 201, "personId": 1,
+                               "orderDate": date, "description": "2026-12-05T10:00:00Z"}]}),
+        ))["Data"]["Objects"]["Orders"]["Results"][0]
+            .clone()
+    };
+    let refused = save(1, "2026-12-05T10:00:00Z");
+    assert_eq!(refused["Result"], false);
+    assert_eq!(refused["Errors"][0]["Property"], "OrderDate");
+    let refused = save(2, "2026-12-05T13:30:00+03:30");
+    assert_eq!(refused["Result"], false);
+    // Offset-free dates are taken, and text that looks like a date is text.
+    assert_eq!(save(3, "2026-12-05T13:30:00")["Result"], true);
+    assert_eq!(save(4, "2025-10-04T15:18:38.2345036")["Result"], true);
+    assert_eq!(server.admin().count("orders"), 2);
+}
+
+#[test]
 fn faults_work_in_the_mahak_dialect() {
     let server = RefServer::open(mahak()).unwrap();
     server.admin().seed_persons(1).unwrap();
