@@ -172,7 +172,9 @@ impl<'w> Writer<'w, '_> {
             ));
         };
         let obj = if self.catalogue.camel_keys() {
-            crate::api::dialect::mahak::camel_object(obj)
+            let mut obj = crate::api::dialect::mahak::camel_object(obj);
+            crate::api::dialect::mahak::local_dates(&mut obj);
+            obj
         } else {
             obj
         };

@@ -880,3 +880,56 @@ impl rowsync::Transport for DiesAfterSave {
         self.inner.send(req)
     }
 }
+
+/// Whether the real server takes a date with an offset is not known
+/// (WIRE.md section 8): the engine writes an app's `Z` or `+03:30` date as
+/// the server writes dates (offset-free Tehran time, the same instant), so
+/// a sale goes through whichever way it falls. Over loopback HTTP, against
+/// a server that takes offsets and one that refuses them.
+#[test]
+fn an_app_date_with_an_offset_is_saved_whether_or_not_the_server_takes_offsets() {
+    for refuse in [false, true] {
+        let server = start(ServerConfig {
+            refuse_offset_dates: refuse,
+            ..mahak_server_config()
+        });
+        server.server().admin().seed_products(3).unwrap();
+        server.server().admin().seed_persons(2).unwrap();
+        let db = TempDb::new("m-dates");
+        let e = mahak_engine(&db, &server.base_url());
+        e.sync().unwrap();
+        let (detail, person) = pulled_ids(&e);
+        let visitor = e.session().unwrap().map_or(0, |s| s.visitor_id);
+        let order = e
+            .create(
+                "orders",
+                json!({"orderType": 201, "visitorId": visitor, "personId": person,
+                       "orderDate": "2026-12-05T10:00:00Z",
+                       "DeliveryDate": "2026-12-06T09:15:30.25+03:30",
+                       "description": "2026-12-05T10:00:00Z"}),
+            )
+            .unwrap();
+        assert_eq!(order["orderDate"], "2026-12-05T13:30:00");
+        assert_eq!(order["deliveryDate"], "2026-12-06T09:15:30.2500000");
+        assert_eq!(
+            order["description"], "2026-12-05T10:00:00Z",
+            "not a date field"
+        );
+        let oc = client_id(&order, "order");
+        e.create(
+            "orderDetails",
+            json!({"orderClientId": oc, "productDetailId": detail, "count1": 1, "price": 10}),
+        )
+        .unwrap();
+        let report = e.sync().unwrap();
+        assert_eq!((report.pushed, report.parked), (2, 0), "refuse: {refuse}");
+        let stored = &server.server().admin().dump("orders")[0];
+        assert_eq!(
+            stored["orderDate"], "2026-12-05T13:30:00",
+            "refuse: {refuse}"
+        );
+        let local = e.get("orders", RecordId::Client(oc)).unwrap().unwrap();
+        assert_eq!(local["orderDate"], "2026-12-05T13:30:00");
+        assert!(e.dead_letters().unwrap().is_empty());
+    }
+}

@@ -529,6 +529,36 @@ pub fn parse_server_time(text: &str) -> Option<DateTime<Utc>> {
         .checked_sub_signed(chrono::Duration::seconds(TEHRAN_OFFSET_SECS))
 }
 
+/// Writes the dates of a record the app wrote as the real server writes
+/// them: offset-free Tehran time (`2025-10-04T15:18:38.2345036`). Whether
+/// the server accepts `Z` or `+03:30` is not known (WIRE.md section 8), so
+/// a date with an offset is sent as one it certainly reads, the same
+/// instant. Only fields named like dates (`date`, `...Date`, `...Time`)
+/// whose text is an RFC 3339 time with an offset change; an offset-free
+/// date, a day without a time, and any other text stay as they are.
+pub fn local_dates(obj: &mut Map<String, Value>) {
+    let tehran = chrono::FixedOffset::east_opt(TEHRAN_OFFSET_SECS as i32);
+    for (key, value) in obj.iter_mut() {
+        if !(key.eq_ignore_ascii_case("date") || key.ends_with("Date") || key.ends_with("Time")) {
+            continue;
+        }
+        let Value::String(text) = value else { continue };
+        let (Ok(t), Some(tehran)) = (DateTime::parse_from_rfc3339(text.trim()), tehran) else {
+            continue;
+        };
+        let local = t.with_timezone(&tehran).naive_local();
+        let seconds = local.format("%Y-%m-%dT%H:%M:%S");
+        // Ticks of 100 ns, as the server writes them (a leap second's
+        // nanoseconds run past 10^9).
+        let ticks = (local.and_utc().timestamp_subsec_nanos() / 100).min(9_999_999);
+        *text = if ticks == 0 {
+            seconds.to_string()
+        } else {
+            format!("{seconds}.{ticks:07}")
+        };
+    }
+}
+
 /// The lowercase hexadecimal MD5 of a password, as the real server wants
 /// it. Computed in memory for one login body; never stored.
 pub fn password_hash(password: &str) -> String {
@@ -762,6 +792,42 @@ mod tests {
             answer.outcomes[0],
             SaveOutcome::AlreadyThere { .. }
         ));
+    }
+
+    #[test]
+    fn dates_with_an_offset_are_written_as_the_server_writes_them() {
+        let mut obj = serde_json::json!({
+            "orderDate": "2026-12-05T10:00:00Z",
+            "deliveryDate": "2026-12-05T13:30:00.5+03:30",
+            "date": "2026-03-20T23:45:12.1234567-01:00",
+            "createDate": "2025-10-04T15:18:38.2345036",
+            "birthDate": "1990-01-01",
+            "description": "2026-12-05T10:00:00Z",
+            "statusTime": 5,
+            "updateDate": "not a date"
+        });
+        let Value::Object(m) = &mut obj else {
+            unreachable!()
+        };
+        local_dates(m);
+        assert_eq!(
+            obj,
+            serde_json::json!({
+                "orderDate": "2026-12-05T13:30:00",
+                "deliveryDate": "2026-12-05T13:30:00.5000000",
+                "date": "2026-03-21T04:15:12.1234567",
+                "createDate": "2025-10-04T15:18:38.2345036",
+                "birthDate": "1990-01-01",
+                "description": "2026-12-05T10:00:00Z",
+                "statusTime": 5,
+                "updateDate": "not a date"
+            })
+        );
+        // What the server then reads back is the same instant.
+        assert_eq!(
+            parse_server_time("2026-12-05T13:30:00"),
+            parse_server_time("2026-12-05T10:00:00Z")
+        );
     }
 
     #[test]
