@@ -266,6 +266,17 @@ int main(int argc, char **argv) {
     CHECK(rowsync_engine_session(engine, NULL) == ROWSYNC_RESULT_NULL_ARGUMENT,
           "session(NULL out)");
 
+    /* A picture's relative URL, made absolute against the server's origin. */
+    CHECK(rowsync_engine_absolute_url(engine, "/Files/p 1.jpg", &out) == ROWSYNC_RESULT_OK,
+          "absolute_url");
+    CHECK(out != NULL && strncmp(out, "http://127.0.0.1:", 17) == 0 &&
+              strstr(out, "/API/") == NULL && strstr(out, "/Files/p%201.jpg") != NULL,
+          "absolute_url hangs the path from the origin, encoded");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_absolute_url(engine, "", &out) == ROWSYNC_RESULT_CONFIG,
+          "absolute_url of nothing is refused");
+
     CHECK(online_seen >= 1, "status callback heard the engine go online");
     rowsync_subscription_free(status_sub);
 

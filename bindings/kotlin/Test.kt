@@ -168,6 +168,8 @@ fun main(args: Array<String>) {
         val session = e.session()
         check(session != null && session.visitorId > 0 && session.databaseId == 1001L, "the session names the visitor and the database")
         val visitor = session?.visitorId ?: 0L
+        val picture = e.absoluteUrl("/Files/p 1.jpg")
+        check(picture.startsWith("http://127.0.0.1:") && !picture.contains("/API/") && picture.endsWith("/Files/p%201.jpg"), "a relative picture URL made absolute: " + picture)
         val st = e.status()
         check(st.dialect == Dialect.MAHAK, "status names the dialect")
         check(st.session == session, "status carries the session")

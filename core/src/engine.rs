@@ -903,6 +903,19 @@ impl Engine {
         Ok(())
     }
 
+    /// A URL the server gave (a picture's `url`) made absolute against the
+    /// server's origin, ready for an image loader: the real server's may be
+    /// relative (`/Files/12.jpg`). An absolute URL is kept; spaces and
+    /// Persian letters are percent-encoded. `Config` when no server URL is
+    /// configured or `url` is empty.
+    pub fn absolute_url(&self, url: &str) -> Result<String> {
+        let base = read(&self.settings)?.base_url.clone();
+        if base.is_empty() {
+            return Err(Error::Config("no server URL is configured".into()));
+        }
+        crate::http::absolute_url(&base, url)
+    }
+
     /// What the server said of this client at its last login (mahak
     /// dialect): the visitor, database and sync ids, the user's title and
     /// the server's time. Apps need `visitor_id` to write orders. Kept

@@ -259,6 +259,50 @@ fn io_error_kind(e: &io::Error) -> TransportErrorKind {
 /// valid host name or IP literal; an optional port in 1..=65535; an optional
 /// path; no user info, query, fragment, whitespace or control characters.
 /// Anything else is `Error::Config`.
+/// `url` made absolute against the origin (scheme and host) of `base`, the
+/// server's base URL: the real server's picture URLs may be relative to its
+/// origin (WIRE.md section 7). An absolute `http(s)` URL stays as it is;
+/// `//host/path` takes the base's scheme; `/path` and `path` hang from the
+/// origin. Spaces, non-ASCII letters (Persian file names) and other bytes
+/// no URL may hold are percent-encoded; existing `%XX` escapes are kept.
+pub fn absolute_url(base: &str, url: &str) -> Result<String> {
+    let url = url.trim();
+    if url.is_empty() {
+        return Err(Error::Config("an empty URL cannot be made absolute".into()));
+    }
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return Err(Error::Config(format!("base URL `{base}` has no scheme")));
+    };
+    let origin = match rest.find('/') {
+        Some(i) => &base[..scheme.len() + 3 + i],
+        None => base,
+    };
+    let lower = url.to_ascii_lowercase();
+    let whole = if lower.starts_with("http://") || lower.starts_with("https://") {
+        url.to_string()
+    } else if let Some(rest) = url.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if url.starts_with('/') {
+        format!("{origin}{url}")
+    } else {
+        format!("{origin}/{url}")
+    };
+    let mut out = String::with_capacity(whole.len());
+    for c in whole.chars() {
+        if c.is_ascii_graphic()
+            && !matches!(c, '"' | '<' | '>' | '\\' | '^' | '`' | '{' | '|' | '}')
+        {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn validate_base_url(url: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::Config(format!("base URL `{url}`: {why}")));
     if url.is_empty() {
@@ -393,6 +437,42 @@ mod tests {
             Err(Error::Config(_)) => {}
             other => panic!("{url}: expected Config error, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn picture_urls_are_made_absolute_against_the_servers_origin() {
+        let base = "https://mahakacc.mahaksoft.com/API/v3";
+        let abs = |u: &str| absolute_url(base, u).unwrap();
+        assert_eq!(
+            abs("/Files/Pictures/12.jpg"),
+            "https://mahakacc.mahaksoft.com/Files/Pictures/12.jpg"
+        );
+        assert_eq!(
+            abs("Files/12.jpg"),
+            "https://mahakacc.mahaksoft.com/Files/12.jpg"
+        );
+        assert_eq!(
+            abs("//cdn.example.com/a.png"),
+            "https://cdn.example.com/a.png"
+        );
+        assert_eq!(
+            abs(" HTTP://other.example/x.jpg "),
+            "HTTP://other.example/x.jpg"
+        );
+        assert_eq!(
+            abs("/Files/عکس 1.jpg"),
+            "https://mahakacc.mahaksoft.com/Files/%D8%B9%DA%A9%D8%B3%201.jpg"
+        );
+        assert_eq!(
+            abs("/a%20b.jpg?v=2"),
+            "https://mahakacc.mahaksoft.com/a%20b.jpg?v=2"
+        );
+        assert_eq!(
+            absolute_url("http://127.0.0.1:8080", "x.jpg").unwrap(),
+            "http://127.0.0.1:8080/x.jpg"
+        );
+        assert!(matches!(absolute_url(base, "  "), Err(Error::Config(_))));
+        assert!(matches!(absolute_url("", "/x"), Err(Error::Config(_))));
     }
 
     #[test]

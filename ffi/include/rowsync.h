@@ -364,6 +364,17 @@ RowsyncResult rowsync_engine_apply_hint(const struct RowsyncEngine *engine,
 RowsyncResult rowsync_engine_status(const struct RowsyncEngine *engine, char **out_json);
 
 /**
+ * A URL the server gave (a picture's `url`) made absolute against the
+ * server's origin, in `*out_url` (free it with `rowsync_string_free`): the
+ * real server's may be relative (`/Files/12.jpg`). Spaces and Persian
+ * letters are percent-encoded. `ROWSYNC_RESULT_CONFIG` when no server URL is
+ * configured or `url` is empty.
+ */
+RowsyncResult rowsync_engine_absolute_url(const struct RowsyncEngine *engine,
+                                          const char *url,
+                                          char **out_url);
+
+/**
  * What the server said of this client at its last login (mahak dialect),
  * as JSON in `*out_json`: `{"visitor_id", "sync_id", "database_id",
  * "user_title", "server_time"}`, or `null` before the first login. Orders

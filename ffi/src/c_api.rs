@@ -791,6 +791,26 @@ pub unsafe extern "C" fn rowsync_engine_status(
     })
 }
 
+/// A URL the server gave (a picture's `url`) made absolute against the
+/// server's origin, in `*out_url` (free it with `rowsync_string_free`): the
+/// real server's may be relative (`/Files/12.jpg`). Spaces and Persian
+/// letters are percent-encoded. `ROWSYNC_RESULT_CONFIG` when no server URL is
+/// configured or `url` is empty.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_absolute_url(
+    engine: *const RowsyncEngine,
+    url: *const c_char,
+    out_url: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let url = text(url, "url")?;
+        check_out(out_url, "out_url")?;
+        *out_url = c_string(e.core().absolute_url(url)?)?;
+        Ok(())
+    })
+}
+
 /// What the server said of this client at its last login (mahak dialect),
 /// as JSON in `*out_json`: `{"visitor_id", "sync_id", "database_id",
 /// "user_title", "server_time"}`, or `null` before the first login. Orders

@@ -365,6 +365,13 @@ impl RowsyncEngine {
         Ok(self.inner.session()?.map(Into::into))
     }
 
+    /// A URL the server gave (a picture's `url`) made absolute against the
+    /// server's origin, ready for an image loader; the real server's may be
+    /// relative. Spaces and Persian letters are percent-encoded.
+    pub fn absolute_url(&self, url: String) -> Result<String> {
+        Ok(self.inner.absolute_url(&url)?)
+    }
+
     /// The engine's status.
     pub fn status(&self) -> Result<EngineStatus> {
         Ok(self.inner.status()?.into())

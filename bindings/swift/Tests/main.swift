@@ -73,6 +73,8 @@ do {
     // The login's session: the visitor orders carry.
     let session = try engine.session()
     let visitor = session?.visitorId ?? 0
+    let picture = try engine.absoluteUrl(url: "/Files/p 1.jpg")
+    check(picture.hasPrefix("http://127.0.0.1:") && !picture.contains("/API/") && picture.hasSuffix("/Files/p%201.jpg"), "a relative picture URL made absolute")
     check(visitor > 0, "the login's session names the visitor")
     let status = try engine.status()
     check(status.dialect == .mahak, "the real dialect by default")
