@@ -27,29 +27,17 @@ pub(crate) const DISPUTE_IN_DOUBT: &str = "the answer to this dispute never came
 /// How often an upload's progress is told, in bytes of its file.
 const PROGRESS_STEP: u64 = 64 * 1024;
 
-/// Where an upload stands: [`ConnectionState::Uploading`] before its bytes.
-#[derive(Debug, Clone, Copy)]
-struct Uploading {
-    upload_id: i64,
-    file: u32,
-    files: u32,
-    bytes: u64,
-    bytes_done: u64,
-    bytes_total: u64,
-}
-
-impl Uploading {
-    /// The state once `sent` bytes of this file went out.
-    fn at(self, sent: u64) -> ConnectionState {
-        ConnectionState::Uploading {
-            upload_id: self.upload_id,
-            file: self.file,
-            files: self.files,
-            bytes: self.bytes,
-            bytes_done: self.bytes_done + sent.min(self.bytes),
-            bytes_total: self.bytes_total,
-        }
+/// `state` (an upload's, before its bytes) once `sent` bytes of the file
+/// went out.
+fn progressed(state: &ConnectionState, sent: u64) -> ConnectionState {
+    let mut state = state.clone();
+    if let ConnectionState::Uploading {
+        bytes, bytes_done, ..
+    } = &mut state
+    {
+        *bytes_done += sent.min(*bytes);
     }
+    state
 }
 
 impl Session<'_> {
@@ -73,7 +61,7 @@ impl Session<'_> {
                 let mut at = None;
                 if task.kind == TaskKind::Upload {
                     file += 1;
-                    let state = Uploading {
+                    let state = ConnectionState::Uploading {
                         upload_id: task.id,
                         file,
                         files,
@@ -81,8 +69,8 @@ impl Session<'_> {
                         bytes_done,
                         bytes_total,
                     };
-                    self.engine.set_state(state.at(0))?;
-                    at = Some(state);
+                    self.engine.set_state(state.clone())?;
+                    at = Some((state, task.size));
                 }
                 self.send_task(task, *server_id, at, report)?;
                 if task.kind == TaskKind::Upload {
@@ -154,7 +142,7 @@ impl Session<'_> {
         &mut self,
         task: &TaskRow,
         server_id: Option<i64>,
-        uploading: Option<Uploading>,
+        uploading: Option<(ConnectionState, u64)>,
         report: &mut SyncReport,
     ) -> Result<()> {
         if task.sent && task.kind != TaskKind::Upload && self.dialect == Dialect::Mahak {
@@ -225,17 +213,20 @@ impl Session<'_> {
         let body_len = request.body.len().max(1) as u64;
         let told = Cell::new(0u64);
         let tell = |sent: u64| {
-            let Some(state) = uploading else { return };
+            let Some((state, size)) = &uploading else {
+                return;
+            };
+            let size = *size;
             let of_file = u64::try_from(
-                u128::from(sent.min(body_len)) * u128::from(state.bytes) / u128::from(body_len),
+                u128::from(sent.min(body_len)) * u128::from(size) / u128::from(body_len),
             )
-            .unwrap_or(state.bytes);
+            .unwrap_or(size);
             if of_file.abs_diff(told.get()) >= PROGRESS_STEP
-                || (of_file == state.bytes && told.get() != of_file)
+                || (of_file == size && told.get() != of_file)
             {
                 told.set(of_file);
                 // A listener's trouble does not stop the upload.
-                let _ = engine.set_state(state.at(of_file));
+                let _ = engine.set_state(progressed(state, of_file));
             }
         };
         let out = Outgoing {
@@ -246,7 +237,7 @@ impl Session<'_> {
             // The real server's answers to these were never captured.
             lenient_answer: self.dialect == Dialect::Mahak,
             reuse_buffer: false,
-            progress: uploading.map(|_| Progress(&tell)),
+            progress: uploading.as_ref().map(|_| Progress(&tell)),
         };
         match self.call_with(request.endpoint.name(&self.endpoints), &out, request.kind) {
             Ok(reply) if reply.success => {
