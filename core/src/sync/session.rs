@@ -294,6 +294,18 @@ fn log_call(logger: &crate::log::Logger, c: &CallRecord) {
     });
 }
 
+/// Writes a call's attempts to the sync log, in a transaction of their own,
+/// and keeps the login session if the call changed it.
+fn record_calls(engine: &Engine, client: &ApiClient, calls: &[CallRecord]) -> Result<()> {
+    {
+        let mut store = lock(&engine.store)?;
+        let tx = store.begin()?;
+        tx.append_sync_log(calls)?;
+        tx.commit()?;
+    }
+    engine.keep_session(client.session())
+}
+
 /// Applies a fetched page with its checkpoints in one transaction (its
 /// calls logged in it too), or returns the error that ended the pull
 /// (after logging its calls).
@@ -306,12 +318,7 @@ fn apply_fetched(
     let fetched = match fetched {
         Ok(f) => f,
         Err(e) => {
-            let mut store = lock(&engine.store)?;
-            let tx = store.begin()?;
-            tx.append_sync_log(&calls)?;
-            tx.commit()?;
-            drop(store);
-            engine.keep_session(client.session())?;
+            record_calls(engine, client, &calls)?;
             return Err(e);
         }
     };
@@ -448,13 +455,7 @@ impl<'e> Session<'e> {
             log_call(logger, &c);
             calls.push(c)
         });
-        {
-            let mut store = lock(&self.engine.store)?;
-            let tx = store.begin()?;
-            tx.append_sync_log(&calls)?;
-            tx.commit()?;
-        }
-        self.engine.keep_session(self.client.session())?;
+        record_calls(self.engine, self.client, &calls)?;
         result
     }
 
