@@ -456,16 +456,6 @@ impl<'a> Tx<'a> {
 
     // ----- records -------------------------------------------------------
 
-    /// Inserts a record row; returns its local id.
-    pub fn insert_record(&self, row: &NewRow<'_>) -> Result<i64> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO rs_records(coll, server_id, client_id, parent_client_id, row_version, deleted, data)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        stmt.execute(row.params())?;
-        Ok(self.tx.last_insert_rowid())
-    }
-
     /// Inserts a new record unless its client id is taken (`None` then):
     /// the unique index answers, without a lookup first. The pull's
     /// insert-unless-present statement.
