@@ -254,11 +254,6 @@ fn io_error_kind(e: &io::Error) -> TransportErrorKind {
     }
 }
 
-/// Checks a base URL such as `https://host/API/v3`: scheme `https`, or `http`
-/// only when the host is loopback (`127.0.0.0/8`, `::1`, `localhost`); a
-/// valid host name or IP literal; an optional port in 1..=65535; an optional
-/// path; no user info, query, fragment, whitespace or control characters.
-/// Anything else is `Error::Config`.
 /// `url` made absolute against the origin (scheme and host) of `base`, the
 /// server's base URL: the real server's picture URLs may be relative to its
 /// origin (WIRE.md section 7). An absolute `http(s)` URL stays as it is;
@@ -303,6 +298,11 @@ pub fn absolute_url(base: &str, url: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Checks a base URL such as `https://host/API/v3`: scheme `https`, or `http`
+/// only when the host is loopback (`127.0.0.0/8`, `::1`, `localhost`); a
+/// valid host name or IP literal; an optional port in 1..=65535; an optional
+/// path; no user info, query, fragment, whitespace or control characters.
+/// Anything else is `Error::Config`.
 pub fn validate_base_url(url: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::Config(format!("base URL `{url}`: {why}")));
     if url.is_empty() {
