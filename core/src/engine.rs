@@ -214,6 +214,12 @@ const LAST_REPORT_KEY: &str = "last_report";
 const SESSION_KEY: &str = "session";
 /// When each collection's last complete pull started (its schedule).
 pub(crate) const PULLED_AT_KEY: &str = "pulled_at";
+
+/// Set once the server was seen sending a record at exactly the version a
+/// pull asked from (a `>=` lower bound): pulls then ask from the checkpoint
+/// plus one, as the vendor's own plugin does. Forgotten with the replica's
+/// server ([`Engine::wipe`]).
+pub(crate) const INCLUSIVE_BOUND_KEY: &str = "mahak_inclusive_bound";
 /// The push-hint ids seen recently (duplicates are dropped).
 const HINTS_SEEN_KEY: &str = "hints_seen";
 
@@ -498,6 +504,7 @@ impl Engine {
         tx.wipe()?;
         tx.delete_meta(SESSION_KEY)?;
         tx.delete_meta(PULLED_AT_KEY)?;
+        tx.delete_meta(INCLUSIVE_BOUND_KEY)?;
         tx.commit()?;
         *lock(&self.session)? = None;
         // The next login may name another database or visitor.

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::api::client::{ApiClient, CallKind, CallRecord, Outgoing, Reply};
 use crate::api::dialect::{Dialect, Endpoints, PulledCollection, SaveOutcome, SaveRules};
 use crate::api::envelope::span_within;
-use crate::engine::{lock, read, Engine, Settings, PULLED_AT_KEY};
+use crate::engine::{lock, read, Engine, Settings, INCLUSIVE_BOUND_KEY, PULLED_AT_KEY};
 use crate::error::{Error, RecordError, Result};
 use crate::local::{self, Changes};
 use crate::log::LogLevel;
@@ -127,6 +127,12 @@ struct Fetcher<'a> {
     wanted: Vec<String>,
     /// The checkpoints the next request starts from.
     before: HashMap<String, i64>,
+    /// The server's lower bound is known to be inclusive (mahak): requests
+    /// ask from each checkpoint plus one, so the record at the checkpoint
+    /// does not come back.
+    inclusive: bool,
+    /// `inclusive` was learned during this pull (to be stored).
+    learned_inclusive: bool,
 }
 
 impl Fetcher<'_> {
@@ -161,7 +167,11 @@ impl Fetcher<'_> {
             let cat = read(&self.engine.catalogue)?;
             let mut asked = Vec::with_capacity(self.wanted.len());
             for name in &self.wanted {
-                asked.push((cat.require(name)?, since(&self.before, name)));
+                let from = match since(&self.before, name) {
+                    cp if cp > 0 && self.inclusive => cp.saturating_add(1),
+                    cp => cp,
+                };
+                asked.push((cat.require(name)?, from));
             }
             self.dialect.pull_body(&asked, self.page_size)?
         };
@@ -184,23 +194,38 @@ impl Fetcher<'_> {
         let mut entries =
             self.dialect
                 .parse_pull(&cat, &self.wanted, &page, tracking_id.as_deref())?;
+        // Whether this answer showed the bound inclusive for the first time.
+        let mut repeats_seen = false;
         if self.dialect == Dialect::Mahak {
             // An inclusive lower bound sends the record at the checkpoint
             // again: it was applied with the page that moved the checkpoint
-            // there, so it is not news.
+            // there, so it is not news. Under a cap on the whole answer,
+            // such repeats can fill it and leave out the news (see below).
             for e in &mut entries {
                 let cp = since(&self.before, &e.def.name);
                 if cp > 0 {
+                    let had = e.records.len();
                     e.records.retain(|(_, m)| m.row_version != Some(cp));
+                    repeats_seen |= e.records.len() < had && !self.inclusive;
                 }
+            }
+            if repeats_seen {
+                self.inclusive = true;
+                self.learned_inclusive = true;
             }
         }
         let mut then = Ok(());
         let next = match self.dialect {
             Dialect::Mahak => {
-                if entries
-                    .iter()
-                    .any(|e| e.brings_news(since(&self.before, &e.def.name)))
+                // An answer of repeats alone may have been cut by a cap on
+                // the whole answer before any news: ask again, now from the
+                // checkpoints plus one. Version numbers are unique across the
+                // database (one counter), so the repeat was the only record
+                // at its version, and nothing is skipped.
+                if repeats_seen
+                    || entries
+                        .iter()
+                        .any(|e| e.brings_news(since(&self.before, &e.def.name)))
                 {
                     self.wanted.clone()
                 } else {
@@ -550,9 +575,13 @@ impl<'e> Session<'e> {
             Dialect::Mahak if self.settings.page_size > 0 => self.settings.page_size.max(2),
             _ => self.settings.page_size,
         };
-        let before: HashMap<String, i64> = {
+        let (before, inclusive): (HashMap<String, i64>, bool) = {
             let store = lock(&engine.store)?;
-            store::checkpoints(store.conn())?.into_iter().collect()
+            (
+                store::checkpoints(store.conn())?.into_iter().collect(),
+                self.dialect == Dialect::Mahak
+                    && store::meta(store.conn(), INCLUSIVE_BOUND_KEY)?.is_some(),
+            )
         };
         let client = self.client;
         let mut fetcher = Fetcher {
@@ -565,8 +594,10 @@ impl<'e> Session<'e> {
             pages: 0,
             wanted: all.clone(),
             before,
+            inclusive,
+            learned_inclusive: false,
         };
-        if self.settings.pipelined_pull {
+        let applied = if self.settings.pipelined_pull {
             // Page N is applied on another thread while page N+1 is fetched
             // and parsed here; the rendezvous channel keeps at most one
             // parsed page waiting, so memory stays flat. The pages are
@@ -595,12 +626,26 @@ impl<'e> Session<'e> {
                 applier.join().unwrap_or_else(|_| {
                     Err(Error::Database("the pull's apply thread panicked".into()))
                 })
-            })?;
+            })
         } else {
+            let mut applied = Ok(());
             while let Some(item) = fetcher.next() {
-                apply_fetched(engine, client, item, report)?;
+                applied = apply_fetched(engine, client, item, report);
+                if applied.is_err() {
+                    break;
+                }
             }
+            applied
+        };
+        if fetcher.learned_inclusive {
+            // Kept even when the pull failed later: the next one asks from
+            // the checkpoints plus one from its first request.
+            let mut store = lock(&engine.store)?;
+            let tx = store.begin()?;
+            tx.set_meta(INCLUSIVE_BOUND_KEY, "1")?;
+            tx.commit()?;
         }
+        applied?;
         if only.is_none() {
             for c in &all {
                 pulled_at.insert(c.clone(), started);

@@ -213,6 +213,80 @@ fn every_kind_of_page_cap_gives_the_same_replica() {
     }
 }
 
+/// Under a small cap on the whole answer, the records an inclusive bound
+/// sends again (one per collection already pulled) can fill an answer on
+/// their own. That answer is no sign that the pull is over: every
+/// collection still arrives whole, later changes come with the next sync,
+/// and once the bound was seen inclusive, a sync with nothing new asks once
+/// (from the checkpoints plus one), whichever way the bound falls.
+#[test]
+fn a_whole_answer_cap_filled_with_repeats_does_not_end_the_pull() {
+    let collections = [
+        "products",
+        "productDetails",
+        "visitorProducts",
+        "people",
+        "visitorPeople",
+    ];
+    for (cap, exclusive) in [(3, false), (5, false), (2, false), (3, true)] {
+        let running = start(ServerConfig {
+            page_cap_total: true,
+            server_page_cap: Some(cap),
+            exclusive_lower_bound: exclusive,
+            ..mahak_server_config()
+        });
+        let admin = running.server().admin();
+        admin.seed_products(20).unwrap();
+        admin.seed_persons(10).unwrap();
+        let db = TempDb::new("m-cap-repeats");
+        let e = mahak_engine(&db, &running.base_url());
+        let what = format!("cap {cap}, exclusive bound {exclusive}");
+        let first = e.sync().unwrap();
+        for c in collections {
+            assert_eq!(
+                e.count(c, true).unwrap() as usize,
+                admin.count(c),
+                "{what}: {c}"
+            );
+        }
+        // Changes made since come with the next sync.
+        let ids: Vec<i64> = admin
+            .dump("products")
+            .iter()
+            .take(2)
+            .map(|p| p["productId"].as_i64().unwrap())
+            .collect();
+        for id in &ids {
+            let mut fields = serde_json::Map::new();
+            fields.insert("name".into(), json!(format!("changed {id}")));
+            admin.update_fields("products", *id, fields).unwrap();
+        }
+        admin.seed_persons(1).unwrap();
+        let second = e.sync().unwrap();
+        assert_eq!(second.collections["products"].applied, 2, "{what}");
+        for c in collections {
+            assert_eq!(
+                e.count(c, true).unwrap() as usize,
+                admin.count(c),
+                "{what}: {c}"
+            );
+        }
+        for id in &ids {
+            let local = e.get("products", RecordId::Server(*id)).unwrap().unwrap();
+            assert_eq!(local["name"], json!(format!("changed {id}")), "{what}");
+        }
+        // Nothing new: one request, and no record applied again.
+        let idle = e.sync().unwrap();
+        assert_eq!(
+            idle.pull_requests, 1,
+            "{what}: first sync took {}",
+            first.pull_requests
+        );
+        assert_eq!(idle.applied(), 0, "{what}");
+        running.stop();
+    }
+}
+
 #[test]
 fn an_incremental_sync_brings_updates_deletes_and_new_records() {
     let server = shop(200, 10);
