@@ -56,8 +56,9 @@ pub struct Outgoing<'a> {
     /// Also send the token as this query parameter (`userToken`).
     pub token_query: Option<&'static str>,
     /// The answer's shape is not known (the real server's disputes and
-    /// uploads): a whole 2xx answer that is empty, or JSON that is not an
-    /// envelope, is a success. An envelope is read as usual.
+    /// uploads): a whole 2xx answer that is empty, JSON that is not an
+    /// envelope, or a short plain text that does not speak of a failure, is
+    /// a success. An envelope is read as usual; a web page is not a success.
     pub lenient_answer: bool,
     /// Read the answer into a buffer given back with
     /// [`ApiClient::recycle`] (pull pages), if one is there.
@@ -888,9 +889,15 @@ fn is_cut_short(response: &HttpResponse) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
 }
 
+/// The longest plain-text answer taken as a success where the answer has no
+/// known shape.
+const PLAIN_ANSWER_MAX: usize = 4096;
+
 /// A whole 2xx answer to a call whose answer has no known shape, that is
-/// not an envelope: empty, or any other JSON. `None` for an envelope (read
-/// as usual), an error status, or an answer cut short.
+/// not an envelope: empty, any other JSON, or a short plain text (`OK`;
+/// kept as a JSON string). `None` for an envelope (read as usual), an error
+/// status, an answer cut short, or a web page (a proxy's or a portal's
+/// page says nothing of the server).
 fn lenient_success(response: &HttpResponse) -> Option<Reply> {
     if !(200..300).contains(&response.status) {
         return None;
@@ -903,8 +910,10 @@ fn lenient_success(response: &HttpResponse) -> Option<Reply> {
         if parse_envelope(body).is_ok() {
             return None;
         }
-        let raw: &RawValue = serde_json::from_slice(body).ok()?;
-        raw.get().to_string()
+        match serde_json::from_slice::<&RawValue>(body) {
+            Ok(raw) => raw.get().to_string(),
+            Err(_) => serde_json::to_string(plain_text(response, body)?).ok()?,
+        }
     };
     Some(Reply {
         success: true,
@@ -913,6 +922,25 @@ fn lenient_success(response: &HttpResponse) -> Option<Reply> {
         tracking_id: tracking(response),
         status: response.status,
     })
+}
+
+/// A body that reads as a short plain text: UTF-8, not HTML by its type or
+/// its first character, and not the start of JSON (JSON that did not parse
+/// was cut short or is broken).
+fn plain_text<'a>(response: &HttpResponse, body: &'a [u8]) -> Option<&'a str> {
+    let html = response
+        .header("content-type")
+        .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let json_like = text.starts_with(['<', '{', '[', '"']);
+    // A text that says something failed is not taken for a success: the
+    // task is parked with it rather than taken as delivered.
+    let lower = text.to_lowercase();
+    let failure = ["error", "exception", "fail", "خطا"]
+        .iter()
+        .any(|w| lower.contains(w));
+    (!html && !json_like && !failure && text.len() <= PLAIN_ANSWER_MAX && !text.is_empty())
+        .then_some(text)
 }
 
 /// A query value, percent-encoded (RFC 3986 unreserved characters kept).
@@ -1879,6 +1907,58 @@ mod tests {
             let (r, log, _) = after_login(resp(200, body));
             assert!(matches!(r, Err(Error::Protocol { .. })), "{body}: {r:?}");
             assert!(log[1].error.is_some());
+        }
+    }
+
+    /// Where the answer's shape is not known (the real server's disputes
+    /// and uploads), a 2xx that is empty, JSON or a short plain text is a
+    /// success; a web page, broken or cut-short JSON, a long text or a text
+    /// that speaks of a failure is not.
+    #[test]
+    fn an_answer_of_unknown_shape_is_a_success_when_empty_json_or_short_text() {
+        let call = |response: HttpResponse| {
+            let script = Script::new().reply(login_ok(TOKEN)).reply(response);
+            let c = client(&script);
+            let out = Outgoing {
+                lenient_answer: true,
+                ..Outgoing::json(b"{}")
+            };
+            let r = c.call_with("SolveDispute", &out, CallKind::Save, &mut |_| {});
+            (r, script.left())
+        };
+        for (body, data) in [
+            ("", "null"),
+            ("  \r\n", "null"),
+            ("true", "true"),
+            (r#"{"Saved":3}"#, r#"{"Saved":3}"#),
+            ("OK", r#""OK""#),
+            ("\u{feff} Done \n", r#""Done""#),
+            ("ثبت شد", r#""ثبت شد""#),
+        ] {
+            let (r, left) = call(resp(200, body));
+            let reply = r.unwrap_or_else(|e| panic!("{body:?}: {e:?}"));
+            assert!(reply.success, "{body:?}");
+            assert_eq!(reply.data, data, "{body:?}");
+            assert_eq!(left, 0);
+        }
+        let long = "x".repeat(PLAIN_ANSWER_MAX + 1);
+        for response in [
+            resp(200, "<html><body>Sign in to the hotel Wi-Fi</body></html>"),
+            with_header(
+                resp(200, "Sign in"),
+                "Content-Type",
+                "text/html; charset=utf-8",
+            ),
+            resp(200, r#"{"Saved":"#),
+            resp(200, "[1, 2"),
+            resp(200, &long),
+            resp(200, "Error: the file is too large"),
+            resp(200, "System.NullReferenceException at Upload"),
+            resp(200, "خطا در ثبت"),
+        ] {
+            let body = String::from_utf8_lossy(&response.body).into_owned();
+            let (r, _) = call(response);
+            assert!(r.is_err(), "{body:?}: {r:?}");
         }
     }
 

@@ -267,9 +267,10 @@ fn an_upload_whose_record_is_gone_is_parked_not_lost() {
 
 #[test]
 fn mahak_disputes_send_the_real_bodies_and_reconcile_reports_what_the_replica_holds() {
-    for bare in [false, true] {
+    for (bare, plain) in [(false, false), (true, false), (false, true)] {
         let server = start(ServerConfig {
             bare_task_answers: bare,
+            plain_task_answers: plain,
             ..mahak_server_config()
         });
         server.server().admin().seed_products(5).unwrap();
@@ -305,7 +306,10 @@ fn mahak_disputes_send_the_real_bodies_and_reconcile_reports_what_the_replica_ho
         assert_eq!(reconcile.len(), 1);
         assert_eq!(e.status().unwrap().counts.disputes, 3);
         let report = e.sync().unwrap();
-        assert_eq!(report.disputes_sent, 3, "bare answers: {bare}");
+        assert_eq!(
+            report.disputes_sent, 3,
+            "bare answers: {bare}, plain: {plain}"
+        );
         assert!(e.tasks().unwrap().is_empty());
         let got = server.server().admin().disputes();
         assert_eq!(got.len(), 3);

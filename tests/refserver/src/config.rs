@@ -105,6 +105,9 @@ pub struct ServerConfig {
     /// Mahak: disputes and uploads are answered with an empty 200 body
     /// instead of `{"Result": true}` (the real answer was never captured).
     pub bare_task_answers: bool,
+    /// Mahak: disputes and uploads are answered with a 200 `OK` in plain
+    /// text (another shape the real answer may have).
+    pub plain_task_answers: bool,
     /// Refuse every dispute and upload with this message (a business
     /// failure), on command.
     pub refuse_tasks: Option<String>,
@@ -152,6 +155,7 @@ impl Default for ServerConfig {
             faults: FaultConfig::default(),
             log_capacity: 1000,
             bare_task_answers: false,
+            plain_task_answers: false,
             refuse_tasks: None,
             max_upload_bytes: 12 * 1024 * 1024,
             gzip: true,

@@ -7,7 +7,8 @@
 //! - Mahak: `{databaseId, disputeItems: [{id, code}]}` and `{databaseId,
 //!   entityName, disputeItems: [{id, rw}]}`, recorded at every receipt (the
 //!   real server does not deduplicate). The answer is `{"Result": true}`,
-//!   or an empty 200 with [`crate::ServerConfig::bare_task_answers`] (the
+//!   an empty 200 with [`crate::ServerConfig::bare_task_answers`], or a
+//!   plain-text `OK` with [`crate::ServerConfig::plain_task_answers`] (the
 //!   real answer was never captured). An upload is multipart with one file
 //!   part, `X-PictureId` and `X-FileName` headers, and the token as the
 //!   `userToken` query; the picture must exist.
@@ -136,6 +137,15 @@ fn accepted(server: &RefServer, data: Value) -> Reply {
             outcome: "ok (empty)".into(),
             headers: Vec::new(),
             body: Vec::new(),
+        };
+    }
+    if server.config().plain_task_answers {
+        return Reply {
+            status: 200,
+            code: None,
+            outcome: "ok (plain text)".into(),
+            headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
+            body: b"OK".to_vec(),
         };
     }
     crate::mahak::ok_raw("null")
