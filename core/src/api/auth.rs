@@ -230,22 +230,35 @@ pub(crate) fn interpret_login(
                 // The real server refuses a login with `Result: false` on
                 // HTTP 200, a message and rarely a code.
                 Ok(envelope) if !envelope.success && mahak => {
-                    let detail = envelope
+                    // `Data.ErrorMessage` / `Data.ErrorCode` stand in for a
+                    // missing `Message` / `Code` (keys in any case).
+                    let data = envelope
                         .data
-                        .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok())
-                        .and_then(|d| {
-                            ["ErrorMessage", "errorMessage"]
-                                .iter()
-                                .find_map(|k| d.get(k).and_then(|m| m.as_str()).map(str::to_string))
-                        })
+                        .and_then(|d| serde_json::from_str::<serde_json::Value>(d.get()).ok());
+                    let field = |name: &str| {
+                        data.as_ref()
+                            .and_then(serde_json::Value::as_object)
+                            .and_then(|o| {
+                                o.iter()
+                                    .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_null())
+                            })
+                            .map(|(_, v)| v.clone())
+                    };
+                    let detail = field("ErrorMessage")
+                        .and_then(|m| m.as_str().map(|m| m.trim().to_string()))
                         .unwrap_or_default();
+                    let data_code = field("ErrorCode").and_then(|c| match c {
+                        serde_json::Value::Number(n) => n.as_i64(),
+                        serde_json::Value::String(s) => s.trim().parse().ok(),
+                        _ => None,
+                    });
                     let message = match (envelope.message.is_empty(), detail.is_empty()) {
                         (false, _) => envelope.message.into_owned(),
                         (true, false) => detail,
                         (true, true) => "login refused".to_string(),
                     };
                     return Err(Error::AuthFailed {
-                        code: envelope.code.unwrap_or(0),
+                        code: envelope.code.or(data_code).unwrap_or(0),
                         message,
                         tracking_id,
                     });

@@ -1320,6 +1320,50 @@ mod tests {
         assert_eq!(c.connection_state(), ConnectionState::AuthFailed);
     }
 
+    /// Without `Message` or `Code`, a refusal's `Data.ErrorMessage` and
+    /// `Data.ErrorCode` (keys in any case, the code a number or a string)
+    /// are what the app is told; the envelope's own win when both are there.
+    #[test]
+    fn mahak_login_refusal_reads_the_error_code_and_message_from_its_data() {
+        for (body, code, message) in [
+            (
+                r#"{"Result":false,"Data":{"ErrorCode":12,"ErrorMessage":"بسته منقضی شده است "}}"#,
+                12,
+                "بسته منقضی شده است",
+            ),
+            (
+                r#"{"result":false,"data":{"errorCode":"7","errormessage":"user is locked"}}"#,
+                7,
+                "user is locked",
+            ),
+            (
+                r#"{"Result":false,"Code":3,"Message":"bad password","Data":{"ErrorCode":9,"ErrorMessage":"other"}}"#,
+                3,
+                "bad password",
+            ),
+            (
+                r#"{"Result":false,"Data":{"ErrorCode":null,"ErrorMessage":null}}"#,
+                0,
+                "login refused",
+            ),
+        ] {
+            let script = Script::new().reply(resp(200, body));
+            let c = mahak_client(&script);
+            let (r, _) = run(&c, "GetAllData");
+            match r {
+                Err(Error::AuthFailed {
+                    code: got,
+                    message: said,
+                    ..
+                }) => {
+                    assert_eq!(got, code, "{body}");
+                    assert_eq!(said, message, "{body}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
+    }
+
     #[test]
     fn another_database_or_visitor_is_a_replica_mismatch() {
         let token = jwt(Utc::now().timestamp() + 3600);
