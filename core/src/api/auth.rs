@@ -9,12 +9,11 @@ use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::Deserialize;
 
 use crate::api::client::ClientConfig;
 use crate::api::dialect::{self, Dialect};
 use crate::api::envelope::{
-    failure, lenient_code, parse_envelope, parse_lenient, server_message, strip_bom, tracking,
+    failure, parse_envelope, parse_lenient, server_message, strip_bom, tracking,
 };
 use crate::error::{Error, Result};
 use crate::transport::HttpResponse;
@@ -162,47 +161,15 @@ pub(crate) struct LoginRequest<'a> {
 }
 
 /// `{token, expireDate}` (documented), or `{UserToken, VisitorId, ...}`
-/// (mahak), from the envelope's `data` or the bare body.
-#[derive(Deserialize)]
+/// (mahak), from the envelope's `data` or the bare body. Keys are read in
+/// any case ([`parse_login_data`]).
 pub(crate) struct LoginData {
-    #[serde(
-        alias = "Token",
-        alias = "access_token",
-        alias = "UserToken",
-        alias = "userToken"
-    )]
     token: String,
-    #[serde(
-        default,
-        alias = "VisitorId",
-        alias = "visitorId",
-        deserialize_with = "lenient_code"
-    )]
     visitor_id: Option<i64>,
-    #[serde(
-        default,
-        alias = "SyncId",
-        alias = "syncId",
-        deserialize_with = "lenient_code"
-    )]
     sync_id: Option<i64>,
-    #[serde(
-        default,
-        alias = "DatabaseId",
-        alias = "databaseId",
-        deserialize_with = "lenient_code"
-    )]
     database_id: Option<i64>,
-    #[serde(default, alias = "UserTitle", alias = "userTitle")]
     user_title: Option<String>,
-    #[serde(default, alias = "ServerTime", alias = "serverTime")]
     server_time: Option<String>,
-    #[serde(
-        default,
-        rename = "expireDate",
-        alias = "ExpireDate",
-        alias = "expiresAt"
-    )]
     expire_date: Option<String>,
 }
 
@@ -358,21 +325,50 @@ pub(crate) fn interpret_login(
 }
 
 pub(crate) fn parse_login_data(body: &[u8]) -> Option<LoginData> {
-    if let Ok(data) = serde_json::from_slice::<LoginData>(body) {
-        return Some(data);
-    }
-    // The legacy form: the token as a bare JSON string.
-    serde_json::from_slice::<String>(body)
-        .ok()
-        .map(|token| LoginData {
-            token,
-            visitor_id: None,
-            sync_id: None,
-            database_id: None,
-            user_title: None,
-            server_time: None,
-            expire_date: None,
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = match value {
+        // The legacy form: the token as a bare JSON string.
+        serde_json::Value::String(token) => {
+            return Some(LoginData {
+                token,
+                visitor_id: None,
+                sync_id: None,
+                database_id: None,
+                user_title: None,
+                server_time: None,
+                expire_date: None,
+            })
+        }
+        serde_json::Value::Object(obj) => obj,
+        _ => return None,
+    };
+    // The first non-null value of the first of `names` present, in any case.
+    let field = |names: &[&str]| {
+        names.iter().find_map(|name| {
+            obj.iter()
+                .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_null())
+                .map(|(_, v)| v)
         })
+    };
+    let text = |names: &[&str]| field(names).and_then(|v| v.as_str()).map(str::to_string);
+    let int = |names: &[&str]| {
+        field(names).and_then(|v| match v {
+            serde_json::Value::Number(n) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        })
+    };
+    Some(LoginData {
+        token: text(&["token", "userToken", "access_token"])?,
+        visitor_id: int(&["visitorId"]),
+        sync_id: int(&["syncId"]),
+        database_id: int(&["databaseId"]),
+        user_title: text(&["userTitle"]),
+        server_time: text(&["serverTime"]),
+        expire_date: text(&["expireDate", "expiresAt"]),
+    })
 }
 
 /// `expireDate` as RFC 3339, or without an offset (taken as UTC, as .NET
@@ -406,4 +402,43 @@ pub(crate) fn refresh_time(
         .unwrap_or(chrono::Duration::MAX)
         .min(lifetime / 2);
     local_now.checked_add_signed(lifetime - margin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A login answer's keys are read in any case; ids may be numbers or
+    /// numeric strings; the first non-null of a key given twice wins; a bare
+    /// string is the token.
+    #[test]
+    fn login_data_keys_are_read_in_any_case() {
+        let d = parse_login_data(
+            br#"{"USERTOKEN":"t.o.k","visitorid":"31","SyncID":5,"DatabaseId":1001.0,
+                 "usertitle":"Shop","SERVERTIME":"2026-12-05T10:00:00","token":null}"#,
+        )
+        .expect("parses");
+        assert_eq!(d.token, "t.o.k");
+        assert_eq!(d.visitor_id, Some(31));
+        assert_eq!(d.sync_id, Some(5));
+        assert_eq!(d.database_id, Some(1001));
+        assert_eq!(d.user_title.as_deref(), Some("Shop"));
+        assert_eq!(d.server_time.as_deref(), Some("2026-12-05T10:00:00"));
+        let d = parse_login_data(br#"{"Token":"a","ExpireDate":"2026-12-06T00:00:00Z"}"#)
+            .expect("parses");
+        assert_eq!(d.token, "a");
+        assert_eq!(d.expire_date.as_deref(), Some("2026-12-06T00:00:00Z"));
+        assert_eq!(
+            parse_login_data(br#""bare""#).map(|d| d.token),
+            Some("bare".to_string())
+        );
+        for body in [
+            &br#"{"UserToken":7}"#[..],
+            br#"{"VisitorId":1}"#,
+            b"[1]",
+            b"<html>",
+        ] {
+            assert!(parse_login_data(body).is_none());
+        }
+    }
 }

@@ -17,16 +17,77 @@ pub(crate) fn tracking(response: &HttpResponse) -> Option<String> {
 }
 
 /// The Mahak envelope, borrowed from the body: `data` stays raw JSON text.
-#[derive(Deserialize)]
+/// Its keys are read in any case (`Result`, `result`, `RESULT`; `success`
+/// in the documented dialect); where a key comes twice, the first wins.
 pub(crate) struct Envelope<'a> {
-    #[serde(alias = "Success", alias = "result", alias = "Result")]
     success: bool,
-    #[serde(default, alias = "Code", deserialize_with = "lenient_code")]
     code: Option<i64>,
-    #[serde(default, alias = "Message", borrow)]
     message: Option<&'a RawValue>,
-    #[serde(default, alias = "Data", borrow)]
     data: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_map(EnvelopeVisitor(std::marker::PhantomData))
+    }
+}
+
+struct EnvelopeVisitor<'a>(std::marker::PhantomData<&'a ()>);
+
+/// A key's text, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Key(<Cow<'a, str> as Deserialize>::deserialize(d)?))
+    }
+}
+
+/// A code as a number, a numeric string, or null (anything else: none).
+struct LenientCode(Option<i64>);
+
+impl<'de> Deserialize<'de> for LenientCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        lenient_code(d).map(LenientCode)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for EnvelopeVisitor<'a> {
+    type Value = Envelope<'a>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an envelope object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Envelope<'a>, A::Error> {
+        let mut success: Option<bool> = None;
+        let mut code: Option<Option<i64>> = None;
+        let mut message: Option<&'a RawValue> = None;
+        let mut data: Option<&'a RawValue> = None;
+        while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
+            let is = |name: &str| key.eq_ignore_ascii_case(name);
+            if (is("result") || is("success")) && success.is_none() {
+                success = Some(map.next_value()?);
+            } else if is("code") && code.is_none() {
+                code = Some(map.next_value::<LenientCode>()?.0);
+            } else if is("message") && message.is_none() {
+                message = Some(map.next_value()?);
+            } else if is("data") && data.is_none() {
+                data = Some(map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(Envelope {
+            success: success.ok_or_else(|| serde::de::Error::missing_field("success"))?,
+            code: code.flatten(),
+            message,
+            data,
+        })
+    }
 }
 
 /// An envelope with its message decoded.
@@ -264,5 +325,62 @@ pub(crate) fn interpret(
             },
             tracking_id,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every envelope key is read in any case, a code as a number or a
+    /// string, and a key given twice is taken from its first place.
+    #[test]
+    fn envelope_keys_are_read_in_any_case() {
+        for (body, success, code, message, data) in [
+            (
+                r#"{"Result":true,"Data":{"A":1}}"#,
+                true,
+                None,
+                "",
+                Some(r#"{"A":1}"#),
+            ),
+            (
+                r#"{"RESULT":false,"CODE":"7","MESSAGE":"no","DATA":[]}"#,
+                false,
+                Some(7),
+                "no",
+                Some("[]"),
+            ),
+            (
+                r#"{"success":true,"code":null,"message":null,"data":null}"#,
+                true,
+                None,
+                "",
+                None,
+            ),
+            (
+                r#"{"reSult":true,"Result":false,"mEssage":"first","Message":"second"}"#,
+                true,
+                None,
+                "first",
+                None,
+            ),
+            (
+                "\u{feff}{\"Result\":true,\"Other\":{\"Data\":1}}",
+                true,
+                None,
+                "",
+                None,
+            ),
+        ] {
+            let p = parse_envelope(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!(p.success, success, "{body}");
+            assert_eq!(p.code, code, "{body}");
+            assert_eq!(p.message, message, "{body}");
+            assert_eq!(p.data.map(|d| d.get()), data, "{body}");
+        }
+        for body in [r#"{"Data":{}}"#, "[true]", r#"{"Result":"yes"}"#, "<html>"] {
+            assert!(parse_envelope(body.as_bytes()).is_err(), "{body}");
+        }
     }
 }
