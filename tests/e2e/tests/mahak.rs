@@ -287,6 +287,63 @@ fn a_whole_answer_cap_filled_with_repeats_does_not_end_the_pull() {
     }
 }
 
+/// The Swagger's `OrderModel` has no `RowVersion`. Against a server that
+/// answers orders without one, the pull still works for every collection:
+/// orders are taken (at version 0), a sale is pushed, a change the server
+/// makes to an order comes with the next sync, and nothing loops. What no
+/// client can do: page through such a collection (there is no version to
+/// ask from), so with a page size only its first page arrives.
+#[test]
+fn orders_answered_without_a_row_version_are_pulled_and_nothing_stops() {
+    let running = start(ServerConfig {
+        versionless: vec!["orders".into()],
+        ..mahak_server_config()
+    });
+    let admin = running.server().admin();
+    admin.seed_products(5).unwrap();
+    admin.seed_persons(3).unwrap();
+    admin.seed_orders(4).unwrap();
+    let db = TempDb::new("m-versionless");
+    let e = mahak_engine(&db, &running.base_url());
+    // Paged by 3: the other collections page on; orders, which carry no
+    // version to page by, come in their first page only. Unpaged, all.
+    let mut s = e.settings().unwrap();
+    s.page_size = 3;
+    e.configure(s).unwrap();
+    e.sync().unwrap();
+    assert_eq!(e.count("orders", true).unwrap(), 3, "one page of orders");
+    let mut s = e.settings().unwrap();
+    s.page_size = 0;
+    e.configure(s).unwrap();
+    e.sync().unwrap();
+    for c in ["orders", "products", "people", "productDetails"] {
+        assert_eq!(e.count(c, true).unwrap() as usize, admin.count(c), "{c}");
+    }
+    let (detail, person) = pulled_ids(&e);
+    let oc = sale(&e, person, detail, 2);
+    let report = e.sync().unwrap();
+    assert_eq!(report.pushed, 3, "the sale and its lines");
+    assert_eq!(admin.count("orders"), 5);
+    let mine = e.get("orders", RecordId::Client(oc)).unwrap().unwrap();
+    assert!(mine["orderId"].as_i64().is_some(), "server id mapped");
+    // The server changes one of its orders: the next sync brings it.
+    let theirs = admin.dump("orders")[0]["orderId"].as_i64().unwrap();
+    let mut fields = serde_json::Map::new();
+    fields.insert("description".into(), json!("changed at the office"));
+    admin.update_fields("orders", theirs, fields).unwrap();
+    let report = e.sync().unwrap();
+    assert!(report.pull_requests <= 3, "{report:?}");
+    let local = e.get("orders", RecordId::Server(theirs)).unwrap().unwrap();
+    assert_eq!(local["description"], "changed at the office");
+    assert_eq!(e.count("orders", true).unwrap(), 5);
+    // Nothing new: the sync ends, and nothing is pending or parked.
+    let idle = e.sync().unwrap();
+    assert!(idle.pull_requests <= 2, "{idle:?}");
+    let counts = e.status().unwrap().counts;
+    assert_eq!((counts.pending, counts.parked), (0, 0));
+    running.stop();
+}
+
 #[test]
 fn an_incremental_sync_brings_updates_deletes_and_new_records() {
     let server = shop(200, 10);

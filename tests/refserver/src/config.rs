@@ -108,6 +108,10 @@ pub struct ServerConfig {
     /// Mahak: disputes and uploads are answered with a 200 `OK` in plain
     /// text (another shape the real answer may have).
     pub plain_task_answers: bool,
+    /// Mahak: the records of these collections are answered without their
+    /// `RowVersion` (the Swagger's `OrderModel` has none); the server still
+    /// filters by it.
+    pub versionless: Vec<String>,
     /// Refuse every dispute and upload with this message (a business
     /// failure), on command.
     pub refuse_tasks: Option<String>,
@@ -156,6 +160,7 @@ impl Default for ServerConfig {
             log_capacity: 1000,
             bare_task_answers: false,
             plain_task_answers: false,
+            versionless: Vec::new(),
             refuse_tasks: None,
             max_upload_bytes: 12 * 1024 * 1024,
             gzip: true,

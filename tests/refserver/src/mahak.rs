@@ -210,11 +210,20 @@ pub(crate) fn pull(
             None => out.push_str("null"),
             Some(records) => {
                 out.push('[');
+                let versionless = config.versionless.iter().any(|c| c == name);
                 for (j, r) in records.iter().enumerate() {
                     if j > 0 {
                         out.push(',');
                     }
-                    pascal_keys(r, &mut out);
+                    if versionless {
+                        let mut v: Value = serde_json::from_str(r)?;
+                        if let Some(o) = v.as_object_mut() {
+                            o.remove("rowVersion");
+                        }
+                        pascal_keys(&v.to_string(), &mut out);
+                    } else {
+                        pascal_keys(r, &mut out);
+                    }
                 }
                 out.push(']');
             }

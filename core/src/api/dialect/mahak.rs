@@ -258,8 +258,16 @@ pub(crate) fn parse_pull<'a>(
         let mut records = Vec::with_capacity(list.len());
         for (i, rec) in list.into_iter().enumerate() {
             let text = rec.get();
-            let meta = record::scan(def, text)
+            let mut meta = record::scan(def, text)
                 .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}"), tracking_id))?;
+            // The Swagger's `OrderModel` has no `RowVersion`: a record sent
+            // without one (or with null) is taken at version 0 rather than refusing the
+            // whole answer (which would stop every pull). It is applied (the
+            // server's copy replaces an unchanged local one), but it moves
+            // no checkpoint and is no news, so a pull never loops on it.
+            if meta.row_version.is_none() {
+                meta.row_version = Some(0);
+            }
             check_pulled(def, i, &meta, tracking_id)?;
             records.push((Cow::Borrowed(text), meta));
         }
@@ -830,12 +838,41 @@ mod tests {
         );
     }
 
+    /// A record without a `RowVersion` (the Swagger's `OrderModel` has
+    /// none) or with a null one is taken at version 0: it parses, it is no
+    /// news and it moves no checkpoint.
+    #[test]
+    fn a_record_without_a_row_version_is_taken_at_version_0() {
+        let cat = Catalogue::mahak();
+        let wanted = vec!["orders".to_string(), "products".to_string()];
+        let page = Dialect::Mahak.page_text(
+            r#"{"Objects":{"Orders":[{"OrderId":7,"OrderCode":1},{"OrderId":8,"RowVersion":null}],"Products":[{"ProductId":1,"RowVersion":40}]}}"#
+                .to_string(),
+        );
+        let pulled = Dialect::Mahak
+            .parse_pull(&cat, &wanted, &page, None)
+            .expect("parses");
+        let orders = pulled
+            .iter()
+            .find(|c| c.def.name == "orders")
+            .expect("orders");
+        let versions: Vec<Option<i64>> =
+            orders.records.iter().map(|(_, m)| m.row_version).collect();
+        assert_eq!(versions, [Some(0), Some(0)]);
+        assert!(!orders.brings_news(0));
+        assert_eq!(orders.checkpoint().unwrap_or(0).max(25), 25);
+        let products = pulled
+            .iter()
+            .find(|c| c.def.name == "products")
+            .expect("products");
+        assert!(products.brings_news(0));
+    }
+
     #[test]
     fn pulled_records_are_validated_whole() {
         let cat = Catalogue::mahak();
         let wanted = vec!["products".to_string()];
         let bad = [
-            r#"{"Objects":{"Products":[{"ProductId":1}]}}"#,
             r#"{"Objects":{"Products":[{"RowVersion":1}]}}"#,
             r#"{"Objects":{"Products":[{"ProductId":1,"RowVersion":-5}]}}"#,
             r#"{"Objects":{"Products":[{"ProductId":"1","RowVersion":1}]}}"#,
