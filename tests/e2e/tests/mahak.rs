@@ -25,6 +25,16 @@ fn shop(products: usize, people: usize) -> Arc<RefServer> {
     shop_with(mahak_server_config(), products, people)
 }
 
+/// The server ids of the server's first `n` products.
+fn first_product_ids(admin: &rowsync_refserver::Admin<'_>, n: usize) -> Vec<i64> {
+    admin
+        .dump("products")
+        .iter()
+        .take(n)
+        .map(|p| p["productId"].as_i64().expect("a product has its id"))
+        .collect()
+}
+
 /// A product detail and a customer pulled into the replica.
 fn pulled_ids(e: &Engine) -> (i64, i64) {
     let detail = local_all(e, "productDetails")[0]["productDetailId"]
@@ -250,12 +260,7 @@ fn a_whole_answer_cap_filled_with_repeats_does_not_end_the_pull() {
             );
         }
         // Changes made since come with the next sync.
-        let ids: Vec<i64> = admin
-            .dump("products")
-            .iter()
-            .take(2)
-            .map(|p| p["productId"].as_i64().unwrap())
-            .collect();
+        let ids = first_product_ids(&admin, 2);
         for id in &ids {
             let mut fields = serde_json::Map::new();
             fields.insert("name".into(), json!(format!("changed {id}")));
@@ -351,12 +356,7 @@ fn an_incremental_sync_brings_updates_deletes_and_new_records() {
     let e = engine_in_process(&db, &server);
     e.sync().unwrap();
     let admin = server.admin();
-    let ids: Vec<i64> = admin
-        .dump("products")
-        .iter()
-        .take(2)
-        .map(|p| p["productId"].as_i64().unwrap())
-        .collect();
+    let ids = first_product_ids(&admin, 2);
     let mut fields = serde_json::Map::new();
     fields.insert("name".into(), json!("چاي كيسه اي  "));
     admin.update_fields("products", ids[0], fields).unwrap();
