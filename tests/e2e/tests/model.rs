@@ -2,6 +2,9 @@
 //! (write groups among them), syncs, server-side edits and deletes, kills,
 //! dead-letter retries and discards, each checked after every step against
 //! a small reference model of what the replica and the server must hold.
+//! Each sequence draws the server's paging habits (a cap per collection or
+//! on the whole answer, a cap of its own, an inclusive or exclusive bound,
+//! records in or out of order) and a small page size.
 //! The model encodes the documented rules: people merge fields changed on
 //! one side only (the server's value wins a field changed on both); orders
 //! are financial (the server wins); a server delete wins over a local
@@ -123,12 +126,21 @@ fn fields_of(coll: &str) -> &'static [&'static str] {
 
 impl Run {
     fn new(seed: u64) -> Run {
+        // The real server's paging habits that the evidence leaves open
+        // (WIRE.md sections 3 and 8), drawn per sequence, with small pages so
+        // that every pull pages.
+        let mut habits = fastrand::Rng::with_seed(seed ^ 0x9a6e_5eed);
         let server = RefServer::open(ServerConfig {
             admin: true,
             seed,
+            page_cap_total: habits.bool(),
+            server_page_cap: habits.bool().then(|| habits.usize(1..4)),
+            exclusive_lower_bound: habits.u8(..4) == 0,
+            unordered: habits.bool(),
             ..ServerConfig::default()
         })
         .unwrap();
+        let page_size = [0, 2, 3, 5][habits.usize(..4)];
         server.admin().seed_products(1).unwrap();
         server.admin().seed_persons(2).unwrap();
         let db = TempDb::new("model");
@@ -136,6 +148,7 @@ impl Run {
         let mut s = engine.settings().unwrap();
         s.collections = vec!["people".into(), "orders".into()];
         s.batch_size = 3;
+        s.page_size = page_size;
         engine.configure(s).unwrap();
         engine.sync().unwrap();
         let visitor = engine.session().unwrap().map_or(0, |s| s.visitor_id);
