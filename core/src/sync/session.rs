@@ -133,6 +133,12 @@ struct Fetcher<'a> {
     inclusive: bool,
     /// `inclusive` was learned during this pull (to be stored).
     learned_inclusive: bool,
+    /// Collections whose records came without a version in a paged answer
+    /// (mahak): no checkpoint pages past their first page, so they are
+    /// asked once more, alone and unpaged, when the rest is done.
+    unversioned: Vec<String>,
+    /// The request under way is that last, unpaged one.
+    unpaged: bool,
 }
 
 impl Fetcher<'_> {
@@ -173,7 +179,8 @@ impl Fetcher<'_> {
                 };
                 asked.push((cat.require(name)?, from));
             }
-            self.dialect.pull_body(&asked, self.page_size)?
+            let page_size = if self.unpaged { 0 } else { self.page_size };
+            self.dialect.pull_body(&asked, page_size)?
         };
         let logger = &self.engine.logger;
         let out = Outgoing {
@@ -213,6 +220,13 @@ impl Fetcher<'_> {
                 self.inclusive = true;
                 self.learned_inclusive = true;
             }
+            if self.page_size > 0 && !self.unpaged {
+                for e in entries.iter().filter(|e| e.unversioned > 0) {
+                    if !self.unversioned.contains(&e.def.name) {
+                        self.unversioned.push(e.def.name.clone());
+                    }
+                }
+            }
         }
         let mut then = Ok(());
         let next = match self.dialect {
@@ -228,6 +242,9 @@ impl Fetcher<'_> {
                         .any(|e| e.brings_news(since(&self.before, &e.def.name)))
                 {
                     self.wanted.clone()
+                } else if !self.unpaged && !self.unversioned.is_empty() {
+                    self.unpaged = true;
+                    std::mem::take(&mut self.unversioned)
                 } else {
                     Vec::new()
                 }
@@ -379,6 +396,7 @@ fn apply_fetched(
                 records,
                 row_version: e.row_version,
                 has_more: e.has_more,
+                unversioned: 0,
             });
         }
         let mut store = lock(&engine.store)?;
@@ -596,6 +614,8 @@ impl<'e> Session<'e> {
             before,
             inclusive,
             learned_inclusive: false,
+            unversioned: Vec::new(),
+            unpaged: false,
         };
         let applied = if self.settings.pipelined_pull {
             // Page N is applied on another thread while page N+1 is fetched

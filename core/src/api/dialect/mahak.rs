@@ -256,6 +256,7 @@ pub(crate) fn parse_pull<'a>(
     let mut out: Vec<PulledCollection<'a>> = Vec::with_capacity(raw.len());
     for (def, list) in raw {
         let mut records = Vec::with_capacity(list.len());
+        let mut unversioned = 0;
         for (i, rec) in list.into_iter().enumerate() {
             let text = rec.get();
             let mut meta = record::scan(def, text)
@@ -267,17 +268,22 @@ pub(crate) fn parse_pull<'a>(
             // no checkpoint and is no news, so a pull never loops on it.
             if meta.row_version.is_none() {
                 meta.row_version = Some(0);
+                unversioned += 1;
             }
             check_pulled(def, i, &meta, tracking_id)?;
             records.push((Cow::Borrowed(text), meta));
         }
         match out.iter_mut().find(|c| std::ptr::eq(c.def, def)) {
-            Some(existing) => existing.records.extend(records),
+            Some(existing) => {
+                existing.records.extend(records);
+                existing.unversioned += unversioned;
+            }
             None => out.push(PulledCollection {
                 def,
                 records,
                 row_version: None,
                 has_more: false,
+                unversioned,
             }),
         }
     }

@@ -32,6 +32,9 @@ pub struct PulledCollection<'a> {
     pub row_version: Option<i64>,
     /// The server says more records remain (documented dialect only).
     pub has_more: bool,
+    /// Records that came without a rowVersion (mahak: taken at version 0),
+    /// which no request can page past.
+    pub unversioned: usize,
 }
 
 impl PulledCollection<'_> {
