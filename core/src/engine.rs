@@ -117,6 +117,11 @@ pub struct Settings {
     /// Fetch and parse the next pull page on another thread while this one
     /// is applied (on by default; off runs the pull step by step).
     pub pipelined_pull: bool,
+    /// Mahak: the order types (`orderType`, such as 201 for a sale) whose
+    /// orders are pulled (`orderTypes`); empty for every type. Widening the
+    /// list pulls the orders again from the start, so those of the types
+    /// added arrive too; orders already pulled stay when it narrows.
+    pub order_types: Vec<i64>,
 }
 
 impl Default for Settings {
@@ -153,6 +158,7 @@ impl Default for Settings {
             max_upload_bytes: crate::tasks::DEFAULT_MAX_UPLOAD_BYTES,
             gzip: true,
             pipelined_pull: true,
+            order_types: Vec::new(),
         }
     }
 }
@@ -391,7 +397,9 @@ impl Engine {
     }
 
     /// Replaces the settings and stores them (the password is never stored).
-    pub fn configure(&self, settings: Settings) -> Result<()> {
+    pub fn configure(&self, mut settings: Settings) -> Result<()> {
+        settings.order_types.sort_unstable();
+        settings.order_types.dedup();
         if !settings.base_url.is_empty() {
             crate::http::validate_base_url(&settings.base_url)?;
         }
@@ -399,7 +407,16 @@ impl Engine {
         for name in endpoints.all() {
             crate::api::client::check_endpoint(name)?;
         }
-        let current = read(&self.settings)?.dialect;
+        let (current, old_types) = {
+            let s = read(&self.settings)?;
+            (s.dialect, s.order_types.clone())
+        };
+        // Orders of a type not pulled until now lie below the orders'
+        // checkpoint: widening the filter (or lifting it) starts the orders
+        // over.
+        let widened = !old_types.is_empty()
+            && (settings.order_types.is_empty()
+                || settings.order_types.iter().any(|t| !old_types.contains(t)));
         {
             let mut store = lock(&self.store)?;
             if settings.dialect != current {
@@ -417,6 +434,11 @@ impl Engine {
             }
             let tx = store.begin()?;
             tx.set_meta(SETTINGS_KEY, &serde_json::to_string(&settings)?)?;
+            if widened {
+                if let Ok(coll) = tx.coll_id("orders") {
+                    tx.reset_checkpoint(coll)?;
+                }
+            }
             tx.commit()?;
         }
         *write(&self.settings)? = settings;

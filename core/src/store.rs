@@ -746,6 +746,16 @@ impl<'a> Tx<'a> {
         Ok(())
     }
 
+    /// Resets one collection's checkpoint to 0 (its records are pulled
+    /// again from the start; data kept).
+    pub fn reset_checkpoint(&self, coll: i64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE rs_collections SET checkpoint = 0 WHERE id = ?1",
+            [coll],
+        )?;
+        Ok(())
+    }
+
     /// Resets every checkpoint to 0 (forget the server's state; data kept).
     pub fn reset_checkpoints(&self) -> Result<()> {
         self.tx

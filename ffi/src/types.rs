@@ -105,6 +105,10 @@ pub struct EngineSettings {
     /// Fetch and parse the next pull page while this one is applied.
     #[uniffi(default = true)]
     pub pipelined_pull: bool,
+    /// Mahak: the order types whose orders are pulled (201 for a sale...);
+    /// empty for every type. Widening it pulls the orders again.
+    #[uniffi(default)]
+    pub order_types: Vec<i64>,
 }
 
 impl EngineSettings {
@@ -142,6 +146,7 @@ impl EngineSettings {
             max_upload_bytes: self.max_upload_bytes,
             gzip: self.gzip,
             pipelined_pull: self.pipelined_pull,
+            order_types: self.order_types.clone(),
             ..base
         }
     }
@@ -177,6 +182,7 @@ impl From<rowsync::Settings> for EngineSettings {
             max_upload_bytes: s.max_upload_bytes,
             gzip: s.gzip,
             pipelined_pull: s.pipelined_pull,
+            order_types: s.order_types,
         }
     }
 }
@@ -1043,6 +1049,7 @@ mod tests {
             max_upload_bytes: 23,
             gzip: false,
             pipelined_pull: false,
+            order_types: vec![201, 202],
         };
         let ffi = EngineSettings::from(core.clone());
         assert_eq!(ffi.dialect, Dialect::Documented);

@@ -139,6 +139,8 @@ struct Fetcher<'a> {
     unversioned: Vec<String>,
     /// The request under way is that last, unpaged one.
     unpaged: bool,
+    /// Mahak: the order types pulled (empty: all).
+    order_types: Vec<i64>,
 }
 
 impl Fetcher<'_> {
@@ -180,7 +182,8 @@ impl Fetcher<'_> {
                 asked.push((cat.require(name)?, from));
             }
             let page_size = if self.unpaged { 0 } else { self.page_size };
-            self.dialect.pull_body(&asked, page_size)?
+            self.dialect
+                .pull_body(&asked, page_size, &self.order_types)?
         };
         let logger = &self.engine.logger;
         let out = Outgoing {
@@ -616,6 +619,7 @@ impl<'e> Session<'e> {
             learned_inclusive: false,
             unversioned: Vec::new(),
             unpaged: false,
+            order_types: self.settings.order_types.clone(),
         };
         let applied = if self.settings.pipelined_pull {
             // Page N is applied on another thread while page N+1 is fetched

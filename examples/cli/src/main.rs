@@ -262,7 +262,7 @@ impl Args {
 
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
-        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.",
+        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID] [--order-types 201,202,...]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.\n--order-types (mahak): pull only orders of these types (201 a sale...); `all` lifts\nthe filter. Widening it pulls the orders again.",
         "sync" => "usage: rowsync --db FILE sync [--all] [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints\nin the collections that are due (reference data such as banks and person groups\nevery six hours, the rest every time; --all pulls every collection now), then\npushes the outbox (never held back). Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
@@ -583,6 +583,23 @@ fn init(a: &mut Args) -> Outcome {
     let dispute_endpoint = a.value("--dispute-endpoint")?;
     let upload_endpoint = a.value("--upload-endpoint")?;
     let app_id = a.value("--app-id")?;
+    let order_types = match a.value("--order-types")? {
+        None => None,
+        Some(v) if v.trim().eq_ignore_ascii_case("all") => Some(Vec::new()),
+        Some(v) => Some(
+            v.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    t.parse::<i64>().map_err(|_| {
+                        Failure::usage(format!(
+                            "--order-types wants order types such as 201,202 (or `all`), not `{t}`"
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<i64>, Failure>>()?,
+        ),
+    };
     let dialect = match a.value("--dialect")? {
         Some(d) => Some(
             d.parse::<rowsync::Dialect>()
@@ -679,6 +696,9 @@ fn init(a: &mut Args) -> Outcome {
             *field = v.trim().to_string();
         }
     }
+    if let Some(v) = order_types {
+        s.order_types = v;
+    }
     if let Some(v) = collections {
         s.collections = v
             .split(',')
@@ -693,7 +713,8 @@ fn init(a: &mut Args) -> Outcome {
     };
     engine.configure(s.clone()).map_err(|e| hint(e, a))?;
     if a.json {
-        return print_json(&s);
+        // As stored (the engine tidies some, such as the order types).
+        return print_json(&engine.settings()?);
     }
     say!(
         "configured {}: {} as {} (database {}, package {}, {} dialect)",

@@ -354,6 +354,63 @@ fn orders_answered_without_a_row_version_are_pulled_and_nothing_stops() {
     running.stop();
 }
 
+/// `order_types` pulls only orders of those types (`orderTypes`, WIRE.md
+/// section 3); widening it brings the others from the start, even those
+/// older than the orders' checkpoint; lifting it brings all.
+#[test]
+fn order_types_filter_the_pulled_orders_and_widening_brings_the_rest() {
+    let running = start(mahak_server_config());
+    let admin = running.server().admin();
+    admin.seed_products(5).unwrap();
+    admin.seed_persons(5).unwrap();
+    admin.seed_orders(60).unwrap();
+    let types_of = |orders: Vec<serde_json::Value>| {
+        let mut t: Vec<i64> = orders
+            .iter()
+            .filter_map(|o| o["orderType"].as_i64())
+            .collect();
+        t.sort_unstable();
+        t
+    };
+    let on_server = types_of(admin.dump("orders"));
+    let mut kinds = on_server.clone();
+    kinds.dedup();
+    assert!(
+        kinds.len() >= 2,
+        "the seed made several order types: {kinds:?}"
+    );
+    let only = |wanted: &[i64]| -> Vec<i64> {
+        on_server
+            .iter()
+            .copied()
+            .filter(|t| wanted.contains(t))
+            .collect()
+    };
+    let db = TempDb::new("m-order-types");
+    let e = mahak_engine(&db, &running.base_url());
+    let mut s = e.settings().unwrap();
+    s.order_types = vec![kinds[0]];
+    s.page_size = 7;
+    e.configure(s).unwrap();
+    e.sync().unwrap();
+    assert_eq!(types_of(local_all(&e, "orders")), only(&kinds[..1]));
+    // Widened: the orders of the added type come, although older than the
+    // checkpoint the first sync left.
+    let mut s = e.settings().unwrap();
+    s.order_types = vec![kinds[1], kinds[0], kinds[1]];
+    e.configure(s).unwrap();
+    assert_eq!(e.settings().unwrap().order_types, kinds[..2].to_vec());
+    e.sync().unwrap();
+    assert_eq!(types_of(local_all(&e, "orders")), only(&kinds[..2]));
+    // Lifted: every order.
+    let mut s = e.settings().unwrap();
+    s.order_types = Vec::new();
+    e.configure(s).unwrap();
+    e.sync().unwrap();
+    assert_eq!(types_of(local_all(&e, "orders")), on_server);
+    running.stop();
+}
+
 #[test]
 fn an_incremental_sync_brings_updates_deletes_and_new_records() {
     let server = shop(200, 10);

@@ -663,7 +663,7 @@ mod tests {
             .map(|n| (cat.require(n).expect("known"), 0))
             .collect();
         let body: Value =
-            serde_json::from_slice(&Dialect::Mahak.pull_body(&asked, 0).expect("body"))
+            serde_json::from_slice(&Dialect::Mahak.pull_body(&asked, 0, &[]).expect("body"))
                 .expect("JSON");
         assert_eq!(body, request, "the same keys the capture's request used");
         let wanted = vec![

@@ -157,8 +157,14 @@ impl Dialect {
         matches!(self, Dialect::Documented)
     }
 
-    /// The pull request for `wanted` collections, each from its checkpoint.
-    pub fn pull_body(self, wanted: &[(&CollectionDef, i64)], page_size: u32) -> Result<Vec<u8>> {
+    /// The pull request for `wanted` collections, each from its checkpoint;
+    /// mahak: only orders of `order_types` when it is not empty.
+    pub fn pull_body(
+        self,
+        wanted: &[(&CollectionDef, i64)],
+        page_size: u32,
+        order_types: &[i64],
+    ) -> Result<Vec<u8>> {
         let mut body = serde_json::Map::new();
         for (def, checkpoint) in wanted {
             // `from<Entity>Version` (mahak) or `<collection>RowVersion`.
@@ -170,6 +176,12 @@ impl Dialect {
         }
         if page_size > 0 {
             body.insert("pageSize".into(), serde_json::Value::from(page_size));
+        }
+        if self == Dialect::Mahak
+            && !order_types.is_empty()
+            && wanted.iter().any(|(def, _)| def.name == "orders")
+        {
+            body.insert("orderTypes".into(), serde_json::Value::from(order_types));
         }
         Ok(serde_json::to_vec(&body)?)
     }
