@@ -874,6 +874,33 @@ mod tests {
         assert!(products.brings_news(0));
     }
 
+    /// Collections the real server names in odd cases (WIRE.md section 5:
+    /// `companies`, `Mahakpays` in a pull) carry records like any other.
+    #[test]
+    fn collections_in_odd_cases_carry_their_records() {
+        let cat = Catalogue::mahak();
+        let wanted = vec!["mahakpays".to_string(), "companies".to_string()];
+        for (pays, companies) in [("Mahakpays", "companies"), ("MahakPays", "Companies")] {
+            let page = Dialect::Mahak.page_text(format!(
+                r#"{{"Objects":{{"{pays}":[{{"MahakPayId":3,"MahakPayClientId":0,"RowVersion":11}}],"{companies}":[{{"CompanyInfoId":1,"RowVersion":12}}],"Banks":null}}}}"#
+            ));
+            let pulled = Dialect::Mahak
+                .parse_pull(&cat, &wanted, &page, None)
+                .expect("parses");
+            let got: Vec<(&str, Option<i64>, Option<i64>)> = pulled
+                .iter()
+                .flat_map(|c| {
+                    c.records
+                        .iter()
+                        .map(move |(_, m)| (c.def.name.as_str(), m.server_id, m.row_version))
+                })
+                .collect();
+            assert_eq!(got.len(), 2, "{pays}, {companies}: {got:?}");
+            assert!(got.contains(&("mahakpays", Some(3), Some(11))), "{got:?}");
+            assert!(got.contains(&("companies", Some(1), Some(12))), "{got:?}");
+        }
+    }
+
     #[test]
     fn pulled_records_are_validated_whole() {
         let cat = Catalogue::mahak();
