@@ -31,6 +31,9 @@ pub struct Meta {
     /// How deep the record's JSON nests (1 for a flat object), as `scan`
     /// found it; 0 when read from a value.
     pub depth: usize,
+    /// Pulled without a `rowVersion` (mahak) and taken at version 0: its
+    /// version says nothing about whether it is newer than the replica's.
+    pub versionless: bool,
 }
 
 impl Meta {
@@ -297,6 +300,7 @@ pub fn meta_of(def: &CollectionDef, obj: &Map<String, Value>) -> Result<Meta> {
         parent_id,
         parent_client_id,
         depth: 0,
+        versionless: false,
     })
 }
 
@@ -387,6 +391,7 @@ mod tests {
                 parent_id: Some(7),
                 parent_client_id: Some(9),
                 depth: 4,
+                versionless: false,
             }
         );
     }

@@ -87,10 +87,19 @@ pub fn apply(
                     }
                 }
                 Some(p) => {
-                    if p.row_version.is_some_and(|have| have > rv) {
+                    if p.row_version.is_some_and(|have| have > rv) && !meta.versionless {
                         continue;
                     }
-                    if p.row_version == Some(rv) {
+                    if p.row_version == Some(rv) || (meta.versionless && p.server_id == Some(sid)) {
+                        // A record without a version (mahak) is the server's
+                        // copy as it is now: taken like a repeat, over an
+                        // unchanged local one, keeping the version the
+                        // replica knew.
+                        let rv = if meta.versionless {
+                            p.row_version.unwrap_or(rv)
+                        } else {
+                            rv
+                        };
                         // The same version again: a repeat, or the echo of
                         // our own save. The server's copy may carry what it
                         // added on saving (dates, hashes, totals): take it,

@@ -335,16 +335,24 @@ fn orders_answered_without_a_row_version_are_pulled_and_nothing_stops() {
     assert_eq!(report.pushed, 3, "the sale and its lines");
     assert_eq!(admin.count("orders"), 5);
     let mine = e.get("orders", RecordId::Client(oc)).unwrap().unwrap();
-    assert!(mine["orderId"].as_i64().is_some(), "server id mapped");
-    // The server changes one of its orders: the next sync brings it.
+    let mine = mine["orderId"].as_i64().expect("server id mapped");
+    // The server changes one of its orders and ours (which the save gave a
+    // version): the next sync brings both.
     let theirs = admin.dump("orders")[0]["orderId"].as_i64().unwrap();
-    let mut fields = serde_json::Map::new();
-    fields.insert("description".into(), json!("changed at the office"));
-    admin.update_fields("orders", theirs, fields).unwrap();
+    for id in [theirs, mine] {
+        let mut fields = serde_json::Map::new();
+        fields.insert(
+            "description".into(),
+            json!(format!("changed at the office {id}")),
+        );
+        admin.update_fields("orders", id, fields).unwrap();
+    }
     let report = e.sync().unwrap();
     assert!(report.pull_requests <= 3, "{report:?}");
-    let local = e.get("orders", RecordId::Server(theirs)).unwrap().unwrap();
-    assert_eq!(local["description"], "changed at the office");
+    for id in [theirs, mine] {
+        let local = e.get("orders", RecordId::Server(id)).unwrap().unwrap();
+        assert_eq!(local["description"], format!("changed at the office {id}"));
+    }
     assert_eq!(e.count("orders", true).unwrap(), 5);
     // Nothing new: the sync ends, and nothing is pending or parked.
     let idle = e.sync().unwrap();

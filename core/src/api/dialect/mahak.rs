@@ -268,6 +268,7 @@ pub(crate) fn parse_pull<'a>(
             // no checkpoint and is no news, so a pull never loops on it.
             if meta.row_version.is_none() {
                 meta.row_version = Some(0);
+                meta.versionless = true;
                 unversioned += 1;
             }
             check_pulled(def, i, &meta, tracking_id)?;
