@@ -224,7 +224,7 @@ impl Fetcher<'_> {
                 self.learned_inclusive = true;
             }
             if self.page_size > 0 && !self.unpaged {
-                for e in entries.iter().filter(|e| e.unversioned > 0) {
+                for e in entries.iter().filter(|e| e.has_versionless()) {
                     if !self.unversioned.contains(&e.def.name) {
                         self.unversioned.push(e.def.name.clone());
                     }
@@ -399,7 +399,6 @@ fn apply_fetched(
                 records,
                 row_version: e.row_version,
                 has_more: e.has_more,
-                unversioned: 0,
             });
         }
         let mut store = lock(&engine.store)?;

@@ -124,7 +124,6 @@ pub(crate) fn parse_pull<'a>(
             row_version,
             has_more: entry.has_more.unwrap_or(false),
             records,
-            unversioned: 0,
         });
     }
     Ok(out)

@@ -256,7 +256,6 @@ pub(crate) fn parse_pull<'a>(
     let mut out: Vec<PulledCollection<'a>> = Vec::with_capacity(raw.len());
     for (def, list) in raw {
         let mut records = Vec::with_capacity(list.len());
-        let mut unversioned = 0;
         for (i, rec) in list.into_iter().enumerate() {
             let text = rec.get();
             let mut meta = record::scan(def, text)
@@ -269,22 +268,17 @@ pub(crate) fn parse_pull<'a>(
             if meta.row_version.is_none() {
                 meta.row_version = Some(0);
                 meta.versionless = true;
-                unversioned += 1;
             }
             check_pulled(def, i, &meta, tracking_id)?;
             records.push((Cow::Borrowed(text), meta));
         }
         match out.iter_mut().find(|c| std::ptr::eq(c.def, def)) {
-            Some(existing) => {
-                existing.records.extend(records);
-                existing.unversioned += unversioned;
-            }
+            Some(existing) => existing.records.extend(records),
             None => out.push(PulledCollection {
                 def,
                 records,
                 row_version: None,
                 has_more: false,
-                unversioned,
             }),
         }
     }

@@ -32,9 +32,6 @@ pub struct PulledCollection<'a> {
     pub row_version: Option<i64>,
     /// The server says more records remain (documented dialect only).
     pub has_more: bool,
-    /// Records that came without a rowVersion (mahak: taken at version 0),
-    /// which no request can page past.
-    pub unversioned: usize,
 }
 
 impl PulledCollection<'_> {
@@ -45,6 +42,12 @@ impl PulledCollection<'_> {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// True when a record came without a rowVersion (mahak: taken at
+    /// version 0), which no request can page past.
+    pub fn has_versionless(&self) -> bool {
+        self.records.iter().any(|(_, m)| m.versionless)
     }
 
     /// True when a record above `checkpoint` came (a page that moved on).
