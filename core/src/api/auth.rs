@@ -13,7 +13,8 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use crate::api::client::ClientConfig;
 use crate::api::dialect::{self, Dialect};
 use crate::api::envelope::{
-    failure, parse_envelope, parse_lenient, server_message, strip_bom, tracking,
+    failure, get_ci, lenient_int, parse_envelope, parse_lenient, server_message, strip_bom,
+    tracking,
 };
 use crate::error::{Error, Result};
 use crate::transport::HttpResponse;
@@ -205,20 +206,13 @@ pub(crate) fn interpret_login(
                     let field = |name: &str| {
                         data.as_ref()
                             .and_then(serde_json::Value::as_object)
-                            .and_then(|o| {
-                                o.iter()
-                                    .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_null())
-                            })
-                            .map(|(_, v)| v.clone())
+                            .and_then(|o| get_ci(o, name))
                     };
                     let detail = field("ErrorMessage")
-                        .and_then(|m| m.as_str().map(|m| m.trim().to_string()))
+                        .and_then(serde_json::Value::as_str)
+                        .map(|m| m.trim().to_string())
                         .unwrap_or_default();
-                    let data_code = field("ErrorCode").and_then(|c| match c {
-                        serde_json::Value::Number(n) => n.as_i64(),
-                        serde_json::Value::String(s) => s.trim().parse().ok(),
-                        _ => None,
-                    });
+                    let data_code = field("ErrorCode").and_then(lenient_int);
                     let message = match (envelope.message.is_empty(), detail.is_empty()) {
                         (false, _) => envelope.message.into_owned(),
                         (true, false) => detail,
@@ -342,24 +336,10 @@ pub(crate) fn parse_login_data(body: &[u8]) -> Option<LoginData> {
         serde_json::Value::Object(obj) => obj,
         _ => return None,
     };
-    // The first non-null value of the first of `names` present, in any case.
-    let field = |names: &[&str]| {
-        names.iter().find_map(|name| {
-            obj.iter()
-                .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_null())
-                .map(|(_, v)| v)
-        })
-    };
+    // The value of the first of `names` present, in any case.
+    let field = |names: &[&str]| names.iter().find_map(|name| get_ci(&obj, name));
     let text = |names: &[&str]| field(names).and_then(|v| v.as_str()).map(str::to_string);
-    let int = |names: &[&str]| {
-        field(names).and_then(|v| match v {
-            serde_json::Value::Number(n) => n
-                .as_i64()
-                .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        })
-    };
+    let int = |names: &[&str]| field(names).and_then(lenient_int);
     Some(LoginData {
         token: text(&["token", "userToken", "access_token"])?,
         visitor_id: int(&["visitorId"]),

@@ -102,14 +102,35 @@ pub(crate) struct Parsed<'a> {
 pub(crate) fn lenient_code<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<i64>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(match value {
+    Ok(lenient_int(&serde_json::Value::deserialize(d)?))
+}
+
+/// An integer the server may write as a number (a whole float too) or as
+/// a numeric string; anything else is none.
+pub(crate) fn lenient_int(value: &serde_json::Value) -> Option<i64> {
+    match value {
         serde_json::Value::Number(n) => n
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
-    })
+    }
+}
+
+/// The value of `obj`'s key `name` in any case: the exact spelling first,
+/// else the first other spelling; a null counts as absent, so a key given
+/// both null and not in two cases reads as the one that is not.
+pub(crate) fn get_ci<'v>(
+    obj: &'v serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<&'v serde_json::Value> {
+    match obj.get(name) {
+        Some(v) if !v.is_null() => Some(v),
+        _ => obj
+            .iter()
+            .find(|(k, v)| k.eq_ignore_ascii_case(name) && !v.is_null())
+            .map(|(_, v)| v),
+    }
 }
 
 pub(crate) fn strip_bom(body: &[u8]) -> &[u8] {

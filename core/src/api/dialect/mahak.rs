@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 
 use super::documented::by_collection;
 use super::{check_pulled, protocol, PulledCollection, SaveAnswer, SaveOutcome, SaveRules};
+use crate::api::envelope::{get_ci, lenient_int};
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::Result;
 use crate::record;
@@ -311,15 +312,6 @@ pub(crate) fn save_body(catalogue: &Catalogue, changes: &[&Change]) -> Result<Ve
     Ok(serde_json::to_vec(&body)?)
 }
 
-/// A key of `obj` equal to `name` without regard to case.
-fn get_ci<'v>(obj: &'v Map<String, Value>, name: &str) -> Option<&'v Value> {
-    obj.get(name).or_else(|| {
-        obj.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    })
-}
-
 /// Reads `Data` of a `SaveAllData` answer, `{ "Objects": { "<Collection>":
 /// { "Results": [ { Result, Index, EntityId, EntityClientId, RowVersion,
 /// Errors } ] } } }`, into one outcome per change. A result is matched by
@@ -415,10 +407,7 @@ fn read_result(r: &Value) -> std::result::Result<RawResult, String> {
         for e in list {
             let Some(e) = e.as_object() else { continue };
             let text = |k: &str| get_ci(e, k).and_then(Value::as_str).map(str::to_string);
-            let code = get_ci(e, "code").and_then(|c| {
-                c.as_i64()
-                    .or_else(|| c.as_str().and_then(|s| s.trim().parse().ok()))
-            });
+            let code = get_ci(e, "code").and_then(lenient_int);
             errors.push((
                 text("property"),
                 code,
