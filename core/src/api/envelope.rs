@@ -10,6 +10,7 @@ use serde_json::value::RawValue;
 
 use crate::api::client::{CallKind, Reply};
 use crate::error::{Error, RecordError, Result};
+use crate::record::JsonKey;
 use crate::transport::HttpResponse;
 
 pub(crate) fn tracking(response: &HttpResponse) -> Option<String> {
@@ -33,15 +34,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Envelope<'a> {
 }
 
 struct EnvelopeVisitor<'a>(std::marker::PhantomData<&'a ()>);
-
-/// A key's text, borrowed when it has no escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Key<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Key(<Cow<'a, str> as Deserialize>::deserialize(d)?))
-    }
-}
 
 /// A code as a number, a numeric string, or null (anything else: none).
 struct LenientCode(Option<i64>);
@@ -67,7 +59,7 @@ impl<'de: 'a, 'a> serde::de::Visitor<'de> for EnvelopeVisitor<'a> {
         let mut code: Option<Option<i64>> = None;
         let mut message: Option<&'a RawValue> = None;
         let mut data: Option<&'a RawValue> = None;
-        while let Some(Key(key)) = map.next_key::<Key<'a>>()? {
+        while let Some(JsonKey(key)) = map.next_key::<JsonKey<'a>>()? {
             let is = |name: &str| key.eq_ignore_ascii_case(name);
             if (is("result") || is("success")) && success.is_none() {
                 success = Some(map.next_value()?);

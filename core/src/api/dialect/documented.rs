@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use super::{check_pulled, protocol, PulledCollection, SaveAnswer, SaveOutcome};
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::Result;
-use crate::record;
+use crate::record::{self, JsonKey};
 use crate::sync::push::Change;
 
 #[derive(Deserialize)]
@@ -51,7 +51,7 @@ impl<'de, 'c> Visitor<'de> for PageSeed<'c, '_> {
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(JsonKey(key)) = map.next_key::<JsonKey<'de>>()? {
             let def = self
                 .catalogue
                 .get(&key)

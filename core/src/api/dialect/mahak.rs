@@ -19,7 +19,7 @@ use super::{check_pulled, protocol, PulledCollection, SaveAnswer, SaveOutcome, S
 use crate::api::envelope::{get_ci, lenient_int};
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::Result;
-use crate::record;
+use crate::record::{self, JsonKey};
 use crate::store::Op;
 use crate::sync::push::Change;
 
@@ -157,7 +157,7 @@ impl<'de, 'c> Visitor<'de> for DataSeed<'c, '_> {
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(JsonKey(key)) = map.next_key::<JsonKey<'de>>()? {
             if key.eq_ignore_ascii_case("objects") {
                 out.extend(map.next_value_seed(ObjectsSeed {
                     wanted: self.wanted,
@@ -200,7 +200,7 @@ impl<'de, 'c> Visitor<'de> for ObjectsSeed<'c, '_> {
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
         let mut out = Vec::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(JsonKey(key)) = map.next_key::<JsonKey<'de>>()? {
             match self.wanted.get(&key.to_ascii_lowercase()) {
                 Some(def) => {
                     *self.failed.borrow_mut() = Some(def.name.clone());
