@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rowsync::{Engine, Error, RecordId};
 use rowsync_e2e::*;
-use rowsync_refserver::{Fault, InProcessTransport, RefServer, ServerConfig};
+use rowsync_refserver::{Fault, InProcessTransport, RefServer, RunningServer, ServerConfig};
 use serde_json::json;
 
 /// A shop: `products` products (each with a product detail and its stock
@@ -19,6 +19,14 @@ fn shop_with(config: ServerConfig, products: usize, people: usize) -> Arc<RefSer
     s.admin().seed_products(products).unwrap();
     s.admin().seed_persons(people).unwrap();
     s
+}
+
+/// The same shop, served over loopback HTTP.
+fn served_shop(config: ServerConfig, products: usize, people: usize) -> RunningServer {
+    let running = start(config);
+    running.server().admin().seed_products(products).unwrap();
+    running.server().admin().seed_persons(people).unwrap();
+    running
 }
 
 fn shop(products: usize, people: usize) -> Arc<RefServer> {
@@ -239,15 +247,17 @@ fn a_whole_answer_cap_filled_with_repeats_does_not_end_the_pull() {
         "visitorPeople",
     ];
     for (cap, exclusive) in [(3, false), (5, false), (2, false), (3, true)] {
-        let running = start(ServerConfig {
-            page_cap_total: true,
-            server_page_cap: Some(cap),
-            exclusive_lower_bound: exclusive,
-            ..mahak_server_config()
-        });
+        let running = served_shop(
+            ServerConfig {
+                page_cap_total: true,
+                server_page_cap: Some(cap),
+                exclusive_lower_bound: exclusive,
+                ..mahak_server_config()
+            },
+            20,
+            10,
+        );
         let admin = running.server().admin();
-        admin.seed_products(20).unwrap();
-        admin.seed_persons(10).unwrap();
         let db = TempDb::new("m-cap-repeats");
         let e = mahak_engine(&db, &running.base_url());
         let what = format!("cap {cap}, exclusive bound {exclusive}");
@@ -300,13 +310,15 @@ fn a_whole_answer_cap_filled_with_repeats_does_not_end_the_pull() {
 /// asked once more, alone and without a page size, after the rest.
 #[test]
 fn orders_answered_without_a_row_version_are_pulled_and_nothing_stops() {
-    let running = start(ServerConfig {
-        versionless: vec!["orders".into()],
-        ..mahak_server_config()
-    });
+    let running = served_shop(
+        ServerConfig {
+            versionless: vec!["orders".into()],
+            ..mahak_server_config()
+        },
+        5,
+        3,
+    );
     let admin = running.server().admin();
-    admin.seed_products(5).unwrap();
-    admin.seed_persons(3).unwrap();
     admin.seed_orders(4).unwrap();
     let db = TempDb::new("m-versionless");
     let e = mahak_engine(&db, &running.base_url());
@@ -367,10 +379,8 @@ fn orders_answered_without_a_row_version_are_pulled_and_nothing_stops() {
 /// older than the orders' checkpoint; lifting it brings all.
 #[test]
 fn order_types_filter_the_pulled_orders_and_widening_brings_the_rest() {
-    let running = start(mahak_server_config());
+    let running = served_shop(mahak_server_config(), 5, 5);
     let admin = running.server().admin();
-    admin.seed_products(5).unwrap();
-    admin.seed_persons(5).unwrap();
     admin.seed_orders(60).unwrap();
     let types_of = |orders: Vec<serde_json::Value>| {
         let mut t: Vec<i64> = orders
@@ -455,9 +465,7 @@ fn an_incremental_sync_brings_updates_deletes_and_new_records() {
 
 #[test]
 fn an_order_with_lines_is_pushed_and_its_ids_mapped() {
-    let server = start(mahak_server_config());
-    server.server().admin().seed_products(20).unwrap();
-    server.server().admin().seed_persons(5).unwrap();
+    let server = served_shop(mahak_server_config(), 20, 5);
     let db = TempDb::new("m-push");
     let e = mahak_engine(&db, &server.base_url());
     e.sync().unwrap();
@@ -1090,12 +1098,14 @@ impl rowsync::Transport for DiesAfterSave {
 #[test]
 fn an_app_date_with_an_offset_is_saved_whether_or_not_the_server_takes_offsets() {
     for refuse in [false, true] {
-        let server = start(ServerConfig {
-            refuse_offset_dates: refuse,
-            ..mahak_server_config()
-        });
-        server.server().admin().seed_products(3).unwrap();
-        server.server().admin().seed_persons(2).unwrap();
+        let server = served_shop(
+            ServerConfig {
+                refuse_offset_dates: refuse,
+                ..mahak_server_config()
+            },
+            3,
+            2,
+        );
         let db = TempDb::new("m-dates");
         let e = mahak_engine(&db, &server.base_url());
         e.sync().unwrap();

@@ -12,8 +12,18 @@ use rowsync::{
     StatusListener, TaskKind, TaskState, UploadSource,
 };
 use rowsync_e2e::*;
-use rowsync_refserver::{Fault, ServerConfig};
+use rowsync_refserver::{Fault, RunningServer, ServerConfig};
 use serde_json::{json, Value};
+
+/// The endpoints the server was called at, in order.
+fn endpoints_called(server: &RunningServer) -> Vec<String> {
+    server
+        .server()
+        .requests()
+        .into_iter()
+        .map(|r| r.endpoint)
+        .collect()
+}
 
 fn server_for(dialect: Dialect) -> ServerConfig {
     match dialect {
@@ -115,12 +125,7 @@ fn upload_goes_after_its_records_save(dialect: Dialect) {
         "every 64 KiB of 300 KB: {done:?}"
     );
     // The upload was sent after the save that gave its record an id.
-    let log: Vec<String> = server
-        .server()
-        .requests()
-        .into_iter()
-        .map(|r| r.endpoint)
-        .collect();
+    let log = endpoints_called(&server);
     let save = log
         .iter()
         .position(|e| e.starts_with("SaveAllData"))
@@ -537,12 +542,7 @@ fn task_endpoints_are_called_by_the_names_in_the_settings() {
     assert_eq!(server.server().admin().uploads().len(), 1);
     let disputes = server.server().admin().disputes();
     assert_eq!(disputes.len(), 2);
-    let called: Vec<String> = server
-        .server()
-        .requests()
-        .into_iter()
-        .map(|r| r.endpoint)
-        .collect();
+    let called = endpoints_called(&server);
     for name in ["UploadPicture", "SolveOrderDisputeX", "SolveDisputeX"] {
         assert_eq!(
             called.iter().filter(|c| *c == name).count(),
