@@ -68,6 +68,19 @@ const MAX_RECONCILE_PULLS: u32 = 2;
 /// True when `change` may create its record on the server: a create, or
 /// any change of a record that has no server id yet (created here, then
 /// edited or deleted while its create was in doubt).
+/// A save refused as a whole with no per-record result: an unknown
+/// outcome, not a refusal (invariant 15).
+fn refused_unanswered(message: &str, tracking_id: Option<String>) -> Error {
+    let message = match message.trim() {
+        "" => "the server refused the save as a whole, without a reason".to_string(),
+        m => format!("the server refused the save as a whole, with no word on any record: {m}"),
+    };
+    Error::InDoubt {
+        message,
+        tracking_id,
+    }
+}
+
 fn creates(change: &Change) -> bool {
     change.op == store::Op::Create || change.server_id.is_none()
 }
@@ -753,23 +766,16 @@ impl<'e> Session<'e> {
                 };
                 match answer {
                     // `Result: false` and not a word on any record: the
-                    // request as a whole was refused.
+                    // server may have applied any of it (invariant 15), so
+                    // the outcome is unknown, as for a lost answer: the
+                    // creates are in doubt and a pull reconciles them
+                    // before anything is sent again.
                     Ok(answer)
                         if !reply.success
                             && answer.outcomes.iter().all(|o| *o == SaveOutcome::Unknown) =>
                     {
-                        let message = match reply.message.trim() {
-                            "" => "the server refused the save without a reason".to_string(),
-                            m => m.to_string(),
-                        };
-                        self.refused(
-                            batch,
-                            0,
-                            &message,
-                            &[],
-                            reply.tracking_id.as_deref(),
-                            report,
-                        )
+                        let error = refused_unanswered(&reply.message, reply.tracking_id.clone());
+                        self.in_doubt(&changes, error, report)
                     }
                     Ok(answer) => self.settle(&batch, &answer.outcomes, &reply, report),
                     // An answer that cannot be read may still mean the
@@ -779,6 +785,17 @@ impl<'e> Session<'e> {
                 }
             }
             Err(e @ Error::InDoubt { .. }) => self.in_doubt(&changes, e, report),
+            // The same refusal with no `Data` at all (mahak, HTTP 200).
+            Err(Error::Rejected {
+                status: 200..=299,
+                message,
+                errors,
+                tracking_id,
+                ..
+            }) if kind == CallKind::Save && errors.is_empty() => {
+                let error = refused_unanswered(&message, tracking_id);
+                self.in_doubt(&changes, error, report)
+            }
             Err(Error::Conflict {
                 message,
                 errors,
