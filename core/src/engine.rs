@@ -250,7 +250,7 @@ pub struct Engine {
     pub(crate) shutdown: Shutdown,
     pub(crate) sync_lock: Mutex<()>,
     pub(crate) syncing: Mutex<bool>,
-    pub(crate) last_state: Mutex<ConnectionState>,
+    pub(crate) last_state: Arc<Mutex<ConnectionState>>,
     /// The login session, as last stored.
     pub(crate) session: Mutex<Option<Session>>,
     /// The app chose the catalogue: a dialect change does not replace it.
@@ -353,7 +353,7 @@ impl Engine {
             shutdown: Shutdown::default(),
             sync_lock: Mutex::new(()),
             syncing: Mutex::new(false),
-            last_state: Mutex::new(last_state),
+            last_state: Arc::new(Mutex::new(last_state)),
             session: Mutex::new(session),
             custom_catalogue,
             registry: Arc::new(Registry::default()),
@@ -908,6 +908,24 @@ impl Engine {
             }
         };
         client.expect_identity(expected);
+        // A stall is shown while it lasts, inside the sync (invariant 17);
+        // when the call gets an answer again the sync goes on.
+        let (last_state, registry) = (self.last_state.clone(), self.registry.clone());
+        client.watch_connection(Arc::new(move |state: &ConnectionState| {
+            let Ok(mut shown) = last_state.lock() else {
+                return;
+            };
+            let next = match (state, &*shown) {
+                (ConnectionState::Stalled { .. }, _) => state.clone(),
+                (_, ConnectionState::Stalled { .. }) => ConnectionState::Syncing,
+                _ => return,
+            };
+            if *shown != next {
+                *shown = next.clone();
+                drop(shown);
+                registry.emit_status(&next);
+            }
+        }));
         *slot = Some(client.clone());
         Ok(client)
     }

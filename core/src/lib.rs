@@ -54,8 +54,8 @@ pub mod tasks;
 pub mod transport;
 
 pub use api::client::{
-    ApiClient, CallKind, CallRecord, ClientConfig, ConnectionState, Credentials, Outgoing, Reply,
-    RetryPolicy, Session, Shutdown,
+    ApiClient, CallKind, CallRecord, ClientConfig, ConnectionState, ConnectionWatch, Credentials,
+    Outgoing, Reply, RetryPolicy, Session, Shutdown,
 };
 pub use api::dialect::{Endpoints, SaveOutcome};
 pub use api::shutdown::{Clock, VirtualClock};
