@@ -460,6 +460,13 @@ pub enum ConnectionStatus {
         /// When a retry would make sense (RFC 3339), if known.
         next_attempt: Option<String>,
     },
+    /// The server stalls: an answer of `endpoint` stopped coming. Shown
+    /// while the call is tried again; a second stall in a row ends the sync
+    /// with `Stalled`.
+    Stalled {
+        /// The endpoint whose answer stalled.
+        endpoint: String,
+    },
     /// Login was refused: new credentials are needed.
     AuthFailed,
     /// A sync is running.
@@ -490,6 +497,9 @@ impl From<&rowsync::ConnectionState> for ConnectionStatus {
             rowsync::ConnectionState::Online => ConnectionStatus::Online,
             rowsync::ConnectionState::Offline { next_attempt } => ConnectionStatus::Offline {
                 next_attempt: next_attempt.map(|t| t.to_rfc3339()),
+            },
+            rowsync::ConnectionState::Stalled { endpoint } => ConnectionStatus::Stalled {
+                endpoint: endpoint.clone(),
             },
             rowsync::ConnectionState::AuthFailed => ConnectionStatus::AuthFailed,
             rowsync::ConnectionState::Syncing => ConnectionStatus::Syncing,

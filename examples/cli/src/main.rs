@@ -1027,6 +1027,9 @@ fn connection_text(c: &ConnectionState) -> String {
             Some(t) => format!("offline (next attempt after {t})"),
             None => "offline".into(),
         },
+        ConnectionState::Stalled { endpoint } => {
+            format!("the server stalls (its answer to {endpoint} stopped coming)")
+        }
         ConnectionState::AuthFailed => "login refused".into(),
         ConnectionState::Syncing => "syncing".into(),
         ConnectionState::Uploading {
