@@ -514,7 +514,10 @@ mod tests {
     fn scan_refuses_any_key_given_twice() {
         let cat = Catalogue::documented();
         let def = cat.require("products").unwrap();
-        let twice = scan(def, r#"{"productId":1,"name":"a","rowVersion":1,"name":"b"}"#);
+        let twice = scan(
+            def,
+            r#"{"productId":1,"name":"a","rowVersion":1,"name":"b"}"#,
+        );
         assert!(twice.unwrap_err().contains("`name` appears twice"));
         assert!(scan(def, r#"{"productId":1,"x":{"a":1,"b":{"a":2},"a":3}}"#).is_err());
         assert!(scan(def, r#"{"productId":1,"x":[{"a":1},{"a":2}]}"#).is_ok());
