@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::api::client::{
     ApiClient, ClientConfig, ConnectionState, Credentials, RetryPolicy, Session, Shutdown,
 };
+use crate::api::dialect::mahak::PasswordHash;
 use crate::api::dialect::{Dialect, Endpoints};
 use crate::api::shutdown::Clock;
 use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
@@ -122,6 +123,9 @@ pub struct Settings {
     /// list pulls the orders again from the start, so those of the types
     /// added arrive too; orders already pulled stay when it narrows.
     pub order_types: Vec<i64>,
+    /// Mahak: how the login sends the password, `md5` (most servers, the
+    /// default) or `plain` (some servers). Neither form is ever stored.
+    pub password_hash: PasswordHash,
 }
 
 impl Default for Settings {
@@ -159,6 +163,7 @@ impl Default for Settings {
             gzip: true,
             pipelined_pull: true,
             order_types: Vec::new(),
+            password_hash: PasswordHash::Md5,
         }
     }
 }
@@ -893,6 +898,7 @@ impl Engine {
                 dialect: settings.dialect,
                 login_endpoint: settings.endpoints().login,
                 app_id: settings.app_id.clone(),
+                password_hash: settings.password_hash,
             },
             credentials,
             transport,

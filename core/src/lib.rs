@@ -57,6 +57,7 @@ pub use api::client::{
     ApiClient, CallKind, CallRecord, ClientConfig, ConnectionState, ConnectionWatch, Credentials,
     Outgoing, Reply, RetryPolicy, Session, Shutdown,
 };
+pub use api::dialect::mahak::PasswordHash;
 pub use api::dialect::{Endpoints, SaveOutcome};
 pub use api::shutdown::{Clock, VirtualClock};
 pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, Dialect, ParentLink};

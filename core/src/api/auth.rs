@@ -108,7 +108,8 @@ impl Refusal {
 }
 
 /// The login body of the configured dialect. The mahak dialect sends the
-/// password as its MD5 hash, computed here and dropped with the body.
+/// password as its MD5 hash (or as it is, when the server wants it plain),
+/// computed here and dropped with the body.
 pub(crate) fn login_body(config: &ClientConfig, credentials: &Credentials) -> Result<Vec<u8>> {
     match config.dialect {
         Dialect::Documented => Ok(serde_json::to_vec(&LoginRequest {
@@ -119,7 +120,7 @@ pub(crate) fn login_body(config: &ClientConfig, credentials: &Credentials) -> Re
         })?),
         Dialect::Mahak => Ok(serde_json::to_vec(&serde_json::json!({
             "userName": credentials.username,
-            "password": dialect::mahak::password_hash(&credentials.password),
+            "password": dialect::mahak::login_password(&credentials.password, config.password_hash),
             "databaseId": credentials.database_id,
             "packageNo": credentials.package_number.to_string(),
             "language": "fa",

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
 use crate::api::auth::{check_identity, interpret_login, login_body, Refusal, Token};
+use crate::api::dialect::mahak::PasswordHash;
 use crate::api::dialect::Dialect;
 use crate::api::envelope::{interpret, is_token_refusal, parse_envelope, server_message, tracking};
 use crate::api::retry::{
@@ -109,6 +110,8 @@ pub struct ClientConfig {
     pub login_endpoint: String,
     /// `appId` sent at login (mahak).
     pub app_id: String,
+    /// How the login sends the password (mahak): MD5 or plain.
+    pub password_hash: PasswordHash,
 }
 
 impl ClientConfig {
@@ -122,6 +125,7 @@ impl ClientConfig {
             dialect: Dialect::Documented,
             login_endpoint: LOGIN_ENDPOINT.to_string(),
             app_id: "rowsync".to_string(),
+            password_hash: PasswordHash::Md5,
         }
     }
 }

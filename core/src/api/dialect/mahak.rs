@@ -566,6 +566,38 @@ pub fn local_dates(obj: &mut Map<String, Value>) {
     }
 }
 
+/// How a mahak login sends the password: per server (WIRE.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordHash {
+    /// The lowercase hexadecimal MD5 (most servers; the default).
+    #[default]
+    Md5,
+    /// The password as the user typed it (some servers).
+    Plain,
+}
+
+impl std::str::FromStr for PasswordHash {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "md5" => Ok(PasswordHash::Md5),
+            "plain" => Ok(PasswordHash::Plain),
+            other => Err(format!("unknown password hashing `{other}`: md5 or plain")),
+        }
+    }
+}
+
+/// The password as the login body carries it under `how`, in memory for
+/// that body only; never stored.
+pub fn login_password(password: &str, how: PasswordHash) -> String {
+    match how {
+        PasswordHash::Md5 => password_hash(password),
+        PasswordHash::Plain => password.to_string(),
+    }
+}
+
 /// The lowercase hexadecimal MD5 of a password, as the real server wants
 /// it. Computed in memory for one login body; never stored.
 pub fn password_hash(password: &str) -> String {
@@ -769,7 +801,10 @@ mod tests {
         // An index of 0 names no record (the server's are 1-based).
         let answer = parse(r#"{"objects":{"people":{"results":[{"result":true,"index":0,"entityId":3,"rowVersion":1}]}}}"#)
             .expect("parses");
-        assert_eq!(answer.outcomes, [SaveOutcome::Unknown, SaveOutcome::Unknown]);
+        assert_eq!(
+            answer.outcomes,
+            [SaveOutcome::Unknown, SaveOutcome::Unknown]
+        );
         // An index repeated: neither result is applied, to either record.
         let answer = parse(
             r#"{"Objects":{"People":{"Results":[
@@ -777,7 +812,10 @@ mod tests {
                 {"Result":true,"Index":1,"EntityId":4,"RowVersion":2}]}}}"#,
         )
         .expect("parses");
-        assert_eq!(answer.outcomes, [SaveOutcome::Unknown, SaveOutcome::Unknown]);
+        assert_eq!(
+            answer.outcomes,
+            [SaveOutcome::Unknown, SaveOutcome::Unknown]
+        );
         // A client id never sent names no record, not the one at its index.
         let answer = parse(
             r#"{"Objects":{"People":{"Results":[
