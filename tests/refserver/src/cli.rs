@@ -15,7 +15,7 @@ pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--da
 [--exclusive-bound] [--page-cap-total] [--server-page-cap N] [--ignore-page-size] [--unordered] \
 [--resend-updates] [--refuse-offset-dates] [--visitor-id N] [--repeat-save-index] \
 [--refuse-saves-after-apply] [--stall-pulls] [--pull-objects normal|null-data|null-objects|missing] \
-[--duplicate-pulled-keys]";
+[--duplicate-pulled-keys] [--plain-passwords]";
 
 /// Parsed command-line options.
 #[derive(Debug, Clone)]
@@ -104,6 +104,7 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
                     .map_err(|e| ServerError::Usage(format!("{e}\n{USAGE}")))?;
             }
             "--duplicate-pulled-keys" => o.config.duplicate_pulled_keys = true,
+            "--plain-passwords" => o.config.plain_passwords = true,
             "--verbose" | "-v" => o.config.verbose = true,
             "--help" | "-h" => return Err(ServerError::Usage(USAGE.to_string())),
             other => {
@@ -181,11 +182,12 @@ mod tests {
         assert_eq!(o.config.visitor_id, 9);
         let o = parse_cli(args(
             "--repeat-save-index --refuse-saves-after-apply --stall-pulls \
-             --pull-objects null-objects --duplicate-pulled-keys",
+             --pull-objects null-objects --duplicate-pulled-keys --plain-passwords",
         ))
         .unwrap();
         assert!(o.config.repeat_save_index && o.config.refuse_saves_after_apply);
         assert!(o.config.stall_pulls && o.config.duplicate_pulled_keys);
+        assert!(o.config.plain_passwords);
         assert_eq!(o.config.pull_objects, crate::PullObjects::NullObjects);
         assert!(parse_cli(args("--pull-objects sometimes")).is_err());
         assert!(parse_cli(args("--dialect klingon")).is_err());

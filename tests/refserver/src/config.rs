@@ -169,6 +169,9 @@ pub struct ServerConfig {
     pub pull_objects: PullObjects,
     /// Mahak: every pulled record carries one of its ordinary fields twice.
     pub duplicate_pulled_keys: bool,
+    /// Mahak: a login carries the password as the user typed it, not its
+    /// MD5 (some real servers); the MD5 is then refused.
+    pub plain_passwords: bool,
 }
 
 impl Default for ServerConfig {
@@ -215,6 +218,7 @@ impl Default for ServerConfig {
             stall_pulls: false,
             pull_objects: PullObjects::Normal,
             duplicate_pulled_keys: false,
+            plain_passwords: false,
         }
     }
 }
