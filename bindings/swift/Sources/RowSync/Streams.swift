@@ -6,31 +6,26 @@
 // (deinit) unsubscribes, and so does the end of a stream.
 
 extension RowsyncEngine {
-    /// The connection state now, then every change of it (`.Syncing`,
-    /// `.Online`, `.Uploading` with its progress, `.Offline`...), as long as
-    /// the stream is iterated or held. Ending the iteration (a `break`, the
-    /// task's cancellation) or releasing the stream unsubscribes.
+    /// The connection state now, then every change of it (`.syncing`,
+    /// `.online`, `.uploading` with its progress, `.offline`...), until the
+    /// stream ends: the consuming task is cancelled, or the stream and its
+    /// iterator are released (as after a `break` out of
+    /// `for await status in engine.statusUpdates()`). Its end unsubscribes.
     ///
     /// States arrive from the engine's threads in order; if the consumer is
     /// slower than the engine, only the newest `bufferSize` are kept.
     public func statusUpdates(bufferSize: Int = 64) -> AsyncStream<ConnectionStatus> {
-        AsyncStream(bufferingPolicy: .bufferingNewest(bufferSize)) { continuation in
-            let handle = subscribeStatus(listener: StatusForwarder(continuation))
-            continuation.onTermination = { _ in handle.cancel() }
-        }
+        subscribedStatusUpdates(bufferSize: bufferSize).stream
     }
 
     /// The records that changed (after local writes and applied sync
-    /// steps), one element per notification, as long as the stream is
-    /// iterated or held. Ending the iteration or releasing the stream
-    /// unsubscribes. If the consumer falls behind, the oldest elements are
+    /// steps), one element per notification, until the stream ends (as for
+    /// `statusUpdates`). Its end unsubscribes. If the consumer falls
+    /// behind, the oldest elements are
     /// kept and newer ones beyond `bufferSize` dropped: re-read the
     /// collections after a gap rather than rely on every batch.
     public func changes(bufferSize: Int = 256) -> AsyncStream<[ChangeBatch]> {
-        AsyncStream(bufferingPolicy: .bufferingOldest(bufferSize)) { continuation in
-            let handle = subscribeChanges(listener: ChangeForwarder(continuation))
-            continuation.onTermination = { _ in handle.cancel() }
-        }
+        subscribedChanges(bufferSize: bufferSize).stream
     }
 
     /// Calls `body` with the records that changed, on the thread that made
@@ -49,6 +44,31 @@ extension RowsyncEngine {
         _ body: @escaping @Sendable (ConnectionStatus) -> Void
     ) -> SubscriptionHandle {
         subscribeStatus(listener: StatusClosure(body))
+    }
+}
+
+extension RowsyncEngine {
+    /// `statusUpdates` and the subscription its end cancels (the tests
+    /// watch the handle).
+    func subscribedStatusUpdates(bufferSize: Int)
+        -> (stream: AsyncStream<ConnectionStatus>, handle: SubscriptionHandle)
+    {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: ConnectionStatus.self, bufferingPolicy: .bufferingNewest(bufferSize))
+        let handle = subscribeStatus(listener: StatusForwarder(continuation))
+        continuation.onTermination = { _ in handle.cancel() }
+        return (stream, handle)
+    }
+
+    /// `changes` and the subscription its end cancels.
+    func subscribedChanges(bufferSize: Int)
+        -> (stream: AsyncStream<[ChangeBatch]>, handle: SubscriptionHandle)
+    {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: [ChangeBatch].self, bufferingPolicy: .bufferingOldest(bufferSize))
+        let handle = subscribeChanges(listener: ChangeForwarder(continuation))
+        continuation.onTermination = { _ in handle.cancel() }
+        return (stream, handle)
     }
 }
 
