@@ -60,10 +60,13 @@ export ROWSYNC_TEST_SERVER="$SERVER_URL"
 # the Swift 6 language mode.
 LINK=(-Xlinker -L"$LIBDIR" -Xlinker -rpath -Xlinker "$LIBDIR")
 STRICT=(-Xswiftc -warnings-as-errors)
+# The tests are XCTest cases; without this, Swift Testing would also run and
+# close the output with a line of 0 tests.
+ONLY_XCTEST=(--disable-swift-testing)
 SCRATCH="$TARGET_DIR/swift"
 case "${SANITIZE:-}" in
     "")
-        swift test --package-path "$PKG" --scratch-path "$SCRATCH/package" "${LINK[@]}" "${STRICT[@]}"
+        swift test --package-path "$PKG" --scratch-path "$SCRATCH/package" "${ONLY_XCTEST[@]}" "${LINK[@]}" "${STRICT[@]}"
         ;;
     address | thread)
         log="$TARGET_DIR/swift/sanitize-$SANITIZE.log"
@@ -84,7 +87,7 @@ case "${SANITIZE:-}" in
         # A scratch path of their own: instrumented objects must not mix
         # with the plain build's.
         status=0
-        swift test --package-path "$PKG" --scratch-path "$SCRATCH/$SANITIZE" "${LINK[@]}" \
+        swift test --package-path "$PKG" --scratch-path "$SCRATCH/$SANITIZE" "${ONLY_XCTEST[@]}" "${LINK[@]}" \
             --sanitize="$SANITIZE" 2>&1 | tee "$log" || status=$?
         if [ $status -ne 0 ]; then
             echo "FAIL: swift test --sanitize=$SANITIZE"

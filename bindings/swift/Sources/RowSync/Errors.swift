@@ -14,11 +14,12 @@
 
 extension RowsyncError {
     /// True for the failures a later sync may get past on its own (the
-    /// server unreachable, rate limiting, 5xx): the changes stay queued.
+    /// server unreachable or stalling, rate limiting, 5xx): the changes
+    /// stay queued.
     /// The others need the app or the user (credentials, a fix, a key).
     public var isTransient: Bool {
         switch self {
-        case .Offline, .RateLimited, .Server: return true
+        case .Offline, .Stalled, .RateLimited, .Server: return true
         default: return false
         }
     }

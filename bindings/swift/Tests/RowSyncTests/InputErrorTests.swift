@@ -107,6 +107,8 @@ final class InputErrorTests: ServerTestCase {
         }
         XCTAssertTrue(RowsyncError.Offline(detail: "x", retryAfterMs: nil).isTransient)
         XCTAssertTrue(RowsyncError.RateLimited(retryAfterMs: 5, trackingId: nil).isTransient)
+        XCTAssertTrue(
+            RowsyncError.Stalled(endpoint: "GetAllData", detail: "x", attempts: 2).isTransient)
         XCTAssertFalse(RowsyncError.WrongKey(detail: "x").isTransient)
     }
 

@@ -3398,6 +3398,12 @@ public struct EngineSettings: Equatable, Hashable {
      * empty for every type. Widening it pulls the orders again.
      */
     public var orderTypes: [Int64]
+    /**
+     * Mahak: how the login sends the password, `md5` (most servers) or
+     * `plain` (some servers); anything else throws `Config`. Neither form
+     * is ever stored.
+     */
+    public var passwordHash: String
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3500,7 +3506,12 @@ public struct EngineSettings: Equatable, Hashable {
         /**
          * Mahak: the order types whose orders are pulled (201 for a sale...);
          * empty for every type. Widening it pulls the orders again.
-         */orderTypes: [Int64] = []) {
+         */orderTypes: [Int64] = [], 
+        /**
+         * Mahak: how the login sends the password, `md5` (most servers) or
+         * `plain` (some servers); anything else throws `Config`. Neither form
+         * is ever stored.
+         */passwordHash: String = "md5") {
         self.baseUrl = baseUrl
         self.dialect = dialect
         self.pageSize = pageSize
@@ -3529,6 +3540,7 @@ public struct EngineSettings: Equatable, Hashable {
         self.gzip = gzip
         self.pipelinedPull = pipelinedPull
         self.orderTypes = orderTypes
+        self.passwordHash = passwordHash
     }
 
     
@@ -3574,7 +3586,8 @@ public struct FfiConverterTypeEngineSettings: FfiConverterRustBuffer {
                 maxUploadBytes: FfiConverterUInt64.read(from: &buf), 
                 gzip: FfiConverterBool.read(from: &buf), 
                 pipelinedPull: FfiConverterBool.read(from: &buf), 
-                orderTypes: FfiConverterSequenceInt64.read(from: &buf)
+                orderTypes: FfiConverterSequenceInt64.read(from: &buf), 
+                passwordHash: FfiConverterString.read(from: &buf)
         )
     }
 
@@ -3607,6 +3620,7 @@ public struct FfiConverterTypeEngineSettings: FfiConverterRustBuffer {
         FfiConverterBool.write(value.gzip, into: &buf)
         FfiConverterBool.write(value.pipelinedPull, into: &buf)
         FfiConverterSequenceInt64.write(value.orderTypes, into: &buf)
+        FfiConverterString.write(value.passwordHash, into: &buf)
     }
 }
 
@@ -5506,6 +5520,16 @@ public enum ConnectionStatus: Equatable, Hashable {
          */nextAttempt: String?
     )
     /**
+     * The server stalls: an answer of `endpoint` stopped coming. Shown
+     * while the call is tried again; a second stall in a row ends the sync
+     * with `Stalled`.
+     */
+    case stalled(
+        /**
+         * The endpoint whose answer stalled.
+         */endpoint: String
+    )
+    /**
      * Login was refused: new credentials are needed.
      */
     case authFailed
@@ -5566,11 +5590,14 @@ public struct FfiConverterTypeConnectionStatus: FfiConverterRustBuffer {
         case 3: return .offline(nextAttempt: try FfiConverterOptionString.read(from: &buf)
         )
         
-        case 4: return .authFailed
+        case 4: return .stalled(endpoint: try FfiConverterString.read(from: &buf)
+        )
         
-        case 5: return .syncing
+        case 5: return .authFailed
         
-        case 6: return .uploading(uploadId: try FfiConverterInt64.read(from: &buf), file: try FfiConverterUInt32.read(from: &buf), files: try FfiConverterUInt32.read(from: &buf), bytes: try FfiConverterUInt64.read(from: &buf), bytesDone: try FfiConverterUInt64.read(from: &buf), bytesTotal: try FfiConverterUInt64.read(from: &buf)
+        case 6: return .syncing
+        
+        case 7: return .uploading(uploadId: try FfiConverterInt64.read(from: &buf), file: try FfiConverterUInt32.read(from: &buf), files: try FfiConverterUInt32.read(from: &buf), bytes: try FfiConverterUInt64.read(from: &buf), bytesDone: try FfiConverterUInt64.read(from: &buf), bytesTotal: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -5594,16 +5621,21 @@ public struct FfiConverterTypeConnectionStatus: FfiConverterRustBuffer {
             FfiConverterOptionString.write(nextAttempt, into: &buf)
             
         
-        case .authFailed:
+        case let .stalled(endpoint):
             writeInt(&buf, Int32(4))
+            FfiConverterString.write(endpoint, into: &buf)
+            
         
-        
-        case .syncing:
+        case .authFailed:
             writeInt(&buf, Int32(5))
         
         
-        case let .uploading(uploadId,file,files,bytes,bytesDone,bytesTotal):
+        case .syncing:
             writeInt(&buf, Int32(6))
+        
+        
+        case let .uploading(uploadId,file,files,bytes,bytesDone,bytesTotal):
+            writeInt(&buf, Int32(7))
             FfiConverterInt64.write(uploadId, into: &buf)
             FfiConverterUInt32.write(file, into: &buf)
             FfiConverterUInt32.write(files, into: &buf)
@@ -6000,6 +6032,22 @@ enum RowsyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */retryAfterMs: UInt64?
     )
     /**
+     * The server stalled: the same call's answer stopped coming twice in a
+     * row, so the sync ended early. Local data and changes are kept; try
+     * again later (the server, not the network, is the likely cause).
+     */
+    case Stalled(
+        /**
+         * The endpoint whose answer stalled.
+         */endpoint: String, 
+        /**
+         * What the last attempt saw.
+         */detail: String, 
+        /**
+         * The attempts made, each of which stalled.
+         */attempts: UInt32
+    )
+    /**
      * Login was refused: ask the user for new credentials.
      */
     case AuthFailed(
@@ -6198,61 +6246,66 @@ public struct FfiConverterTypeRowsyncError: FfiConverterRustBuffer {
             detail: try FfiConverterString.read(from: &buf), 
             retryAfterMs: try FfiConverterOptionUInt64.read(from: &buf)
             )
-        case 2: return .AuthFailed(
+        case 2: return .Stalled(
+            endpoint: try FfiConverterString.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf), 
+            attempts: try FfiConverterUInt32.read(from: &buf)
+            )
+        case 3: return .AuthFailed(
             code: try FfiConverterInt64.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf), 
             trackingId: try FfiConverterOptionString.read(from: &buf)
             )
-        case 3: return .RateLimited(
+        case 4: return .RateLimited(
             retryAfterMs: try FfiConverterOptionUInt64.read(from: &buf), 
             trackingId: try FfiConverterOptionString.read(from: &buf)
             )
-        case 4: return .Server(
+        case 5: return .Server(
             status: try FfiConverterUInt16.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf), 
             trackingId: try FfiConverterOptionString.read(from: &buf)
             )
-        case 5: return .Conflict(
+        case 6: return .Conflict(
             detail: try FfiConverterString.read(from: &buf), 
             trackingId: try FfiConverterOptionString.read(from: &buf)
             )
-        case 6: return .InvalidInput(
+        case 7: return .InvalidInput(
             collection: try FfiConverterString.read(from: &buf), 
             field: try FfiConverterString.read(from: &buf), 
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .NotFound(
+        case 8: return .NotFound(
             collection: try FfiConverterString.read(from: &buf), 
             id: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .Rejected(
+        case 9: return .Rejected(
             code: try FfiConverterInt64.read(from: &buf), 
             detail: try FfiConverterString.read(from: &buf), 
             trackingId: try FfiConverterOptionString.read(from: &buf)
             )
-        case 9: return .Protocol(
+        case 10: return .Protocol(
             detail: try FfiConverterString.read(from: &buf), 
             trackingId: try FfiConverterOptionString.read(from: &buf)
             )
-        case 10: return .Config(
+        case 11: return .Config(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Storage(
+        case 12: return .Storage(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .Interrupted
-        case 13: return .PendingChanges(
+        case 13: return .Interrupted
+        case 14: return .PendingChanges(
             count: try FfiConverterUInt64.read(from: &buf)
             )
-        case 14: return .ReplicaMismatch(
+        case 15: return .ReplicaMismatch(
             what: try FfiConverterString.read(from: &buf), 
             replica: try FfiConverterInt64.read(from: &buf), 
             server: try FfiConverterInt64.read(from: &buf)
             )
-        case 15: return .WrongKey(
+        case 16: return .WrongKey(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 16: return .FileTooLarge(
+        case 17: return .FileTooLarge(
             size: try FfiConverterUInt64.read(from: &buf), 
             limit: try FfiConverterUInt64.read(from: &buf)
             )
@@ -6274,91 +6327,98 @@ public struct FfiConverterTypeRowsyncError: FfiConverterRustBuffer {
             FfiConverterOptionUInt64.write(retryAfterMs, into: &buf)
             
         
-        case let .AuthFailed(code,detail,trackingId):
+        case let .Stalled(endpoint,detail,attempts):
             writeInt(&buf, Int32(2))
+            FfiConverterString.write(endpoint, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            FfiConverterUInt32.write(attempts, into: &buf)
+            
+        
+        case let .AuthFailed(code,detail,trackingId):
+            writeInt(&buf, Int32(3))
             FfiConverterInt64.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             FfiConverterOptionString.write(trackingId, into: &buf)
             
         
         case let .RateLimited(retryAfterMs,trackingId):
-            writeInt(&buf, Int32(3))
+            writeInt(&buf, Int32(4))
             FfiConverterOptionUInt64.write(retryAfterMs, into: &buf)
             FfiConverterOptionString.write(trackingId, into: &buf)
             
         
         case let .Server(status,detail,trackingId):
-            writeInt(&buf, Int32(4))
+            writeInt(&buf, Int32(5))
             FfiConverterUInt16.write(status, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             FfiConverterOptionString.write(trackingId, into: &buf)
             
         
         case let .Conflict(detail,trackingId):
-            writeInt(&buf, Int32(5))
+            writeInt(&buf, Int32(6))
             FfiConverterString.write(detail, into: &buf)
             FfiConverterOptionString.write(trackingId, into: &buf)
             
         
         case let .InvalidInput(collection,field,reason):
-            writeInt(&buf, Int32(6))
+            writeInt(&buf, Int32(7))
             FfiConverterString.write(collection, into: &buf)
             FfiConverterString.write(field, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .NotFound(collection,id):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(8))
             FfiConverterString.write(collection, into: &buf)
             FfiConverterString.write(id, into: &buf)
             
         
         case let .Rejected(code,detail,trackingId):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(9))
             FfiConverterInt64.write(code, into: &buf)
             FfiConverterString.write(detail, into: &buf)
             FfiConverterOptionString.write(trackingId, into: &buf)
             
         
         case let .Protocol(detail,trackingId):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(detail, into: &buf)
             FfiConverterOptionString.write(trackingId, into: &buf)
             
         
         case let .Config(detail):
-            writeInt(&buf, Int32(10))
-            FfiConverterString.write(detail, into: &buf)
-            
-        
-        case let .Storage(detail):
             writeInt(&buf, Int32(11))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case .Interrupted:
+        case let .Storage(detail):
             writeInt(&buf, Int32(12))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case .Interrupted:
+            writeInt(&buf, Int32(13))
         
         
         case let .PendingChanges(count):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(14))
             FfiConverterUInt64.write(count, into: &buf)
             
         
         case let .ReplicaMismatch(what,replica,server):
-            writeInt(&buf, Int32(14))
+            writeInt(&buf, Int32(15))
             FfiConverterString.write(what, into: &buf)
             FfiConverterInt64.write(replica, into: &buf)
             FfiConverterInt64.write(server, into: &buf)
             
         
         case let .WrongKey(detail):
-            writeInt(&buf, Int32(15))
+            writeInt(&buf, Int32(16))
             FfiConverterString.write(detail, into: &buf)
             
         
         case let .FileTooLarge(size,limit):
-            writeInt(&buf, Int32(16))
+            writeInt(&buf, Int32(17))
             FfiConverterUInt64.write(size, into: &buf)
             FfiConverterUInt64.write(limit, into: &buf)
             
