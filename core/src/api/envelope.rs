@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::api::client::{CallKind, Reply};
+use crate::api::call::{CallKind, Reply};
 use crate::error::{Error, RecordError, Result};
 use crate::record::JsonKey;
 use crate::transport::HttpResponse;
