@@ -13,11 +13,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 
 use crate::api::auth::{check_identity, interpret_login, Refusal, Token};
 use crate::api::dialect::Codec;
-use crate::api::envelope::{interpret, is_token_refusal, parse_envelope, server_message, tracking};
+use crate::api::envelope::{
+    interpret, is_cut_short, is_token_refusal, lenient_success, parse_envelope, server_message,
+    tracking,
+};
 use crate::api::retry::{
     is_retryable_status, jittered_backoff, parse_retry_after, rate_limit_wait, RateLimitWait,
 };
@@ -126,6 +128,14 @@ impl ApiClient {
             login_lock: Mutex::new(()),
             spare: Mutex::new(Vec::new()),
         })
+    }
+
+    /// This client speaking `codec` instead of its configured dialect (a
+    /// dialect of a test's own).
+    #[cfg(test)]
+    pub(crate) fn with_codec(mut self, codec: &'static dyn Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     // Every update of `State` is a single field assignment, so a panic while
@@ -718,72 +728,6 @@ impl ApiClient {
     }
 }
 
-/// True when an answer was cut short: JSON that ends before its last value
-/// closed (rather than malformed JSON), or no body at all where a success
-/// always has one. An error status with no body is just that.
-fn is_cut_short(response: &HttpResponse) -> bool {
-    let body = &response.body;
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return (200..300).contains(&response.status);
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
-}
-
-/// The longest plain-text answer taken as a success where the answer has no
-/// known shape.
-const PLAIN_ANSWER_MAX: usize = 4096;
-
-/// A whole 2xx answer to a call whose answer has no known shape, that is
-/// not an envelope: empty, any other JSON, or a short plain text (`OK`;
-/// kept as a JSON string). `None` for an envelope (read as usual), an error
-/// status, an answer cut short, or a web page (a proxy's or a portal's
-/// page says nothing of the server).
-fn lenient_success(response: &HttpResponse) -> Option<Reply> {
-    if !(200..300).contains(&response.status) {
-        return None;
-    }
-    let body = &response.body;
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let data = if body.iter().all(u8::is_ascii_whitespace) {
-        "null".to_string()
-    } else {
-        if parse_envelope(body).is_ok() {
-            return None;
-        }
-        match serde_json::from_slice::<&RawValue>(body) {
-            Ok(raw) => raw.get().to_string(),
-            Err(_) => serde_json::to_string(plain_text(response, body)?).ok()?,
-        }
-    };
-    Some(Reply {
-        success: true,
-        message: String::new(),
-        data,
-        tracking_id: tracking(response),
-        status: response.status,
-    })
-}
-
-/// A body that reads as a short plain text: UTF-8, not HTML by its type or
-/// its first character, and not the start of JSON (JSON that did not parse
-/// was cut short or is broken).
-fn plain_text<'a>(response: &HttpResponse, body: &'a [u8]) -> Option<&'a str> {
-    let html = response
-        .header("content-type")
-        .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
-    let text = std::str::from_utf8(body).ok()?.trim();
-    let json_like = text.starts_with(['<', '{', '[', '"']);
-    // A text that says something failed is not taken for a success: the
-    // task is parked with it rather than taken as delivered.
-    let lower = text.to_lowercase();
-    let failure = ["error", "exception", "fail", "خطا"]
-        .iter()
-        .any(|w| lower.contains(w));
-    (!html && !json_like && !failure && text.len() <= PLAIN_ANSWER_MAX && !text.is_empty())
-        .then_some(text)
-}
-
 fn record(endpoint: &str, sent: &Sent, error: Option<String>) -> CallRecord {
     CallRecord {
         at: sent.at,
@@ -803,6 +747,7 @@ mod tests {
     use crate::api::dialect;
     use crate::api::dialect::login::parse_expire_date;
     use crate::api::dialect::Dialect;
+    use crate::api::envelope::PLAIN_ANSWER_MAX;
     use crate::transport::{TransportError, TransportErrorKind};
     use std::collections::VecDeque;
 

@@ -442,3 +442,147 @@ pub fn coll_id_of(conn: &Connection, name: &str) -> Result<i64> {
         .optional()?
         .ok_or_else(|| Error::UnknownCollection(name.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::record::Op;
+    use crate::store::{checkpoint, pending_in_order, pending_of, NewRow};
+
+    fn memory() -> Db {
+        let db = Db::open(Path::new(":memory:"), None).expect("opens");
+        db.ensure_collections(["products"]).expect("a collection");
+        db
+    }
+
+    fn insert(tx: &Tx<'_>, client_id: i64) -> Result<i64> {
+        let coll = tx.coll_id("products")?;
+        tx.insert_new_record(&NewRow {
+            coll,
+            server_id: None,
+            client_id: Some(client_id),
+            parent_client_id: None,
+            row_version: None,
+            deleted: false,
+            data: "{}",
+        })?
+        .ok_or_else(|| Error::Database("taken".into()))
+    }
+
+    /// Invariant 2: a checkpoint only moves forward; a reset is explicit.
+    #[test]
+    fn a_checkpoint_never_goes_back() {
+        let db = memory();
+        let at = |db: &Db| {
+            db.read(|conn| checkpoint(conn, coll_id_of(conn, "products")?))
+                .expect("reads")
+        };
+        db.write(|tx| tx.advance_checkpoint(tx.coll_id("products")?, 10))
+            .expect("moves");
+        db.write(|tx| tx.advance_checkpoint(tx.coll_id("products")?, 5))
+            .expect("a smaller one is no error");
+        assert_eq!(at(&db), 10);
+        db.write(|tx| tx.advance_checkpoint(tx.coll_id("products")?, 12))
+            .expect("moves");
+        assert_eq!(at(&db), 12);
+        db.write(|tx| tx.reset_checkpoints()).expect("resets");
+        assert_eq!(at(&db), 0);
+    }
+
+    /// A record has one pending change: later edits bump its counter and
+    /// change its op, in its place in the outbox; the change leaves only
+    /// when dropped.
+    #[test]
+    fn the_outbox_keeps_one_change_per_record() {
+        let db = memory();
+        let local = db
+            .write(|tx| {
+                let local = insert(tx, 7)?;
+                tx.insert_pending(local, 1, Op::Create, None)?;
+                Ok(local)
+            })
+            .expect("writes");
+        db.write(|tx| tx.touch_pending(local, Op::Create))
+            .expect("edits");
+        db.write(|tx| tx.touch_pending(local, Op::Delete))
+            .expect("edits");
+        let (pending, queue) = db
+            .read(|conn| Ok((pending_of(conn, local)?, pending_in_order(conn)?)))
+            .expect("reads");
+        let pending = pending.expect("pending");
+        assert_eq!(
+            (pending.op, pending.counter, pending.group_id),
+            (Op::Delete, 3, 1)
+        );
+        assert_eq!(queue.len(), 1, "one change, not three");
+        // Sent at counter 3, edited again: the send confirms only what it sent.
+        db.write(|tx| tx.mark_sent(local, 3, "{}")).expect("marks");
+        db.write(|tx| tx.touch_pending(local, Op::Delete))
+            .expect("edits");
+        let pending = db.read(|conn| pending_of(conn, local)).expect("reads");
+        let pending = pending.expect("pending");
+        assert_eq!((pending.counter, pending.sent_counter), (4, Some(3)));
+        db.write(|tx| tx.drop_pending(local)).expect("drops");
+        assert!(db
+            .read(|conn| pending_of(conn, local))
+            .expect("reads")
+            .is_none());
+    }
+
+    /// A write that fails leaves nothing: its transaction rolls back, and a
+    /// collection it registered is not cached.
+    #[test]
+    fn a_failed_write_leaves_nothing() {
+        let db = memory();
+        let failed: Result<()> = db.write(|tx| {
+            insert(tx, 1)?;
+            tx.ensure_collections(["orders"])?;
+            Err(Error::Database("stop".into()))
+        });
+        assert!(failed.is_err());
+        let (counts, orders) = db
+            .read(|conn| Ok((counts(conn)?, coll_id_of(conn, "orders").is_err())))
+            .expect("reads");
+        assert_eq!(counts.pending, 0);
+        assert!(orders, "the collection's row went with the transaction");
+        assert!(!db.read(holds_data).expect("reads"));
+        let cached = db
+            .write(|tx| Ok(tx.coll_id("orders").is_err()))
+            .expect("writes");
+        assert!(cached, "and its id was never cached");
+    }
+
+    /// One writer: writes from two threads never overlap.
+    #[test]
+    fn one_writer_at_a_time() {
+        let db = Arc::new(memory());
+        let inside = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let (db, inside) = (db.clone(), inside.clone());
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        db.write(|tx| {
+                            assert!(!inside.swap(true, Ordering::SeqCst), "two writers at once");
+                            insert(tx, 1_000 * (t + 1) + i)?;
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                            inside.store(false, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .expect("writes");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no panic");
+        }
+        let n = db
+            .read(|conn| crate::store::count_rows(conn, coll_id_of(conn, "products")?, true))
+            .expect("reads");
+        assert_eq!(n, 40);
+    }
+}

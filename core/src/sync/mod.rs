@@ -17,3 +17,5 @@ mod resolve;
 mod schedule;
 pub(crate) mod session;
 mod tasks;
+#[cfg(test)]
+mod tests;

@@ -498,3 +498,79 @@ impl Pager for HasMore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::dialect::parse_pull_sorted;
+
+    /// A `hasMore` that brings nothing newer ends the pull with an error,
+    /// once the page is applied; `hasMore` with news asks that collection
+    /// again; none asks nothing.
+    #[test]
+    fn has_more_pages_and_refuses_a_page_that_does_not_move() {
+        let cat = Catalogue::documented();
+        let wanted = vec!["products".to_string(), "persons".to_string()];
+        let mut pager = Documented.pager(2, true);
+        assert_eq!(
+            (pager.page_size(), pager.ask_from(7)),
+            (2, 7),
+            "no inclusive rule"
+        );
+        let page = r#"{"products":{"rowVersion":12,"hasMore":true,"records":[
+            {"productId":1,"rowVersion":11},{"productId":2,"rowVersion":12}]},
+            "persons":{"rowVersion":3,"hasMore":false,"records":[]}}"#;
+        let mut entries =
+            parse_pull_sorted(&Documented, &cat, &wanted, page, None).expect("parses");
+        let zero = |_: &str| 0;
+        assert!(matches!(
+            pager.next(&mut entries, &zero, &wanted, None),
+            NextAsk::Again(ref w) if *w == ["products"]
+        ));
+        let twelve = |_: &str| 12;
+        assert!(matches!(
+            pager.next(&mut entries, &twelve, &wanted, Some("t")),
+            NextAsk::Fail(Error::Protocol { .. })
+        ));
+        let done = r#"{"products":{"rowVersion":12,"hasMore":false,"records":[]}}"#;
+        let mut entries =
+            parse_pull_sorted(&Documented, &cat, &wanted, done, None).expect("parses");
+        assert!(matches!(
+            pager.next(&mut entries, &twelve, &wanted, None),
+            NextAsk::Done
+        ));
+    }
+
+    /// What the codec says of a documented server's habits.
+    #[test]
+    fn the_documented_rules() {
+        assert!(Documented.idempotent_save());
+        assert!(Documented.resend_dispute_in_doubt());
+        assert!(Documented.login_refusal_sticks(1002) && !Documented.login_refusal_sticks(1003));
+        assert_eq!(Documented.refusal_scope(2001), RefusalScope::Isolate);
+        assert_eq!(Documented.refusal_scope(400), RefusalScope::WholeBatch);
+        let login = Documented
+            .read_login(
+                200,
+                br#"{"token":"a.b.c","expireDate":"2026-12-06T00:00:00Z"}"#,
+                None,
+            )
+            .expect("reads")
+            .expect("a token");
+        assert_eq!(login.token, "a.b.c");
+        assert!(login.expires.is_some() && login.session.is_none() && login.max_age.is_none());
+        let cat = Catalogue::documented();
+        let ask = PullAsk {
+            wanted: &[(cat.require("orders").expect("known"), 5)],
+            page_size: 10,
+            order_types: &[201],
+        };
+        let body: Value =
+            serde_json::from_slice(&Documented.pull_body(&ask).expect("body")).expect("JSON");
+        assert_eq!(
+            body,
+            json!({"ordersRowVersion": 5, "pageSize": 10}),
+            "no order filter in this dialect"
+        );
+    }
+}

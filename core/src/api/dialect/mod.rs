@@ -18,8 +18,8 @@
 //! 2. Give [`Dialect`] an arm and map it to the codec in [`Dialect::codec`].
 //! 3. Give the arm its catalogue in `catalogue/` (`Dialect::catalogue`).
 //!
-//! Nothing else changes: the flows call the trait. The test codec at the
-//! end of `sync/session.rs` runs a whole sync this way.
+//! Nothing else changes: the flows call the trait. `tiny.rs`, a dialect of
+//! the tests' own, is such a file; `sync/tests.rs` runs a whole sync in it.
 //!
 //! The pull parse is a hot path: a codec is called once per page (and once
 //! per save, per login, per task), and its loops over records stay inside
@@ -32,6 +32,8 @@ pub(crate) mod documented;
 pub(crate) mod login;
 pub(crate) mod mahak;
 mod tasks;
+#[cfg(test)]
+pub(crate) mod tiny;
 
 pub(crate) use codec::{parse_pull_sorted, parse_save_text};
 pub use codec::{

@@ -255,8 +255,9 @@ mod tests {
     use super::naming::*;
     use super::save::*;
     use super::*;
-    use crate::api::dialect::codec::SaveOutcome;
+    use crate::api::dialect::codec::{NextAsk, SaveOutcome};
     use crate::api::dialect::login::jwt_expiry;
+    use crate::api::dialect::parse_pull_sorted;
     use crate::record::Op;
     use base64::Engine as _;
 
@@ -282,9 +283,8 @@ mod tests {
         let wanted = vec!["products".to_string(), "pictures".to_string()];
         let data = data_of(&capture("getalldata-products.response.json"));
         let page = Mahak.page_text(data.get().to_string());
-        let pulled = Mahak
-            .parse_pull(&cat, &wanted, &page, None)
-            .expect("the capture parses");
+        let pulled =
+            parse_pull_sorted(&Mahak, &cat, &wanted, &page, None).expect("the capture parses");
         let names: Vec<&str> = pulled.iter().map(|c| c.def.name.as_str()).collect();
         assert_eq!(
             names,
@@ -700,5 +700,85 @@ mod tests {
         let z = parse_server_time("2025-10-04T11:48:38Z").unwrap();
         assert_eq!(z.timestamp(), t.timestamp());
         assert!(parse_server_time("yesterday").is_none());
+    }
+
+    /// The paging rule on the captured page: news asks again; the same
+    /// answer again (a server that ignores the bound it was given) is all
+    /// repeats at the checkpoint, which shows the bound inclusive; asked
+    /// from the checkpoint plus one, an answer with nothing newer ends it.
+    #[test]
+    fn golden_products_page_through_the_pager() {
+        let cat = Catalogue::mahak();
+        let wanted = vec!["products".to_string()];
+        let data = data_of(&capture("getalldata-products.response.json"));
+        let page = Mahak.page_text(data.get().to_string());
+        let mut pager = Mahak.pager(50, false);
+        assert_eq!(pager.page_size(), 50);
+        let mut checkpoint = 0;
+        let mut entries =
+            parse_pull_sorted(&Mahak, &cat, &wanted, &page, None).expect("the capture parses");
+        let at = |cp: i64| move |_: &str| cp;
+        assert!(matches!(
+            pager.next(&mut entries, &at(checkpoint), &wanted, None),
+            NextAsk::Again(ref w) if *w == wanted
+        ));
+        checkpoint = entries[0].checkpoint().expect("versions");
+        assert_eq!(
+            pager.ask_from(checkpoint),
+            checkpoint,
+            "not known inclusive yet"
+        );
+        let mut again =
+            parse_pull_sorted(&Mahak, &cat, &wanted, &page, None).expect("the capture parses");
+        assert!(matches!(
+            pager.next(&mut again, &at(checkpoint), &wanted, None),
+            NextAsk::Again(_)
+        ));
+        assert!(
+            again[0]
+                .records
+                .iter()
+                .all(|(_, m)| m.row_version != Some(checkpoint)),
+            "the repeat at the checkpoint is no news"
+        );
+        assert!(pager.learned_inclusive_bound());
+        assert_eq!(pager.ask_from(checkpoint), checkpoint + 1);
+        let empty = Mahak.page_text(r#"{"Objects":{"Products":[]}}"#.to_string());
+        let mut last = parse_pull_sorted(&Mahak, &cat, &wanted, &empty, None).expect("parses");
+        assert!(matches!(
+            pager.next(&mut last, &at(checkpoint), &wanted, None),
+            NextAsk::Done
+        ));
+    }
+
+    /// What the codec says of the real server's habits.
+    #[test]
+    fn the_real_servers_rules() {
+        assert!(!Mahak.idempotent_save());
+        assert!(!Mahak.resend_dispute_in_doubt());
+        assert!(Mahak.login_refusal_sticks(0));
+        for code in [0, 2001, 3001, 42] {
+            assert_eq!(Mahak.refusal_scope(code), RefusalScope::Isolate);
+        }
+        let obj = serde_json::json!({"Name": "a", "OrderDate": "2026-12-05T10:00:00Z"});
+        let Value::Object(m) = obj else {
+            unreachable!()
+        };
+        assert_eq!(
+            Value::Object(Mahak.normalise_local(m)),
+            serde_json::json!({"name": "a", "orderDate": "2026-12-05T13:30:00"})
+        );
+        let cat = Catalogue::mahak();
+        let ask = PullAsk {
+            wanted: &[(cat.require("orders").expect("known"), 5)],
+            page_size: 10,
+            order_types: &[201],
+        };
+        let body: Value =
+            serde_json::from_slice(&Mahak.pull_body(&ask).expect("body")).expect("JSON");
+        assert_eq!(
+            body,
+            serde_json::json!({"fromOrderVersion": 5, "pageSize": 10, "orderTypes": [201]})
+        );
     }
 }
