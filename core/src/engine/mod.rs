@@ -1,28 +1,26 @@
 //! The engine: the entry point an app holds, and nothing else. It owns the
 //! replica's database ([`Db`]), the catalogue, the settings, the listeners
 //! and the API client; it validates and configures, runs the local write
-//! flow (`local.rs`) and the app's reads, and starts a sync
-//! (`sync/session.rs`) with a snapshot of what the sync needs. The task
-//! queue's entry points are `tasks.rs` beside this file. Every method is
+//! flow (`local.rs`) and the app's reads. Beside this file: `sync.rs`
+//! starts a sync (`sync/session.rs`) with a snapshot of what it needs,
+//! `tasks.rs` holds the task queue's entry points. Every method is
 //! synchronous and may block: call it off the UI thread. `Engine` is
 //! `Send + Sync`; share it with an `Arc`.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::api::client::{ApiClient, ClientConfig, Credentials, Session, Shutdown};
-use crate::api::dialect::{Dialect, SaveRules};
+use crate::api::client::{ApiClient, Credentials, Session, Shutdown};
+use crate::api::dialect::Dialect;
 use crate::api::shutdown::Clock;
 use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
 use crate::conflict::ConflictResolver;
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
 use crate::hints::HintOutcome;
-use crate::http::{HttpConfig, UreqTransport};
 use crate::key::DbKey;
 use crate::listeners::{ChangeListener, Registry, StatusListener, Subscription};
 use crate::local::{self, Changes, ListOptions, Page, RecordId, Writer};
@@ -32,9 +30,9 @@ use crate::report::SyncReport;
 use crate::settings::Settings;
 use crate::status::ConnectionState;
 use crate::store::{self, meta, ConflictEntry, Counts, Db, DeadLetter, SyncLogEntry};
-use crate::sync;
 use crate::transport::Transport;
 
+mod sync;
 mod tasks;
 
 /// The engine's state as the app sees it.
@@ -618,55 +616,6 @@ impl Engine {
         Ok(())
     }
 
-    // ----- sync ----------------------------------------------------------------
-
-    fn client(&self) -> Result<Arc<ApiClient>> {
-        let mut slot = lock(&self.client)?;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let settings = self.settings()?;
-        if settings.base_url.is_empty() {
-            return Err(Error::Config("no server URL is configured".into()));
-        }
-        let credentials = lock(&self.credentials)?.clone().ok_or_else(|| {
-            Error::Config("no credentials: call set_credentials or set_password first".into())
-        })?;
-        let transport: Arc<dyn Transport> = match read(&self.transport)?.clone() {
-            Some(t) => t,
-            None => Arc::new(UreqTransport::new(HttpConfig {
-                connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
-                timeout: Duration::from_millis(settings.timeout_ms),
-                read_timeout: Duration::from_millis(
-                    settings.read_timeout_ms.min(settings.timeout_ms),
-                ),
-                gzip: settings.gzip,
-            })?),
-        };
-        let client = Arc::new(ApiClient::new(
-            ClientConfig {
-                base_url: settings.base_url.clone(),
-                retry: settings.retry(),
-                token_refresh_margin: Duration::from_secs(60),
-                dialect: settings.dialect,
-                login_endpoint: settings.endpoints().login,
-                app_id: settings.app_id.clone(),
-            },
-            credentials,
-            transport,
-            self.shutdown.clone(),
-        )?);
-        // A replica filled from one database and visitor never mixes in
-        // another's records: a login that names others is refused.
-        let expected = match self.db.read(store::holds_data)? {
-            true => self.session()?.map(|s| (s.database_id, s.visitor_id)),
-            false => None,
-        };
-        client.expect_identity(expected);
-        *slot = Some(client.clone());
-        Ok(client)
-    }
-
     /// A URL the server gave (a picture's `url`) made absolute against the
     /// server's origin, ready for an image loader: the real server's may be
     /// relative (`/Files/12.jpg`). An absolute URL is kept; spaces and
@@ -686,103 +635,6 @@ impl Engine {
     /// across restarts; `None` before the first login.
     pub fn session(&self) -> Result<Option<Session>> {
         Ok(lock(&self.session)?.clone())
-    }
-
-    /// What a sync works with: the database, the client, the codec, and
-    /// snapshots of the settings, the catalogue and the resolvers.
-    fn sync_context<'s>(
-        &'s self,
-        client: &'s ApiClient,
-        settings: Settings,
-    ) -> Result<sync::context::Context<'s>> {
-        let codec = settings.dialect.codec();
-        Ok(sync::context::Context {
-            db: &self.db,
-            client,
-            codec,
-            endpoints: settings.endpoints(),
-            rules: SaveRules {
-                already_registered: settings.already_registered.clone(),
-            },
-            settings,
-            catalogue: read(&self.catalogue)?.clone(),
-            resolvers: read(&self.resolvers)?.clone(),
-            events: &self.registry,
-            logger: &self.logger,
-            login: &self.session,
-        })
-    }
-
-    /// Runs one sync cycle: pull the wanted collections that are due (see
-    /// `Settings::pull_intervals`; the report names them), then push the
-    /// outbox. The report is also kept as the last report.
-    pub fn sync(&self) -> Result<SyncReport> {
-        self.sync_inner(false)
-    }
-
-    /// [`Engine::sync`], pulling every wanted collection whatever its
-    /// schedule.
-    pub fn sync_all(&self) -> Result<SyncReport> {
-        self.sync_inner(true)
-    }
-
-    fn sync_inner(&self, all: bool) -> Result<SyncReport> {
-        let _one_at_a_time = lock(&self.sync_lock)?;
-        let mut report = SyncReport {
-            started_at: store::now(),
-            ..SyncReport::default()
-        };
-        *lock(&self.syncing)? = true;
-        self.logger
-            .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
-        self.set_state(ConnectionState::Syncing)?;
-        let result = self.client().and_then(|client| {
-            let settings = self.settings()?;
-            client.begin_budget(
-                Duration::from_millis(settings.sync_deadline_ms),
-                settings.retry_budget,
-            );
-            let r = self
-                .sync_context(&client, settings)
-                .and_then(|ctx| sync::session::Session::new(ctx, all).run(&mut report));
-            client.end_budget();
-            self.set_state(client.connection_state())?;
-            r
-        });
-        if let Err(e) = &result {
-            report.error = Some(e.to_string());
-            if matches!(e, Error::Config(_)) {
-                self.set_state(ConnectionState::Unknown)?;
-            }
-        }
-        *lock(&self.syncing)? = false;
-        report.finished_at = store::now();
-        report.connection = Some(self.registry.state());
-        self.db.write(|tx| {
-            let counts = store::counts(tx)?;
-            report.pending = counts.pending;
-            report.dead_letters = counts.dead_letters;
-            tx.set_meta(meta::LAST_REPORT, &serde_json::to_string(&report)?)
-        })?;
-        match &result {
-            Ok(()) => self.logger.log(LogLevel::Info, "rowsync::sync", || {
-                format!(
-                    "sync done: pulled {} (applied {}), pushed {}, conflicts {}, parked {}, pending {}, dead letters {}",
-                    report.pulled(),
-                    report.applied(),
-                    report.pushed,
-                    report.conflicts,
-                    report.parked,
-                    report.pending,
-                    report.dead_letters
-                )
-            }),
-            Err(e) => {
-                let level = if e.is_transient() { LogLevel::Warn } else { LogLevel::Error };
-                self.logger.log(level, "rowsync::sync", || format!("sync failed: {e}"));
-            }
-        }
-        result.map(|_| report)
     }
 }
 
