@@ -22,6 +22,7 @@ help:
 	@echo "make test    fmt, clippy, tests, binding tests, quick benchmark"
 	@echo "make cli     build the rowsync command line (target/debug/rowsync)"
 	@echo "make test-long  the long reliability runs (see RELIABILITY.md)"
+	@echo "make test-swift-sanitizers  the Swift binding tests under ASan and TSan"
 	@echo "make fuzz    fuzz the decoders of server input (nightly, cargo-fuzz)"
 
 demo:
@@ -63,6 +64,16 @@ test-crash:
 	@ROWSYNC_KILLS=$(KILLS) $(CARGO) test -p rowsync-cli --test kill_loop -- --nocapture
 
 test-long: test-sim test-model test-proxy test-crash
+
+# The Swift binding tests under AddressSanitizer, then ThreadSanitizer
+# (bindings/swift/README.md). Not in `make test`: each run builds the package
+# instrumented, about 1.5 minutes apiece from cold on 2 busy cores (3 in
+# all, against 1.7 for the plain Swift step), and what they guard, the
+# Swift glue's memory and threads, changes only with ffi/ or bindings/swift.
+.PHONY: test-swift-sanitizers
+test-swift-sanitizers:
+	@SANITIZE=address bash bindings/scripts/test-swift.sh
+	SANITIZE=thread bash bindings/scripts/test-swift.sh
 
 # Coverage-guided fuzzing (cargo fuzz, nightly: `cargo install cargo-fuzz`)
 # of the login, pull and save decoders of both dialects and of the C API's

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates the C header with the pinned cbindgen into a temporary file and
-# diffs it against the committed ffi/include/rowsync.h; fails on any
-# difference. Fix with: cargo run -p rowsync-gen-header
+# Checks the committed generated files against what the pinned generators
+# make now; fails on any difference. Needs only cargo (runs where no Swift
+# toolchain is installed):
+#   - the C header ffi/include/rowsync.h (cbindgen), regenerated into a
+#     temporary file; fix with: cargo run -p rowsync-gen-header
+#   - the Swift package's RowSync.swift and RowSyncFFI.h (UniFFI), through
+#     gen-swift.sh --check; fix with: bindings/scripts/gen-swift.sh
 # Usage (from anywhere): bindings/scripts/check-header.sh
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -15,3 +19,4 @@ else
     echo "FAIL: ffi/include/rowsync.h differs from the generated header (run: cargo run -p rowsync-gen-header)"
     exit 1
 fi
+bash bindings/scripts/gen-swift.sh --check

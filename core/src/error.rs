@@ -70,6 +70,22 @@ pub enum Error {
         tracking_id: Option<String>,
     },
 
+    /// The server stalled: the same call's answer stopped coming (no
+    /// headers, or a body that stopped mid-way, past the read timeout) twice
+    /// in a row, so the sync ended early instead of waiting out every
+    /// attempt. Local data and changes are kept; a later sync tries again.
+    #[error("the server stalled at `{endpoint}` {attempts} times in a row: {message}")]
+    Stalled {
+        /// The endpoint that stalled (`GetAllData`, ...).
+        endpoint: String,
+        /// The attempts made, each of which stalled.
+        attempts: u32,
+        /// What the last attempt saw.
+        message: String,
+        /// The tracking id of the last response, if one came back.
+        tracking_id: Option<String>,
+    },
+
     /// Login was refused (1001, 1002) or a token was refused twice in a row.
     #[error("authentication failed (code {code}): {message}")]
     AuthFailed {
@@ -234,6 +250,7 @@ impl Error {
         matches!(
             self,
             Error::Offline { .. }
+                | Error::Stalled { .. }
                 | Error::RateLimited { .. }
                 | Error::Server { .. }
                 | Error::InDoubt { .. }
@@ -244,6 +261,7 @@ impl Error {
     pub fn tracking_id(&self) -> Option<&str> {
         match self {
             Error::Offline { tracking_id, .. }
+            | Error::Stalled { tracking_id, .. }
             | Error::AuthFailed { tracking_id, .. }
             | Error::RateLimited { tracking_id, .. }
             | Error::Server { tracking_id, .. }

@@ -222,6 +222,10 @@ const MAX_PRESIZE: u64 = 64 * 1024 * 1024;
 /// text, which never holds request headers (so no token).
 fn map_ureq_error(error: ureq::Error) -> TransportError {
     let kind = match &error {
+        // A connection never made is no stall: the server was not reached.
+        ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
+            TransportErrorKind::Connect
+        }
         ureq::Error::Timeout(_) => TransportErrorKind::Timeout,
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportErrorKind::Connect,
         ureq::Error::Io(e) => io_error_kind(e),

@@ -80,8 +80,8 @@ mod transport;
 mod url;
 
 pub use api::client::{
-    ApiClient, CallKind, ClientConfig, Credentials, Outgoing, Progress, Reply, RetryPolicy,
-    Session, Shutdown,
+    ApiClient, CallKind, ClientConfig, ConnectionWatch, Credentials, Outgoing, PasswordHash,
+    Progress, Reply, RetryPolicy, Session, Shutdown,
 };
 pub use api::dialect::{Endpoints, SaveOutcome};
 pub use api::shutdown::{Clock, VirtualClock};

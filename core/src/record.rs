@@ -96,6 +96,46 @@ struct Scan<'a> {
     def: &'a CollectionDef,
 }
 
+/// The keys of one JSON object seen so far, as 64-bit FNV-1a hashes: the
+/// first 32 on the stack, any more in `spill` (allocated only for objects
+/// with more keys than that). A key whose hash was seen before is taken as
+/// given twice: two different keys of one record colliding in 64 bits is
+/// not a case to plan for.
+struct KeySet {
+    small: [u64; 32],
+    len: usize,
+    spill: Vec<u64>,
+}
+
+impl KeySet {
+    fn new() -> Self {
+        KeySet {
+            small: [0; 32],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    /// Notes `key`; false when it was noted before.
+    fn insert(&mut self, key: &[u8]) -> bool {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in key {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let n = self.len.min(self.small.len());
+        if self.small[..n].contains(&h) || self.spill.contains(&h) {
+            return false;
+        }
+        if self.len < self.small.len() {
+            self.small[self.len] = h;
+        } else {
+            self.spill.push(h);
+        }
+        self.len += 1;
+        true
+    }
+}
+
 /// Skips a value like `IgnoredAny`, noting how deep it nests: the depth of
 /// a pulled record comes from the same pass that reads its bookkeeping.
 struct Depth<'c>(&'c std::cell::Cell<usize>, usize);
@@ -144,7 +184,13 @@ impl<'de> Visitor<'de> for Depth<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
         let depth = self.1 + 1;
         self.0.set(self.0.get().max(depth));
-        while map.next_key::<IgnoredAny>()?.is_some() {
+        let mut keys = KeySet::new();
+        while let Some(JsonKey(key)) = map.next_key::<JsonKey<'de>>()? {
+            if !keys.insert(key.as_bytes()) {
+                return Err(serde::de::Error::custom(format!(
+                    "key `{key}` appears twice in a nested object"
+                )));
+            }
             map.next_value_seed(Depth(self.0, depth))?;
         }
         Ok(())
@@ -254,7 +300,13 @@ impl<'de> Visitor<'de> for Scan<'_> {
         let mut problem = None;
         let depth = std::cell::Cell::new(1);
         let mut seen = 0u8;
+        let mut keys = KeySet::new();
         while let Some(JsonKey(key)) = map.next_key::<JsonKey<'de>>()? {
+            // Any key given twice makes the record ambiguous (which value is
+            // it?): refused, whatever the values (docs/BAD_INPUTS.md).
+            if !keys.insert(key.as_bytes()) {
+                problem.get_or_insert(format!("field `{key}` appears twice"));
+            }
             let Some(slot) = self.slot(&key) else {
                 map.next_value_seed(Depth(&depth, 1))?;
                 continue;
@@ -508,6 +560,25 @@ mod tests {
         assert!(scan(def, r#"{"productId":1,"deleted":"yes"}"#).is_err());
         assert!(scan(def, r#"[1,2]"#).is_err());
         assert!(scan(def, r#"{"productId":1"#).is_err());
+    }
+
+    #[test]
+    fn scan_refuses_any_key_given_twice() {
+        let cat = Catalogue::documented();
+        let def = cat.require("products").unwrap();
+        let twice = scan(
+            def,
+            r#"{"productId":1,"name":"a","rowVersion":1,"name":"b"}"#,
+        );
+        assert!(twice.unwrap_err().contains("`name` appears twice"));
+        assert!(scan(def, r#"{"productId":1,"x":{"a":1,"b":{"a":2},"a":3}}"#).is_err());
+        assert!(scan(def, r#"{"productId":1,"x":[{"a":1},{"a":2}]}"#).is_ok());
+        // Past the keys kept on the stack too.
+        let many: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+        let text = format!("{{\"productId\":1,{}}}", many.join(","));
+        assert!(scan(def, &text).is_ok());
+        let text = format!("{{\"productId\":1,{},\"k35\":0}}", many.join(","));
+        assert!(scan(def, &text).is_err());
     }
 
     #[test]

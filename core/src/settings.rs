@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::api::client::RetryPolicy;
+use crate::api::config::PasswordHash;
 use crate::api::dialect::Endpoints;
 use crate::catalogue::Dialect;
 
@@ -98,6 +99,9 @@ pub struct Settings {
     /// list pulls the orders again from the start, so those of the types
     /// added arrive too; orders already pulled stay when it narrows.
     pub order_types: Vec<i64>,
+    /// Mahak: how the login sends the password, `md5` (most servers, the
+    /// default) or `plain` (some servers). Neither form is ever stored.
+    pub password_hash: PasswordHash,
 }
 
 impl Default for Settings {
@@ -135,6 +139,7 @@ impl Default for Settings {
             gzip: true,
             pipelined_pull: true,
             order_types: Vec::new(),
+            password_hash: PasswordHash::Md5,
         }
     }
 }

@@ -17,6 +17,14 @@ pub enum ConnectionState {
         /// When a retry would make sense.
         next_attempt: Option<DateTime<Utc>>,
     },
+    /// The server stalls: an answer of `endpoint` stopped coming (no
+    /// headers, or a body stopped mid-way) past the read timeout. Set at
+    /// the first stall, while the call is tried again; a second stall in a
+    /// row ends the call with `Error::Stalled`.
+    Stalled {
+        /// The endpoint whose answer stalled.
+        endpoint: String,
+    },
     /// Login was refused (1001, 1002) or a token was refused twice in a row.
     AuthFailed,
     /// A sync is running. The client never sets this itself; the engine

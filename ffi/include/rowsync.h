@@ -94,6 +94,10 @@ enum RowsyncResult
    */
   ROWSYNC_RESULT_FILE_TOO_LARGE = 25,
   /**
+   * The server stalled at the same call twice in a row (retry later).
+   */
+  ROWSYNC_RESULT_STALLED = 26,
+  /**
    * A bug: the library panicked. The handle may be unusable.
    */
   ROWSYNC_RESULT_PANIC = 99,

@@ -62,6 +62,8 @@ pub enum RowsyncResult {
     /// A file for the upload queue is larger than `max_upload_bytes`
     /// (nothing queued).
     FileTooLarge = 25,
+    /// The server stalled at the same call twice in a row (retry later).
+    Stalled = 26,
     /// A bug: the library panicked. The handle may be unusable.
     Panic = 99,
 }
@@ -114,6 +116,7 @@ fn code_of(e: &RowsyncError) -> RowsyncResult {
         RowsyncError::ReplicaMismatch { .. } => RowsyncResult::ReplicaMismatch,
         RowsyncError::WrongKey { .. } => RowsyncResult::WrongKey,
         RowsyncError::FileTooLarge { .. } => RowsyncResult::FileTooLarge,
+        RowsyncError::Stalled { .. } => RowsyncResult::Stalled,
     }
 }
 

@@ -183,6 +183,7 @@ impl RowsyncEngine {
 
     /// Replaces the settings and stores them.
     pub fn configure(&self, settings: EngineSettings) -> Result<()> {
+        settings.password_hashing()?;
         let base = self.inner.settings()?;
         Ok(self.inner.configure(settings.apply_to(base))?)
     }

@@ -17,6 +17,17 @@ pub enum RowsyncError {
         /// When a retry would make sense, in milliseconds, if known.
         retry_after_ms: Option<u64>,
     },
+    /// The server stalled: the same call's answer stopped coming twice in a
+    /// row, so the sync ended early. Local data and changes are kept; try
+    /// again later (the server, not the network, is the likely cause).
+    Stalled {
+        /// The endpoint whose answer stalled.
+        endpoint: String,
+        /// What the last attempt saw.
+        detail: String,
+        /// The attempts made, each of which stalled.
+        attempts: u32,
+    },
     /// Login was refused: ask the user for new credentials.
     AuthFailed {
         /// The Mahak code (1001 database/package, 1002 user/password).
@@ -130,6 +141,14 @@ impl fmt::Display for RowsyncError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RowsyncError::Offline { detail, .. } => write!(f, "offline: {detail}"),
+            RowsyncError::Stalled {
+                endpoint,
+                detail,
+                attempts,
+            } => write!(
+                f,
+                "the server stalled at `{endpoint}` {attempts} times in a row: {detail}"
+            ),
             RowsyncError::AuthFailed { code, detail, .. } => {
                 write!(f, "authentication failed (code {code}): {detail}")
             }
@@ -210,6 +229,16 @@ impl From<rowsync::Error> for RowsyncError {
             } => RowsyncError::Offline {
                 detail: message,
                 retry_after_ms: millis(retry_after),
+            },
+            E::Stalled {
+                endpoint,
+                attempts,
+                message,
+                ..
+            } => RowsyncError::Stalled {
+                endpoint,
+                detail: message,
+                attempts,
             },
             E::AuthFailed {
                 code,

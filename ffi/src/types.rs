@@ -109,9 +109,21 @@ pub struct EngineSettings {
     /// empty for every type. Widening it pulls the orders again.
     #[uniffi(default)]
     pub order_types: Vec<i64>,
+    /// Mahak: how the login sends the password, `md5` (most servers) or
+    /// `plain` (some servers); anything else throws `Config`. Neither form
+    /// is ever stored.
+    #[uniffi(default = "md5")]
+    pub password_hash: String,
 }
 
 impl EngineSettings {
+    /// `password_hash` read, or a `Config` error naming it.
+    pub(crate) fn password_hashing(&self) -> crate::error::Result<rowsync::PasswordHash> {
+        self.password_hash
+            .parse()
+            .map_err(|detail| crate::error::RowsyncError::Config { detail })
+    }
+
     /// Applies these settings over `base` (keeping the login fields).
     pub(crate) fn apply_to(&self, base: rowsync::Settings) -> rowsync::Settings {
         rowsync::Settings {
@@ -147,6 +159,8 @@ impl EngineSettings {
             gzip: self.gzip,
             pipelined_pull: self.pipelined_pull,
             order_types: self.order_types.clone(),
+            // Checked by `configure` (`password_hashing`) before.
+            password_hash: self.password_hashing().unwrap_or_default(),
             ..base
         }
     }
@@ -183,6 +197,10 @@ impl From<rowsync::Settings> for EngineSettings {
             gzip: s.gzip,
             pipelined_pull: s.pipelined_pull,
             order_types: s.order_types,
+            password_hash: match s.password_hash {
+                rowsync::PasswordHash::Md5 => "md5".into(),
+                rowsync::PasswordHash::Plain => "plain".into(),
+            },
         }
     }
 }
@@ -460,6 +478,13 @@ pub enum ConnectionStatus {
         /// When a retry would make sense (RFC 3339), if known.
         next_attempt: Option<String>,
     },
+    /// The server stalls: an answer of `endpoint` stopped coming. Shown
+    /// while the call is tried again; a second stall in a row ends the sync
+    /// with `Stalled`.
+    Stalled {
+        /// The endpoint whose answer stalled.
+        endpoint: String,
+    },
     /// Login was refused: new credentials are needed.
     AuthFailed,
     /// A sync is running.
@@ -490,6 +515,9 @@ impl From<&rowsync::ConnectionState> for ConnectionStatus {
             rowsync::ConnectionState::Online => ConnectionStatus::Online,
             rowsync::ConnectionState::Offline { next_attempt } => ConnectionStatus::Offline {
                 next_attempt: next_attempt.map(|t| t.to_rfc3339()),
+            },
+            rowsync::ConnectionState::Stalled { endpoint } => ConnectionStatus::Stalled {
+                endpoint: endpoint.clone(),
             },
             rowsync::ConnectionState::AuthFailed => ConnectionStatus::AuthFailed,
             rowsync::ConnectionState::Syncing => ConnectionStatus::Syncing,
@@ -1050,8 +1078,10 @@ mod tests {
             gzip: false,
             pipelined_pull: false,
             order_types: vec![201, 202],
+            password_hash: rowsync::PasswordHash::Plain,
         };
         let ffi = EngineSettings::from(core.clone());
+        assert_eq!(ffi.password_hash, "plain");
         assert_eq!(ffi.dialect, Dialect::Documented);
         assert_eq!(ffi.apply_to(rowsync::Settings::default()).username, "");
         let back = ffi.apply_to(rowsync::Settings {

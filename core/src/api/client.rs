@@ -30,8 +30,8 @@ use crate::transport::{HttpRequest, HttpResponse, Transport, TransportErrorKind}
 use crate::url::{check_endpoint, percent_encode, validate_base_url};
 
 pub use crate::api::call::{CallKind, Outgoing, Progress, Reply};
-pub use crate::api::config::ClientConfig;
 pub use crate::api::config::Credentials;
+pub use crate::api::config::{ClientConfig, PasswordHash};
 pub use crate::api::dialect::Session;
 pub use crate::api::retry::RetryPolicy;
 pub use crate::api::shutdown::Shutdown;
@@ -73,7 +73,13 @@ pub struct ApiClient {
     login_lock: Mutex<()>,
     /// Buffers of applied pull pages, for the next pages' bodies.
     spare: Mutex<Vec<Vec<u8>>>,
+    /// Told every new connection state.
+    watch: Mutex<Option<ConnectionWatch>>,
 }
+
+/// What [`ApiClient::watch_connection`] calls with each new connection
+/// state.
+pub type ConnectionWatch = Arc<dyn Fn(&ConnectionState) + Send + Sync>;
 
 /// Buffers kept for pull pages: the one being read and the one being applied.
 const SPARE_BUFFERS: usize = 2;
@@ -127,6 +133,7 @@ impl ApiClient {
             }),
             login_lock: Mutex::new(()),
             spare: Mutex::new(Vec::new()),
+            watch: Mutex::new(None),
         })
     }
 
@@ -202,8 +209,29 @@ impl ApiClient {
         self.state().connection.clone()
     }
 
+    /// Calls `watch` with every new connection state as the client learns
+    /// it, inside a call too (a stall is shown while the call is tried
+    /// again).
+    pub fn watch_connection(&self, watch: ConnectionWatch) {
+        if let Ok(mut w) = self.watch.lock() {
+            *w = Some(watch);
+        }
+    }
+
     fn set_connection(&self, connection: ConnectionState) {
-        self.state().connection = connection;
+        let changed = {
+            let mut state = self.state();
+            let changed = state.connection != connection;
+            state.connection = connection.clone();
+            changed
+        };
+        let watch = self.watch.lock().ok().and_then(|w| w.clone());
+        // A stall is told each time: the engine shows it even when the
+        // client still held it from an earlier sync.
+        let tell = changed || matches!(connection, ConnectionState::Stalled { .. });
+        if let (true, Some(watch)) = (tell, watch) {
+            watch(&connection);
+        }
     }
 
     /// Logs in now (dropping any token held), retrying transient failures;
@@ -436,7 +464,7 @@ impl ApiClient {
             let state = self.state();
             (state.credentials.clone(), state.generation)
         };
-        let body = self.codec.login_body(&credentials, &self.config.app_id)?;
+        let body = self.codec.login_body(&credentials, &self.config)?;
         drop(credentials);
         let endpoint = self.config.login_endpoint.as_str();
         let mut cut = 0u32;
@@ -535,6 +563,8 @@ impl ApiClient {
         };
         let mut last_tracking_id = None;
         let mut attempt = 0u32;
+        // Attempts in a row whose answer stalled (a read timeout).
+        let mut stalls = 0u32;
         loop {
             attempt += 1;
             if self.shutdown.is_triggered() {
@@ -567,6 +597,7 @@ impl ApiClient {
             };
             match outcome {
                 Ok(response) => {
+                    stalls = 0;
                     self.set_connection(ConnectionState::Online);
                     let status = response.status;
                     let tracking_id = tracking(&response);
@@ -628,11 +659,33 @@ impl ApiClient {
                 }
                 Err(error) => {
                     attempt_record(None, None, error.to_string());
+                    // A timeout past the connect is a stall: the server took
+                    // the request and its answer stopped coming. Twice in a
+                    // row on one call ends it, named (invariant 17); a stall
+                    // that comes and goes is retried like any fault.
+                    if error.kind == TransportErrorKind::Timeout {
+                        stalls += 1;
+                        self.set_connection(ConnectionState::Stalled {
+                            endpoint: endpoint.to_string(),
+                        });
+                    } else {
+                        stalls = 0;
+                    }
                     // A request that may have reached the server: only a
                     // failed connect is sure not to have.
                     if kind == CallKind::Save && error.kind != TransportErrorKind::Connect {
-                        self.set_offline(policy, attempt);
+                        if stalls == 0 {
+                            self.set_offline(policy, attempt);
+                        }
                         return Err(Error::InDoubt {
+                            message: error.to_string(),
+                            tracking_id: last_tracking_id,
+                        });
+                    }
+                    if stalls >= 2 {
+                        return Err(Error::Stalled {
+                            endpoint: endpoint.to_string(),
+                            attempts: stalls,
                             message: error.to_string(),
                             tracking_id: last_tracking_id,
                         });

@@ -27,6 +27,31 @@ pub struct ClientConfig {
     pub login_endpoint: String,
     /// `appId` sent at login (mahak).
     pub app_id: String,
+    /// How the login sends the password (mahak): MD5 or plain.
+    pub password_hash: PasswordHash,
+}
+
+/// How a mahak login sends the password: per server (WIRE.md section 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PasswordHash {
+    /// The lowercase hexadecimal MD5 (most servers; the default).
+    #[default]
+    Md5,
+    /// The password as the user typed it (some servers).
+    Plain,
+}
+
+impl std::str::FromStr for PasswordHash {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "md5" => Ok(PasswordHash::Md5),
+            "plain" => Ok(PasswordHash::Plain),
+            other => Err(format!("unknown password hashing `{other}`: md5 or plain")),
+        }
+    }
 }
 
 impl ClientConfig {
@@ -40,6 +65,7 @@ impl ClientConfig {
             dialect: Dialect::Documented,
             login_endpoint: LOGIN_ENDPOINT.to_string(),
             app_id: "rowsync".to_string(),
+            password_hash: PasswordHash::Md5,
         }
     }
 }

@@ -53,6 +53,7 @@ impl Engine {
                 dialect: settings.dialect,
                 login_endpoint: settings.endpoints().login,
                 app_id: settings.app_id.clone(),
+                password_hash: settings.password_hash,
             },
             credentials,
             transport,
@@ -65,6 +66,17 @@ impl Engine {
             false => None,
         };
         client.expect_identity(expected);
+        // A stall is shown while it lasts, inside the sync (invariant 17);
+        // when the call gets an answer again the sync goes on.
+        let registry = self.registry.clone();
+        client.watch_connection(Arc::new(move |state: &ConnectionState| {
+            let next = match (state, registry.state()) {
+                (ConnectionState::Stalled { .. }, _) => state.clone(),
+                (_, ConnectionState::Stalled { .. }) => ConnectionState::Syncing,
+                _ => return,
+            };
+            registry.set_state(next);
+        }));
         *slot = Some(client.clone());
         Ok(client)
     }

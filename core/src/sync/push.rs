@@ -228,6 +228,19 @@ pub(crate) enum Refusal {
     Split(Vec<Group>, Vec<Group>),
 }
 
+/// A save refused as a whole with no per-record result: an unknown
+/// outcome, not a refusal (invariant 15).
+fn refused_unanswered(message: &str, tracking_id: Option<String>) -> Error {
+    let message = match message.trim() {
+        "" => "the server refused the save as a whole, without a reason".to_string(),
+        m => format!("the server refused the save as a whole, with no word on any record: {m}"),
+    };
+    Error::InDoubt {
+        message,
+        tracking_id,
+    }
+}
+
 /// Sends one batch, marked sent first, and reads its answer.
 pub(crate) fn send(ctx: &Context<'_>, batch: &[Group], report: &mut SyncReport) -> Result<Answer> {
     let changes: Vec<&Change> = batch.iter().flat_map(|g| &g.changes).collect();
@@ -259,6 +272,17 @@ pub(crate) fn send(ctx: &Context<'_>, batch: &[Group], report: &mut SyncReport) 
                 tracking_id,
             })
         }
+        // `Result: false` on a 2xx with no `Data` at all and no word on
+        // any record (mahak): an unknown outcome, not a refusal.
+        Err(Error::Rejected {
+            status: 200..=299,
+            message,
+            errors,
+            tracking_id,
+            ..
+        }) if kind == CallKind::Save && errors.is_empty() => {
+            return Ok(Answer::Lost(refused_unanswered(&message, tracking_id)));
+        }
         Err(Error::Rejected {
             code,
             message,
@@ -284,21 +308,17 @@ pub(crate) fn send(ctx: &Context<'_>, batch: &[Group], report: &mut SyncReport) 
         reply.tracking_id.as_deref(),
     );
     match answer {
-        // `Result: false` and not a word on any record: the request as a
-        // whole was refused.
+        // `Result: false` and not a word on any record: the server may
+        // have applied any of it (invariant 15), so the outcome is unknown,
+        // as for a lost answer: the creates are in doubt and a pull
+        // reconciles them before anything is sent again.
         Ok(answer)
             if !reply.success && answer.outcomes.iter().all(|o| *o == SaveOutcome::Unknown) =>
         {
-            let message = match reply.message.trim() {
-                "" => "the server refused the save without a reason".to_string(),
-                m => m.to_string(),
-            };
-            Ok(Answer::Refused {
-                code: 0,
-                message,
-                errors: Vec::new(),
-                tracking_id: reply.tracking_id,
-            })
+            Ok(Answer::Lost(refused_unanswered(
+                &reply.message,
+                reply.tracking_id,
+            )))
         }
         Ok(answer) => Ok(Answer::Outcomes {
             outcomes: answer.outcomes,

@@ -262,7 +262,7 @@ impl Args {
 
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
-        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID] [--order-types 201,202,...]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.\n--order-types (mahak): pull only orders of these types (201 a sale...); `all` lifts\nthe filter. Widening it pulls the orders again.",
+        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID] [--order-types 201,202,...]\n       [--password-hash md5|plain]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.\n--order-types (mahak): pull only orders of these types (203 a visitor's order, 201 a\nshop's sale...); `all` lifts the filter. Widening it pulls the orders again.\n--password-hash (mahak): how the login sends the password, `md5` (the default, most\nservers) or `plain` (some servers). Neither form is ever stored.",
         "sync" => "usage: rowsync --db FILE sync [--all] [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints\nin the collections that are due (reference data such as banks and person groups\nevery six hours, the rest every time; --all pulls every collection now), then\npushes the outbox (never held back). Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
@@ -583,6 +583,13 @@ fn init(a: &mut Args) -> Outcome {
     let dispute_endpoint = a.value("--dispute-endpoint")?;
     let upload_endpoint = a.value("--upload-endpoint")?;
     let app_id = a.value("--app-id")?;
+    let password_hash = match a.value("--password-hash")? {
+        None => None,
+        Some(v) => Some(
+            v.parse::<rowsync::PasswordHash>()
+                .map_err(|e| Failure::usage(format!("--password-hash: {e}")))?,
+        ),
+    };
     let order_types = match a.value("--order-types")? {
         None => None,
         Some(v) if v.trim().eq_ignore_ascii_case("all") => Some(Vec::new()),
@@ -698,6 +705,9 @@ fn init(a: &mut Args) -> Outcome {
     }
     if let Some(v) = order_types {
         s.order_types = v;
+    }
+    if let Some(v) = password_hash {
+        s.password_hash = v;
     }
     if let Some(v) = collections {
         s.collections = v
@@ -1027,6 +1037,9 @@ fn connection_text(c: &ConnectionState) -> String {
             Some(t) => format!("offline (next attempt after {t})"),
             None => "offline".into(),
         },
+        ConnectionState::Stalled { endpoint } => {
+            format!("the server stalls (its answer to {endpoint} stopped coming)")
+        }
         ConnectionState::AuthFailed => "login refused".into(),
         ConnectionState::Syncing => "syncing".into(),
         ConnectionState::Uploading {

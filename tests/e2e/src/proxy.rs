@@ -1,8 +1,10 @@
 //! A fault-injecting HTTP proxy on loopback (issue 12, part 4): it sits
 //! between engines using their real HTTP stack and the reference server,
 //! and, seeded, resets connections, loses answers after the server applied
-//! the request, cuts bodies, delays, and answers an HTML 503 or a 429 with
-//! `Retry-After`. One thread per client connection (keep-alive honoured);
+//! the request, cuts bodies, stalls answers mid-body, delays, answers an
+//! HTML 503 or a 429 with `Retry-After`, and plays the real dialect's hostile
+//! save answers (applied, then refused as a whole with no per-record result;
+//! results that repeat `Index: 1` without client ids). One thread per client connection (keep-alive honoured);
 //! each request is forwarded on a fresh upstream connection.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,6 +30,11 @@ pub struct ProxyStats {
     pub html_503: u64,
     /// 429s served instead of forwarding.
     pub rate_limited: u64,
+    /// Answers stalled mid-body (headers and half of it, then nothing).
+    pub stalled: u64,
+    /// Save answers replaced by a hostile one after the server applied
+    /// the save.
+    pub hostile_saves: u64,
 }
 
 impl ProxyStats {
@@ -39,6 +46,8 @@ impl ProxyStats {
             + self.delayed
             + self.html_503
             + self.rate_limited
+            + self.stalled
+            + self.hostile_saves
     }
 }
 
@@ -66,6 +75,9 @@ enum Plan {
     Delay(Duration),
     Html503,
     RateLimit,
+    Stall,
+    RefuseAfterApply,
+    RepeatIndex,
 }
 
 impl FaultProxy {
@@ -126,13 +138,18 @@ fn plan(s: &Shared) -> Plan {
     if rng.f64() >= rate {
         return Plan::Forward;
     }
-    match rng.u8(0..6) {
+    match rng.u8(0..9) {
         0 => Plan::Reset,
         1 => Plan::LoseAfterApply,
         2 => Plan::Cut,
         3 => Plan::Delay(Duration::from_millis(rng.u64(1..30))),
         4 => Plan::Html503,
-        _ => Plan::RateLimit,
+        5 => Plan::RateLimit,
+        // A stall costs the engine its read timeout: one in four draws.
+        6 if rng.u8(0..4) == 0 => Plan::Stall,
+        6 => Plan::Forward,
+        7 => Plan::RefuseAfterApply,
+        _ => Plan::RepeatIndex,
     }
 }
 
@@ -181,6 +198,42 @@ fn forward(s: &Shared, request: &Message) -> std::io::Result<Message> {
     read_message(&mut r)?.ok_or_else(|| std::io::Error::other("upstream closed"))
 }
 
+/// True for a save request of the real dialect (`SaveAllData`, not the
+/// documented `SaveAllDataV2`).
+fn is_save(request: &Message) -> bool {
+    let line = request
+        .head
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default();
+    let line = String::from_utf8_lossy(line).to_ascii_lowercase();
+    line.contains("/sync/savealldata ") || line.contains("/sync/savealldata?")
+}
+
+/// `request` without its `Accept-Encoding` (so the answer comes plain).
+fn plain(request: &Message) -> Message {
+    let head = String::from_utf8_lossy(&request.head)
+        .split_inclusive('\n')
+        .filter(|l| !l.to_ascii_lowercase().starts_with("accept-encoding:"))
+        .collect::<String>();
+    Message {
+        head: head.into_bytes(),
+        body: request.body.clone(),
+    }
+}
+
+/// A 200 answer with this JSON body.
+fn json_answer(body: Vec<u8>) -> Message {
+    Message {
+        head: format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes(),
+        body,
+    }
+}
+
 fn count(s: &Shared, f: impl FnOnce(&mut ProxyStats)) {
     f(&mut s.stats.lock().unwrap_or_else(|e| e.into_inner()));
 }
@@ -215,6 +268,34 @@ fn serve(s: &Shared, client: TcpStream) {
                     let _ = out.write_all(&m.body[..m.body.len() / 2]);
                 }
                 break;
+            }
+            Plan::Stall => {
+                count(s, |c| c.stalled += 1);
+                if let Ok(m) = forward(s, &request) {
+                    let _ = out.write_all(&m.head);
+                    let _ = out.write_all(&m.body[..m.body.len() / 2]);
+                }
+                // Nothing more, until the client gives up.
+                let mut rest = Vec::new();
+                let _ = r.read_to_end(&mut rest);
+                break;
+            }
+            Plan::RefuseAfterApply | Plan::RepeatIndex if !is_save(&request) => {
+                forward(s, &request)
+            }
+            Plan::RefuseAfterApply => {
+                count(s, |c| c.hostile_saves += 1);
+                forward(s, &request).map(|_| {
+                    json_answer(
+                        r#"{"Result":false,"Message":"خطا در ذخیره اطلاعات"}"#
+                            .as_bytes()
+                            .to_vec(),
+                    )
+                })
+            }
+            Plan::RepeatIndex => {
+                count(s, |c| c.hostile_saves += 1);
+                forward(s, &plain(&request)).map(|m| json_answer(crate::sim::repeat_index(&m.body)))
             }
             Plan::Delay(d) => {
                 count(s, |c| c.delayed += 1);

@@ -72,7 +72,7 @@ impl Net {
     fn roll(&self) -> Option<u8> {
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let rate = *self.rate.lock().unwrap_or_else(|e| e.into_inner());
-        (rng.f64() < rate).then(|| rng.u8(0..8))
+        (rng.f64() < rate).then(|| rng.u8(0..11))
     }
 
     fn pick(&self, n: usize) -> usize {
@@ -93,6 +93,30 @@ fn status(code: u16, headers: Vec<(String, String)>, body: &str) -> HttpResponse
         headers,
         body: body.as_bytes().to_vec(),
     }
+}
+
+/// A mahak save answer whose every result says `Index: 1` and names no
+/// client id.
+pub fn repeat_index(body: &[u8]) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.to_vec();
+    };
+    let objects = v
+        .get_mut("Data")
+        .and_then(|d| d.get_mut("Objects"))
+        .and_then(serde_json::Value::as_object_mut);
+    for entry in objects.into_iter().flat_map(|o| o.values_mut()) {
+        let results = entry
+            .get_mut("Results")
+            .and_then(serde_json::Value::as_array_mut);
+        for r in results.into_iter().flatten() {
+            if let Some(r) = r.as_object_mut() {
+                r.insert("Index".into(), serde_json::Value::from(1));
+                r.remove("EntityClientId");
+            }
+        }
+    }
+    serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec())
 }
 
 const HTML_503: &str = "<html><body><h1>503 Service Unavailable</h1></body></html>";
@@ -193,7 +217,39 @@ impl Transport for Link {
                 lost_after_apply(net);
                 Ok(status(500, Vec::new(), "Internal Server Error"))
             }
-            _ => Ok(status(502, Vec::new(), "")),
+            7 => Ok(status(502, Vec::new(), "")),
+            // The answer stalls (headers, part of the body, then nothing)
+            // after the server handled the request.
+            8 => {
+                let _ = self.deliver(request)?;
+                lost_after_apply(net);
+                Err(TransportError::new(
+                    TransportErrorKind::Timeout,
+                    "the answer stalled",
+                ))
+            }
+            // Hostile save answers of the real dialect (issue 23): applied,
+            // then refused as a whole with no per-record result, or with
+            // results that repeat `Index: 1` and name no client id.
+            kind => {
+                let answer = self.deliver(request)?;
+                let save = request.url.to_ascii_lowercase().contains("/sync/saveall");
+                if !save || self.net.server.dialect() != rowsync_refserver::Dialect::Mahak {
+                    return Ok(answer);
+                }
+                lost_after_apply(net);
+                if kind == 9 {
+                    return Ok(status(
+                        200,
+                        Vec::new(),
+                        r#"{"Result":false,"Message":"خطا در ذخیره اطلاعات"}"#,
+                    ));
+                }
+                Ok(HttpResponse {
+                    body: repeat_index(&answer.body),
+                    ..answer
+                })
+            }
         }
     }
 }

@@ -134,6 +134,32 @@ fn rows() -> Vec<Row> {
             "Protocol",
         ),
         row(
+            "an ordinary field given twice in a record",
+            Via::Pull,
+            mahak_page(
+                r#""Products":[{"ProductId":1,"Name":"a","RowVersion":9000000001,"Name":"b"}]"#,
+            ),
+            "Protocol",
+        ),
+        row(
+            "`Data: null`",
+            Via::Pull,
+            r#"{"Result":true,"Data":null}"#,
+            "Protocol",
+        ),
+        row(
+            "`Objects: null`",
+            Via::Pull,
+            r#"{"Result":true,"Data":{"Objects":null}}"#,
+            "Protocol",
+        ),
+        row(
+            "`Data` without `Objects`",
+            Via::Pull,
+            r#"{"Result":true,"Data":{"Count":0}}"#,
+            "Protocol",
+        ),
+        row(
             "a body cut in the middle",
             Via::Pull,
             &mahak_page(r#""Products":[{"ProductId":1,"RowVersion":9000000001}]"#)[..40],
@@ -150,7 +176,7 @@ fn rows() -> Vec<Row> {
             "headers, half a body, then silence",
             Via::Stall,
             "",
-            "Offline",
+            "Stalled",
         ),
         Row {
             bound: Duration::from_secs(10),
@@ -198,6 +224,24 @@ fn rows() -> Vec<Row> {
             "a save answer that names an unknown client id",
             Via::Save,
             r#"{"Result":true,"Data":{"Objects":{"Orders":{"Results":[{"Result":true,"EntityClientId":12345,"EntityId":9001,"RowVersion":9100000000}]}}}}"#,
+            "InDoubt",
+        ),
+        row(
+            "a save answer that repeats an `Index` (no client ids)",
+            Via::Save,
+            r#"{"Result":true,"Data":{"Objects":{"Orders":{"Results":[{"Result":true,"Index":1,"EntityId":9001,"RowVersion":9100000000},{"Result":true,"Index":1,"EntityId":9002,"RowVersion":9100000001}]},"OrderDetails":{"Results":[{"Result":true,"Index":1,"EntityId":9003,"RowVersion":9100000002},{"Result":true,"Index":1,"EntityId":9004,"RowVersion":9100000003}]}}}}"#,
+            "InDoubt",
+        ),
+        row(
+            "a save answer with `Index: 0`",
+            Via::Save,
+            r#"{"Result":true,"Data":{"Objects":{"Orders":{"Results":[{"Result":true,"Index":0,"EntityId":9001,"RowVersion":9100000000}]},"OrderDetails":{"Results":[{"Result":true,"Index":0,"EntityId":9003,"RowVersion":9100000002}]}}}}"#,
+            "InDoubt",
+        ),
+        row(
+            "a save refused as a whole, with no per-record result",
+            Via::Save,
+            r#"{"Result":false,"Message":"خطا در ذخیره اطلاعات"}"#,
             "InDoubt",
         ),
         row(

@@ -13,7 +13,9 @@ pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--da
 [--database-id N] [--package-number N] [--rate-limit PER_SEC] [--retry-after-date] \
 [--bare-login] [--omit-error-list] [--seed N] [--verbose] [--dialect mahak|documented] \
 [--exclusive-bound] [--page-cap-total] [--server-page-cap N] [--ignore-page-size] [--unordered] \
-[--resend-updates] [--refuse-offset-dates] [--visitor-id N]";
+[--resend-updates] [--refuse-offset-dates] [--visitor-id N] [--repeat-save-index] \
+[--refuse-saves-after-apply] [--stall-pulls] [--pull-objects normal|null-data|null-objects|missing] \
+[--duplicate-pulled-keys] [--plain-passwords]";
 
 /// Parsed command-line options.
 #[derive(Debug, Clone)]
@@ -92,6 +94,17 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
             "--resend-updates" => o.config.resend_updates = true,
             "--refuse-offset-dates" => o.config.refuse_offset_dates = true,
             "--visitor-id" => o.config.visitor_id = value(&flag, args.next())?,
+            "--repeat-save-index" => o.config.repeat_save_index = true,
+            "--refuse-saves-after-apply" => o.config.refuse_saves_after_apply = true,
+            "--stall-pulls" => o.config.stall_pulls = true,
+            "--pull-objects" => {
+                let v: String = value(&flag, args.next())?;
+                o.config.pull_objects = v
+                    .parse()
+                    .map_err(|e| ServerError::Usage(format!("{e}\n{USAGE}")))?;
+            }
+            "--duplicate-pulled-keys" => o.config.duplicate_pulled_keys = true,
+            "--plain-passwords" => o.config.plain_passwords = true,
             "--verbose" | "-v" => o.config.verbose = true,
             "--help" | "-h" => return Err(ServerError::Usage(USAGE.to_string())),
             other => {
@@ -167,6 +180,16 @@ mod tests {
         assert!(o.config.resend_updates);
         assert!(o.config.refuse_offset_dates);
         assert_eq!(o.config.visitor_id, 9);
+        let o = parse_cli(args(
+            "--repeat-save-index --refuse-saves-after-apply --stall-pulls \
+             --pull-objects null-objects --duplicate-pulled-keys --plain-passwords",
+        ))
+        .unwrap();
+        assert!(o.config.repeat_save_index && o.config.refuse_saves_after_apply);
+        assert!(o.config.stall_pulls && o.config.duplicate_pulled_keys);
+        assert!(o.config.plain_passwords);
+        assert_eq!(o.config.pull_objects, crate::PullObjects::NullObjects);
+        assert!(parse_cli(args("--pull-objects sometimes")).is_err());
         assert!(parse_cli(args("--dialect klingon")).is_err());
         assert!(parse_cli(args("--port")).is_err());
         assert!(parse_cli(args("--bogus")).is_err());

@@ -8,6 +8,37 @@ use std::time::Duration;
 
 use crate::faults::FaultConfig;
 
+/// Mahak: what a pull answer's `Data` holds in place of `Objects` (hostile
+/// answers, issue 23).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PullObjects {
+    /// `Data.Objects` with the collections, as the real server answers.
+    #[default]
+    Normal,
+    /// `Data: null`.
+    NullData,
+    /// `Data.Objects: null`.
+    NullObjects,
+    /// `Data` without `Objects`.
+    Missing,
+}
+
+impl std::str::FromStr for PullObjects {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "normal" => Ok(PullObjects::Normal),
+            "null-data" => Ok(PullObjects::NullData),
+            "null-objects" => Ok(PullObjects::NullObjects),
+            "missing" => Ok(PullObjects::Missing),
+            other => Err(format!(
+                "unknown pull answer `{other}`: normal, null-data, null-objects or missing"
+            )),
+        }
+    }
+}
+
 /// Which dialect of the Mahak Sync API the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {
@@ -124,6 +155,23 @@ pub struct ServerConfig {
     /// (`("UploadPicture", "Upload")`): such an endpoint answers under its
     /// new name only, as behind a gateway that routes it elsewhere.
     pub renamed: Vec<(String, String)>,
+    /// Mahak: every result of a save answer carries `Index: 1` and no
+    /// `EntityClientId` (a hostile answer: the records are saved, but the
+    /// results cannot be matched to them one to one).
+    pub repeat_save_index: bool,
+    /// Mahak: a save is applied, then answered `{"Result": false,
+    /// "Message": ...}` with no per-record result (a hostile answer).
+    pub refuse_saves_after_apply: bool,
+    /// Mahak: every pull answer sends its headers and half of its body,
+    /// then nothing, until the client gives up.
+    pub stall_pulls: bool,
+    /// Mahak: what a pull answer's `Data` holds (`Objects` by default).
+    pub pull_objects: PullObjects,
+    /// Mahak: every pulled record carries one of its ordinary fields twice.
+    pub duplicate_pulled_keys: bool,
+    /// Mahak: a login carries the password as the user typed it, not its
+    /// MD5 (some real servers); the MD5 is then refused.
+    pub plain_passwords: bool,
 }
 
 impl Default for ServerConfig {
@@ -165,6 +213,12 @@ impl Default for ServerConfig {
             max_upload_bytes: 12 * 1024 * 1024,
             gzip: true,
             renamed: Vec::new(),
+            repeat_save_index: false,
+            refuse_saves_after_apply: false,
+            stall_pulls: false,
+            pull_objects: PullObjects::Normal,
+            duplicate_pulled_keys: false,
+            plain_passwords: false,
         }
     }
 }

@@ -54,6 +54,9 @@ pub enum Fault {
     CutResponse,
     /// Handle normally (a save is committed), then close without answering.
     LoseResponseAfterApply,
+    /// Handle normally, then send the headers and half of the response,
+    /// and nothing more until the client gives up.
+    StallResponse,
     /// Answer 401 / 1003 as for an expired token.
     ExpireToken,
 }
@@ -68,6 +71,7 @@ impl Fault {
             Fault::DropBeforeResponse => "drop before response".to_string(),
             Fault::CutResponse => "cut response".to_string(),
             Fault::LoseResponseAfterApply => "lose response after apply".to_string(),
+            Fault::StallResponse => "stall response".to_string(),
             Fault::ExpireToken => "expire token".to_string(),
         }
     }

@@ -276,7 +276,12 @@ impl RefServer {
         let is_login = name.eq_ignore_ascii_case("LoginV2") || name.eq_ignore_ascii_case("Login");
 
         let mahak = self.mahak.is_some();
-        let fault = self.faults.next(name, is_login);
+        let stalled = mahak && self.config().stall_pulls && name.eq_ignore_ascii_case("GetAllData");
+        let fault = if stalled {
+            Some(Fault::StallResponse)
+        } else {
+            self.faults.next(name, is_login)
+        };
         entry.fault = fault.as_ref().map(Fault::name);
         match fault {
             Some(Fault::Status(status, body)) => {
@@ -347,6 +352,10 @@ impl RefServer {
                 entry.outcome.push_str(", response lost");
                 entry.status = None;
                 Outcome::DropConnection
+            }
+            Some(Fault::StallResponse) => {
+                entry.outcome.push_str(", response stalled");
+                Outcome::StallResponse(response)
             }
             _ => Outcome::Respond(response),
         }

@@ -505,6 +505,33 @@ fn serve_connection(stream: TcpStream, server: &RefServer, stop: &AtomicBool) ->
                 let _ = writer.shutdown(Shutdown::Both);
                 return Ok(());
             }
+            Outcome::StallResponse(r) => {
+                let r = if gzip { gzipped(r) } else { r };
+                let half = r.body.len() / 2;
+                let _ = write_response(&mut writer, &r, close, Some(half));
+                hold_until_closed(&mut writer, stop);
+                let _ = writer.shutdown(Shutdown::Both);
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Longest a stalled answer holds its connection open.
+const HOLD_LIMIT: Duration = Duration::from_secs(600);
+
+/// Sends nothing more, reading (and dropping) whatever comes, until the
+/// client closes the connection, the server stops, or [`HOLD_LIMIT`].
+fn hold_until_closed(stream: &mut TcpStream, stop: &AtomicBool) {
+    let started = Instant::now();
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(50)));
+    let mut buf = [0u8; 512];
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < HOLD_LIMIT {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {}
+            Err(_) => return,
         }
     }
 }

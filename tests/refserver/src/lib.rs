@@ -41,7 +41,7 @@ use rusqlite::Connection;
 
 pub use admin::Admin;
 pub use cli::{parse_cli, run_cli, CliOptions};
-pub use config::{Dialect, ServerConfig};
+pub use config::{Dialect, PullObjects, ServerConfig};
 pub use error::ServerError;
 pub use faults::{Fault, FaultBody, FaultConfig, Faults, RetryAfter};
 pub use http::RunningServer;
@@ -66,6 +66,10 @@ pub enum Outcome {
     /// Send the status line, the headers (with the full `Content-Length`) and
     /// only the first half of this response's body, then close.
     CutResponse(HttpResponse),
+    /// Send the status line, the headers (with the full `Content-Length`) and
+    /// the first half of this response's body, then nothing more, holding
+    /// the connection open until the client gives up.
+    StallResponse(HttpResponse),
 }
 
 /// One handled request, as kept in the in-memory log.
@@ -290,7 +294,7 @@ impl RefServer {
 
 /// A [`Transport`] that hands requests straight to a [`RefServer`], with no
 /// HTTP and no sockets. A dropped or cut response becomes an `Io` transport
-/// error.
+/// error, a stalled one a `Timeout`.
 #[derive(Debug, Clone)]
 pub struct InProcessTransport(pub Arc<RefServer>);
 
@@ -312,6 +316,10 @@ impl Transport for InProcessTransport {
             Outcome::CutResponse(_) => Err(TransportError::new(
                 TransportErrorKind::Io,
                 "connection closed in the middle of the response",
+            )),
+            Outcome::StallResponse(_) => Err(TransportError::new(
+                TransportErrorKind::Timeout,
+                "the response stalled in the middle of its body",
             )),
         }
     }

@@ -59,6 +59,17 @@ fn md5_hex(text: &str) -> String {
         .collect()
 }
 
+/// The password a login carried, against the user's: its MD5, or the
+/// password itself on a server that takes it plain (where the MD5 is
+/// refused).
+fn password_matches(sent: &str, password: &str, plain: bool) -> bool {
+    if plain {
+        sent == password
+    } else {
+        sent.eq_ignore_ascii_case(&md5_hex(password))
+    }
+}
+
 /// The server's clock as the real server writes it: Tehran time, no
 /// offset, 7 fractional digits.
 pub(crate) fn tehran_now() -> String {
@@ -87,10 +98,9 @@ pub(crate) fn login(server: &RefServer, body: &[u8]) -> Reply {
     let user = field(&obj, "userName").and_then(Value::as_str);
     let hash = field(&obj, "password").and_then(Value::as_str);
     let Some(user) = user.filter(|u| {
-        config
-            .users
-            .iter()
-            .any(|(n, p)| n == u && hash.is_some_and(|h| h.eq_ignore_ascii_case(&md5_hex(p))))
+        config.users.iter().any(|(n, p)| {
+            n == u && hash.is_some_and(|h| password_matches(h, p, config.plain_passwords))
+        })
     }) else {
         return fail(200, "نام کاربری یا رمز عبور اشتباه است");
     };
@@ -168,6 +178,12 @@ pub(crate) fn pull(
     let mut db = server.db();
     let tx = db.transaction()?;
     let mut out = String::with_capacity(1024);
+    match config.pull_objects {
+        crate::PullObjects::Normal => {}
+        crate::PullObjects::NullData => return Ok(ok_raw("null")),
+        crate::PullObjects::NullObjects => return Ok(ok_raw("{\"Objects\":null}")),
+        crate::PullObjects::Missing => return Ok(ok_raw("{\"Count\":0}")),
+    }
     out.push_str("{\"Objects\":{");
     let mut counts = Vec::new();
     // Pages are read parents first, so a total cap starves children first.
@@ -224,6 +240,9 @@ pub(crate) fn pull(
                     } else {
                         pascal_keys(r, &mut out);
                     }
+                    if config.duplicate_pulled_keys {
+                        repeat_a_field(r, &mut out)?;
+                    }
                 }
                 out.push(']');
             }
@@ -232,6 +251,28 @@ pub(crate) fn pull(
     out.push_str("}}");
     entry.counts = counts;
     Ok(ok_raw(&out))
+}
+
+/// Gives the record just written at the end of `out` one of its ordinary
+/// fields (not an id, a version or `deleted`) a second time, with the same
+/// value: `{..., "Name": "x"}` becomes `{..., "Name": "x", "Name": "x"}`.
+fn repeat_a_field(stored: &str, out: &mut String) -> Result<(), ServerError> {
+    let v: Value = serde_json::from_str(stored)?;
+    let Some(obj) = v.as_object() else {
+        return Ok(());
+    };
+    let ordinary = obj
+        .iter()
+        .find(|(k, _)| !(k.ends_with("Id") || k.ends_with("Version") || k.as_str() == "deleted"));
+    if let (Some((k, v)), Some(b'}')) = (ordinary, out.as_bytes().last()) {
+        out.pop();
+        out.push(',');
+        out.push_str(&serde_json::to_string(&upper_first(k))?);
+        out.push(':');
+        out.push_str(&v.to_string());
+        out.push('}');
+    }
+    Ok(())
 }
 
 /// The stored texts of `collection` above `after`, ascending, at most
@@ -344,6 +385,7 @@ pub(crate) fn save(
                 Ok((id, client_id, code, rv)) => {
                     let mut r = json!({"Result": true, "Index": index, "EntityId": id,
                         "EntityClientId": client_id, "RowVersion": rv});
+
                     if let Some(code) = code {
                         r["EntityCode"] = code;
                     }
@@ -353,6 +395,16 @@ pub(crate) fn save(
                     all_ok = false;
                     out.push(json!({"Result": false, "Index": index,
                         "Errors": [{"Property": property, "Error": error}]}));
+                }
+            }
+        }
+        if config.repeat_save_index {
+            // A hostile answer: every result names the first record, and
+            // none by its client id.
+            for r in &mut out {
+                if let Some(o) = r.as_object_mut() {
+                    o.insert("Index".into(), json!(1));
+                    o.remove("EntityClientId");
                 }
             }
         }
@@ -368,6 +420,11 @@ pub(crate) fn save(
     // Collections the Swagger's answer model does not list, if sent.
     for (name, list) in results {
         objects.insert(upper_first(name), json!({"Results": list}));
+    }
+    if config.refuse_saves_after_apply {
+        // A hostile answer: applied, yet refused as a whole, with no word
+        // on any record.
+        return Ok(fail(200, "خطا در ذخیره اطلاعات"));
     }
     let body = json!({"Result": all_ok, "Data": {"Objects": objects}});
     let outcome = if all_ok { "ok" } else { "partly refused" };

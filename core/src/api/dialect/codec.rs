@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::api::call::CallKind;
-use crate::api::config::Credentials;
+use crate::api::config::{ClientConfig, Credentials};
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::{Error, Result};
 use crate::record::{Meta, Op};
@@ -33,9 +33,10 @@ pub trait Codec: Send + Sync {
 
     // ----- login ----------------------------------------------------------
 
-    /// The login request. The password may be hashed here; the body is
+    /// The login request, with what `config` says of it (the app id, how
+    /// the password is sent). The password may be hashed here; the body is
     /// dropped after its call.
-    fn login_body(&self, credentials: &Credentials, app_id: &str) -> Result<Vec<u8>>;
+    fn login_body(&self, credentials: &Credentials, config: &ClientConfig) -> Result<Vec<u8>>;
 
     /// Reads a 2xx login answer (its whole body). `Ok(None)` when it holds
     /// no token; a refusal is `AuthFailed` (or the envelope's error).

@@ -21,7 +21,7 @@ use super::codec::{
 use super::login::{jwt_expiry, login_data, parse_expire_date};
 use super::tasks::{json_request, multipart};
 use crate::api::call::CallKind;
-use crate::api::config::{Credentials, LOGIN_ENDPOINT};
+use crate::api::config::{ClientConfig, Credentials, LOGIN_ENDPOINT};
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::{Error, Result};
 use crate::record::{self, JsonKey};
@@ -273,7 +273,7 @@ impl Codec for Documented {
         true
     }
 
-    fn login_body(&self, credentials: &Credentials, _app_id: &str) -> Result<Vec<u8>> {
+    fn login_body(&self, credentials: &Credentials, _config: &ClientConfig) -> Result<Vec<u8>> {
         Ok(serde_json::to_vec(&LoginRequest {
             username: &credentials.username,
             password: &credentials.password,

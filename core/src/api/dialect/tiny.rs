@@ -11,7 +11,7 @@ use super::codec::{
     SaveAnswer, SaveOutcome, SaveRules, TaskEndpoint, TaskRequest,
 };
 use crate::api::call::CallKind;
-use crate::api::config::Credentials;
+use crate::api::config::{ClientConfig, Credentials};
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::{Error, Result};
 use crate::record;
@@ -47,7 +47,7 @@ impl Codec for Tiny {
         true
     }
 
-    fn login_body(&self, credentials: &Credentials, _app_id: &str) -> Result<Vec<u8>> {
+    fn login_body(&self, credentials: &Credentials, _config: &ClientConfig) -> Result<Vec<u8>> {
         Ok(serde_json::to_vec(&json!({"who": credentials.username}))?)
     }
 

@@ -23,7 +23,7 @@ use super::codec::{
 use super::login::{jwt_expiry, login_data, parse_expire_date};
 use super::tasks::{header_safe, json_request, multipart};
 use crate::api::call::CallKind;
-use crate::api::config::Credentials;
+use crate::api::config::{ClientConfig, Credentials, PasswordHash};
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::Result;
 use crate::tasks::{OrderDisputeItem, RecordDisputeItem, RECONCILE_ITEMS_PER_REQUEST};
@@ -57,14 +57,20 @@ impl Codec for Mahak {
         false
     }
 
-    fn login_body(&self, credentials: &Credentials, app_id: &str) -> Result<Vec<u8>> {
+    /// The password as the server wants it (WIRE.md section 2: MD5 on most
+    /// servers, plain on some), in memory for this body only.
+    fn login_body(&self, credentials: &Credentials, config: &ClientConfig) -> Result<Vec<u8>> {
+        let password = match config.password_hash {
+            PasswordHash::Md5 => password_hash(&credentials.password),
+            PasswordHash::Plain => credentials.password.clone(),
+        };
         Ok(serde_json::to_vec(&json!({
             "userName": credentials.username,
-            "password": password_hash(&credentials.password),
+            "password": password,
             "databaseId": credentials.database_id,
             "packageNo": credentials.package_number.to_string(),
             "language": "fa",
-            "appId": app_id,
+            "appId": config.app_id,
             "clientVersion": env!("CARGO_PKG_VERSION"),
         }))?)
     }
@@ -449,17 +455,39 @@ mod tests {
                 },
             ]
         );
-        // 0-based indexes are read as such.
+        // An index of 0 names no record (the server's are 1-based).
         let answer = parse(r#"{"objects":{"people":{"results":[{"result":true,"index":0,"entityId":3,"rowVersion":1}]}}}"#)
             .expect("parses");
+        assert_eq!(
+            answer.outcomes,
+            [SaveOutcome::Unknown, SaveOutcome::Unknown]
+        );
+        // An index repeated: neither result is applied, to either record.
+        let answer = parse(
+            r#"{"Objects":{"People":{"Results":[
+                {"Result":true,"Index":1,"EntityId":3,"RowVersion":1},
+                {"Result":true,"Index":1,"EntityId":4,"RowVersion":2}]}}}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            answer.outcomes,
+            [SaveOutcome::Unknown, SaveOutcome::Unknown]
+        );
+        // A client id never sent names no record, not the one at its index.
+        let answer = parse(
+            r#"{"Objects":{"People":{"Results":[
+                {"Result":true,"Index":1,"EntityId":3,"EntityClientId":99,"RowVersion":1},
+                {"Result":true,"Index":2,"EntityId":4,"EntityClientId":12,"RowVersion":2}]}}}"#,
+        )
+        .expect("parses");
+        assert_eq!(answer.outcomes[0], SaveOutcome::Unknown);
         assert!(matches!(
-            answer.outcomes[0],
+            answer.outcomes[1],
             SaveOutcome::Saved {
-                server_id: Some(3),
+                server_id: Some(4),
                 ..
             }
         ));
-        assert_eq!(answer.outcomes[1], SaveOutcome::Unknown);
         // No Objects at all: nothing is known.
         assert!(parse("null")
             .expect("parses")

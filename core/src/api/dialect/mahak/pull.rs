@@ -29,18 +29,16 @@ impl<'de, 'c> Visitor<'de> for DataSeed<'c, '_> {
         f.write_str("an object with `Objects`")
     }
 
-    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
+    // `Data: null` or `Data` without `Objects` is no answer to a pull: a
+    // malformed one, not an empty one (an empty one has `Objects`).
     fn visit_map<A: MapAccess<'de>>(
         self,
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        let mut out = Vec::new();
+        let mut out = None;
         while let Some(JsonKey(key)) = map.next_key::<JsonKey<'de>>()? {
-            if key.eq_ignore_ascii_case("objects") {
-                out.extend(map.next_value_seed(ObjectsSeed {
+            if key.eq_ignore_ascii_case("objects") && out.is_none() {
+                out = Some(map.next_value_seed(ObjectsSeed {
                     wanted: self.wanted,
                     failed: self.failed,
                 })?);
@@ -48,7 +46,7 @@ impl<'de, 'c> Visitor<'de> for DataSeed<'c, '_> {
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        Ok(out)
+        out.ok_or_else(|| serde::de::Error::custom("no `Objects`"))
     }
 }
 
@@ -68,12 +66,9 @@ struct ObjectsSeed<'c, 'f> {
 impl<'de, 'c> Visitor<'de> for ObjectsSeed<'c, '_> {
     type Value = RawCollections<'de, 'c>;
 
+    // `Objects: null` is malformed, as a missing `Objects` is.
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("an object of collections")
-    }
-
-    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
-        Ok(Vec::new())
     }
 
     fn visit_map<A: MapAccess<'de>>(

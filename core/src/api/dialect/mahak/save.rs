@@ -52,7 +52,12 @@ pub(super) fn save_body(catalogue: &Catalogue, changes: &[&Change]) -> Result<Ve
 /// { "Results": [ { Result, Index, EntityId, EntityClientId, RowVersion,
 /// Errors } ] } } }`, into one outcome per change. A result is matched by
 /// `EntityClientId` when it has one, else by `Index` within its collection's
-/// array (1-based, as the real server writes it; 0-based when a 0 shows up).
+/// array (1-based, as the real server writes it). A result is applied only to
+/// the one record it names, one to one (DESIGN.md invariant 15): a result
+/// whose client id was not sent, whose `Index` is 0 or out of range, or that
+/// names a record another result of the collection names too (an `Index`
+/// repeated), is applied to none, and the records it would name stay
+/// `Unknown` (in doubt, for the reconciling pull).
 pub(super) fn parse_save(
     catalogue: &Catalogue,
     changes: &[&Change],
@@ -92,17 +97,26 @@ pub(super) fn parse_save(
         for (i, r) in results.iter().enumerate() {
             parsed.push(read_result(r).map_err(|m| fail(&def.name, format!("result {i}: {m}")))?);
         }
-        let zero_based = parsed.iter().any(|r| r.index == Some(0));
-        for r in parsed {
-            let by_client = r
-                .client_id
-                .filter(|&c| c != 0)
-                .and_then(|c| sent.iter().position(|s| s.client_id == Some(c)));
-            let by_index = r.index.and_then(|i| {
-                let i = if zero_based { i } else { i.checked_sub(1)? };
-                usize::try_from(i).ok().filter(|&i| i < sent.len())
-            });
-            let Some(at) = by_client.or(by_index) else {
+        // The record each result names: by a client id sent, else by a
+        // 1-based index in range; a client id never sent names none.
+        let named: Vec<Option<usize>> = parsed
+            .iter()
+            .map(|r| match r.client_id.filter(|&c| c != 0) {
+                Some(c) => sent.iter().position(|s| s.client_id == Some(c)),
+                None => r
+                    .index
+                    .and_then(|i| i.checked_sub(1))
+                    .and_then(|i| usize::try_from(i).ok())
+                    .filter(|&i| i < sent.len()),
+            })
+            .collect();
+        let mut claims = vec![0u32; sent.len()];
+        for at in named.iter().flatten() {
+            claims[*at] += 1;
+        }
+        for (r, at) in parsed.into_iter().zip(named) {
+            // A record two results name is named by neither.
+            let Some(at) = at.filter(|&at| claims[at] == 1) else {
                 continue;
             };
             let change = sent[at];
