@@ -247,10 +247,16 @@ impl<'a> Admin<'a> {
         })
     }
 
-    /// Adds `n` orders (invoices of types 201, 202, 204 and 299, mostly
-    /// sales) made in the desktop, each with one to three `orderDetails`
-    /// lines, for customers and product details already there (seed
-    /// products and persons first). Mahak dialect only.
+    /// Adds `n` orders with one to three `orderDetails` lines each, for
+    /// customers and product details already there (seed products and
+    /// persons first), all for the login's visitor. Mostly sales (201) made
+    /// in the desktop, with sales returns (202), purchases (204) and delivery
+    /// pre-invoices (299) also made there (client id 0), and field-sales
+    /// visitors' orders (203) made by another client, the visitor's app: the
+    /// order and its lines carry that app's client ids, which the server
+    /// then knows (a resend is "already registered"). The first five of a
+    /// seed are one of each type, so a seed of five or more holds them all.
+    /// Mahak dialect only.
     pub fn seed_orders(&self, n: usize) -> Result<(), ServerError> {
         if n == 0 {
             return Ok(());
@@ -276,15 +282,50 @@ impl<'a> Admin<'a> {
             for i in 0..n as i64 {
                 let id = first + i;
                 let person = people[rng.usize(0..people.len())];
-                let kind = generate::order_type(&mut rng);
+                let kind = match generate::ORDER_TYPES.get(i as usize) {
+                    Some(&kind) => kind,
+                    None => generate::order_type(&mut rng),
+                };
+                // A field-sales app's ids: its own for the order and lines.
+                let app = kind == generate::VISITOR_ORDER;
+                let client = |id: i64| {
+                    if app {
+                        generate::FIELD_SALES_CLIENT_IDS + id
+                    } else {
+                        0
+                    }
+                };
                 *counter += 1;
-                let text = generate::mahak_order(&mut rng, id, person, visitor, kind, *counter);
-                store::insert_raw(tx, "orders", id, *counter, &text)?;
+                let text = generate::mahak_order(
+                    &mut rng,
+                    id,
+                    client(id),
+                    person,
+                    visitor,
+                    kind,
+                    *counter,
+                );
+                if app {
+                    store::insert_raw_from_client(tx, "orders", (id, client(id)), *counter, &text)?;
+                } else {
+                    store::insert_raw(tx, "orders", id, *counter, &text)?;
+                }
                 for _ in 0..rng.u8(1..4) {
                     let detail = details[rng.usize(0..details.len())];
                     *counter += 1;
-                    let text = generate::mahak_order_detail(&mut rng, line, id, detail, *counter);
-                    store::insert_raw(tx, "orderDetails", line, *counter, &text)?;
+                    let text = generate::mahak_order_detail(
+                        &mut rng,
+                        (line, client(line)),
+                        (id, client(id)),
+                        detail,
+                        *counter,
+                    );
+                    let key = (line, client(line));
+                    if app {
+                        store::insert_raw_from_client(tx, "orderDetails", key, *counter, &text)?;
+                    } else {
+                        store::insert_raw(tx, "orderDetails", line, *counter, &text)?;
+                    }
                     line += 1;
                 }
             }

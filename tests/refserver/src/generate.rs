@@ -235,25 +235,44 @@ pub(crate) fn mahak_visitor_person(id: i64, person: i64, visitor: i64, rv: i64) 
     )
 }
 
-/// The order types of a shop, most common first: sale (201), sales return
-/// (202), purchase (204), proforma (299).
-pub(crate) const ORDER_TYPES: [i64; 4] = [201, 202, 204, 299];
+/// The order types the vendor's code uses (WIRE.md section 5): sale
+/// invoice (201), sales return (202), a field-sales visitor's order (203,
+/// what the vendor's visitor app writes), purchase (204), and a delivery
+/// pre-invoice (299) that the desktop sends to a delivery visitor, who pulls
+/// it with `orderTypes: [299]` and turns it into a 201 when delivered.
+pub(crate) const ORDER_TYPES: [i64; 5] = [201, 202, 203, 204, 299];
 
-/// An order type as a shop's day mixes them: mostly sales.
+/// A field-sales visitor's order (written by the visitor's app).
+pub(crate) const VISITOR_ORDER: i64 = 203;
+
+/// A delivery pre-invoice (written in the desktop for a delivery visitor).
+pub(crate) const DELIVERY_PRE_INVOICE: i64 = 299;
+
+/// The client ids a field-sales app gave its records: the vendor's app
+/// builds them from its user id and a timestamp, so they are large and
+/// never 0 (the desktop's).
+pub(crate) const FIELD_SALES_CLIENT_IDS: i64 = 7_100_000_000_000_000;
+
+/// An order type as a shop's day mixes them: mostly sales, some of each of
+/// the others.
 pub(crate) fn order_type(rng: &mut fastrand::Rng) -> i64 {
-    match rng.u8(0..10) {
-        0 => ORDER_TYPES[1],
-        1 => ORDER_TYPES[2],
-        2 => ORDER_TYPES[3],
+    match rng.u8(0..20) {
+        0 | 1 => ORDER_TYPES[1],
+        2..=4 => ORDER_TYPES[2],
+        5 | 6 => ORDER_TYPES[3],
+        7..=9 => ORDER_TYPES[4],
         _ => ORDER_TYPES[0],
     }
 }
 
-/// An `orders` record made in the desktop (an invoice: `orderType` 201,
-/// 202, 204 or 299), dated offset-free local time.
+/// An `orders` record, dated offset-free local time: made in the desktop
+/// (`client_id` 0: an invoice of type 201, 202 or 204, or a 299 pre-invoice
+/// for a delivery visitor) or by a field-sales app (a 203 with the app's
+/// client id).
 pub(crate) fn mahak_order(
     rng: &mut fastrand::Rng,
     id: i64,
+    client_id: i64,
     person: i64,
     visitor: i64,
     order_type: i64,
@@ -264,25 +283,32 @@ pub(crate) fn mahak_order(
     let hour = rng.u32(8..21);
     let minute = rng.u32(0..60);
     let discount = rng.i64(0..5) * 50_000;
+    let title = match order_type {
+        VISITOR_ORDER => "سفارش ويزيتور",
+        DELIVERY_PRE_INVOICE => "پيش فاكتور توزيع",
+        _ => "فاكتور",
+    };
     format!(
-        "{{\"orderId\":{id},\"orderClientId\":0,\"orderCode\":{id},\"fiscalYear\":1404,\
+        "{{\"orderId\":{id},\"orderClientId\":{client_id},\"orderCode\":{id},\"fiscalYear\":1404,\
          \"personId\":{person},\"personClientId\":0,\"personCode\":{person},\
          \"visitorId\":{visitor},\"orderType\":{order_type},\
          \"orderDate\":\"2025-{month:02}-{day:02}T{hour:02}:{minute:02}:00\",\
          \"deliveryDate\":\"2025-{month:02}-{day:02}T12:00:00\",\"discount\":{discount},\
          \"discountType\":0,\"sendCost\":0,\"otherCost\":0,\"settlementType\":1,\
-         \"immediate\":false,\"description\":\"فاكتور {id} \",\"receiptId\":null,\
+         \"immediate\":false,\"description\":\"{title} {id} \",\"receiptId\":null,\
          \"paymentId\":null,\"deleted\":false,{}}}",
         stamps(rv)
     )
 }
 
-/// An `orderDetails` record: one line of order `order`, selling product
-/// detail `detail`. Quantities may be fractional; amounts are numbers.
+/// An `orderDetails` record: one line of order `order` (client ids 0 when
+/// made in the desktop, else the app's for the line and its order), selling
+/// product detail `detail`. Quantities may be fractional; amounts are
+/// numbers.
 pub(crate) fn mahak_order_detail(
     rng: &mut fastrand::Rng,
-    id: i64,
-    order: i64,
+    (id, client_id): (i64, i64),
+    (order, order_client_id): (i64, i64),
     detail: i64,
     rv: i64,
 ) -> String {
@@ -293,8 +319,8 @@ pub(crate) fn mahak_order_detail(
         rng.u32(1..20).to_string()
     };
     format!(
-        "{{\"orderDetailId\":{id},\"orderDetailClientId\":0,\"orderId\":{order},\
-         \"orderClientId\":0,\"orderCode\":{order},\"itemType\":0,\
+        "{{\"orderDetailId\":{id},\"orderDetailClientId\":{client_id},\"orderId\":{order},\
+         \"orderClientId\":{order_client_id},\"orderCode\":{order},\"itemType\":0,\
          \"productDetailId\":{detail},\"productDetailClientId\":0,\
          \"productDetailCode\":{detail},\"incomeId\":null,\"expenseId\":null,\
          \"price\":{price},\"count1\":{count},\"count2\":0,\"discount\":0,\
@@ -366,8 +392,8 @@ mod tests {
                 mahak_visitor_product(&mut rng, i, i, 31, 5, i * 10),
                 mahak_person(&mut rng, i, 1, i * 10),
                 mahak_visitor_person(i, i, 31, i * 10),
-                mahak_order(&mut rng, i, i, 31, ORDER_TYPES[(i % 4) as usize], i * 10),
-                mahak_order_detail(&mut rng, i, i, i, i * 10),
+                mahak_order(&mut rng, i, 0, i, 31, ORDER_TYPES[(i % 5) as usize], i * 10),
+                mahak_order_detail(&mut rng, (i, 0), (i, 0), i, i * 10),
             ] {
                 let v: serde_json::Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(v["rowVersion"], i * 10);

@@ -320,3 +320,20 @@ pub(crate) fn insert_raw(
     st.execute(params![collection, id, row_version, body])?;
     Ok(())
 }
+
+/// Inserts a new record as is (bulk seeding) that another client made: its
+/// `client_id` is stored and mapped, as a save of it would have.
+pub(crate) fn insert_raw_from_client(
+    c: &Connection,
+    collection: &str,
+    (id, client_id): (i64, i64),
+    row_version: i64,
+    body: &str,
+) -> Result<(), ServerError> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO records(collection, id, client_id, row_version, deleted, body)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+    )?;
+    st.execute(params![collection, id, client_id, row_version, body])?;
+    map_client(c, collection, client_id, id)
+}

@@ -78,9 +78,51 @@ fn a_seeded_shop_has_orders_of_every_type_and_order_types_filter_before_paging()
     assert!(lines.len() >= 300);
     let orders = admin.dump("orders");
     let of_type = |t: i64| orders.iter().filter(|o| o["orderType"] == t).count();
-    for t in [201, 202, 204, 299] {
+    for t in [201, 202, 203, 204, 299] {
         assert!(of_type(t) > 0, "type {t}");
     }
+    assert!(
+        of_type(201) > of_type(203) && of_type(201) > of_type(299),
+        "mostly sales"
+    );
+    // A visitor's order (203) was made by the visitor's app: it and its lines
+    // carry the app's client ids, which the server knows; the rest were
+    // made in the desktop (client id 0).
+    for o in &orders {
+        let id = o["orderId"].as_i64().unwrap();
+        let cid = o["orderClientId"].as_i64().unwrap();
+        let own: Vec<&Value> = lines.iter().filter(|l| l["orderId"] == id).collect();
+        assert!((1..=3).contains(&own.len()), "order {id} has its lines");
+        if o["orderType"] == 203 {
+            assert!(cid > 0, "{o}");
+            assert_eq!(admin.id_for_client("orders", cid), Some(id));
+            for l in own {
+                assert_eq!(l["orderClientId"], cid);
+                let lcid = l["orderDetailClientId"].as_i64().unwrap();
+                assert!(lcid > 0);
+                assert_eq!(
+                    admin.id_for_client("orderDetails", lcid),
+                    l["orderDetailId"].as_i64()
+                );
+            }
+        } else {
+            assert_eq!(cid, 0, "{o}");
+            assert!(own.iter().all(|l| l["orderDetailClientId"] == 0));
+        }
+    }
+    // The first five of a seed are one of each type: a small shop has them.
+    let small = RefServer::open(mahak()).unwrap();
+    small.admin().seed_products(2).unwrap();
+    small.admin().seed_persons(2).unwrap();
+    small.admin().seed_orders(5).unwrap();
+    let mut kinds: Vec<i64> = small
+        .admin()
+        .dump("orders")
+        .iter()
+        .map(|o| o["orderType"].as_i64().unwrap())
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, [201, 202, 203, 204, 299]);
     for o in &orders {
         let date = o["orderDate"].as_str().unwrap();
         assert_eq!(
@@ -100,27 +142,42 @@ fn a_seeded_shop_has_orders_of_every_type_and_order_types_filter_before_paging()
         assert!(l["count1"].is_number() && l["price"].is_number());
     }
     let c = logged_in(&server);
-    // Proformas only, five at a time: every one of them, nothing else.
-    let mut cp = 0;
-    let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..200 {
-        let v = body(&c.post(
-            "GetAllData",
-            json!({"fromOrderVersion": cp, "orderTypes": [299], "pageSize": 5}),
-        ));
-        let page = v["Data"]["Objects"]["Orders"].as_array().unwrap();
-        assert!(!page.is_empty(), "a page of proformas is never hidden");
-        let mut news = false;
-        for o in page {
-            assert_eq!(o["OrderType"], 299);
-            news |= seen.insert(o["OrderId"].as_i64().unwrap());
-            cp = cp.max(o["RowVersion"].as_i64().unwrap());
+    // Delivery pre-invoices only, then visitors' orders only, five at a
+    // time: every one of them, nothing else.
+    for t in [299, 203] {
+        let mut cp = 0;
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let v = body(&c.post(
+                "GetAllData",
+                json!({"fromOrderVersion": cp, "orderTypes": [t], "pageSize": 5}),
+            ));
+            let page = v["Data"]["Objects"]["Orders"].as_array().unwrap();
+            assert!(!page.is_empty(), "a page of type {t} is never hidden");
+            let mut news = false;
+            for o in page {
+                assert_eq!(o["OrderType"], t);
+                news |= seen.insert(o["OrderId"].as_i64().unwrap());
+                cp = cp.max(o["RowVersion"].as_i64().unwrap());
+            }
+            if !news {
+                break;
+            }
         }
-        if !news {
-            break;
-        }
+        assert_eq!(seen.len(), of_type(t), "type {t}");
     }
-    assert_eq!(seen.len(), of_type(299));
+    // Both at once, and no filter: all of them.
+    let v = body(&c.post(
+        "GetAllData",
+        json!({"fromOrderVersion": 0, "orderTypes": [203, 299]}),
+    ));
+    let both = v["Data"]["Objects"]["Orders"].as_array().unwrap();
+    assert_eq!(both.len(), of_type(203) + of_type(299));
+    let v = body(&c.post("GetAllData", json!({"fromOrderVersion": 0})));
+    assert_eq!(
+        v["Data"]["Objects"]["Orders"].as_array().unwrap().len(),
+        300
+    );
 }
 
 #[test]
