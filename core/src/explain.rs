@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::catalogue::CollectionDef;
 use crate::error::Result;
-use crate::local::RecordId;
-use crate::store::{self, ConflictEntry, Op, Row};
+use crate::record::{Op, RecordId};
+use crate::store::{self, ConflictEntry, Row};
 
 /// Where one record stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -14,13 +14,14 @@ use serde_json::{json, Map, Value};
 
 use crate::api::auth::interpret_login;
 use crate::api::client::{CallKind, ClientConfig};
-use crate::api::dialect::{Dialect, SaveRules};
+use crate::api::dialect::{parse_pull_sorted, parse_save_text, Change, Dialect, SaveRules};
 use crate::api::envelope::interpret_reply;
 use crate::catalogue::Catalogue;
 use crate::local::{self, Changes, ListOptions, RecordId};
+use crate::record::Op;
 use crate::report::SyncReport;
-use crate::store::{Op, Store};
-use crate::sync::{pull, push::Change};
+use crate::store::Store;
+use crate::sync::apply;
 use crate::transport::HttpResponse;
 
 fn response(status: u16, body: &[u8]) -> HttpResponse {
@@ -46,7 +47,12 @@ pub fn login_answer(data: &[u8]) {
     let mut config = ClientConfig::new("https://example.test/API/v3");
     config.dialect = dialect;
     config.token_refresh_margin = Duration::from_secs(60);
-    let _ = interpret_login(&response(200, body), &config, chrono::Utc::now());
+    let _ = interpret_login(
+        dialect.codec(),
+        &response(200, body),
+        &config,
+        chrono::Utc::now(),
+    );
 }
 
 thread_local! {
@@ -84,13 +90,14 @@ pub fn pull_answer(data: &[u8]) -> usize {
             Dialect::Documented => &*documented,
         };
         let wanted: Vec<String> = cat.iter().map(|c| c.name.clone()).collect();
-        let page = dialect.page_text(reply.data);
-        let Ok(entries) = dialect.parse_pull(cat, &wanted, &page, Some("fuzz")) else {
+        let codec = dialect.codec();
+        let page = codec.page_text(reply.data);
+        let Ok(entries) = parse_pull_sorted(codec, cat, &wanted, &page, Some("fuzz")) else {
             return 0;
         };
         let Ok(tx) = store.begin() else { return 0 };
         let mut report = SyncReport::default();
-        let applied = pull::apply(
+        let applied = apply::apply(
             &tx,
             cat,
             &entries,
@@ -191,5 +198,12 @@ pub fn save_answer(data: &[u8]) {
     let rules = SaveRules {
         already_registered: Vec::new(),
     };
-    let _ = dialect.parse_save(&cat, &refs, &reply.data, &rules, Some("fuzz"));
+    let _ = parse_save_text(
+        dialect.codec(),
+        &cat,
+        &refs,
+        &reply.data,
+        &rules,
+        Some("fuzz"),
+    );
 }

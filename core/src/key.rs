@@ -239,6 +239,22 @@ pub(crate) fn encrypt_in_place(path: &Path, key: &DbKey) -> Result<()> {
     Ok(())
 }
 
+/// A connection to the replica at `path` beside the writer's (`flags` plus
+/// no mutex: each is used by one thread at a time), keyed with `key` for an
+/// encrypted replica.
+pub(crate) fn open_beside(
+    path: &Path,
+    flags: rusqlite::OpenFlags,
+    key: Option<&DbKey>,
+) -> Result<Connection> {
+    let conn =
+        Connection::open_with_flags(path, flags | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    if let Some(key) = key {
+        apply(&conn, key)?;
+    }
+    Ok(conn)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

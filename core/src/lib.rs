@@ -6,7 +6,8 @@
 //! per-collection `rowVersion` checkpoints, push in bounded batches with
 //! server ids mapped back. It speaks the real server's dialect (`mahak`, the
 //! default: `docs/WIRE.md`) and the documented one (`docs/PROTOCOL.md`).
-//! `docs/DESIGN.md` has the invariants.
+//! `docs/DESIGN.md` has the invariants; `ARCHITECTURE.md` at the repository
+//! root says where each step of each flow lives.
 //!
 //! ```no_run
 //! use rowsync::{Credentials, Engine, Settings};
@@ -30,48 +31,86 @@
 //! # Ok::<(), rowsync::Error>(())
 //! ```
 
-pub mod api;
-pub mod catalogue;
-mod checkpointer;
-pub mod conflict;
-pub mod engine;
-pub mod error;
-pub mod explain;
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod hints;
-pub mod http;
-pub mod key;
-pub mod listeners;
-pub mod local;
-pub mod log;
-pub mod record;
-pub mod report;
-pub mod schema;
-pub mod store;
-pub mod sync;
-pub mod tasks;
-pub mod transport;
+//! # Layers
+//!
+//! Every module is private; this file re-exports what an app (and `ffi/`,
+//! the examples and the tests) may use. A module imports only modules on
+//! lower layers, and the files of one folder import each other without a
+//! loop: `core/tests/layers.rs` reads every `crate::` and `super::` path of
+//! the sources (tests aside) against the table below and fails on one that
+//! runs the other way. A new module gets its row here first.
+//!
+//! | layer | modules | what they are |
+//! |---|---|---|
+//! | 9 | `fuzzing` | entry points for the fuzz targets (hidden) |
+//! | 8 | `engine` | the facade an app holds: open, configure, local API, reads, start a sync |
+//! | 7 | `sync` | one sync: the driver (`session.rs`) and its steps |
+//! | 6 | `settings`, `local`, `explain` | the settings; the local write flow; why a record is not synced |
+//! | 5 | `store`, `api` | the database (every table, every meta key, [`Db`](store::Db)); the server (the client, the codecs of the dialects) |
+//! | 4 | `conflict`, `report`, `listeners`, `tasks` | merge rules; the sync report; change events and listeners; the task queue's vocabulary |
+//! | 3 | `record` | a record's bookkeeping fields, its ids, the kind of a pending change |
+//! | 2 | `catalogue`, `http` | the collections and the dialect's name; the default HTTP transport |
+//! | 1 | `log`, `transport`, `key`, `hints`, `schema`, `status`, `calls`, `url`, `locks` | leaves |
+//! | 0 | `error` | the error types |
+
+mod api;
+mod calls;
+mod catalogue;
+mod conflict;
+mod engine;
+mod error;
+mod explain;
+mod fuzzing;
+mod hints;
+mod http;
+mod key;
+mod listeners;
+mod local;
+mod locks;
+mod log;
+mod record;
+mod report;
+mod schema;
+mod settings;
+mod status;
+mod store;
+mod sync;
+mod tasks;
+mod transport;
+mod url;
 
 pub use api::client::{
-    ApiClient, CallKind, CallRecord, ClientConfig, ConnectionState, ConnectionWatch, Credentials,
-    Outgoing, Reply, RetryPolicy, Session, Shutdown,
+    ApiClient, CallKind, ClientConfig, ConnectionWatch, Credentials, Outgoing, PasswordHash,
+    Progress, Reply, RetryPolicy, Session, Shutdown,
 };
-pub use api::dialect::mahak::PasswordHash;
 pub use api::dialect::{Endpoints, SaveOutcome};
 pub use api::shutdown::{Clock, VirtualClock};
+pub use calls::CallRecord;
 pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, Dialect, ParentLink};
 pub use conflict::{ConflictInput, ConflictResolver};
-pub use engine::{Engine, Settings, Status};
+pub use engine::{Engine, Status};
 pub use error::{Error, RecordError, Result};
 pub use explain::Explanation;
-pub use hints::HintOutcome;
+pub use hints::{sign as sign_hint, HintOutcome};
 pub use http::{HttpConfig, UreqTransport};
 pub use key::DbKey;
-pub use listeners::{ChangeListener, StatusListener, Subscription};
-pub use local::{ChangeEvent, ChangeOrigin, ListOptions, Page, RecordId, RecordRef, Writer};
+pub use listeners::{
+    ChangeEvent, ChangeListener, ChangeOrigin, RecordRef, StatusListener, Subscription,
+};
+pub use local::{ListOptions, Page, Writer};
 pub use log::{LogLevel, LogSink};
+pub use record::{Op, RecordId};
 pub use report::{CollectionReport, SyncReport};
-pub use store::{ConflictEntry, Counts, DeadChange, DeadLetter, Op, SyncLogEntry};
+pub use settings::Settings;
+pub use status::ConnectionState;
+pub use store::{ConflictEntry, Counts, DeadChange, DeadLetter, SyncLogEntry};
 pub use tasks::{OrderDisputeItem, RecordDisputeItem, TaskInfo, TaskKind, TaskState, UploadSource};
 pub use transport::{HttpRequest, HttpResponse, Transport, TransportError, TransportErrorKind};
+
+/// Entry points for the fuzz targets (`fuzz/`) and the corpus replay test:
+/// not part of the API.
+#[doc(hidden)]
+pub use fuzzing::{
+    login_answer as fuzz_login_answer, pull_answer as fuzz_pull_answer,
+    save_answer as fuzz_save_answer,
+};

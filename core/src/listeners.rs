@@ -1,12 +1,81 @@
-//! Listeners: the app's callbacks for data changes and connection state. A
+//! Listeners: the app's callbacks for data changes and connection state,
+//! the change events they are told, and the connection state last told. A
 //! subscription lives as long as the handle the app holds; dropping it (or
 //! calling `cancel`) unsubscribes. Listeners are called after the change is
 //! committed and with no engine lock held, so they may call the engine.
 
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::api::client::ConnectionState;
-use crate::local::ChangeEvent;
+use crate::status::ConnectionState;
+
+/// A record that changed, by its ids.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RecordRef {
+    /// Server id, if known.
+    pub server_id: Option<i64>,
+    /// Client id, if any.
+    pub client_id: Option<i64>,
+}
+
+/// Where a change came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOrigin {
+    /// A local write by the app.
+    Local,
+    /// A pull, a push confirmation or a conflict resolution.
+    Sync,
+}
+
+/// Records of one collection that changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChangeEvent {
+    /// The collection.
+    pub collection: String,
+    /// The records.
+    pub records: Vec<RecordRef>,
+    /// Where the change came from.
+    pub origin: ChangeOrigin,
+}
+
+/// Collects change events, one per collection.
+#[derive(Debug, Default)]
+pub struct Changes {
+    events: Vec<ChangeEvent>,
+}
+
+impl Changes {
+    /// Notes that a record changed.
+    pub fn note(
+        &mut self,
+        collection: &str,
+        server_id: Option<i64>,
+        client_id: Option<i64>,
+        origin: ChangeOrigin,
+    ) {
+        let r = RecordRef {
+            server_id,
+            client_id,
+        };
+        match self
+            .events
+            .iter_mut()
+            .find(|e| e.collection == collection && e.origin == origin)
+        {
+            Some(e) => e.records.push(r),
+            None => self.events.push(ChangeEvent {
+                collection: collection.to_string(),
+                records: vec![r],
+                origin,
+            }),
+        }
+    }
+
+    /// The events collected.
+    pub fn into_events(self) -> Vec<ChangeEvent> {
+        self.events
+    }
+}
 
 /// Called after local writes and applied sync steps.
 pub trait ChangeListener: Send + Sync {
@@ -22,12 +91,12 @@ pub trait StatusListener: Send + Sync {
 
 type Slots<T> = Mutex<Vec<(u64, Arc<T>)>>;
 
-/// The engine's listeners.
-#[derive(Default)]
+/// The engine's listeners, and the connection state they were last told.
 pub struct Registry {
     next: Mutex<u64>,
     changes: Slots<dyn ChangeListener>,
     statuses: Slots<dyn StatusListener>,
+    state: Mutex<ConnectionState>,
 }
 
 fn snapshot<T: ?Sized>(slots: &Slots<T>) -> Vec<Arc<T>> {
@@ -38,6 +107,36 @@ fn snapshot<T: ?Sized>(slots: &Slots<T>) -> Vec<Arc<T>> {
 }
 
 impl Registry {
+    /// No listener yet; the connection state starts as `state`.
+    pub(crate) fn new(state: ConnectionState) -> Registry {
+        Registry {
+            next: Mutex::new(0),
+            changes: Mutex::new(Vec::new()),
+            statuses: Mutex::new(Vec::new()),
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The connection state last set.
+    pub(crate) fn state(&self) -> ConnectionState {
+        // A plain value, assigned whole: a panic elsewhere leaves it usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Sets the connection state; the status listeners are told when it
+    /// changed.
+    pub(crate) fn set_state(&self, state: ConnectionState) {
+        let changed = {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = *s != state;
+            *s = state.clone();
+            changed
+        };
+        if changed {
+            self.emit_status(&state);
+        }
+    }
+
     fn id(&self) -> u64 {
         let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
         *n += 1;
@@ -84,7 +183,7 @@ impl Registry {
         }
     }
 
-    pub(crate) fn emit_status(&self, state: &ConnectionState) {
+    fn emit_status(&self, state: &ConnectionState) {
         for l in snapshot(&self.statuses) {
             l.on_status(state);
         }

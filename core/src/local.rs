@@ -12,101 +12,10 @@ use serde_json::{Map, Value};
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::{Error, Result};
 use crate::record::{self, Meta};
-use crate::store::{self, Op, Row, Tx};
+use crate::store::{self, Row, Tx};
 
-/// How the app names a record: by its server id, or by its client id (the
-/// only id a record has until the server confirmed it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordId {
-    /// The server id (`<key>Id`).
-    Server(i64),
-    /// The client id (`<key>ClientId`).
-    Client(i64),
-}
-
-impl std::fmt::Display for RecordId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RecordId::Server(id) => write!(f, "id {id}"),
-            RecordId::Client(id) => write!(f, "client id {id}"),
-        }
-    }
-}
-
-/// A record that changed, by its ids.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RecordRef {
-    /// Server id, if known.
-    pub server_id: Option<i64>,
-    /// Client id, if any.
-    pub client_id: Option<i64>,
-}
-
-/// Where a change came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChangeOrigin {
-    /// A local write by the app.
-    Local,
-    /// A pull, a push confirmation or a conflict resolution.
-    Sync,
-}
-
-/// Records of one collection that changed.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ChangeEvent {
-    /// The collection.
-    pub collection: String,
-    /// The records.
-    pub records: Vec<RecordRef>,
-    /// Where the change came from.
-    pub origin: ChangeOrigin,
-}
-
-/// Collects change events, one per collection.
-#[derive(Debug, Default)]
-pub struct Changes {
-    events: Vec<ChangeEvent>,
-}
-
-impl Changes {
-    /// Notes that a record changed.
-    pub fn note(
-        &mut self,
-        collection: &str,
-        server_id: Option<i64>,
-        client_id: Option<i64>,
-        origin: ChangeOrigin,
-    ) {
-        let r = RecordRef {
-            server_id,
-            client_id,
-        };
-        match self
-            .events
-            .iter_mut()
-            .find(|e| e.collection == collection && e.origin == origin)
-        {
-            Some(e) => e.records.push(r),
-            None => self.events.push(ChangeEvent {
-                collection: collection.to_string(),
-                records: vec![r],
-                origin,
-            }),
-        }
-    }
-
-    /// The events collected.
-    pub fn into_events(self) -> Vec<ChangeEvent> {
-        self.events
-    }
-
-    /// True when nothing changed.
-    pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-}
+pub use crate::listeners::{ChangeOrigin, Changes};
+pub use crate::record::{Op, RecordId};
 
 /// Finds a record by either id.
 pub(crate) fn find(conn: &rusqlite::Connection, coll: i64, id: RecordId) -> Result<Option<Row>> {
@@ -130,6 +39,66 @@ pub struct Writer<'w, 'a> {
 }
 
 impl<'w> Writer<'w, '_> {
+    /// Names, in `record` (to be written to `collection`), the record that
+    /// operation `op` of this group stored: `earlier` is its collection and
+    /// the record as stored, `None` when that operation stored none. The
+    /// catalogue's link from `collection` to that collection (an order
+    /// line's `orderClientId`, an order's `personClientId`) gets its client
+    /// id, or its server id when it has no client id. For groups whose later
+    /// writes name earlier ones by position (the C API's `parent_op`), which
+    /// could not know the ids when they were written.
+    pub fn link_to_op(
+        &self,
+        collection: &str,
+        record: &mut Value,
+        op: u32,
+        earlier: Option<(&str, &Value)>,
+    ) -> Result<()> {
+        let invalid = |field: &str, reason: String| Error::InvalidRecord {
+            collection: collection.to_string(),
+            field: field.to_string(),
+            reason,
+        };
+        let (parent_collection, parent) = earlier.ok_or_else(|| {
+            invalid(
+                "parent_op",
+                format!("operation {op} is not an earlier create, put or update of the group"),
+            )
+        })?;
+        let def = self.catalogue.require(collection)?;
+        let link = def
+            .links
+            .iter()
+            .find(|l| l.collection == parent_collection)
+            .ok_or_else(|| {
+                invalid(
+                    "parent_op",
+                    format!("`{collection}` has no link to `{parent_collection}` (operation {op})"),
+                )
+            })?;
+        let pdef = self.catalogue.require(parent_collection)?;
+        let id_of = |field: &str| parent.get(field).filter(|v| !v.is_null()).cloned();
+        let (field, id) = match id_of(&pdef.client_id_field) {
+            Some(cid) => (&link.client_id_field, cid),
+            None => match id_of(&pdef.id_field) {
+                Some(sid) => (&link.id_field, sid),
+                None => {
+                    return Err(invalid(
+                        "parent_op",
+                        format!("operation {op} stored a `{parent_collection}` record with no id"),
+                    ))
+                }
+            },
+        };
+        match record {
+            Value::Object(obj) => {
+                obj.insert(field.clone(), id);
+                Ok(())
+            }
+            _ => Err(invalid("record", "must be a JSON object".into())),
+        }
+    }
+
     fn live(&self, def: &CollectionDef, id: RecordId) -> Result<(i64, Row)> {
         let coll = self.tx.coll_id(&def.name)?;
         match find(self.tx, coll, id)? {
@@ -171,12 +140,10 @@ impl<'w> Writer<'w, '_> {
                 "must be a JSON object",
             ));
         };
-        let obj = if self.catalogue.camel_keys() {
-            let mut obj = crate::api::dialect::mahak::camel_object(obj);
-            crate::api::dialect::mahak::local_dates(&mut obj);
-            obj
-        } else {
-            obj
+        // The naming of the catalogue's dialect (key case, dates).
+        let obj = match self.catalogue.local_naming() {
+            Some(dialect) => dialect.codec().normalise_local(obj),
+            None => obj,
         };
         Ok((def, obj))
     }
@@ -617,4 +584,50 @@ pub(crate) fn list(conn: &rusqlite::Connection, coll: i64, opts: &ListOptions) -
         records,
         next_cursor,
     })
+}
+
+/// Drops one parked change (the app gave up on its dead letter): the
+/// record returns to the server's version, or disappears if the server
+/// never had it, with the pending creates of children that needed it.
+pub(crate) fn discard_change(
+    tx: &mut store::Tx<'_>,
+    cat: &Catalogue,
+    local_id: i64,
+    changes: &mut Changes,
+) -> Result<()> {
+    let Some(row) = store::row_by_local_id(tx, local_id)? else {
+        return Ok(());
+    };
+    let pending = store::pending_of(tx, local_id)?;
+    let coll_name = store::dead_letters::collection_of(tx, local_id)?;
+    changes.note(
+        &coll_name,
+        row.server_id,
+        row.client_id,
+        ChangeOrigin::Local,
+    );
+    match pending.and_then(|p| p.base) {
+        Some(base) => {
+            let deleted = serde_json::from_str::<Value>(&base)?
+                .get("deleted")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            tx.drop_pending(local_id)?;
+            tx.update_record(local_id, row.server_id, row.row_version, deleted, &base)?;
+        }
+        None => {
+            if let Some(cid) = row.client_id.filter(|&c| c != 0) {
+                for child in cat.children_of(&coll_name) {
+                    let ccoll = tx.coll_id(&child.name)?;
+                    for l in tx.orphaned_creates(ccoll, cid)? {
+                        tx.drop_pending(l)?;
+                        tx.remove_record(l)?;
+                    }
+                }
+            }
+            tx.drop_pending(local_id)?;
+            tx.remove_record(local_id)?;
+        }
+    }
+    Ok(())
 }

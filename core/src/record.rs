@@ -410,13 +410,6 @@ pub fn value_depth(value: &Value) -> usize {
     }
 }
 
-/// The object inside `value`, or an `InvalidRecord` error.
-pub fn as_object<'a>(def: &CollectionDef, value: &'a Value) -> Result<&'a Map<String, Value>> {
-    value
-        .as_object()
-        .ok_or_else(|| Error::invalid(&def.name, "record", "must be a JSON object"))
-}
-
 /// The last client id this process handed out.
 static LAST_CLIENT_ID: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
@@ -455,6 +448,65 @@ pub fn same_business_data(a: &Map<String, Value>, b: &Map<String, Value>) -> boo
         }
     }
     true
+}
+
+/// How the app names a record: by its server id, or by its client id (the
+/// only id a record has until the server confirmed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordId {
+    /// The server id (`<key>Id`).
+    Server(i64),
+    /// The client id (`<key>ClientId`).
+    Client(i64),
+}
+
+impl std::fmt::Display for RecordId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordId::Server(id) => write!(f, "id {id}"),
+            RecordId::Client(id) => write!(f, "client id {id}"),
+        }
+    }
+}
+
+/// Kind of pending change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// A record the server has not confirmed yet.
+    Create,
+    /// An edit of a record the server has.
+    Update,
+    /// A logical delete.
+    Delete,
+}
+
+impl Op {
+    /// `create`, `update` or `delete`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Create => "create",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Result<Op> {
+        match s {
+            "create" => Ok(Op::Create),
+            "update" => Ok(Op::Update),
+            "delete" => Ok(Op::Delete),
+            other => Err(Error::Database(format!("unknown outbox op `{other}`"))),
+        }
+    }
+}
+
+impl rusqlite::types::FromSql for Op {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        Op::parse(s).map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
 }
 
 #[cfg(test)]

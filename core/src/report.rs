@@ -56,7 +56,7 @@ pub struct SyncReport {
     /// Server ids mapped onto local records: (collection, client id, server id).
     pub id_mappings: Vec<(String, i64, i64)>,
     /// The connection state when the sync ended.
-    pub connection: Option<crate::api::client::ConnectionState>,
+    pub connection: Option<crate::status::ConnectionState>,
     /// The error that ended the sync early, if any.
     pub error: Option<String>,
 }

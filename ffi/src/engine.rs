@@ -63,7 +63,6 @@ impl RowsyncEngine {
 
     /// Runs a group of writes in one transaction.
     pub(crate) fn write_group_core(&self, ops: Vec<WriteOp>) -> Result<Vec<Option<String>>> {
-        let catalogue = self.inner.catalogue()?;
         let mut parsed = Vec::with_capacity(ops.len());
         for op in ops {
             let json = match &op {
@@ -99,7 +98,11 @@ impl RowsyncEngine {
                     } => {
                         let mut json = json;
                         if let Some(i) = parent_op {
-                            link_to_op(&catalogue, &collection, &mut json, &results, i)?;
+                            let earlier = results
+                                .get(i as usize)
+                                .and_then(Option::as_ref)
+                                .map(|(c, v): &(String, Value)| (c.as_str(), v));
+                            w.link_to_op(&collection, &mut json, i, earlier)?;
                         }
                         let stored = w.create(&collection, json)?;
                         Some((collection, stored))
@@ -127,67 +130,6 @@ impl RowsyncEngine {
             .into_iter()
             .map(|r| r.map(|(_, v)| v.to_string()))
             .collect())
-    }
-}
-
-/// Names, in `json`, the record an earlier operation of the group stored:
-/// the catalogue's link from `collection` to that record's collection (an
-/// order line's `orderClientId`, an order's `personClientId`) gets its
-/// client id, or its server id when it has no client id. Which links exist
-/// and whether the parent is live is the core's to say: this only copies
-/// an id the app could not know when it wrote the group.
-fn link_to_op(
-    catalogue: &rowsync::Catalogue,
-    collection: &str,
-    json: &mut Value,
-    results: &[Option<(String, Value)>],
-    index: u32,
-) -> rowsync::Result<()> {
-    let invalid = |field: &str, reason: String| rowsync::Error::InvalidRecord {
-        collection: collection.to_string(),
-        field: field.to_string(),
-        reason,
-    };
-    let (parent_collection, parent) = results
-        .get(index as usize)
-        .and_then(Option::as_ref)
-        .ok_or_else(|| {
-            invalid(
-                "parent_op",
-                format!("operation {index} is not an earlier create, put or update of the group"),
-            )
-        })?;
-    let def = catalogue.require(collection)?;
-    let link = def
-        .links
-        .iter()
-        .find(|l| &l.collection == parent_collection)
-        .ok_or_else(|| {
-            invalid(
-                "parent_op",
-                format!("`{collection}` has no link to `{parent_collection}` (operation {index})"),
-            )
-        })?;
-    let pdef = catalogue.require(parent_collection)?;
-    let id_of = |field: &str| parent.get(field).filter(|v| !v.is_null()).cloned();
-    let (field, id) = match id_of(&pdef.client_id_field) {
-        Some(cid) => (&link.client_id_field, cid),
-        None => match id_of(&pdef.id_field) {
-            Some(sid) => (&link.id_field, sid),
-            None => {
-                return Err(invalid(
-                    "parent_op",
-                    format!("operation {index} stored a `{parent_collection}` record with no id"),
-                ))
-            }
-        },
-    };
-    match json {
-        Value::Object(obj) => {
-            obj.insert(field.clone(), id);
-            Ok(())
-        }
-        _ => Err(invalid("record", "must be a JSON object".into())),
     }
 }
 

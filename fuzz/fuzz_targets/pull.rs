@@ -1,7 +1,7 @@
 //! Fuzz target: a pull answer of either dialect (first byte), as the engine
-//! decodes it (rowsync::fuzzing::pull_answer).
+//! decodes it (rowsync::fuzz_pull_answer).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let _ = rowsync::fuzzing::pull_answer(data);
+    let _ = rowsync::fuzz_pull_answer(data);
 });

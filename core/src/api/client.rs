@@ -13,205 +13,28 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use serde_json::value::RawValue;
 
-use crate::api::auth::{check_identity, interpret_login, login_body, Refusal, Token};
-use crate::api::dialect::mahak::PasswordHash;
-use crate::api::dialect::Dialect;
-use crate::api::envelope::{interpret, is_token_refusal, parse_envelope, server_message, tracking};
+use crate::api::auth::{check_identity, interpret_login, Refusal, Token};
+use crate::api::dialect::Codec;
+use crate::api::envelope::{
+    interpret, is_cut_short, is_token_refusal, lenient_success, parse_envelope, server_message,
+    tracking,
+};
 use crate::api::retry::{
     is_retryable_status, jittered_backoff, parse_retry_after, rate_limit_wait, RateLimitWait,
 };
+use crate::calls::CallRecord;
 use crate::error::{Error, Result};
-use crate::http::validate_base_url;
+use crate::status::ConnectionState;
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportErrorKind};
+use crate::url::{check_endpoint, percent_encode, validate_base_url};
 
-pub use crate::api::auth::{Credentials, Session, LOGIN_ENDPOINT};
+pub use crate::api::call::{CallKind, Outgoing, Progress, Reply};
+pub use crate::api::config::Credentials;
+pub use crate::api::config::{ClientConfig, PasswordHash};
+pub use crate::api::dialect::Session;
 pub use crate::api::retry::RetryPolicy;
 pub use crate::api::shutdown::Shutdown;
-
-/// How a call may be repeated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallKind {
-    /// Safe to send again after any failure (a pull, or a save the server
-    /// deduplicates).
-    Idempotent,
-    /// A save the server does not deduplicate: once it may have reached
-    /// the server, it is never repeated; a failure then is `InDoubt`. A
-    /// `Result: false` answer that carries data is returned, for its
-    /// per-record results.
-    Save,
-}
-
-/// What a call sends. Every call but an upload sends a JSON body with the
-/// bearer token; an upload (`/Sync/Upload`) sends multipart, and the real
-/// server wants its token in the query as well.
-#[derive(Debug, Clone)]
-pub struct Outgoing<'a> {
-    /// The request body.
-    pub body: &'a [u8],
-    /// Its `Content-Type`.
-    pub content_type: String,
-    /// Headers besides `Content-Type`, `Accept` and `Authorization`.
-    pub headers: Vec<(String, String)>,
-    /// Also send the token as this query parameter (`userToken`).
-    pub token_query: Option<&'static str>,
-    /// The answer's shape is not known (the real server's disputes and
-    /// uploads): a whole 2xx answer that is empty, JSON that is not an
-    /// envelope, or a short plain text that does not speak of a failure, is
-    /// a success. An envelope is read as usual; a web page is not a success.
-    pub lenient_answer: bool,
-    /// Read the answer into a buffer given back with
-    /// [`ApiClient::recycle`] (pull pages), if one is there.
-    pub reuse_buffer: bool,
-    /// Told how many bytes of the body went out so far, as they go
-    /// (uploads).
-    pub progress: Option<Progress<'a>>,
-}
-
-/// A callback told the bytes of a request body sent so far.
-#[derive(Clone, Copy)]
-pub struct Progress<'a>(pub &'a dyn Fn(u64));
-
-impl std::fmt::Debug for Progress<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Progress")
-    }
-}
-
-impl<'a> Outgoing<'a> {
-    /// A JSON body, the answer an envelope.
-    pub fn json(body: &'a [u8]) -> Self {
-        Outgoing {
-            body,
-            content_type: "application/json; charset=utf-8".to_string(),
-            headers: Vec::new(),
-            token_query: None,
-            lenient_answer: false,
-            reuse_buffer: false,
-            progress: None,
-        }
-    }
-}
-
-/// Client configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientConfig {
-    /// Base URL, e.g. `https://host/API/v3` (see [`validate_base_url`]).
-    pub base_url: String,
-    /// Retry policy for transient failures.
-    pub retry: RetryPolicy,
-    /// Renew the token this long before it expires (at most half of the
-    /// token's lifetime is used as margin, so short-lived tokens still work).
-    pub token_refresh_margin: Duration,
-    /// The dialect of the login request and answer.
-    pub dialect: Dialect,
-    /// The login endpoint (`Login` in mahak, `LoginV2` documented).
-    pub login_endpoint: String,
-    /// `appId` sent at login (mahak).
-    pub app_id: String,
-    /// How the login sends the password (mahak): MD5 or plain.
-    pub password_hash: PasswordHash,
-}
-
-impl ClientConfig {
-    /// A configuration for `base_url` in the documented dialect, with the
-    /// default retry policy and a 60-second token refresh margin.
-    pub fn new(base_url: impl Into<String>) -> Self {
-        ClientConfig {
-            base_url: base_url.into(),
-            retry: RetryPolicy::default(),
-            token_refresh_margin: Duration::from_secs(60),
-            dialect: Dialect::Documented,
-            login_endpoint: LOGIN_ENDPOINT.to_string(),
-            app_id: "rowsync".to_string(),
-            password_hash: PasswordHash::Md5,
-        }
-    }
-}
-
-/// One HTTP attempt, for the sync log. Never holds a password or a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallRecord {
-    /// When the attempt started.
-    pub at: DateTime<Utc>,
-    /// Endpoint name, e.g. `GetAllDataV2` or `LoginV2`.
-    pub endpoint: String,
-    /// Attempt number within its retry loop, from 1.
-    pub attempt: u32,
-    /// HTTP status, if a response came.
-    pub status: Option<u16>,
-    /// Duration of the attempt in milliseconds.
-    pub duration_ms: u64,
-    /// The response's `Trackingid` header.
-    pub tracking_id: Option<String>,
-    /// What went wrong on this attempt, if anything.
-    pub error: Option<String>,
-}
-
-/// A reply: `success:true`, or (for a [`CallKind::Save`]) a `Result:
-/// false` that carries data.
-#[derive(Debug)]
-pub struct Reply {
-    /// The envelope's flag.
-    pub success: bool,
-    /// The envelope's message, for a reply that is not a success.
-    pub message: String,
-    /// The envelope's `data`, its JSON text as the server wrote it (`null`
-    /// when absent). A pull page's text is taken from the answer's own
-    /// buffer, not copied.
-    pub data: String,
-    /// The response's `Trackingid` header.
-    pub tracking_id: Option<String>,
-    /// HTTP status.
-    pub status: u16,
-}
-
-/// What the client last learned about the server.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum ConnectionState {
-    /// Nothing known yet (or the client was disconnected).
-    Unknown,
-    /// The last attempt got a response.
-    Online,
-    /// The last call ran out of attempts on transport errors or 5xx.
-    Offline {
-        /// When a retry would make sense.
-        next_attempt: Option<DateTime<Utc>>,
-    },
-    /// The server stalls: an answer of `endpoint` stopped coming (no
-    /// headers, or a body stopped mid-way) past the read timeout. Set at
-    /// the first stall, while the call is tried again; a second stall in a
-    /// row ends the call with `Error::Stalled`.
-    Stalled {
-        /// The endpoint whose answer stalled.
-        endpoint: String,
-    },
-    /// Login was refused (1001, 1002) or a token was refused twice in a row.
-    AuthFailed,
-    /// A sync is running. The client never sets this itself; the engine
-    /// reports it over the client's state while it runs a sync.
-    Syncing,
-    /// A sync is sending the upload queue: file `file` of `files` (from
-    /// 1), of `bytes` bytes, is on its way. Back to `Syncing` after the
-    /// last one.
-    Uploading {
-        /// The upload's id in the queue.
-        upload_id: i64,
-        /// Which file of this sync's uploads, from 1.
-        file: u32,
-        /// Uploads this sync is sending.
-        files: u32,
-        /// The file's size.
-        bytes: u64,
-        /// Bytes of this sync's uploads sent so far, the current file's
-        /// as they go out (told every 64 KiB).
-        bytes_done: u64,
-        /// Bytes of all of this sync's uploads.
-        bytes_total: u64,
-    },
-}
 
 /// What one sync may still spend on retries.
 #[derive(Debug, Clone, Copy)]
@@ -242,6 +65,8 @@ struct State {
 pub struct ApiClient {
     base_url: String,
     config: ClientConfig,
+    /// The dialect's login body and answer.
+    codec: &'static dyn Codec,
     transport: Arc<dyn Transport>,
     shutdown: Shutdown,
     state: Mutex<State>,
@@ -292,6 +117,7 @@ impl ApiClient {
         let base_url = config.base_url.trim_end_matches('/').to_string();
         Ok(ApiClient {
             base_url,
+            codec: config.dialect.codec(),
             config,
             transport,
             shutdown,
@@ -309,6 +135,14 @@ impl ApiClient {
             spare: Mutex::new(Vec::new()),
             watch: Mutex::new(None),
         })
+    }
+
+    /// This client speaking `codec` instead of its configured dialect (a
+    /// dialect of a test's own).
+    #[cfg(test)]
+    pub(crate) fn with_codec(mut self, codec: &'static dyn Codec) -> Self {
+        self.codec = codec;
+        self
     }
 
     // Every update of `State` is a single field assignment, so a panic while
@@ -630,7 +464,7 @@ impl ApiClient {
             let state = self.state();
             (state.credentials.clone(), state.generation)
         };
-        let body = login_body(&self.config, &credentials)?;
+        let body = self.codec.login_body(&credentials, &self.config)?;
         drop(credentials);
         let endpoint = self.config.login_endpoint.as_str();
         let mut cut = 0u32;
@@ -648,9 +482,15 @@ impl ApiClient {
         };
         drop(body);
         let expected = self.state().expected;
-        let result = interpret_login(&sent.response, &self.config, self.shutdown.now()).and_then(
-            |(token, session)| check_identity(expected, session.as_ref()).map(|_| (token, session)),
-        );
+        let result = interpret_login(
+            self.codec,
+            &sent.response,
+            &self.config,
+            self.shutdown.now(),
+        )
+        .and_then(|(token, session)| {
+            check_identity(expected, session.as_ref()).map(|_| (token, session))
+        });
         log(record(
             endpoint,
             &sent,
@@ -677,8 +517,7 @@ impl ApiClient {
                 } = &error
                 {
                     state.connection = ConnectionState::AuthFailed;
-                    let refused =
-                        matches!(code, 1001 | 1002) || self.config.dialect == Dialect::Mahak;
+                    let refused = self.codec.login_refusal_sticks(*code);
                     if current && refused {
                         state.refusal = Some(Refusal {
                             code: *code,
@@ -942,102 +781,6 @@ impl ApiClient {
     }
 }
 
-/// True when an answer was cut short: JSON that ends before its last value
-/// closed (rather than malformed JSON), or no body at all where a success
-/// always has one. An error status with no body is just that.
-fn is_cut_short(response: &HttpResponse) -> bool {
-    let body = &response.body;
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return (200..300).contains(&response.status);
-    }
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
-}
-
-/// The longest plain-text answer taken as a success where the answer has no
-/// known shape.
-const PLAIN_ANSWER_MAX: usize = 4096;
-
-/// A whole 2xx answer to a call whose answer has no known shape, that is
-/// not an envelope: empty, any other JSON, or a short plain text (`OK`;
-/// kept as a JSON string). `None` for an envelope (read as usual), an error
-/// status, an answer cut short, or a web page (a proxy's or a portal's
-/// page says nothing of the server).
-fn lenient_success(response: &HttpResponse) -> Option<Reply> {
-    if !(200..300).contains(&response.status) {
-        return None;
-    }
-    let body = &response.body;
-    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-    let data = if body.iter().all(u8::is_ascii_whitespace) {
-        "null".to_string()
-    } else {
-        if parse_envelope(body).is_ok() {
-            return None;
-        }
-        match serde_json::from_slice::<&RawValue>(body) {
-            Ok(raw) => raw.get().to_string(),
-            Err(_) => serde_json::to_string(plain_text(response, body)?).ok()?,
-        }
-    };
-    Some(Reply {
-        success: true,
-        message: String::new(),
-        data,
-        tracking_id: tracking(response),
-        status: response.status,
-    })
-}
-
-/// A body that reads as a short plain text: UTF-8, not HTML by its type or
-/// its first character, and not the start of JSON (JSON that did not parse
-/// was cut short or is broken).
-fn plain_text<'a>(response: &HttpResponse, body: &'a [u8]) -> Option<&'a str> {
-    let html = response
-        .header("content-type")
-        .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
-    let text = std::str::from_utf8(body).ok()?.trim();
-    let json_like = text.starts_with(['<', '{', '[', '"']);
-    // A text that says something failed is not taken for a success: the
-    // task is parked with it rather than taken as delivered.
-    let lower = text.to_lowercase();
-    let failure = ["error", "exception", "fail", "خطا"]
-        .iter()
-        .any(|w| lower.contains(w));
-    (!html && !json_like && !failure && text.len() <= PLAIN_ANSWER_MAX && !text.is_empty())
-        .then_some(text)
-}
-
-/// A query value, percent-encoded (RFC 3986 unreserved characters kept).
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Endpoint names are plain identifiers (`GetAllDataV2`): nothing that could
-/// change the URL's path or add a query.
-pub(crate) fn check_endpoint(endpoint: &str) -> Result<()> {
-    let valid = !endpoint.is_empty()
-        && endpoint
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::Config(format!(
-            "invalid endpoint name `{}`",
-            endpoint.escape_debug()
-        )))
-    }
-}
-
 fn record(endpoint: &str, sent: &Sent, error: Option<String>) -> CallRecord {
     CallRecord {
         at: sent.at,
@@ -1053,8 +796,11 @@ fn record(endpoint: &str, sent: &Sent, error: Option<String>) -> CallRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::auth::{parse_expire_date, refresh_time};
+    use crate::api::auth::refresh_time;
     use crate::api::dialect;
+    use crate::api::dialect::login::parse_expire_date;
+    use crate::api::dialect::Dialect;
+    use crate::api::envelope::PLAIN_ANSWER_MAX;
     use crate::transport::{TransportError, TransportErrorKind};
     use std::collections::VecDeque;
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::api::client::{CallKind, Reply};
+use crate::api::call::{CallKind, Reply};
 use crate::error::{Error, RecordError, Result};
 use crate::record::JsonKey;
 use crate::transport::HttpResponse;
@@ -339,6 +339,72 @@ pub(crate) fn interpret(
             tracking_id,
         }),
     }
+}
+
+/// True when an answer was cut short: JSON that ends before its last value
+/// closed (rather than malformed JSON), or no body at all where a success
+/// always has one. An error status with no body is just that.
+pub(crate) fn is_cut_short(response: &HttpResponse) -> bool {
+    let body = &response.body;
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return (200..300).contains(&response.status);
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err_and(|e| e.is_eof())
+}
+
+/// The longest plain-text answer taken as a success where the answer has no
+/// known shape.
+pub(crate) const PLAIN_ANSWER_MAX: usize = 4096;
+
+/// A whole 2xx answer to a call whose answer has no known shape, that is
+/// not an envelope: empty, any other JSON, or a short plain text (`OK`;
+/// kept as a JSON string). `None` for an envelope (read as usual), an error
+/// status, an answer cut short, or a web page (a proxy's or a portal's
+/// page says nothing of the server).
+pub(crate) fn lenient_success(response: &HttpResponse) -> Option<Reply> {
+    if !(200..300).contains(&response.status) {
+        return None;
+    }
+    let body = &response.body;
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let data = if body.iter().all(u8::is_ascii_whitespace) {
+        "null".to_string()
+    } else {
+        if parse_envelope(body).is_ok() {
+            return None;
+        }
+        match serde_json::from_slice::<&RawValue>(body) {
+            Ok(raw) => raw.get().to_string(),
+            Err(_) => serde_json::to_string(plain_text(response, body)?).ok()?,
+        }
+    };
+    Some(Reply {
+        success: true,
+        message: String::new(),
+        data,
+        tracking_id: tracking(response),
+        status: response.status,
+    })
+}
+
+/// A body that reads as a short plain text: UTF-8, not HTML by its type or
+/// its first character, and not the start of JSON (JSON that did not parse
+/// was cut short or is broken).
+pub(crate) fn plain_text<'a>(response: &HttpResponse, body: &'a [u8]) -> Option<&'a str> {
+    let html = response
+        .header("content-type")
+        .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
+    let text = std::str::from_utf8(body).ok()?.trim();
+    let json_like = text.starts_with(['<', '{', '[', '"']);
+    // A text that says something failed is not taken for a success: the
+    // task is parked with it rather than taken as delivered.
+    let lower = text.to_lowercase();
+    let failure = ["error", "exception", "fail", "خطا"]
+        .iter()
+        .any(|w| lower.contains(w));
+    (!html && !json_like && !failure && text.len() <= PLAIN_ANSWER_MAX && !text.is_empty())
+        .then_some(text)
 }
 
 #[cfg(test)]

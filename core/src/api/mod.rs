@@ -4,7 +4,9 @@
 //! dialect-neutral values this module hands them.
 
 pub mod auth;
+pub mod call;
 pub mod client;
+pub mod config;
 pub mod dialect;
 pub(crate) mod envelope;
 pub mod retry;

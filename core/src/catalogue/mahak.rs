@@ -11,7 +11,7 @@
 //! name their `order`. A receipt or payment is written after its order, so
 //! the order is their parent.
 
-use super::{CollectionDef, ConflictPolicy};
+use super::collection::{CollectionDef, ConflictPolicy};
 
 #[derive(Clone, Copy)]
 enum Policy {

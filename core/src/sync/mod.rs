@@ -1,11 +1,21 @@
-//! The sync flows of DESIGN.md: pull (pages into the store), push (the
-//! outbox to the server, confirmed per record), and the reconciliation of
-//! creates whose save answer never arrived. They work on the dialect-neutral
-//! values of `api::dialect` and never read a JSON key of the wire.
+//! The sync flows of DESIGN.md, one step per file, run by one driver
+//! (`session.rs`) over one sync's `context.rs`: pull (`pull.rs`: pages fetched by `fetch.rs` and applied
+//! by `apply.rs`), push (`push.rs`), confirm (`confirm.rs`), resolve
+//! (`resolve.rs`), reconcile (`reconcile.rs`), parking (`park.rs`) and the
+//! task queue (`tasks.rs`). Steps work on the dialect-neutral values of
+//! `api::dialect` and never read a JSON key of the wire.
 
-pub(crate) mod dead_letters;
-pub mod pull;
-pub mod push;
-pub mod schedule;
+pub(crate) mod apply;
+mod confirm;
+pub(crate) mod context;
+mod fetch;
+mod park;
+mod pull;
+pub(crate) mod push;
+mod reconcile;
+mod resolve;
+mod schedule;
 pub(crate) mod session;
-pub(crate) mod tasks;
+mod tasks;
+#[cfg(test)]
+mod tests;

@@ -1,38 +1,25 @@
-//! Push: turning the outbox into save requests. Changes go in
-//! outbox order (a parent's create before its children's), a write group is
-//! never split, batches are bounded, and a change whose parent's create is
-//! parked waits with it. A confirmed answer maps server ids and row versions
-//! onto the records (and onto children that knew their parent only by its
-//! client id) and clears exactly the changes that were sent, in one
-//! transaction; an edit made while the request was in flight stays pending.
+//! The push step: the outbox turned into save requests, and each request's
+//! answer handed back to the driver. Changes go in outbox order (a
+//! parent's create before its children's), a write group is never split,
+//! batches are bounded, and a change whose parent's create is parked waits
+//! with it. A batch is marked sent before its call (durably: a lost answer
+//! is known at the next sync); what its answer says is settled by
+//! `confirm.rs`, `resolve.rs` or `reconcile.rs`, as the driver decides. A
+//! whole request refused parks what its errors name, or the batch, or
+//! comes back split in two to find its culprit.
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::catalogue::{Catalogue, CollectionDef};
-use crate::error::{RecordError, Result};
+use crate::api::client::{CallKind, Outgoing};
+use crate::api::dialect::{parse_save_text, Change, RefusalScope, SaveOutcome};
+use crate::catalogue::Catalogue;
+use crate::error::{Error, RecordError, Result};
 use crate::report::SyncReport;
-use crate::store::{self, Op, Tx};
-
-/// One pending change, ready to send.
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// The collection.
-    pub collection: String,
-    /// The record's local id.
-    pub local_id: i64,
-    /// The change counter when the payload was built.
-    pub counter: i64,
-    /// The kind of change.
-    pub op: Op,
-    /// Server id, if known.
-    pub server_id: Option<i64>,
-    /// Client id, if any (non-zero).
-    pub client_id: Option<i64>,
-    /// The record as sent.
-    pub payload: Map<String, Value>,
-}
+use crate::store;
+use crate::sync::context::Context;
+use crate::sync::park::park;
 
 /// A write group: changes that travel together.
 #[derive(Debug, Clone)]
@@ -209,71 +196,214 @@ pub fn named<'a>(
     })
 }
 
-/// Confirms that the server holds the record `local_id` as `sid` at `rv`:
-/// maps the ids onto the record and onto children that knew it only by its
-/// client id, and clears its pending change if that is still the version
-/// `sent_counter` saw; a later edit stays pending, over `base` (the version
-/// the server now holds). `record` replaces the stored text when the change
-/// is cleared (the server's copy on a pull; `None` keeps the local text).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn confirm_saved(
-    tx: &Tx<'_>,
-    catalogue: &Catalogue,
-    def: &CollectionDef,
-    local_id: i64,
-    sent_counter: Option<i64>,
-    sid: i64,
-    rv: Option<i64>,
-    record: Option<(&str, bool)>,
-    base: impl FnOnce() -> Result<String>,
-    report: &mut SyncReport,
-) -> Result<()> {
-    let Some(row) = store::row_by_local_id(tx, local_id)? else {
-        return Ok(());
+/// What a save's answer said.
+pub(crate) enum Answer {
+    /// One outcome per change of the batch, to settle.
+    Outcomes {
+        outcomes: Vec<SaveOutcome>,
+        tracking_id: Option<String>,
+    },
+    /// The whole request was refused.
+    Refused {
+        code: i64,
+        message: String,
+        errors: Vec<RecordError>,
+        tracking_id: Option<String>,
+    },
+    /// The answer never came whole: its creates are in doubt.
+    Lost(Error),
+    /// 2002: records the server holds newer versions of.
+    Conflict {
+        message: String,
+        errors: Vec<RecordError>,
+        tracking_id: Option<String>,
+    },
+}
+
+/// What a whole refused request led to.
+pub(crate) enum Refusal {
+    /// The culprits (or the batch) were parked.
+    Parked,
+    /// No culprit was named: send these halves, in order.
+    Split(Vec<Group>, Vec<Group>),
+}
+
+/// A save refused as a whole with no per-record result: an unknown
+/// outcome, not a refusal (invariant 15).
+fn refused_unanswered(message: &str, tracking_id: Option<String>) -> Error {
+    let message = match message.trim() {
+        "" => "the server refused the save as a whole, without a reason".to_string(),
+        m => format!("the server refused the save as a whole, with no word on any record: {m}"),
     };
-    let rv = rv.or(row.row_version);
-    let pending = store::pending_of(tx, local_id)?;
-    let cleared = matches!(&pending, Some(p) if Some(p.counter) == sent_counter);
-    match record {
-        Some((text, deleted)) if cleared || pending.is_none() => {
-            tx.update_record(local_id, Some(sid), rv, deleted, text)?;
+    Error::InDoubt {
+        message,
+        tracking_id,
+    }
+}
+
+/// Sends one batch, marked sent first, and reads its answer.
+pub(crate) fn send(ctx: &Context<'_>, batch: &[Group], report: &mut SyncReport) -> Result<Answer> {
+    let changes: Vec<&Change> = batch.iter().flat_map(|g| &g.changes).collect();
+    let body = ctx.codec.save_body(&ctx.catalogue, &changes)?;
+    ctx.db.write(|tx| {
+        for c in &changes {
+            let sent = serde_json::to_string(&c.payload)?;
+            tx.mark_sent(c.local_id, c.counter, &sent)?;
         }
-        _ => {
-            let mut current = row.object()?;
-            current.insert(def.id_field.clone(), Value::from(sid));
-            current.insert("rowVersion".into(), rv.map_or(Value::Null, Value::from));
-            tx.update_record(
-                local_id,
-                Some(sid),
-                rv,
-                row.deleted,
-                &serde_json::to_string(&current)?,
+        Ok(())
+    })?;
+    report.push_requests += 1;
+    let kind = if ctx.codec.idempotent_save() {
+        CallKind::Idempotent
+    } else {
+        CallKind::Save
+    };
+    let reply = match ctx.call(&ctx.endpoints.save, &Outgoing::json(&body), kind) {
+        Ok(reply) => reply,
+        Err(e @ Error::InDoubt { .. }) => return Ok(Answer::Lost(e)),
+        Err(Error::Conflict {
+            message,
+            errors,
+            tracking_id,
+        }) => {
+            return Ok(Answer::Conflict {
+                message,
+                errors,
+                tracking_id,
+            })
+        }
+        // `Result: false` on a 2xx with no `Data` at all and no word on
+        // any record (mahak): an unknown outcome, not a refusal.
+        Err(Error::Rejected {
+            status: 200..=299,
+            message,
+            errors,
+            tracking_id,
+            ..
+        }) if kind == CallKind::Save && errors.is_empty() => {
+            return Ok(Answer::Lost(refused_unanswered(&message, tracking_id)));
+        }
+        Err(Error::Rejected {
+            code,
+            message,
+            errors,
+            tracking_id,
+            ..
+        }) => {
+            return Ok(Answer::Refused {
+                code,
+                message,
+                errors,
+                tracking_id,
+            })
+        }
+        Err(e) => return Err(e),
+    };
+    let answer = parse_save_text(
+        ctx.codec,
+        &ctx.catalogue,
+        &changes,
+        &reply.data,
+        &ctx.rules,
+        reply.tracking_id.as_deref(),
+    );
+    match answer {
+        // `Result: false` and not a word on any record: the server may
+        // have applied any of it (invariant 15), so the outcome is unknown,
+        // as for a lost answer: the creates are in doubt and a pull
+        // reconciles them before anything is sent again.
+        Ok(answer)
+            if !reply.success && answer.outcomes.iter().all(|o| *o == SaveOutcome::Unknown) =>
+        {
+            Ok(Answer::Lost(refused_unanswered(
+                &reply.message,
+                reply.tracking_id,
+            )))
+        }
+        Ok(answer) => Ok(Answer::Outcomes {
+            outcomes: answer.outcomes,
+            tracking_id: reply.tracking_id,
+        }),
+        // An answer that cannot be read may still mean the server saved:
+        // never resend its creates blindly.
+        Err(e) if kind == CallKind::Save => Ok(Answer::Lost(e)),
+        Err(e) => Err(e),
+    }
+}
+
+/// A whole request refused: parks what the errors name, else the batch
+/// when the codec says the request itself is to blame or the batch is one
+/// group, else splits it to isolate the culprit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn refusal(
+    ctx: &Context<'_>,
+    batch: Vec<Group>,
+    code: i64,
+    message: &str,
+    errors: &[RecordError],
+    tracking_id: Option<&str>,
+    report: &mut SyncReport,
+) -> Result<Refusal> {
+    let isolatable = ctx.codec.refusal_scope(code) == RefusalScope::Isolate;
+    if isolatable && park_named(ctx, &batch, errors, code, message, tracking_id, report)? > 0 {
+        return Ok(Refusal::Parked);
+    }
+    if !isolatable || batch.len() == 1 {
+        // An unknown code means the server found the request malformed (a
+        // bug on our side): park the batch rather than loop on it.
+        let ids: Vec<i64> = batch
+            .iter()
+            .flat_map(|g| &g.changes)
+            .map(|c| c.local_id)
+            .collect();
+        park(ctx, &ids, code, message, None, None, tracking_id, report)?;
+        return Ok(Refusal::Parked);
+    }
+    // No usable errors list: bisect until the culprit is alone.
+    let mut left = batch;
+    let right = left.split_off(left.len() / 2);
+    Ok(Refusal::Split(left, right))
+}
+
+/// Parks each group the errors name; returns how many groups.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn park_named(
+    ctx: &Context<'_>,
+    batch: &[Group],
+    errors: &[RecordError],
+    code: i64,
+    message: &str,
+    tracking_id: Option<&str>,
+    report: &mut SyncReport,
+) -> Result<usize> {
+    let mut done: Vec<i64> = Vec::new();
+    for err in errors {
+        if let Some((group, _)) = named(&ctx.catalogue, batch, err) {
+            if done.contains(&group.id) {
+                continue;
+            }
+            done.push(group.id);
+            let ids: Vec<i64> = group.changes.iter().map(|c| c.local_id).collect();
+            park(
+                ctx,
+                &ids,
+                err.code.unwrap_or(code),
+                err.message.as_deref().unwrap_or(message),
+                err.entity.as_deref(),
+                err.field.as_deref(),
+                tracking_id,
+                report,
             )?;
         }
     }
-    let created = row.server_id.is_none();
-    match pending {
-        Some(_) if cleared => tx.drop_pending(local_id)?,
-        Some(_) => tx.confirm_overtaken(local_id, &base()?)?,
-        None => {}
-    }
-    if let (Some(cid), true) = (row.client_id.filter(|&c| c != 0), created) {
-        for child in catalogue.children_of(&def.name) {
-            if let Some(link) = &child.parent {
-                let ccoll = tx.coll_id(&child.name)?;
-                tx.link_children(ccoll, &link.id_field, cid, sid)?;
-            }
-        }
-        report.id_mappings.push((def.name.clone(), cid, sid));
-    }
-    report.collection(&def.name).pushed += 1;
-    report.pushed += 1;
-    Ok(())
+    Ok(done.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Op;
+    use serde_json::Map;
 
     fn group(id: i64, colls: &[&str]) -> Group {
         Group {

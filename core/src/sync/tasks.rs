@@ -11,14 +11,14 @@
 
 use std::cell::Cell;
 
-use crate::api::client::{ConnectionState, Outgoing, Progress};
-use crate::catalogue::Dialect;
-use crate::engine::{lock, read};
+use crate::api::client::{Outgoing, Progress};
 use crate::error::{Error, Result};
 use crate::log::LogLevel;
 use crate::report::SyncReport;
-use crate::sync::session::Session;
-use crate::tasks::{self, Spec, TaskKind, TaskRow};
+use crate::status::ConnectionState;
+use crate::store::tasks::{self, TaskRow};
+use crate::sync::context::Context;
+use crate::tasks::{Spec, TaskKind};
 
 /// Why a dispute to the real server is parked after a lost answer.
 pub(crate) const DISPUTE_IN_DOUBT: &str = "the answer to this dispute never came: the server \
@@ -40,10 +40,19 @@ fn progressed(state: &ConnectionState, sent: u64) -> ConnectionState {
     state
 }
 
-impl Session<'_> {
-    /// Sends every queued upload whose record has a server id, and every
-    /// queued dispute, oldest first.
-    pub(crate) fn send_tasks(&mut self, report: &mut SyncReport) -> Result<()> {
+/// Sends every queued upload whose record has a server id, and every
+/// queued dispute, oldest first.
+pub(crate) fn send(ctx: &Context<'_>, report: &mut SyncReport) -> Result<()> {
+    Tasks { ctx }.send_all(report)
+}
+
+/// The task step of one sync.
+struct Tasks<'c, 's> {
+    ctx: &'c Context<'s>,
+}
+
+impl Tasks<'_, '_> {
+    fn send_all(&mut self, report: &mut SyncReport) -> Result<()> {
         let ready = self.ready_tasks(report)?;
         if ready.is_empty() {
             return Ok(());
@@ -69,7 +78,7 @@ impl Session<'_> {
                         bytes_done,
                         bytes_total,
                     };
-                    self.engine.set_state(state.clone())?;
+                    self.ctx.events.set_state(state.clone());
                     at = Some((state, task.size));
                 }
                 self.send_task(task, *server_id, at, report)?;
@@ -80,7 +89,7 @@ impl Session<'_> {
             Ok(())
         })();
         if files > 0 {
-            self.engine.set_state(ConnectionState::Syncing)?;
+            self.ctx.events.set_state(ConnectionState::Syncing);
         }
         result
     }
@@ -89,20 +98,17 @@ impl Session<'_> {
     /// Uploads whose record is gone are parked; those whose record has no
     /// server id yet wait.
     fn ready_tasks(&mut self, report: &mut SyncReport) -> Result<Vec<(TaskRow, Option<i64>)>> {
-        let queued = {
-            let store = lock(&self.engine.store)?;
-            tasks::rows(store.conn(), "parked IS NULL")?
-        };
+        let queued = self
+            .ctx
+            .db
+            .read(|conn| tasks::rows(conn, "parked IS NULL"))?;
         let mut ready = Vec::with_capacity(queued.len());
         for task in queued {
             if task.kind != TaskKind::Upload {
                 ready.push((task, None));
                 continue;
             }
-            let record = {
-                let store = lock(&self.engine.store)?;
-                tasks::upload_record(store.conn(), &task)?
-            };
+            let record = self.ctx.db.read(|conn| tasks::upload_record(conn, &task))?;
             match record {
                 None => self.park_task(
                     &task,
@@ -130,11 +136,12 @@ impl Session<'_> {
     }
 
     fn database_id(&self) -> i64 {
-        self.client
+        self.ctx
+            .client
             .session()
             .map(|s| s.database_id)
             .filter(|&d| d != 0)
-            .unwrap_or(self.settings.database_id)
+            .unwrap_or(self.ctx.settings.database_id)
     }
 
     /// Sends one task and settles it.
@@ -145,20 +152,18 @@ impl Session<'_> {
         uploading: Option<(ConnectionState, u64)>,
         report: &mut SyncReport,
     ) -> Result<()> {
-        if task.sent && task.kind != TaskKind::Upload && self.dialect == Dialect::Mahak {
+        let codec = self.ctx.codec;
+        if task.sent && task.kind != TaskKind::Upload && !codec.resend_dispute_in_doubt() {
             return self.park_task(task, 0, DISPUTE_IN_DOUBT, None, report);
         }
         let request = {
-            let cat = read(&self.engine.catalogue)?;
+            let cat = &self.ctx.catalogue;
             match &task.spec {
-                Spec::OrderDispute { items } => self.dialect.order_dispute_request(
-                    self.database_id(),
-                    &task.request_id,
-                    items,
-                )?,
+                Spec::OrderDispute { items } => {
+                    codec.order_dispute_request(self.database_id(), &task.request_id, items)?
+                }
                 Spec::Dispute { collection, items } => {
                     let Some(def) = cat.get(collection) else {
-                        drop(cat);
                         return self.park_task(
                             task,
                             0,
@@ -167,12 +172,7 @@ impl Session<'_> {
                             report,
                         );
                     };
-                    self.dialect.dispute_request(
-                        self.database_id(),
-                        def,
-                        &task.request_id,
-                        items,
-                    )?
+                    codec.dispute_request(self.database_id(), def, &task.request_id, items)?
                 }
                 Spec::Upload {
                     collection,
@@ -183,33 +183,21 @@ impl Session<'_> {
                     let (Some(def), Some(sid)) = (cat.get(collection), server_id) else {
                         return Ok(());
                     };
-                    let data = {
-                        let store = lock(&self.engine.store)?;
-                        tasks::file(store.conn(), task.id)?
-                    };
+                    let data = self.ctx.db.read(|conn| tasks::file(conn, task.id))?;
                     let Some(data) = data else {
                         return Err(Error::Database(format!(
                             "upload {} has lost its file",
                             task.id
                         )));
                     };
-                    self.dialect
-                        .upload_request(def, sid, file_name, content_type, &data)?
+                    codec.upload_request(def, sid, file_name, content_type, &data)?
                 }
             }
         };
-        {
-            let mut store = lock(&self.engine.store)?;
-            let tx = store.begin()?;
-            tx.execute(
-                "UPDATE rs_tasks SET sent = 1, attempts = attempts + 1 WHERE id = ?1",
-                [task.id],
-            )?;
-            tx.commit()?;
-        }
+        self.ctx.db.write(|tx| tx.mark_task_sent(task.id))?;
         // An upload's progress, as its body goes out: the file's share of
         // the bytes sent, told every `PROGRESS_STEP` bytes of it.
-        let engine = self.engine;
+        let events = self.ctx.events;
         let body_len = request.body.len().max(1) as u64;
         let told = Cell::new(0u64);
         let tell = |sent: u64| {
@@ -226,7 +214,7 @@ impl Session<'_> {
             {
                 told.set(of_file);
                 // A listener's trouble does not stop the upload.
-                let _ = engine.set_state(progressed(state, of_file));
+                events.set_state(progressed(state, of_file));
             }
         };
         let out = Outgoing {
@@ -235,18 +223,14 @@ impl Session<'_> {
             headers: request.headers.clone(),
             token_query: request.token_query,
             // The real server's answers to these were never captured.
-            lenient_answer: self.dialect == Dialect::Mahak,
+            lenient_answer: !codec.task_answers_known(),
             reuse_buffer: false,
             progress: uploading.as_ref().map(|_| Progress(&tell)),
         };
-        match self.call_with(request.endpoint.name(&self.endpoints), &out, request.kind) {
+        let endpoint = request.endpoint.name(&self.ctx.endpoints);
+        match self.ctx.call(endpoint, &out, request.kind) {
             Ok(reply) if reply.success => {
-                {
-                    let mut store = lock(&self.engine.store)?;
-                    let tx = store.begin()?;
-                    tx.execute("DELETE FROM rs_tasks WHERE id = ?1", [task.id])?;
-                    tx.commit()?;
-                }
+                self.ctx.db.write(|tx| tx.delete_task(task.id, false))?;
                 match task.kind {
                     TaskKind::Upload => report.uploaded += 1,
                     _ => report.disputes_sent += 1,
@@ -281,13 +265,9 @@ impl Session<'_> {
             }) => self.park_task(task, 0, &message, tracking_id.as_deref(), report),
             Err(e) => {
                 // Not sent, or safe to send again: it stays queued.
-                let mut store = lock(&self.engine.store)?;
-                let tx = store.begin()?;
-                tx.execute(
-                    "UPDATE rs_tasks SET sent = 0, last_error = ?2 WHERE id = ?1",
-                    rusqlite::params![task.id, e.to_string()],
-                )?;
-                tx.commit()?;
+                self.ctx
+                    .db
+                    .write(|tx| tx.mark_task_failed(task.id, &e.to_string()))?;
                 Err(e)
             }
         }
@@ -308,25 +288,17 @@ impl Session<'_> {
             }
             Spec::OrderDispute { .. } => "orders",
         };
-        {
-            let mut store = lock(&self.engine.store)?;
-            let tx = store.begin()?;
+        self.ctx.db.write(|tx| {
             let id = tx.park(&[], code, message, Some(entity), None, tracking_id)?;
-            tx.execute(
-                "UPDATE rs_tasks SET parked = ?2, last_error = ?3 WHERE id = ?1",
-                rusqlite::params![task.id, id, message],
-            )?;
-            tx.commit()?;
-        }
-        self.engine
-            .logger
-            .log(LogLevel::Warn, "rowsync::tasks", || {
-                format!(
-                    "parked {} {} in the dead-letter queue: code {code}, {message}",
-                    task.kind.as_str(),
-                    task.id
-                )
-            });
+            tx.park_task(task.id, id, message)
+        })?;
+        self.ctx.logger.log(LogLevel::Warn, "rowsync::tasks", || {
+            format!(
+                "parked {} {} in the dead-letter queue: code {code}, {message}",
+                task.kind.as_str(),
+                task.id
+            )
+        });
         report.tasks_parked += 1;
         Ok(())
     }

@@ -260,7 +260,7 @@ fn refused_order_goes_to_the_dead_letter_queue() {
         r#"{"id":"h1","collections":["personGroups"],"sentAt":"2026-11-24T10:00:00Z"}"#,
     )
     .unwrap();
-    let sig = rowsync::hints::sign(b"s3cret", &std::fs::read(&payload).unwrap()).unwrap();
+    let sig = rowsync::sign_hint(b"s3cret", &std::fs::read(&payload).unwrap()).unwrap();
     let hint = |sig: &str| {
         let mut c = Command::new(BIN);
         c.arg("--db")

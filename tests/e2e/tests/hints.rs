@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rowsync::{hints::sign, Error, HintOutcome, RecordId, VirtualClock};
+use rowsync::{sign_hint as sign, Error, HintOutcome, RecordId, VirtualClock};
 use rowsync_e2e::*;
 use rowsync_refserver::RefServer;
 use serde_json::{json, Map};

@@ -1,7 +1,9 @@
 //! The documented dialect (`docs/PROTOCOL.md`): `LoginV2`, `GetAllDataV2`
 //! with `<collection>RowVersion` keys and `{rowVersion, hasMore, records}`
-//! entries, `SaveAllDataV2` that is all-or-nothing and answers the saved
-//! records' ids. camelCase on both sides.
+//! entries (a pull asks again for what says `hasMore`), `SaveAllDataV2`
+//! that is all-or-nothing, idempotent by client id and answers the saved
+//! records' ids, and task calls deduplicated by their `requestId`.
+//! camelCase on both sides.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -9,13 +11,21 @@ use std::collections::HashMap;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
-use super::{check_pulled, protocol, PulledCollection, SaveAnswer, SaveOutcome};
+use super::codec::{
+    by_collection, check_pulled, protocol, Change, Codec, Endpoints, LoginAnswer, NextAsk, Pager,
+    PullAsk, PulledCollection, RefusalScope, SaveAnswer, SaveOutcome, SaveRules, TaskEndpoint,
+    TaskRequest,
+};
+use super::login::{jwt_expiry, login_data, parse_expire_date};
+use super::tasks::{json_request, multipart};
+use crate::api::call::CallKind;
+use crate::api::config::{ClientConfig, Credentials, LOGIN_ENDPOINT};
 use crate::catalogue::{Catalogue, CollectionDef};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::{self, JsonKey};
-use crate::sync::push::Change;
+use crate::tasks::{OrderDisputeItem, RecordDisputeItem};
 
 #[derive(Deserialize)]
 struct RawEntry<'a> {
@@ -129,21 +139,6 @@ pub(crate) fn parse_pull<'a>(
     Ok(out)
 }
 
-/// The records of `changes` grouped by collection, in catalogue order.
-pub(crate) fn by_collection<'c>(
-    catalogue: &'c Catalogue,
-    changes: &[&'c Change],
-) -> Vec<(&'c CollectionDef, Vec<&'c Change>)> {
-    let mut by_coll: HashMap<&str, Vec<&Change>> = HashMap::new();
-    for c in changes {
-        by_coll.entry(c.collection.as_str()).or_default().push(c);
-    }
-    catalogue
-        .iter()
-        .filter_map(|def| by_coll.remove(def.name.as_str()).map(|list| (def, list)))
-        .collect()
-}
-
 /// `{ "<collection>": [record, ...], ... }`, records as the outbox holds
 /// them (null server id and rowVersion on a create).
 pub(crate) fn save_body(catalogue: &Catalogue, changes: &[&Change]) -> Result<Vec<u8>> {
@@ -243,4 +238,339 @@ pub(crate) fn parse_save(
         }
     }
     Ok(SaveAnswer { outcomes })
+}
+
+// ----- the codec ------------------------------------------------------------
+
+/// The documented dialect's codec.
+pub(crate) struct Documented;
+
+#[derive(serde::Serialize)]
+struct LoginRequest<'a> {
+    username: &'a str,
+    password: &'a str,
+    #[serde(rename = "databaseId")]
+    database_id: i64,
+    #[serde(rename = "packageNumber")]
+    package_number: i64,
+}
+
+impl Codec for Documented {
+    fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            login: LOGIN_ENDPOINT.into(),
+            pull: "GetAllDataV2".into(),
+            save: "SaveAllDataV2".into(),
+            order_dispute: "SolveOrderDispute".into(),
+            dispute: "SolveDispute".into(),
+            upload: "Upload".into(),
+        }
+    }
+
+    /// The server keeps `(collection, clientId) -> id`: a resent create is
+    /// an update, never a second record.
+    fn idempotent_save(&self) -> bool {
+        true
+    }
+
+    fn login_body(&self, credentials: &Credentials, _config: &ClientConfig) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&LoginRequest {
+            username: &credentials.username,
+            password: &credentials.password,
+            database_id: credentials.database_id,
+            package_number: credentials.package_number,
+        })?)
+    }
+
+    /// `{token, expireDate}`, in the envelope's `data` or bare.
+    fn read_login(
+        &self,
+        status: u16,
+        body: &[u8],
+        tracking_id: Option<String>,
+    ) -> Result<Option<LoginAnswer>> {
+        let Some(login) = login_data(status, body, tracking_id, false)? else {
+            return Ok(None);
+        };
+        Ok(Some(LoginAnswer {
+            server_time: login.server_time.as_deref().and_then(parse_expire_date),
+            expires: login
+                .expire_date
+                .as_deref()
+                .and_then(parse_expire_date)
+                .or_else(|| jwt_expiry(&login.token)),
+            max_age: None,
+            session: None,
+            token: login.token,
+        }))
+    }
+
+    /// 1001 (database) and 1002 (user or password).
+    fn login_refusal_sticks(&self, code: i64) -> bool {
+        matches!(code, 1001 | 1002)
+    }
+
+    fn pager(&self, page_size: u32, _inclusive_bound: bool) -> Box<dyn Pager> {
+        Box::new(HasMore { page_size })
+    }
+
+    fn pull_body(&self, ask: &PullAsk<'_>) -> Result<Vec<u8>> {
+        let mut body = Map::new();
+        for (def, from) in ask.wanted {
+            body.insert(def.checkpoint_field(), Value::from(*from));
+        }
+        if ask.page_size > 0 {
+            body.insert("pageSize".into(), Value::from(ask.page_size));
+        }
+        Ok(serde_json::to_vec(&body)?)
+    }
+
+    fn parse_pull<'a>(
+        &self,
+        catalogue: &'a Catalogue,
+        wanted: &'a [String],
+        data: &'a str,
+        tracking_id: Option<&str>,
+    ) -> Result<Vec<PulledCollection<'a>>> {
+        parse_pull(catalogue, wanted, data, tracking_id)
+    }
+
+    fn save_body(&self, catalogue: &Catalogue, changes: &[&Change]) -> Result<Vec<u8>> {
+        save_body(catalogue, changes)
+    }
+
+    fn parse_save(
+        &self,
+        catalogue: &Catalogue,
+        changes: &[&Change],
+        data: &RawValue,
+        _rules: &SaveRules,
+        tracking_id: Option<&str>,
+    ) -> Result<SaveAnswer> {
+        parse_save(catalogue, changes, data, tracking_id)
+    }
+
+    /// Referential integrity (2001) and validation (3001) name a culprit;
+    /// any other code means the request was found malformed (a bug on our
+    /// side).
+    fn refusal_scope(&self, code: i64) -> RefusalScope {
+        match code {
+            2001 | 3001 => RefusalScope::Isolate,
+            _ => RefusalScope::WholeBatch,
+        }
+    }
+
+    fn check_order_dispute(&self, item: &OrderDisputeItem) -> Result<()> {
+        if !matches!(item.resolution.as_str(), "accept" | "reject" | "adjust") {
+            return Err(Error::invalid(
+                "orders",
+                "resolution",
+                format!(
+                    "`{}`: one of accept, reject or adjust",
+                    item.resolution.escape_debug()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn order_disputes_per_request(&self) -> usize {
+        1
+    }
+
+    fn disputes_per_request(&self) -> usize {
+        1
+    }
+
+    /// Deduplicated by its `requestId`.
+    fn resend_dispute_in_doubt(&self) -> bool {
+        true
+    }
+
+    fn task_answers_known(&self) -> bool {
+        true
+    }
+
+    /// One order per request, with its `requestId`.
+    fn order_dispute_request(
+        &self,
+        _database_id: i64,
+        request_id: &str,
+        items: &[OrderDisputeItem],
+    ) -> Result<TaskRequest> {
+        let [item] = items else {
+            return Err(Error::Config(format!(
+                "a documented SolveOrderDispute names one order, not {}",
+                items.len()
+            )));
+        };
+        let body = json!({
+            "orderId": item.order_id,
+            "resolution": item.resolution,
+            "reason": item.reason,
+            "amount": item.amount,
+            "requestId": request_id,
+        });
+        json_request(TaskEndpoint::OrderDispute, &body, CallKind::Idempotent)
+    }
+
+    /// One record per request, with its `requestId`.
+    fn dispute_request(
+        &self,
+        _database_id: i64,
+        def: &CollectionDef,
+        request_id: &str,
+        items: &[RecordDisputeItem],
+    ) -> Result<TaskRequest> {
+        let [item] = items else {
+            return Err(Error::Config(format!(
+                "a documented SolveDispute names one record, not {}",
+                items.len()
+            )));
+        };
+        let body = json!({
+            "entity": def.name,
+            "id": item.id,
+            "rowVersion": item.row_version,
+            "resolution": item.resolution,
+            "reason": item.reason,
+            "requestId": request_id,
+        });
+        json_request(TaskEndpoint::Dispute, &body, CallKind::Idempotent)
+    }
+
+    /// `entity`, `id` and `file` fields.
+    fn upload_request(
+        &self,
+        def: &CollectionDef,
+        server_id: i64,
+        file_name: &str,
+        content_type: &str,
+        data: &[u8],
+    ) -> Result<TaskRequest> {
+        Ok(multipart(
+            &[("entity", def.name.clone()), ("id", server_id.to_string())],
+            Vec::new(),
+            None,
+            file_name,
+            content_type,
+            data,
+        ))
+    }
+}
+
+/// The documented paging: the collections whose entry says `hasMore` are
+/// asked again, each from its new checkpoint.
+struct HasMore {
+    page_size: u32,
+}
+
+impl Pager for HasMore {
+    fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
+    fn next(
+        &mut self,
+        entries: &mut Vec<PulledCollection<'_>>,
+        checkpoint: &dyn Fn(&str) -> i64,
+        _asked: &[String],
+        tracking_id: Option<&str>,
+    ) -> NextAsk {
+        let mut next = Vec::new();
+        for e in entries.iter().filter(|e| e.has_more) {
+            let moved = e
+                .checkpoint()
+                .is_some_and(|cp| cp > checkpoint(&e.def.name));
+            if !moved {
+                return NextAsk::Fail(protocol(
+                    Some(&e.def.name),
+                    "the server says more records remain but sent none newer".into(),
+                    tracking_id,
+                ));
+            }
+            next.push(e.def.name.clone());
+        }
+        if next.is_empty() {
+            NextAsk::Done
+        } else {
+            NextAsk::Again(next)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::dialect::parse_pull_sorted;
+
+    /// A `hasMore` that brings nothing newer ends the pull with an error,
+    /// once the page is applied; `hasMore` with news asks that collection
+    /// again; none asks nothing.
+    #[test]
+    fn has_more_pages_and_refuses_a_page_that_does_not_move() {
+        let cat = Catalogue::documented();
+        let wanted = vec!["products".to_string(), "persons".to_string()];
+        let mut pager = Documented.pager(2, true);
+        assert_eq!(
+            (pager.page_size(), pager.ask_from(7)),
+            (2, 7),
+            "no inclusive rule"
+        );
+        let page = r#"{"products":{"rowVersion":12,"hasMore":true,"records":[
+            {"productId":1,"rowVersion":11},{"productId":2,"rowVersion":12}]},
+            "persons":{"rowVersion":3,"hasMore":false,"records":[]}}"#;
+        let mut entries =
+            parse_pull_sorted(&Documented, &cat, &wanted, page, None).expect("parses");
+        let zero = |_: &str| 0;
+        assert!(matches!(
+            pager.next(&mut entries, &zero, &wanted, None),
+            NextAsk::Again(ref w) if *w == ["products"]
+        ));
+        let twelve = |_: &str| 12;
+        assert!(matches!(
+            pager.next(&mut entries, &twelve, &wanted, Some("t")),
+            NextAsk::Fail(Error::Protocol { .. })
+        ));
+        let done = r#"{"products":{"rowVersion":12,"hasMore":false,"records":[]}}"#;
+        let mut entries =
+            parse_pull_sorted(&Documented, &cat, &wanted, done, None).expect("parses");
+        assert!(matches!(
+            pager.next(&mut entries, &twelve, &wanted, None),
+            NextAsk::Done
+        ));
+    }
+
+    /// What the codec says of a documented server's habits.
+    #[test]
+    fn the_documented_rules() {
+        assert!(Documented.idempotent_save());
+        assert!(Documented.resend_dispute_in_doubt());
+        assert!(Documented.login_refusal_sticks(1002) && !Documented.login_refusal_sticks(1003));
+        assert_eq!(Documented.refusal_scope(2001), RefusalScope::Isolate);
+        assert_eq!(Documented.refusal_scope(400), RefusalScope::WholeBatch);
+        let login = Documented
+            .read_login(
+                200,
+                br#"{"token":"a.b.c","expireDate":"2026-12-06T00:00:00Z"}"#,
+                None,
+            )
+            .expect("reads")
+            .expect("a token");
+        assert_eq!(login.token, "a.b.c");
+        assert!(login.expires.is_some() && login.session.is_none() && login.max_age.is_none());
+        let cat = Catalogue::documented();
+        let ask = PullAsk {
+            wanted: &[(cat.require("orders").expect("known"), 5)],
+            page_size: 10,
+            order_types: &[201],
+        };
+        let body: Value =
+            serde_json::from_slice(&Documented.pull_body(&ask).expect("body")).expect("JSON");
+        assert_eq!(
+            body,
+            json!({"ordersRowVersion": 5, "pageSize": 10}),
+            "no order filter in this dialect"
+        );
+    }
 }

@@ -1,201 +1,39 @@
-//! The engine: the entry point an app holds. It owns the store (one writer
-//! connection behind a mutex), the catalogue, the settings and the API client,
-//! and runs the three flows: local writes, and the sync cycle (pull, then
-//! push). Every method is synchronous and may block: call it off the UI
-//! thread. `Engine` is `Send + Sync`; share it with an `Arc`.
+//! The engine: the entry point an app holds, and nothing else. It owns the
+//! replica's database ([`Db`]), the catalogue, the settings, the listeners
+//! and the API client; it validates and configures, runs the local write
+//! flow (`local.rs`) and the app's reads. Beside this file: `sync.rs`
+//! starts a sync (`sync/session.rs`) with a snapshot of what it needs,
+//! `tasks.rs` holds the task queue's entry points. Every method is
+//! synchronous and may block: call it off the UI thread. `Engine` is
+//! `Send + Sync`; share it with an `Arc`.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 
-use crate::api::client::{
-    ApiClient, ClientConfig, ConnectionState, Credentials, RetryPolicy, Session, Shutdown,
-};
-use crate::api::dialect::mahak::PasswordHash;
-use crate::api::dialect::{Dialect, Endpoints};
+use crate::api::client::{ApiClient, Credentials, Session, Shutdown};
+use crate::api::dialect::Dialect;
 use crate::api::shutdown::Clock;
 use crate::catalogue::{Catalogue, CollectionDef, ConflictPolicy};
 use crate::conflict::ConflictResolver;
 use crate::error::{Error, Result};
 use crate::explain::Explanation;
 use crate::hints::HintOutcome;
-use crate::http::{HttpConfig, UreqTransport};
 use crate::key::DbKey;
 use crate::listeners::{ChangeListener, Registry, StatusListener, Subscription};
 use crate::local::{self, Changes, ListOptions, Page, RecordId, Writer};
+use crate::locks::{lock, read, write};
 use crate::log::{LogLevel, LogSink, Logger};
 use crate::report::SyncReport;
-use crate::store::{self, ConflictEntry, Counts, DeadLetter, Store, SyncLogEntry};
-use crate::sync::dead_letters;
-use crate::sync::session::Session as Session_;
+use crate::settings::Settings;
+use crate::status::ConnectionState;
+use crate::store::{self, meta, ConflictEntry, Counts, Db, DeadLetter, SyncLogEntry};
 use crate::transport::Transport;
 
-/// How the engine reaches the server and how it batches. Stored in the
-/// database (never the password).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    /// The dialect the server speaks: `mahak` (the real server, the
-    /// default) or `documented`. Kept in the replica; switching it on a
-    /// replica that holds data is refused (`DialectMismatch`) until it is
-    /// wiped.
-    pub dialect: Dialect,
-    /// Base URL, e.g. `https://host/API/v3`.
-    pub base_url: String,
-    /// Login user name.
-    pub username: String,
-    /// Mahak database id.
-    pub database_id: i64,
-    /// Mahak package number.
-    pub package_number: i64,
-    /// Records per collection per pull page (`pageSize`).
-    pub page_size: u32,
-    /// Changes per save request.
-    pub batch_size: usize,
-    /// Records of one collection per save request.
-    pub max_per_collection: usize,
-    /// Collections to pull; empty means every collection of the catalogue.
-    pub collections: Vec<String>,
-    /// Attempts per call.
-    pub max_attempts: u32,
-    /// First backoff delay, in milliseconds.
-    pub base_delay_ms: u64,
-    /// Backoff cap, in milliseconds.
-    pub max_delay_ms: u64,
-    /// Connect timeout, in milliseconds.
-    pub connect_timeout_ms: u64,
-    /// Whole-call timeout, in milliseconds.
-    pub timeout_ms: u64,
-    /// The login endpoint; empty for the dialect's own (`Login`, `LoginV2`).
-    pub login_endpoint: String,
-    /// The pull endpoint; empty for the dialect's own (`GetAllData`,
-    /// `GetAllDataV2`).
-    pub pull_endpoint: String,
-    /// The save endpoint; empty for the dialect's own (`SaveAllData`,
-    /// `SaveAllDataV2`).
-    pub save_endpoint: String,
-    /// The endpoint settling orders in dispute; empty for
-    /// `SolveOrderDispute`.
-    pub order_dispute_endpoint: String,
-    /// The endpoint of record disputes and reconciliations; empty for
-    /// `SolveDispute`.
-    pub dispute_endpoint: String,
-    /// The upload endpoint; empty for `Upload`.
-    pub upload_endpoint: String,
-    /// Texts (case-insensitive) of a per-record save error that means "this
-    /// create is already registered" (mahak); empty for the built-in
-    /// Persian and English ones.
-    pub already_registered: Vec<String>,
-    /// `appId` sent at login (mahak).
-    pub app_id: String,
-    /// Pull requests one sync may make before it stops with an error (a
-    /// server that never stops sending new pages).
-    pub max_pull_pages: u32,
-    /// No sync runs longer than this, in milliseconds, whatever the server
-    /// does: no retry is made or waited for past it.
-    pub sync_deadline_ms: u64,
-    /// Retries one sync may make in all, over every call (transport
-    /// errors, 5xx, 429), besides each call's own `max_attempts`.
-    pub retry_budget: u32,
-    /// An answer that stalls (headers or body) is an error after this
-    /// long, in milliseconds: much shorter than the whole-call timeout.
-    pub read_timeout_ms: u64,
-    /// How often each collection is pulled, in seconds (0: at every sync);
-    /// a collection not named here gets its default by churn: six hours for
-    /// reference data that rarely changes (banks, person groups, regions,
-    /// ...), every sync for the rest. `sync_all` ignores it; the push never
-    /// waits for it.
-    pub pull_intervals: std::collections::BTreeMap<String, u64>,
-    /// The largest file an upload may have, in bytes (10 MiB by default);
-    /// a larger one is refused with `FileTooLarge` when queued.
-    pub max_upload_bytes: u64,
-    /// Ask for gzip answers and decode them as they arrive (on by
-    /// default; a pull page shrinks several times over).
-    pub gzip: bool,
-    /// Fetch and parse the next pull page on another thread while this one
-    /// is applied (on by default; off runs the pull step by step).
-    pub pipelined_pull: bool,
-    /// Mahak: the order types (`orderType`, such as 201 for a sale) whose
-    /// orders are pulled (`orderTypes`); empty for every type. Widening the
-    /// list pulls the orders again from the start, so those of the types
-    /// added arrive too; orders already pulled stay when it narrows.
-    pub order_types: Vec<i64>,
-    /// Mahak: how the login sends the password, `md5` (most servers, the
-    /// default) or `plain` (some servers). Neither form is ever stored.
-    pub password_hash: PasswordHash,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        let retry = RetryPolicy::default();
-        Settings {
-            base_url: String::new(),
-            username: String::new(),
-            database_id: 0,
-            package_number: 0,
-            page_size: 5_000,
-            batch_size: 500,
-            max_per_collection: 1_000,
-            collections: Vec::new(),
-            max_attempts: retry.max_attempts,
-            base_delay_ms: retry.base_delay.as_millis() as u64,
-            max_delay_ms: retry.max_delay.as_millis() as u64,
-            connect_timeout_ms: 10_000,
-            timeout_ms: 60_000,
-            dialect: Dialect::default(),
-            login_endpoint: String::new(),
-            pull_endpoint: String::new(),
-            save_endpoint: String::new(),
-            order_dispute_endpoint: String::new(),
-            dispute_endpoint: String::new(),
-            upload_endpoint: String::new(),
-            already_registered: Vec::new(),
-            app_id: "rowsync".to_string(),
-            max_pull_pages: 100_000,
-            sync_deadline_ms: 15 * 60 * 1_000,
-            retry_budget: 20,
-            read_timeout_ms: 30_000,
-            pull_intervals: std::collections::BTreeMap::new(),
-            max_upload_bytes: crate::tasks::DEFAULT_MAX_UPLOAD_BYTES,
-            gzip: true,
-            pipelined_pull: true,
-            order_types: Vec::new(),
-            password_hash: PasswordHash::Md5,
-        }
-    }
-}
-
-impl Settings {
-    /// The endpoints to call: the dialect's, with any override.
-    pub fn endpoints(&self) -> Endpoints {
-        let mut e = self.dialect.endpoints();
-        for (name, over) in [
-            (&mut e.login, &self.login_endpoint),
-            (&mut e.pull, &self.pull_endpoint),
-            (&mut e.save, &self.save_endpoint),
-            (&mut e.order_dispute, &self.order_dispute_endpoint),
-            (&mut e.dispute, &self.dispute_endpoint),
-            (&mut e.upload, &self.upload_endpoint),
-        ] {
-            if !over.trim().is_empty() {
-                *name = over.trim().to_string();
-            }
-        }
-        e
-    }
-
-    fn retry(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.max_attempts.max(1),
-            base_delay: Duration::from_millis(self.base_delay_ms),
-            max_delay: Duration::from_millis(self.max_delay_ms.max(self.base_delay_ms)),
-            ..RetryPolicy::default()
-        }
-    }
-}
+mod sync;
+mod tasks;
 
 /// The engine's state as the app sees it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -220,32 +58,11 @@ pub struct Status {
     pub uploads: Vec<crate::tasks::TaskInfo>,
 }
 
-const SETTINGS_KEY: &str = "settings";
-const LAST_REPORT_KEY: &str = "last_report";
-const SESSION_KEY: &str = "session";
-/// When each collection's last complete pull started (its schedule).
-pub(crate) const PULLED_AT_KEY: &str = "pulled_at";
-
-/// Set once the server was seen sending a record at exactly the version a
-/// pull asked from (a `>=` lower bound): pulls then ask from the checkpoint
-/// plus one, as the vendor's own plugin does. Forgotten with the replica's
-/// server ([`Engine::wipe`]).
-pub(crate) const INCLUSIVE_BOUND_KEY: &str = "mahak_inclusive_bound";
-/// The push-hint ids seen recently (duplicates are dropped).
-const HINTS_SEEN_KEY: &str = "hints_seen";
-
 /// The sync engine.
 pub struct Engine {
-    /// The thread that checkpoints the write-ahead log (file databases
-    /// only). First, so that it stops and closes its connection before the
-    /// others close.
-    pub(crate) checkpointer: Option<crate::checkpointer::Checkpointer>,
-    /// A read-only connection beside the writer (file databases only), so
-    /// the app's reads do not wait while a sync applies a page. Declared
-    /// before the writer so it closes first: the writer's close, the last
-    /// one, folds the WAL back into the file.
-    pub(crate) reader: Option<Mutex<rusqlite::Connection>>,
-    pub(crate) store: Mutex<Store>,
+    /// The replica: the writer, a reader beside it (so the app's reads do
+    /// not wait while a sync applies a page) and the checkpoint thread.
+    pub(crate) db: Db,
     pub(crate) catalogue: RwLock<Catalogue>,
     pub(crate) resolvers: RwLock<HashMap<String, Arc<dyn ConflictResolver>>>,
     pub(crate) settings: RwLock<Settings>,
@@ -255,35 +72,14 @@ pub struct Engine {
     pub(crate) shutdown: Shutdown,
     pub(crate) sync_lock: Mutex<()>,
     pub(crate) syncing: Mutex<bool>,
-    pub(crate) last_state: Arc<Mutex<ConnectionState>>,
     /// The login session, as last stored.
     pub(crate) session: Mutex<Option<Session>>,
     /// The app chose the catalogue: a dialect change does not replace it.
     pub(crate) custom_catalogue: bool,
     pub(crate) registry: Arc<Registry>,
     pub(crate) logger: Logger,
-    /// The replica's file (for a reader opened again after a rekey).
-    pub(crate) path: std::path::PathBuf,
     /// The secret push hints are signed with (memory only).
     pub(crate) hint_secret: Mutex<Option<Vec<u8>>>,
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>> {
-    m.lock().map_err(|_| {
-        Error::Database("an earlier operation panicked while holding the engine's lock".into())
-    })
-}
-
-pub(crate) fn read<T>(m: &RwLock<T>) -> Result<std::sync::RwLockReadGuard<'_, T>> {
-    m.read().map_err(|_| {
-        Error::Database("an earlier operation panicked while holding the engine's lock".into())
-    })
-}
-
-pub(crate) fn write<T>(m: &RwLock<T>) -> Result<std::sync::RwLockWriteGuard<'_, T>> {
-    m.write().map_err(|_| {
-        Error::Database("an earlier operation panicked while holding the engine's lock".into())
-    })
 }
 
 impl Engine {
@@ -312,8 +108,14 @@ impl Engine {
     }
 
     fn open_keyed(path: &Path, catalogue: Option<Catalogue>, key: Option<DbKey>) -> Result<Engine> {
-        let mut store = Store::open_keyed(path, key.as_ref(), std::iter::empty())?;
-        let stored = store::meta(store.conn(), SETTINGS_KEY)?;
+        let db = Db::open(path, key.as_ref())?;
+        let (stored, last_report, session) = db.read(|conn| {
+            Ok((
+                meta::get(conn, meta::SETTINGS)?,
+                meta::get(conn, meta::LAST_REPORT)?,
+                meta::get(conn, meta::SESSION)?,
+            ))
+        })?;
         let settings: Settings = match &stored {
             Some(text) => {
                 let mut settings: Settings = serde_json::from_str(text).unwrap_or_default();
@@ -331,24 +133,16 @@ impl Engine {
         };
         let custom_catalogue = catalogue.is_some();
         let catalogue = catalogue.unwrap_or_else(|| settings.dialect.catalogue());
-        store.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
-        let reader = store::open_reader(path, key.as_ref())?.map(Mutex::new);
-        let checkpointer = crate::checkpointer::Checkpointer::start(path, key.as_ref())?;
-        if let Some(c) = &checkpointer {
-            store.checkpoint_elsewhere(c.kick())?;
-        }
+        db.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
         // The connection state a new process starts with: how the last sync
         // ended, until this process learns better.
-        let last_state = store::meta(store.conn(), LAST_REPORT_KEY)?
+        let last_state = last_report
             .and_then(|t| serde_json::from_str::<SyncReport>(&t).ok())
             .and_then(|r| r.connection)
             .unwrap_or(ConnectionState::Unknown);
-        let session = store::meta(store.conn(), SESSION_KEY)?
-            .and_then(|t| serde_json::from_str::<Session>(&t).ok());
+        let session = session.and_then(|t| serde_json::from_str::<Session>(&t).ok());
         Ok(Engine {
-            checkpointer,
-            store: Mutex::new(store),
-            reader,
+            db,
             catalogue: RwLock::new(catalogue),
             resolvers: RwLock::new(HashMap::new()),
             settings: RwLock::new(settings),
@@ -358,12 +152,10 @@ impl Engine {
             shutdown: Shutdown::default(),
             sync_lock: Mutex::new(()),
             syncing: Mutex::new(false),
-            last_state: Arc::new(Mutex::new(last_state)),
             session: Mutex::new(session),
             custom_catalogue,
-            registry: Arc::new(Registry::default()),
+            registry: Arc::new(Registry::new(last_state)),
             logger: Logger::default(),
-            path: path.to_path_buf(),
             hint_secret: Mutex::new(None),
         })
     }
@@ -371,18 +163,7 @@ impl Engine {
     /// Changes the key of this encrypted replica to `key` (every page is
     /// written again). The old key no longer opens it.
     pub fn rekey(&self, key: DbKey) -> Result<()> {
-        let store = lock(&self.store)?;
-        crate::key::rekey(store.conn(), &key)?;
-        if let Some(c) = &self.checkpointer {
-            c.rekeyed(key.clone());
-        }
-        if let Some(reader) = &self.reader {
-            let fresh = store::open_reader(&self.path, Some(&key))?;
-            if let Some(fresh) = fresh {
-                *lock(reader)? = fresh;
-            }
-        }
-        Ok(())
+        self.db.rekey(&key)
     }
 
     /// Encrypts the plain replica at `path` with `key`, in place and
@@ -406,11 +187,11 @@ impl Engine {
         settings.order_types.sort_unstable();
         settings.order_types.dedup();
         if !settings.base_url.is_empty() {
-            crate::http::validate_base_url(&settings.base_url)?;
+            crate::url::validate_base_url(&settings.base_url)?;
         }
         let endpoints = settings.endpoints();
         for name in endpoints.all() {
-            crate::api::client::check_endpoint(name)?;
+            crate::url::check_endpoint(name)?;
         }
         let (current, old_types) = {
             let s = read(&self.settings)?;
@@ -422,10 +203,9 @@ impl Engine {
         let widened = !old_types.is_empty()
             && (settings.order_types.is_empty()
                 || settings.order_types.iter().any(|t| !old_types.contains(t)));
-        {
-            let mut store = lock(&self.store)?;
+        self.db.write(|tx| {
             if settings.dialect != current {
-                if store::holds_data(store.conn())? {
+                if store::holds_data(tx)? {
                     return Err(Error::DialectMismatch {
                         replica: current.to_string(),
                         asked: settings.dialect.to_string(),
@@ -433,19 +213,18 @@ impl Engine {
                 }
                 if !self.custom_catalogue {
                     let catalogue = settings.dialect.catalogue();
-                    store.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
+                    tx.ensure_collections(catalogue.iter().map(|c| c.name.as_str()))?;
                     *write(&self.catalogue)? = catalogue;
                 }
             }
-            let tx = store.begin()?;
-            tx.set_meta(SETTINGS_KEY, &serde_json::to_string(&settings)?)?;
+            tx.set_meta(meta::SETTINGS, &serde_json::to_string(&settings)?)?;
             if widened {
                 if let Ok(coll) = tx.coll_id("orders") {
                     tx.reset_checkpoint(coll)?;
                 }
             }
-            tx.commit()?;
-        }
+            Ok(())
+        })?;
         *write(&self.settings)? = settings;
         *lock(&self.client)? = None;
         Ok(())
@@ -517,22 +296,19 @@ impl Engine {
     /// Deletes all local data (records, outbox, dead letters, conflicts,
     /// checkpoints). Refused while changes are pending unless `force`.
     pub fn wipe(&self, force: bool) -> Result<()> {
-        let mut store = lock(&self.store)?;
-        let counts = store::counts(store.conn())?;
-        // Queued uploads and disputes (parked ones too) are changes as well.
-        let tasks: i64 = store
-            .conn()
-            .query_row("SELECT COUNT(*) FROM rs_tasks", [], |r| r.get(0))?;
-        let waiting = counts.pending + counts.parked + tasks.max(0) as u64;
-        if !force && waiting > 0 {
-            return Err(Error::PendingChanges(waiting));
-        }
-        let tx = store.begin()?;
-        tx.wipe()?;
-        tx.delete_meta(SESSION_KEY)?;
-        tx.delete_meta(PULLED_AT_KEY)?;
-        tx.delete_meta(INCLUSIVE_BOUND_KEY)?;
-        tx.commit()?;
+        self.db.write(|tx| {
+            let counts = store::counts(tx)?;
+            // Queued uploads and disputes (parked ones too) are changes as well.
+            let waiting = counts.pending + counts.parked + store::tasks::count(tx)?;
+            if !force && waiting > 0 {
+                return Err(Error::PendingChanges(waiting));
+            }
+            tx.wipe()?;
+            for key in [meta::SESSION, meta::PULLED_AT, meta::INCLUSIVE_BOUND] {
+                tx.delete_meta(key)?;
+            }
+            Ok(())
+        })?;
         *lock(&self.session)? = None;
         // The next login may name another database or visitor.
         *lock(&self.client)? = None;
@@ -542,18 +318,17 @@ impl Engine {
     /// Forgets the pull checkpoints so the next sync pulls everything again
     /// (data and pending changes are kept).
     pub fn reset_checkpoints(&self) -> Result<()> {
-        let mut store = lock(&self.store)?;
-        let tx = store.begin()?;
-        tx.reset_checkpoints()?;
-        tx.delete_meta(PULLED_AT_KEY)?;
-        tx.commit()
+        self.db.write(|tx| {
+            tx.reset_checkpoints()?;
+            tx.delete_meta(meta::PULLED_AT)
+        })
     }
 
     /// Registers an app-defined collection.
     pub fn register_collection(&self, def: CollectionDef) -> Result<()> {
         let name = def.name.clone();
         write(&self.catalogue)?.register(def)?;
-        lock(&self.store)?.ensure_collections([name.as_str()])
+        self.db.ensure_collections([name.as_str()])
     }
 
     /// Changes a non-financial collection's conflict policy.
@@ -591,18 +366,15 @@ impl Engine {
         let mut changes = Changes::default();
         let out = {
             let cat = read(&self.catalogue)?;
-            let mut store = lock(&self.store)?;
-            let mut tx = store.begin()?;
-            let group = tx.next_seq();
-            let mut w = Writer {
-                tx: &mut tx,
-                catalogue: &cat,
-                group,
-                changes: &mut changes,
-            };
-            let out = f(&mut w)?;
-            tx.commit()?;
-            out
+            self.db.write(|tx| {
+                let group = tx.next_seq();
+                f(&mut Writer {
+                    tx,
+                    catalogue: &cat,
+                    group,
+                    changes: &mut changes,
+                })
+            })?
         };
         self.registry.emit_changes(&changes.into_events());
         Ok(out)
@@ -628,34 +400,24 @@ impl Engine {
         self.write(|w| w.delete(collection, id))
     }
 
-    /// Runs a read on the reader connection (or on the writer's, for an
-    /// in-memory database). It sees every committed write.
-    pub(crate) fn reading<T>(
-        &self,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
-    ) -> Result<T> {
-        match &self.reader {
-            Some(reader) => f(&*lock(reader)?),
-            None => f(lock(&self.store)?.conn()),
-        }
-    }
-
     /// A live record by id.
     pub fn get(&self, collection: &str, id: RecordId) -> Result<Option<Value>> {
         read(&self.catalogue)?.require(collection)?;
-        self.reading(|conn| local::get(conn, store::coll_id_of(conn, collection)?, id))
+        self.db
+            .read(|conn| local::get(conn, store::coll_id_of(conn, collection)?, id))
     }
 
     /// A page of a collection (tombstones only when asked).
     pub fn list(&self, collection: &str, options: &ListOptions) -> Result<Page> {
         read(&self.catalogue)?.require(collection)?;
-        self.reading(|conn| local::list(conn, store::coll_id_of(conn, collection)?, options))
+        self.db
+            .read(|conn| local::list(conn, store::coll_id_of(conn, collection)?, options))
     }
 
     /// Number of live records (or all, with tombstones) in a collection.
     pub fn count(&self, collection: &str, include_deleted: bool) -> Result<u64> {
         read(&self.catalogue)?.require(collection)?;
-        self.reading(|conn| {
+        self.db.read(|conn| {
             store::count_rows(conn, store::coll_id_of(conn, collection)?, include_deleted)
         })
     }
@@ -664,31 +426,31 @@ impl Engine {
 
     /// The conflict log.
     pub fn conflicts(&self) -> Result<Vec<ConflictEntry>> {
-        self.reading(store::conflicts)
+        self.db.read(store::conflicts)
     }
 
     /// Clears the conflict log; returns how many entries went.
     pub fn clear_conflicts(&self) -> Result<u64> {
-        store::clear_conflicts(lock(&self.store)?.conn())
+        self.db.write(|tx| store::logs::clear_conflicts(tx))
     }
 
     /// The dead-letter queue.
     pub fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        self.reading(store::dead_letters)
+        self.db.read(store::dead_letters)
     }
 
     /// Puts a dead letter's changes back in the outbox (after the user fixed
     /// the data with normal writes); the next sync sends them.
     pub fn retry_dead_letter(&self, id: i64) -> Result<()> {
-        let mut store = lock(&self.store)?;
-        let tx = store.begin()?;
-        if !tx.unpark(id)? {
-            return Err(Error::NotFound {
-                collection: "dead letters".into(),
-                id: id.to_string(),
-            });
-        }
-        tx.commit()
+        self.db.write(|tx| {
+            if !tx.unpark(id)? {
+                return Err(Error::NotFound {
+                    collection: "dead letters".into(),
+                    id: id.to_string(),
+                });
+            }
+            Ok(())
+        })
     }
 
     /// Drops a dead letter's changes: each record returns to the server's
@@ -698,20 +460,20 @@ impl Engine {
         let mut changes = Changes::default();
         {
             let cat = read(&self.catalogue)?;
-            let mut store = lock(&self.store)?;
-            let mut tx = store.begin()?;
-            let parked = store::parked_in(&tx, id)?;
-            if parked.is_empty() && !tx.delete_dead_letter(id)? {
-                return Err(Error::NotFound {
-                    collection: "dead letters".into(),
-                    id: id.to_string(),
-                });
-            }
-            for local_id in parked {
-                dead_letters::discard_change(&mut tx, &cat, local_id, &mut changes)?;
-            }
-            tx.delete_dead_letter(id)?;
-            tx.commit()?;
+            self.db.write(|tx| {
+                let parked = store::parked_in(tx, id)?;
+                if parked.is_empty() && !tx.delete_dead_letter(id)? {
+                    return Err(Error::NotFound {
+                        collection: "dead letters".into(),
+                        id: id.to_string(),
+                    });
+                }
+                for local_id in parked {
+                    local::discard_change(tx, &cat, local_id, &mut changes)?;
+                }
+                tx.delete_dead_letter(id)?;
+                Ok(())
+            })?;
         }
         self.registry.emit_changes(&changes.into_events());
         Ok(())
@@ -719,24 +481,24 @@ impl Engine {
 
     /// The newest sync-log rows, newest first.
     pub fn sync_log(&self, limit: u32) -> Result<Vec<SyncLogEntry>> {
-        self.reading(|conn| store::sync_log(conn, limit))
+        self.db.read(|conn| store::sync_log(conn, limit))
     }
 
     /// The engine's status.
     pub fn status(&self) -> Result<Status> {
-        let (counts, checkpoints, last, tasks) = self.reading(|conn| {
+        let (counts, checkpoints, last, tasks) = self.db.read(|conn| {
             Ok((
                 store::counts(conn)?,
                 store::checkpoints(conn)?,
-                store::meta(conn, LAST_REPORT_KEY)?,
-                crate::tasks::list(conn)?,
+                meta::get(conn, meta::LAST_REPORT)?,
+                store::tasks::list(conn)?,
             ))
         })?;
         let last: Option<SyncReport> = last.and_then(|t| serde_json::from_str(&t).ok());
         Ok(Status {
             dialect: read(&self.settings)?.dialect,
             session: self.session()?,
-            connection: lock(&self.last_state)?.clone(),
+            connection: self.registry.state(),
             syncing: *lock(&self.syncing)?,
             counts,
             checkpoints,
@@ -751,8 +513,8 @@ impl Engine {
 
     /// The last sync's report, if any.
     pub fn last_report(&self) -> Result<Option<SyncReport>> {
-        self.reading(|conn| {
-            Ok(store::meta(conn, LAST_REPORT_KEY)?.and_then(|t| serde_json::from_str(&t).ok()))
+        self.db.read(|conn| {
+            Ok(meta::get(conn, meta::LAST_REPORT)?.and_then(|t| serde_json::from_str(&t).ok()))
         })
     }
 
@@ -787,24 +549,27 @@ impl Engine {
                 .cloned()
                 .collect()
         };
-        let mut store = lock(&self.store)?;
-        let tx = store.begin()?;
-        let mut seen: crate::hints::Seen = store::meta(&tx, HINTS_SEEN_KEY)?
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
-        if !seen.admit(&hint.id, now) {
-            return Ok(HintOutcome::Duplicate);
-        }
-        let mut pulled_at: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> =
-            store::meta(&tx, PULLED_AT_KEY)?
+        let admitted = self.db.write(|tx| {
+            let mut seen: crate::hints::Seen = meta::get(tx, meta::HINTS_SEEN)?
                 .and_then(|t| serde_json::from_str(&t).ok())
                 .unwrap_or_default();
-        for c in &known {
-            pulled_at.remove(c);
+            if !seen.admit(&hint.id, now) {
+                return Ok(false);
+            }
+            let mut pulled_at: std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>> =
+                meta::get(tx, meta::PULLED_AT)?
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+            for c in &known {
+                pulled_at.remove(c);
+            }
+            tx.set_meta(meta::HINTS_SEEN, &serde_json::to_string(&seen)?)?;
+            tx.set_meta(meta::PULLED_AT, &serde_json::to_string(&pulled_at)?)?;
+            Ok(true)
+        })?;
+        if !admitted {
+            return Ok(HintOutcome::Duplicate);
         }
-        tx.set_meta(HINTS_SEEN_KEY, &serde_json::to_string(&seen)?)?;
-        tx.set_meta(PULLED_AT_KEY, &serde_json::to_string(&pulled_at)?)?;
-        tx.commit()?;
         let unknown = hint
             .collections
             .iter()
@@ -829,9 +594,8 @@ impl Engine {
             Some(r) => (None, r.error),
             None => (None, None),
         };
-        self.reading(|conn| {
-            crate::explain::explain(conn, &def, id, syncing, last_sync_at, last_error)
-        })
+        self.db
+            .read(|conn| crate::explain::explain(conn, &def, id, syncing, last_sync_at, last_error))
     }
 
     /// Calls `listener` after every committed local write or applied sync
@@ -843,116 +607,12 @@ impl Engine {
     /// Calls `listener` with the connection state at once, then on every
     /// change, until the returned subscription is dropped.
     pub fn subscribe_status(&self, listener: Arc<dyn StatusListener>) -> Subscription {
-        let current = self
-            .last_state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(ConnectionState::Unknown);
-        listener.on_status(&current);
+        listener.on_status(&self.registry.state());
         self.registry.add_status(listener)
     }
 
     pub(crate) fn set_state(&self, state: ConnectionState) -> Result<()> {
-        let changed = {
-            let mut s = lock(&self.last_state)?;
-            let changed = *s != state;
-            *s = state.clone();
-            changed
-        };
-        if changed {
-            self.registry.emit_status(&state);
-        }
-        Ok(())
-    }
-
-    // ----- sync ----------------------------------------------------------------
-
-    fn client(&self) -> Result<Arc<ApiClient>> {
-        let mut slot = lock(&self.client)?;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let settings = self.settings()?;
-        if settings.base_url.is_empty() {
-            return Err(Error::Config("no server URL is configured".into()));
-        }
-        let credentials = lock(&self.credentials)?.clone().ok_or_else(|| {
-            Error::Config("no credentials: call set_credentials or set_password first".into())
-        })?;
-        let transport: Arc<dyn Transport> = match read(&self.transport)?.clone() {
-            Some(t) => t,
-            None => Arc::new(UreqTransport::new(HttpConfig {
-                connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
-                timeout: Duration::from_millis(settings.timeout_ms),
-                read_timeout: Duration::from_millis(
-                    settings.read_timeout_ms.min(settings.timeout_ms),
-                ),
-                gzip: settings.gzip,
-            })?),
-        };
-        let client = Arc::new(ApiClient::new(
-            ClientConfig {
-                base_url: settings.base_url.clone(),
-                retry: settings.retry(),
-                token_refresh_margin: Duration::from_secs(60),
-                dialect: settings.dialect,
-                login_endpoint: settings.endpoints().login,
-                app_id: settings.app_id.clone(),
-                password_hash: settings.password_hash,
-            },
-            credentials,
-            transport,
-            self.shutdown.clone(),
-        )?);
-        // A replica filled from one database and visitor never mixes in
-        // another's records: a login that names others is refused.
-        let expected = {
-            let store = lock(&self.store)?;
-            match store::holds_data(store.conn())? {
-                true => self.session()?.map(|s| (s.database_id, s.visitor_id)),
-                false => None,
-            }
-        };
-        client.expect_identity(expected);
-        // A stall is shown while it lasts, inside the sync (invariant 17);
-        // when the call gets an answer again the sync goes on.
-        let (last_state, registry) = (self.last_state.clone(), self.registry.clone());
-        client.watch_connection(Arc::new(move |state: &ConnectionState| {
-            let Ok(mut shown) = last_state.lock() else {
-                return;
-            };
-            let next = match (state, &*shown) {
-                (ConnectionState::Stalled { .. }, _) => state.clone(),
-                (_, ConnectionState::Stalled { .. }) => ConnectionState::Syncing,
-                _ => return,
-            };
-            if *shown != next {
-                *shown = next.clone();
-                drop(shown);
-                registry.emit_status(&next);
-            }
-        }));
-        *slot = Some(client.clone());
-        Ok(client)
-    }
-
-    /// Stores the login session when it changed, for `status` and the next
-    /// process (and the replica's identity check).
-    pub(crate) fn keep_session(&self, session: Option<Session>) -> Result<()> {
-        let Some(session) = session else {
-            return Ok(());
-        };
-        let mut kept = lock(&self.session)?;
-        if kept.as_ref() == Some(&session) {
-            return Ok(());
-        }
-        {
-            let mut store = lock(&self.store)?;
-            let tx = store.begin()?;
-            tx.set_meta(SESSION_KEY, &serde_json::to_string(&session)?)?;
-            tx.commit()?;
-        }
-        *kept = Some(session);
+        self.registry.set_state(state);
         Ok(())
     }
 
@@ -966,7 +626,7 @@ impl Engine {
         if base.is_empty() {
             return Err(Error::Config("no server URL is configured".into()));
         }
-        crate::http::absolute_url(&base, url)
+        crate::url::absolute_url(&base, url)
     }
 
     /// What the server said of this client at its last login (mahak
@@ -976,88 +636,12 @@ impl Engine {
     pub fn session(&self) -> Result<Option<Session>> {
         Ok(lock(&self.session)?.clone())
     }
-
-    /// Runs one sync cycle: pull the wanted collections that are due (see
-    /// `Settings::pull_intervals`; the report names them), then push the
-    /// outbox. The report is also kept as the last report.
-    pub fn sync(&self) -> Result<SyncReport> {
-        self.sync_inner(false)
-    }
-
-    /// [`Engine::sync`], pulling every wanted collection whatever its
-    /// schedule.
-    pub fn sync_all(&self) -> Result<SyncReport> {
-        self.sync_inner(true)
-    }
-
-    fn sync_inner(&self, all: bool) -> Result<SyncReport> {
-        let _one_at_a_time = lock(&self.sync_lock)?;
-        let mut report = SyncReport {
-            started_at: store::now(),
-            ..SyncReport::default()
-        };
-        *lock(&self.syncing)? = true;
-        self.logger
-            .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
-        self.set_state(ConnectionState::Syncing)?;
-        let result = self.client().and_then(|client| {
-            let settings = self.settings()?;
-            client.begin_budget(
-                Duration::from_millis(settings.sync_deadline_ms),
-                settings.retry_budget,
-            );
-            let r = Session_::new(self, &client).and_then(|mut s| {
-                s.pull_everything = all;
-                s.run(&mut report)
-            });
-            client.end_budget();
-            self.set_state(client.connection_state())?;
-            r
-        });
-        if let Err(e) = &result {
-            report.error = Some(e.to_string());
-            if matches!(e, Error::Config(_)) {
-                self.set_state(ConnectionState::Unknown)?;
-            }
-        }
-        *lock(&self.syncing)? = false;
-        report.finished_at = store::now();
-        report.connection = Some(lock(&self.last_state)?.clone());
-        {
-            let mut store = lock(&self.store)?;
-            let counts = store::counts(store.conn())?;
-            report.pending = counts.pending;
-            report.dead_letters = counts.dead_letters;
-            let tx = store.begin()?;
-            tx.set_meta(LAST_REPORT_KEY, &serde_json::to_string(&report)?)?;
-            tx.commit()?;
-        }
-        match &result {
-            Ok(()) => self.logger.log(LogLevel::Info, "rowsync::sync", || {
-                format!(
-                    "sync done: pulled {} (applied {}), pushed {}, conflicts {}, parked {}, pending {}, dead letters {}",
-                    report.pulled(),
-                    report.applied(),
-                    report.pushed,
-                    report.conflicts,
-                    report.parked,
-                    report.pending,
-                    report.dead_letters
-                )
-            }),
-            Err(e) => {
-                let level = if e.is_transient() { LogLevel::Warn } else { LogLevel::Error };
-                self.logger.log(level, "rowsync::sync", || format!("sync failed: {e}"));
-            }
-        }
-        result.map(|_| report)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::local::ChangeEvent;
+    use crate::listeners::ChangeEvent;
     use serde_json::json;
 
     fn assert_send_sync<T: Send + Sync>() {}

@@ -154,7 +154,7 @@ impl Drop for Checkpointer {
 /// wait for locks (a passive checkpoint does not wait for readers or
 /// writers anyway).
 fn open(path: &Path, key: Option<&DbKey>) -> Result<Connection> {
-    let conn = crate::store::open_beside(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE, key)?;
+    let conn = crate::key::open_beside(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE, key)?;
     conn.busy_timeout(Duration::from_millis(100))?;
     conn.pragma_update(None, "cache_size", -256)?;
     // This connection never writes: no automatic checkpoint of its own.
@@ -206,22 +206,55 @@ fn run(shared: &Shared, path: &Path, mut conn: Connection) {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
-    use crate::engine::Engine;
+    use crate::store::{Db, NewRow};
 
     fn size(path: &std::path::Path) -> u64 {
         std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
     }
 
-    fn wait_for_runs(e: &Engine, above: u64) -> u64 {
-        let c = e.checkpointer.as_ref().expect("a file replica has one");
+    fn runs(db: &Db) -> u64 {
+        db.checkpoint_runs().expect("a file replica has one")
+    }
+
+    fn wait_for_runs(db: &Db, above: u64) -> u64 {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while c.runs() <= above {
+        while runs(db) <= above {
             assert!(std::time::Instant::now() < deadline, "no checkpoint ran");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        c.runs()
+        runs(db)
+    }
+
+    /// A file replica with a `products` collection.
+    fn open(path: &std::path::Path) -> Db {
+        let db = Db::open(path, None).unwrap();
+        db.ensure_collections(["products"]).unwrap();
+        db
+    }
+
+    /// One committed record of `products` per call, as a local write makes.
+    fn insert(db: &Db, i: i64, data: &str) {
+        db.write(|tx| {
+            let coll = tx.coll_id("products")?;
+            tx.insert_new_record(&NewRow {
+                coll,
+                server_id: None,
+                client_id: Some(i + 1),
+                parent_client_id: None,
+                row_version: None,
+                deleted: false,
+                data,
+            })
+        })
+        .unwrap();
+    }
+
+    fn count(db: &Db) -> u64 {
+        db.read(|conn| {
+            let coll = crate::store::coll_id_of(conn, "products")?;
+            crate::store::count_rows(conn, coll, false)
+        })
+        .unwrap()
     }
 
     /// Many commits leave the copying of the log to the thread: the writer
@@ -231,39 +264,38 @@ mod tests {
     fn the_log_is_copied_by_the_thread_not_by_the_commits() {
         let dir = std::env::temp_dir().join(format!("rowsync-ckpt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("replica.db");
+        let file = dir.join("replica.db");
         let wal = dir.join("replica.db-wal");
-        let e = Engine::open(&db).unwrap();
-        let hold = e.checkpointer.as_ref().unwrap().hold();
-        let runs = e.checkpointer.as_ref().unwrap().runs();
-        let before = size(&db);
-        let filler = "x".repeat(3_000);
+        let db = open(&file);
+        let hold = db.pulling().unwrap();
+        let before_runs = runs(&db);
+        let before = size(&file);
+        let filler = format!("{{\"note\":\"{}\"}}", "x".repeat(3_000));
         for i in 0..2_000 {
-            e.create("products", json!({"name": format!("p{i}"), "note": filler}))
-                .unwrap();
+            insert(&db, i, &filler);
         }
         std::thread::sleep(super::DEBOUNCE * 3);
-        assert_eq!(e.checkpointer.as_ref().unwrap().runs(), runs, "held");
+        assert_eq!(runs(&db), before_runs, "held");
         assert!(
             size(&wal) > 1_000 * 4_096,
             "the writer did not checkpoint at 1,000 pages: log {} bytes",
             size(&wal)
         );
-        assert!(size(&db) < before + 1_000_000, "nothing copied yet");
-        drop(hold);
-        wait_for_runs(&e, runs);
+        assert!(size(&file) < before + 1_000_000, "nothing copied yet");
+        db.pulled(hold, false).unwrap();
+        wait_for_runs(&db, before_runs);
         assert!(
-            size(&db) > before + 6_000_000,
+            size(&file) > before + 6_000_000,
             "the thread copied the records into the file ({} -> {} bytes)",
             before,
-            size(&db)
+            size(&file)
         );
-        // Reads see everything, and a reopened engine too.
-        assert_eq!(e.count("products", false).unwrap(), 2_000);
-        drop(e);
-        let e = Engine::open(&db).unwrap();
-        assert_eq!(e.count("products", false).unwrap(), 2_000);
-        drop(e);
+        // Reads see everything, and a reopened database too.
+        assert_eq!(count(&db), 2_000);
+        drop(db);
+        let db = open(&file);
+        assert_eq!(count(&db), 2_000);
+        drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -272,25 +304,24 @@ mod tests {
     fn a_burst_of_commits_is_checkpointed_a_few_times() {
         let dir = std::env::temp_dir().join(format!("rowsync-ckpt2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let e = Engine::open(dir.join("replica.db")).unwrap();
-        let runs = e.checkpointer.as_ref().unwrap().runs();
+        let db = open(&dir.join("replica.db"));
+        let before = runs(&db);
         for i in 0..300 {
-            e.create("products", json!({"name": format!("p{i}")}))
-                .unwrap();
+            insert(&db, i, "{}");
         }
-        let after = wait_for_runs(&e, runs);
+        let after = wait_for_runs(&db, before);
         assert!(
-            after - runs < 100,
+            after - before < 100,
             "{} checkpoints for 300 commits",
-            after - runs
+            after - before
         );
-        drop(e);
+        drop(db);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn an_in_memory_replica_has_no_thread() {
-        let e = Engine::open(":memory:").unwrap();
-        assert!(e.checkpointer.is_none());
+        let db = Db::open(std::path::Path::new(":memory:"), None).unwrap();
+        assert!(db.checkpoint_runs().is_none());
     }
 }

@@ -1,0 +1,51 @@
+//! The connection state the app can show: what the client last learned
+//! about the server, and what a running sync is doing. A leaf: the client
+//! sets it, the listeners carry it, the report keeps it.
+
+use chrono::{DateTime, Utc};
+
+/// What the client last learned about the server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Nothing known yet (or the client was disconnected).
+    Unknown,
+    /// The last attempt got a response.
+    Online,
+    /// The last call ran out of attempts on transport errors or 5xx.
+    Offline {
+        /// When a retry would make sense.
+        next_attempt: Option<DateTime<Utc>>,
+    },
+    /// The server stalls: an answer of `endpoint` stopped coming (no
+    /// headers, or a body stopped mid-way) past the read timeout. Set at
+    /// the first stall, while the call is tried again; a second stall in a
+    /// row ends the call with `Error::Stalled`.
+    Stalled {
+        /// The endpoint whose answer stalled.
+        endpoint: String,
+    },
+    /// Login was refused (1001, 1002) or a token was refused twice in a row.
+    AuthFailed,
+    /// A sync is running. The client never sets this itself; the engine
+    /// reports it over the client's state while it runs a sync.
+    Syncing,
+    /// A sync is sending the upload queue: file `file` of `files` (from
+    /// 1), of `bytes` bytes, is on its way. Back to `Syncing` after the
+    /// last one.
+    Uploading {
+        /// The upload's id in the queue.
+        upload_id: i64,
+        /// Which file of this sync's uploads, from 1.
+        file: u32,
+        /// Uploads this sync is sending.
+        files: u32,
+        /// The file's size.
+        bytes: u64,
+        /// Bytes of this sync's uploads sent so far, the current file's
+        /// as they go out (told every 64 KiB).
+        bytes_done: u64,
+        /// Bytes of all of this sync's uploads.
+        bytes_total: u64,
+    },
+}

@@ -1,0 +1,51 @@
+//! Stored values beside the data: the settings, the last report, the login
+//! session, the pull schedule and what was learned of the server. Every
+//! key is named here.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::db::Tx;
+use crate::error::Result;
+
+/// The settings (JSON; never the password).
+pub(crate) const SETTINGS: &str = "settings";
+/// The last sync's report (JSON).
+pub(crate) const LAST_REPORT: &str = "last_report";
+/// The login session, as the server last described it (JSON).
+pub(crate) const SESSION: &str = "session";
+/// When each collection's last complete pull started (its schedule).
+pub(crate) const PULLED_AT: &str = "pulled_at";
+/// Set once the server was seen sending a record at exactly the version a
+/// pull asked from (a `>=` lower bound): pulls then ask from the
+/// checkpoint plus one. Forgotten with the replica's server (a wipe). The
+/// name is the one older replicas hold.
+pub(crate) const INCLUSIVE_BOUND: &str = "mahak_inclusive_bound";
+/// The push-hint ids seen recently (duplicates are dropped).
+pub(crate) const HINTS_SEEN: &str = "hints_seen";
+
+/// A stored configuration value.
+pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM rs_meta WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+impl Tx<'_> {
+    /// Sets a stored configuration value.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO rs_meta(key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Removes a stored configuration value.
+    pub fn delete_meta(&self, key: &str) -> Result<()> {
+        self.tx
+            .execute("DELETE FROM rs_meta WHERE key = ?1", [key])?;
+        Ok(())
+    }
+}
