@@ -9,12 +9,7 @@ import XCTest
 final class ConcurrencyTests: ServerTestCase {
     func testFourTasksWriteAndSyncOneEngineAndNothingIsLost() async throws {
         let engine = try loggedIn()
-        _ = try await engine.sync()
-        let visitor = try XCTUnwrap(try engine.session()).visitorId
-        let detailId = try XCTUnwrap(
-            int(
-                try engine.list(collection: "productDetails", query: ListQuery(limit: 1)).records
-                    .first, "productDetailId"))
+        let (visitor, detailId) = try await start(engine)
         let tag = UUID().uuidString
         let perTask = 6
 

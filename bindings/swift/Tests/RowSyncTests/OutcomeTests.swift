@@ -11,14 +11,6 @@ import XCTest
 
 final class OutcomeTests: ServerTestCase {
     /// Syncs, then returns the visitor and a pulled product detail's id.
-    private func start(_ engine: RowsyncEngine) async throws -> (visitor: Int64, detail: Int64) {
-        _ = try await engine.sync()
-        let visitor = try XCTUnwrap(try engine.session()).visitorId
-        let detail = try engine.list(collection: "productDetails", query: ListQuery(limit: 1))
-            .records.first
-        return (visitor, try XCTUnwrap(int(detail, "productDetailId")))
-    }
-
     /// An order and a line that names a product but no product detail,
     /// which the server refuses. Returns both client ids.
     private func saleWithABadLine(_ engine: RowsyncEngine, visitor: Int64) throws -> (Int64, Int64)

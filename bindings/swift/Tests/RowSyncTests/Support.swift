@@ -66,6 +66,16 @@ class ServerTestCase: XCTestCase {
         return engine
     }
 
+    /// A first sync of `engine`, then the visitor the server named and the
+    /// first product detail pulled: what a sale needs.
+    func start(_ engine: RowsyncEngine) async throws -> (visitor: Int64, detail: Int64) {
+        _ = try await engine.sync()
+        let visitor = try XCTUnwrap(try engine.session()).visitorId
+        let detail = try engine.list(collection: "productDetails", query: ListQuery(limit: 1))
+            .records.first
+        return (visitor, try XCTUnwrap(int(detail, "productDetailId")))
+    }
+
     func credentials(password: String = "pass1") -> LoginCredentials {
         LoginCredentials(
             username: "user1", password: password, databaseId: 1001, packageNumber: 2002)

@@ -138,12 +138,7 @@ final class SyncTests: ServerTestCase {
 
     func testAFieldSalesVisitorOrderIsType203() async throws {
         let engine = try loggedIn()
-        _ = try await engine.sync()
-        let visitor = try XCTUnwrap(try engine.session()).visitorId
-        let detailId = try XCTUnwrap(
-            int(
-                try engine.list(collection: "productDetails", query: ListQuery(limit: 1)).records
-                    .first, "productDetailId"))
+        let (visitor, detailId) = try await start(engine)
         let out = try engine.writeGroup(ops: [
             .create(
                 collection: "orders", recordJson: #"{"orderType": 203, "visitorId": \#(visitor)}"#,
