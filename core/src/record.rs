@@ -94,6 +94,140 @@ enum Slot {
 
 struct Scan<'a> {
     def: &'a CollectionDef,
+    memo: &'a mut KeyMemo,
+}
+
+/// The keys, in order, of the last record scanned with this memo that had
+/// no key twice. The records of one pulled collection nearly always have
+/// the same keys in the same order, so a record whose keys match the memo
+/// one by one has no key twice either, and the check costs one comparison
+/// of bytes per key; a record that departs from it is checked with a
+/// [`KeySet`] and, when it has no key twice, becomes the memo. The memo
+/// only ever holds a sequence with no key twice.
+#[derive(Default)]
+pub struct KeyMemo {
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeyMemo {
+    /// A memo that matches no record yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = match i {
+            0 => 0,
+            _ => *self.ends.get(i - 1)?,
+        };
+        self.text.get(start..end)
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.ends.truncate(n);
+        self.text.truncate(self.ends.last().copied().unwrap_or(0));
+    }
+
+    fn push(&mut self, key: &[u8]) {
+        self.text.extend_from_slice(key);
+        self.ends.push(self.text.len());
+    }
+
+    fn clear(&mut self) {
+        self.ends.clear();
+        self.text.clear();
+    }
+}
+
+/// Which keys of one record were seen: as long as they follow the memo,
+/// nothing is noted; from the first key that departs from it, every key
+/// goes through a [`KeySet`] and onto the memo.
+struct SeenKeys<'m> {
+    memo: &'m mut KeyMemo,
+    /// How many keys followed the memo, and where the last of them ends in
+    /// its text.
+    matched: usize,
+    matched_end: usize,
+    set: Option<KeySet>,
+}
+
+impl<'m> SeenKeys<'m> {
+    fn new(memo: &'m mut KeyMemo) -> Self {
+        SeenKeys {
+            memo,
+            matched: 0,
+            matched_end: 0,
+            set: None,
+        }
+    }
+
+    /// Notes `key`; false when this record gave it before. The path of a
+    /// key that follows the memo is kept apart from the rest, which is cold.
+    #[inline]
+    fn insert(&mut self, key: &[u8]) -> bool {
+        if self.set.is_none() {
+            if let Some(&end) = self.memo.ends.get(self.matched) {
+                if let Some(memo) = self.memo.text.get(self.matched_end..end) {
+                    if same_bytes(memo, key) {
+                        self.matched += 1;
+                        self.matched_end = end;
+                        return true;
+                    }
+                }
+            }
+        }
+        self.insert_departing(key)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert_departing(&mut self, key: &[u8]) -> bool {
+        let set = match &mut self.set {
+            Some(set) => set,
+            None => {
+                // The record departs from the memo here: the keys before
+                // are the memo's first ones, which are all distinct.
+                self.memo.truncate(self.matched);
+                let mut set = KeySet::new();
+                for i in 0..self.matched {
+                    if let Some(k) = self.memo.key(i) {
+                        set.insert(k);
+                    }
+                }
+                self.set.insert(set)
+            }
+        };
+        let fresh = set.insert(key);
+        if fresh {
+            self.memo.push(key);
+        } else {
+            // A record with a key twice never becomes the memo.
+            self.memo.clear();
+        }
+        fresh
+    }
+}
+
+/// `a == b`, without a call to `memcmp` for keys of 8 to 16 bytes (most
+/// field names): two overlapping 8-byte loads each.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if (8..=16).contains(&n) {
+        let word = |s: &[u8], at: usize| {
+            s.get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map(u64::from_ne_bytes)
+        };
+        word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
+    } else {
+        a == b
+    }
 }
 
 /// The keys of one JSON object seen so far, as 64-bit FNV-1a hashes: the
@@ -198,8 +332,8 @@ impl<'de> Visitor<'de> for Depth<'_> {
 }
 
 impl Scan<'_> {
-    fn slot(&self, key: &str) -> Option<Slot> {
-        let def = self.def;
+    #[inline]
+    fn slot(def: &CollectionDef, key: &str) -> Option<Slot> {
         if key == def.id_field {
             Some(Slot::ServerId)
         } else if key == def.client_id_field {
@@ -300,14 +434,15 @@ impl<'de> Visitor<'de> for Scan<'_> {
         let mut problem = None;
         let depth = std::cell::Cell::new(1);
         let mut seen = 0u8;
-        let mut keys = KeySet::new();
+        let def = self.def;
+        let mut keys = SeenKeys::new(self.memo);
         while let Some(JsonKey(key)) = map.next_key::<JsonKey<'de>>()? {
             // Any key given twice makes the record ambiguous (which value is
             // it?): refused, whatever the values (docs/BAD_INPUTS.md).
             if !keys.insert(key.as_bytes()) {
                 problem.get_or_insert(format!("field `{key}` appears twice"));
             }
-            let Some(slot) = self.slot(&key) else {
+            let Some(slot) = Self::slot(def, &key) else {
                 map.next_value_seed(Depth(&depth, 1))?;
                 continue;
             };
@@ -353,9 +488,20 @@ impl<'de> Visitor<'de> for Scan<'_> {
 
 /// Scans a record's JSON text for its bookkeeping fields. Fails when the text
 /// is not an object or a bookkeeping field has the wrong type.
+#[cfg(test)]
 pub fn scan(def: &CollectionDef, json: &str) -> std::result::Result<Meta, String> {
+    scan_with(def, json, &mut KeyMemo::new())
+}
+
+/// [`scan`], for the records of one collection in a row: `memo` carries
+/// their keys from one record to the next (see [`KeyMemo`]).
+pub fn scan_with(
+    def: &CollectionDef,
+    json: &str,
+    memo: &mut KeyMemo,
+) -> std::result::Result<Meta, String> {
     let mut de = serde_json::Deserializer::from_str(json);
-    let scanner = Scan { def };
+    let scanner = Scan { def, memo };
     match scanner.deserialize(&mut de) {
         Ok(r) => r,
         Err(e) => Err(format!("not a JSON object: {e}")),
@@ -560,6 +706,56 @@ mod tests {
         assert!(scan(def, r#"{"productId":1,"deleted":"yes"}"#).is_err());
         assert!(scan(def, r#"[1,2]"#).is_err());
         assert!(scan(def, r#"{"productId":1"#).is_err());
+    }
+
+    #[test]
+    fn same_bytes_is_equality_at_every_length() {
+        let base: Vec<u8> = (0u8..24).map(|i| b'a' + i).collect();
+        for n in 0..base.len() {
+            let a = &base[..n];
+            assert!(same_bytes(a, a));
+            for i in 0..n {
+                let mut b = a.to_vec();
+                b[i] ^= 1;
+                assert!(!same_bytes(a, &b), "length {n}, byte {i} differs");
+            }
+            assert!(!same_bytes(a, &base[..n + 1]));
+        }
+    }
+
+    #[test]
+    fn a_key_memo_carried_over_records_still_finds_every_key_given_twice() {
+        let cat = Catalogue::documented();
+        let def = cat.require("products").unwrap();
+        let mut memo = KeyMemo::new();
+        let mut scan = |text: &str| scan_with(def, text, &mut memo);
+        // The memo learns a record's keys, then matches the next ones.
+        assert!(scan(r#"{"productId":1,"name":"a","price":1,"rowVersion":1}"#).is_ok());
+        assert!(scan(r#"{"productId":2,"name":"b","price":2,"rowVersion":2}"#).is_ok());
+        // A record that follows the memo, then gives a key it already gave.
+        let err = scan(r#"{"productId":3,"name":"c","productId":4}"#).unwrap_err();
+        assert!(err.contains("`productId` appears twice"), "{err}");
+        // Fewer keys, other keys, other order: each checked as it is.
+        assert!(scan(r#"{"productId":5,"name":"d"}"#).is_ok());
+        assert!(scan(r#"{"name":"e","productId":6,"code":"x","rowVersion":3}"#).is_ok());
+        let err = scan(r#"{"name":"f","productId":7,"name":"g"}"#).unwrap_err();
+        assert!(err.contains("`name` appears twice"), "{err}");
+        // After a refused record the memo holds no key twice: the same
+        // record is refused again, and a good one passes.
+        assert!(scan(r#"{"name":"f","productId":7,"name":"g"}"#).is_err());
+        assert!(scan(r#"{"name":"h","productId":8}"#).is_ok());
+        // A key twice right where the memo ends.
+        assert!(scan(r#"{"name":"i","productId":9,"productId":9}"#).is_err());
+        // The same text scanned with a fresh memo gives the same answers.
+        for text in [
+            r#"{"productId":1,"name":"a","price":1,"rowVersion":1}"#,
+            r#"{"productId":3,"name":"c","productId":4}"#,
+        ] {
+            assert_eq!(
+                scan_with(def, text, &mut KeyMemo::new()).is_ok(),
+                super::scan(def, text).is_ok()
+            );
+        }
     }
 
     #[test]

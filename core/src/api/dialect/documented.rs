@@ -119,9 +119,10 @@ pub(crate) fn parse_pull<'a>(
     let mut out = Vec::with_capacity(raw.len());
     for (def, entry) in raw {
         let mut records = Vec::with_capacity(entry.records.as_ref().map_or(0, Vec::len));
+        let mut memo = record::KeyMemo::new();
         for (i, rec) in entry.records.iter().flatten().enumerate() {
             let text = rec.get();
-            let meta = record::scan(def, text)
+            let meta = record::scan_with(def, text, &mut memo)
                 .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}")))?;
             check_pulled(def, i, &meta, tracking_id)?;
             records.push((Cow::Borrowed(text), meta));

@@ -133,9 +133,10 @@ pub(super) fn parse_pull<'a>(
     let mut out: Vec<PulledCollection<'a>> = Vec::with_capacity(raw.len());
     for (def, list) in raw {
         let mut records = Vec::with_capacity(list.len());
+        let mut memo = record::KeyMemo::new();
         for (i, rec) in list.into_iter().enumerate() {
             let text = rec.get();
-            let mut meta = record::scan(def, text)
+            let mut meta = record::scan_with(def, text, &mut memo)
                 .map_err(|m| protocol(Some(&def.name), format!("record {i}: {m}"), tracking_id))?;
             // The Swagger's `OrderModel` has no `RowVersion`: a record sent
             // without one (or with null) is taken at version 0 rather than refusing the
