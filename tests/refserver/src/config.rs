@@ -179,6 +179,9 @@ pub struct ServerConfig {
     /// Mahak: the login answer carries no `ServerTime` (as an integration
     /// whose answers lack it).
     pub omit_server_time: bool,
+    /// Mahak: an upload's answer carries no `AdditionalData` (the file's
+    /// URL and hash); the picture record still gets them.
+    pub upload_without_additional_data: bool,
 }
 
 impl Default for ServerConfig {
@@ -228,6 +231,7 @@ impl Default for ServerConfig {
             plain_passwords: false,
             clock_offset_seconds: 0,
             omit_server_time: false,
+            upload_without_additional_data: false,
         }
     }
 }
