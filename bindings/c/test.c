@@ -523,6 +523,17 @@ int main(int argc, char **argv) {
               "the queue is empty");
         rowsync_string_free(out);
         out = NULL;
+        CHECK(rowsync_engine_get(engine, "pictures", ROWSYNC_ID_KIND_CLIENT, pic_cid, &out) ==
+                      ROWSYNC_RESULT_OK &&
+                  strstr(out, "\"url\":\"/api/v3/Content/Images/all/") != NULL &&
+                  strstr(out, "\"pictureHash\":\"") != NULL,
+              "the answer's FileUrl and FileHash on the picture");
+        rowsync_string_free(out);
+        out = NULL;
+        CHECK(rowsync_engine_status(engine, &out) == ROWSYNC_RESULT_OK && json_int(out, "pending") == 0,
+              "the picture's url is the server's: nothing pending");
+        rowsync_string_free(out);
+        out = NULL;
     }
 
     CHECK(rowsync_engine_sync_log(engine, 10, &out) == ROWSYNC_RESULT_OK, "sync log");
