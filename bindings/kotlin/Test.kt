@@ -244,6 +244,9 @@ fun main(args: Array<String>) {
         check(sent.uploaded == 1uL && sent.disputesSent == 1uL, "the upload and the dispute sent")
         check(e.tasks().isEmpty(), "the queue is empty")
         check(status.seen.any { it is ConnectionStatus.Uploading && it.uploadId == uploadId }, "progress on the status listener")
+        val uploaded = e.get("pictures", picKey) ?: ""
+        check(uploaded.contains("\"url\":\"/api/v3/Content/Images/all/") && uploaded.contains("\"pictureHash\":\""), "the answer's FileUrl and FileHash on the picture ($uploaded)")
+        check(e.status().counts.pending == 0uL, "the picture's url is the server's: nothing pending")
 
         // The replica holds mahak data: another dialect is refused.
         try {
