@@ -4,7 +4,8 @@
  * written as one group and pushed with its ids mapped back, the change and
  * status callbacks, the error paths (NULL and invalid arguments, unknown
  * collection, not found, a dialect switch, a refused login), and every
- * handed-out value freed. Run by bindings/scripts/test-c.sh under ASan and
+ * handed-out value freed, and the server's clock (a second server, 20
+ * minutes ahead: the skew warns). Run by bindings/scripts/test-c.sh under ASan and
  * under valgrind. */
 
 #include <stdio.h>
@@ -61,6 +62,64 @@ static void on_status(void *user_data, const char *state_json) {
     if (state_json != NULL && strstr(state_json, "\"online\"") != NULL) {
         online_seen++;
     }
+}
+
+static int skew_notices = 0;
+
+static void on_skew_status(void *user_data, const char *state_json) {
+    (void)user_data;
+    if (state_json != NULL && strstr(state_json, "\"clock_skewed\"") != NULL &&
+        llabs(json_int(state_json, "skew_seconds") + 1200) <= 5) {
+        skew_notices++;
+    }
+}
+
+/* The server's clock: against `url`, a server 20 minutes ahead, the report
+ * and the status carry clock_skew_seconds (about -1200: the device is
+ * behind) and clock_skew_warning, the status callback is told
+ * {"state":"clock_skewed"} once, and the state stays online; nothing is
+ * refused. With a threshold of an hour, it is shown and does not warn.
+ * Real time drifts: a tolerance, not exact seconds. */
+static void clock_skew(const char *url) {
+    RowsyncEngine *e = NULL;
+    RowsyncSubscription *s = NULL;
+    char *out = NULL;
+    char settings[512];
+    CHECK(rowsync_engine_open(":memory:", &e) == ROWSYNC_RESULT_OK, "open (clock)");
+    snprintf(settings, sizeof settings, "{\"base_url\": \"%s\", \"max_attempts\": 2}", url);
+    CHECK(rowsync_engine_configure(e, settings) == ROWSYNC_RESULT_OK, "configure (clock)");
+    CHECK(rowsync_engine_settings(e, &out) == ROWSYNC_RESULT_OK &&
+              json_int(out, "clock_skew_warning_seconds") == 780,
+          "13 minutes by default");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_set_credentials(e, "user1", "pass1", 1001, 2002) == ROWSYNC_RESULT_OK,
+          "credentials (clock)");
+    CHECK(rowsync_engine_subscribe_status(e, on_skew_status, NULL, &s) == ROWSYNC_RESULT_OK,
+          "subscribe status (clock)");
+    CHECK(rowsync_engine_sync(e, &out) == ROWSYNC_RESULT_OK, "sync with a server 20 minutes ahead");
+    CHECK(llabs(json_int(out, "clock_skew_seconds") + 1200) <= 5, "the report's skew");
+    CHECK(out != NULL && strstr(out, "\"clock_skew_warning\":true") != NULL, "the report warns");
+    CHECK(out != NULL && strstr(out, "\"connection\":{\"state\":\"online\"}") != NULL,
+          "the state stays online");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(skew_notices == 1, "the status callback was told clock_skewed once");
+    CHECK(rowsync_engine_status(e, &out) == ROWSYNC_RESULT_OK, "status (clock)");
+    CHECK(llabs(json_int(out, "clock_skew_seconds") + 1200) <= 5 &&
+              strstr(out, "\"clock_skew_warning\":true") != NULL,
+          "the status warns");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_configure(e, "{\"clock_skew_warning_seconds\": 3600}") == ROWSYNC_RESULT_OK,
+          "an hour's threshold");
+    CHECK(rowsync_engine_status(e, &out) == ROWSYNC_RESULT_OK &&
+              llabs(json_int(out, "clock_skew_seconds") + 1200) <= 5 &&
+              strstr(out, "\"clock_skew_warning\":false") != NULL,
+          "shown, no warning under an hour's threshold");
+    rowsync_string_free(out);
+    rowsync_subscription_free(s);
+    rowsync_engine_free(e);
 }
 
 /* An encrypted replica: a customer written with a 32-byte key is not in
@@ -133,8 +192,8 @@ static void encrypted_replica(const char *dir) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s BASE_URL\n", argv[0]);
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s BASE_URL BASE_URL_OF_A_SERVER_20_MINUTES_AHEAD\n", argv[0]);
         return 2;
     }
     const char *url = argv[1];
@@ -284,6 +343,10 @@ int main(int argc, char **argv) {
     CHECK(out != NULL && strstr(out, "\"dialect\":\"mahak\"") != NULL, "status names the dialect");
     CHECK(json_int(out, "visitor_id") == visitor, "status carries the session");
     CHECK(json_int(out, "in_doubt") == 0, "no create in doubt");
+    CHECK(out != NULL && strstr(out, "\"clock_skew_seconds\":null") == NULL &&
+              llabs(json_int(out, "clock_skew_seconds")) <= 5 &&
+              strstr(out, "\"clock_skew_warning\":false") != NULL,
+          "a server on time: the skew is about 0, no warning");
     rowsync_string_free(out);
     out = NULL;
 
@@ -460,6 +523,17 @@ int main(int argc, char **argv) {
               "the queue is empty");
         rowsync_string_free(out);
         out = NULL;
+        CHECK(rowsync_engine_get(engine, "pictures", ROWSYNC_ID_KIND_CLIENT, pic_cid, &out) ==
+                      ROWSYNC_RESULT_OK &&
+                  strstr(out, "\"url\":\"/api/v3/Content/Images/all/") != NULL &&
+                  strstr(out, "\"pictureHash\":\"") != NULL,
+              "the answer's FileUrl and FileHash on the picture");
+        rowsync_string_free(out);
+        out = NULL;
+        CHECK(rowsync_engine_status(engine, &out) == ROWSYNC_RESULT_OK && json_int(out, "pending") == 0,
+              "the picture's url is the server's: nothing pending");
+        rowsync_string_free(out);
+        out = NULL;
     }
 
     CHECK(rowsync_engine_sync_log(engine, 10, &out) == ROWSYNC_RESULT_OK, "sync log");
@@ -481,6 +555,8 @@ int main(int argc, char **argv) {
     CHECK(rowsync_engine_wipe(engine, false) == ROWSYNC_RESULT_OK, "wipe");
     rowsync_subscription_free(sub);
     rowsync_engine_free(engine);
+
+    clock_skew(argv[2]);
 
     const char *tmp = getenv("TMPDIR");
     encrypted_replica(tmp && *tmp ? tmp : "/tmp");

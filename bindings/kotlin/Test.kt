@@ -6,8 +6,8 @@
 // pulled product detail) written as one group and pushed with its ids mapped
 // back, a change and a status listener firing, typed exceptions (invalid
 // input, configuration, a refused dialect switch, a replica of another
-// visitor, a refused login), the log sink, and `use {}` destroying the
-// engine. Run by bindings/scripts/test-kotlin.sh with the server URL (the
+// visitor, a refused login), the log sink, the server's clock (a skew past
+// the threshold warns), and `use {}` destroying the engine. Run by bindings/scripts/test-kotlin.sh with the server URL (the
 // reference server with --admin) as argument.
 
 import com.mahak.rowsync.*
@@ -244,6 +244,9 @@ fun main(args: Array<String>) {
         check(sent.uploaded == 1uL && sent.disputesSent == 1uL, "the upload and the dispute sent")
         check(e.tasks().isEmpty(), "the queue is empty")
         check(status.seen.any { it is ConnectionStatus.Uploading && it.uploadId == uploadId }, "progress on the status listener")
+        val uploaded = e.get("pictures", picKey) ?: ""
+        check(uploaded.contains("\"url\":\"/api/v3/Content/Images/all/") && uploaded.contains("\"pictureHash\":\""), "the answer's FileUrl and FileHash on the picture ($uploaded)")
+        check(e.status().counts.pending == 0uL, "the picture's url is the server's: nothing pending")
 
         // The replica holds mahak data: another dialect is refused.
         try {
@@ -267,6 +270,22 @@ fun main(args: Array<String>) {
         check(e.count("orders", false) > 0uL, "the replica kept its orders")
         admin(url, "session", """{"visitorId": $visitor}""")
         e.sync()
+
+        // The server's clock: on time, the skew is about 0 and nothing warns;
+        // 20 minutes ahead, the summary and the status warn and the status
+        // listener is told ClockSkewed once, while the state stays Online.
+        // Nothing is refused. (Real time drifts: a tolerance, not seconds.)
+        val onTime = e.status().clockSkewSeconds
+        check(onTime != null && Math.abs(onTime) <= 5 && !e.status().clockSkewWarning, "a server on time: no warning ($onTime)")
+        check(e.settings().clockSkewWarningSeconds == 780uL, "13 minutes by default")
+        admin(url, "clock", """{"offsetSeconds": 1200}""")
+        e.disconnect()
+        e.setCredentials(LoginCredentials("user1", "pass1", 1001L, 2002L))
+        val skewed = try { e.sync() } finally { admin(url, "clock", """{"offsetSeconds": 0}""") }
+        val skew = skewed.clockSkewSeconds
+        check(skew != null && Math.abs(skew + 1200) <= 5 && skewed.clockSkewWarning, "20 minutes behind the server warns ($skew)")
+        check(status.seen.any { it is ConnectionStatus.ClockSkewed && Math.abs(it.skewSeconds + 1200) <= 5 }, "the status listener was told ClockSkewed")
+        check(e.status().connection == ConnectionStatus.Online && e.status().clockSkewWarning, "the state stays Online; the status warns")
 
         // Wrong password: AuthFailed.
         e.setCredentials(LoginCredentials("user1", "wrong", 1001L, 2002L))

@@ -10,13 +10,17 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 LIBDIR="$TARGET_DIR/debug"
 SERVER_PID=""
 SERVER_URL=""
+SERVER2_PID=""
+SERVER2_URL=""
 WORKDIR="$(mktemp -d -t rowsync-bindings.XXXXXX)"
 
 cleanup() {
-    if [ -n "$SERVER_PID" ]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    for pid in "$SERVER_PID" "$SERVER2_PID"; do
+        if [ -n "$pid" ]; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     rm -rf "$WORKDIR"
 }
 trap cleanup EXIT
@@ -42,5 +46,24 @@ start_server() {
     done
     echo "reference server did not start:" >&2
     cat "$WORKDIR/server.err" >&2
+    return 1
+}
+
+# A second reference server with the habits "$@" (e.g. --clock-offset 1200),
+# a small shop, on a free port; sets SERVER2_URL.
+start_server2() {
+    "$TARGET_DIR/debug/rowsync-refserver" --port 0 --data "$WORKDIR/server2.db" \
+        --seed-products 2 --seed-persons 1 "$@" \
+        >"$WORKDIR/server2.out" 2>"$WORKDIR/server2.err" &
+    SERVER2_PID=$!
+    for _ in $(seq 1 100); do
+        SERVER2_URL="$(head -n1 "$WORKDIR/server2.out" 2>/dev/null || true)"
+        if [ -n "$SERVER2_URL" ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "second reference server did not start:" >&2
+    cat "$WORKDIR/server2.err" >&2
     return 1
 }

@@ -9,6 +9,9 @@ CC="${CC:-cc}"
 build_lib
 start_server
 echo "reference server at $SERVER_URL"
+# A server whose clock is 20 minutes ahead of the device's.
+start_server2 --clock-offset 1200
+echo "reference server 20 minutes ahead at $SERVER2_URL"
 
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -I "$ROOT/ffi/include")
 LINK=(-L "$LIBDIR" -Wl,-rpath,"$LIBDIR" -lrowsync_ffi)
@@ -16,7 +19,7 @@ LINK=(-L "$LIBDIR" -Wl,-rpath,"$LIBDIR" -lrowsync_ffi)
 "$CC" "${CFLAGS[@]}" -fsanitize=address,undefined -fno-omit-frame-pointer \
     bindings/c/test.c "${LINK[@]}" -o "$WORKDIR/test_asan"
 # Rust's own allocations are not instrumented; leaks of the test are.
-ASAN_OPTIONS=detect_leaks=1 "$WORKDIR/test_asan" "$SERVER_URL"
+ASAN_OPTIONS=detect_leaks=1 "$WORKDIR/test_asan" "$SERVER_URL" "$SERVER2_URL"
 
 if ! command -v valgrind >/dev/null 2>&1; then
     echo "installing valgrind"
@@ -24,7 +27,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 "$CC" "${CFLAGS[@]}" bindings/c/test.c "${LINK[@]}" -o "$WORKDIR/test_plain"
 valgrind -q --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite --error-exitcode=1 \
-    "$WORKDIR/test_plain" "$SERVER_URL"
+    "$WORKDIR/test_plain" "$SERVER_URL" "$SERVER2_URL"
 
 # The installed library as a C user gets it (header, libraries, pkg-config),
 # and the README's example program (a sale: an order and its line) built

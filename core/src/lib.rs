@@ -102,7 +102,7 @@ pub use log::{LogLevel, LogSink};
 pub use record::{Op, RecordId};
 pub use report::{CollectionReport, SyncReport};
 pub use settings::Settings;
-pub use status::ConnectionState;
+pub use status::{clock_skew_warns, ConnectionState, DEFAULT_CLOCK_SKEW_WARNING_SECONDS};
 pub use store::{ConflictEntry, Counts, DeadChange, DeadLetter, SyncLogEntry};
 pub use tasks::{OrderDisputeItem, RecordDisputeItem, TaskInfo, TaskKind, TaskState, UploadSource};
 pub use transport::{HttpRequest, HttpResponse, Transport, TransportError, TransportErrorKind};

@@ -137,6 +137,12 @@ impl Registry {
         }
     }
 
+    /// Tells the status listeners a notice (`ClockSkewed`) without making
+    /// it the state: the state last set stays what `state()` answers.
+    pub(crate) fn notice(&self, notice: &ConnectionState) {
+        self.emit_status(notice);
+    }
+
     fn id(&self) -> u64 {
         let mut n = self.next.lock().unwrap_or_else(|p| p.into_inner());
         *n += 1;

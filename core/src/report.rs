@@ -55,6 +55,15 @@ pub struct SyncReport {
     pub tasks_parked: u64,
     /// Server ids mapped onto local records: (collection, client id, server id).
     pub id_mappings: Vec<(String, i64, i64)>,
+    /// The device's clock minus the server's, in seconds (positive: the
+    /// device is ahead), as the last login measured it against the login
+    /// answer's `ServerTime`; `None` when the server did not say its time
+    /// (or no login was made).
+    pub clock_skew_seconds: Option<i64>,
+    /// `clock_skew_seconds` is further from zero than
+    /// `Settings::clock_skew_warning_seconds`: the dates this device writes
+    /// are off by that much. Nothing was refused or changed because of it.
+    pub clock_skew_warning: bool,
     /// The connection state when the sync ended.
     pub connection: Option<crate::status::ConnectionState>,
     /// The error that ended the sync early, if any.

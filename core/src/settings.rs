@@ -102,6 +102,12 @@ pub struct Settings {
     /// Mahak: how the login sends the password, `md5` (most servers, the
     /// default) or `plain` (some servers). Neither form is ever stored.
     pub password_hash: PasswordHash,
+    /// How far the device's clock may be from the server's (the login
+    /// answer's `ServerTime`, mahak) before the sync report, the status and
+    /// the connection state warn, in seconds (780, 13 minutes, by default,
+    /// as the vendor's app; 0 never warns). Nothing is refused and no date
+    /// is changed because of it: the app decides.
+    pub clock_skew_warning_seconds: u64,
 }
 
 impl Default for Settings {
@@ -140,6 +146,7 @@ impl Default for Settings {
             pipelined_pull: true,
             order_types: Vec::new(),
             password_hash: PasswordHash::Md5,
+            clock_skew_warning_seconds: crate::status::DEFAULT_CLOCK_SKEW_WARNING_SECONDS,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The connection state the app can show: what the client last learned
-//! about the server, and what a running sync is doing. A leaf: the client
-//! sets it, the listeners carry it, the report keeps it.
+//! about the server, and what a running sync is doing; and how far the
+//! device's clock is from the server's. A leaf: the client sets it, the
+//! listeners carry it, the report keeps it.
 
 use chrono::{DateTime, Utc};
 
@@ -48,4 +49,40 @@ pub enum ConnectionState {
         /// Bytes of all of this sync's uploads.
         bytes_total: u64,
     },
+    /// A notice, not a lasting state: a login just found the device's
+    /// clock `skew_seconds` away from the server's (`ServerTime`), further
+    /// than `Settings::clock_skew_warning_seconds`. Status listeners are
+    /// told it at once; the state then goes on as before (`Syncing`, then
+    /// `Online`...), and `Engine::status().connection` never stays on it.
+    /// The lasting figures are `clock_skew_seconds` and
+    /// `clock_skew_warning` on the status and the sync report. Nothing is
+    /// refused and no date is changed because of it.
+    ClockSkewed {
+        /// The device's clock minus the server's, in seconds: positive
+        /// when the device is ahead.
+        skew_seconds: i64,
+    },
+}
+
+/// The default of `Settings::clock_skew_warning_seconds`: 13 minutes, past
+/// which the vendor's app refuses to work (WIRE.md section 2).
+pub const DEFAULT_CLOCK_SKEW_WARNING_SECONDS: u64 = 13 * 60;
+
+/// True when `skew_seconds` (device minus server) is further from zero than
+/// `threshold` seconds; a threshold of 0 never warns, an unknown skew never
+/// does.
+pub fn clock_skew_warns(skew_seconds: Option<i64>, threshold: u64) -> bool {
+    match skew_seconds {
+        Some(skew) if threshold > 0 => skew.unsigned_abs() > threshold,
+        _ => false,
+    }
+}
+
+/// The device's clock minus the server's, in seconds (rounded to the
+/// nearest), or `None` when the server did not say its time.
+pub fn clock_skew(device_now: DateTime<Utc>, server_now: Option<DateTime<Utc>>) -> Option<i64> {
+    let ms = device_now
+        .signed_duration_since(server_now?)
+        .num_milliseconds();
+    Some((ms + 500 * ms.signum()) / 1000)
 }

@@ -324,7 +324,11 @@ RowsyncResult rowsync_engine_list(const struct RowsyncEngine *engine,
 
 /**
  * Runs one sync cycle. On success `*out_report_json` (if not NULL)
- * receives the sync report as JSON.
+ * receives the sync report as JSON; its `clock_skew_seconds` is the
+ * device's clock minus the server's at the last login (positive: the
+ * device is ahead; null when the server did not say its time), and
+ * `clock_skew_warning` is true past the settings'
+ * `clock_skew_warning_seconds` (780 by default; nothing is refused).
  */
 RowsyncResult rowsync_engine_sync(const struct RowsyncEngine *engine, char **out_report_json);
 
@@ -361,7 +365,8 @@ RowsyncResult rowsync_engine_apply_hint(const struct RowsyncEngine *engine,
  * The engine's status as JSON in `*out_json`: `{"dialect": "mahak" |
  * "documented", "session": {...} | null (as `rowsync_engine_session`),
  * "connection", "syncing", "counts": {"pending", "parked", "dead_letters",
- * "conflicts", "in_doubt"}, "checkpoints", "last_sync", "last_error"}`.
+ * "conflicts", "in_doubt"}, "checkpoints", "last_sync", "last_error",
+ * "uploads", "clock_skew_seconds": seconds or null, "clock_skew_warning"}`.
  * `in_doubt` counts creates whose save answer was lost: the next sync
  * confirms them before anything is sent again.
  */
@@ -514,8 +519,11 @@ RowsyncResult rowsync_engine_subscribe_changes(const struct RowsyncEngine *engin
  * once (before this function returns), then on every change, until `*out`
  * is freed with `rowsync_subscription_free`. `state_json` is
  * `{"state":"unknown"|"online"|"syncing"|"auth_failed"}` or
- * `{"state":"offline","next_attempt":RFC3339-or-null}`, valid only during
- * the call. The callback may run on any thread that syncs; `user_data`
+ * `{"state":"offline","next_attempt":RFC3339-or-null}` (and the others of
+ * `ConnectionState`), valid only during the call. A login that finds the
+ * device's clock further than `clock_skew_warning_seconds` from the
+ * server's tells the notice `{"state":"clock_skewed","skew_seconds":N}`
+ * once; the state then goes on as before. The callback may run on any thread that syncs; `user_data`
  * must stay valid until the subscription is freed.
  */
 RowsyncResult rowsync_engine_subscribe_status(const struct RowsyncEngine *engine,

@@ -114,6 +114,12 @@ pub struct EngineSettings {
     /// is ever stored.
     #[uniffi(default = "md5")]
     pub password_hash: String,
+    /// How far the device's clock may be from the server's (the login
+    /// answer's `ServerTime`) before the sync summary and the status warn
+    /// and the status listeners are told `ClockSkewed`, in seconds (13
+    /// minutes by default; 0 never warns). Nothing is refused because of it.
+    #[uniffi(default = 780)]
+    pub clock_skew_warning_seconds: u64,
 }
 
 impl EngineSettings {
@@ -161,6 +167,7 @@ impl EngineSettings {
             order_types: self.order_types.clone(),
             // Checked by `configure` (`password_hashing`) before.
             password_hash: self.password_hashing().unwrap_or_default(),
+            clock_skew_warning_seconds: self.clock_skew_warning_seconds,
             ..base
         }
     }
@@ -201,6 +208,7 @@ impl From<rowsync::Settings> for EngineSettings {
                 rowsync::PasswordHash::Md5 => "md5".into(),
                 rowsync::PasswordHash::Plain => "plain".into(),
             },
+            clock_skew_warning_seconds: s.clock_skew_warning_seconds,
         }
     }
 }
@@ -506,6 +514,16 @@ pub enum ConnectionStatus {
         /// Bytes of all of this sync's uploads.
         bytes_total: u64,
     },
+    /// A notice, not a lasting state: a login just found the device's
+    /// clock `skew_seconds` away from the server's, further than
+    /// `clock_skew_warning_seconds`. Told once to the listeners; the state
+    /// then goes on (`Syncing`, `Online`...), and `status().connection`
+    /// never stays on it. Nothing is refused because of it.
+    ClockSkewed {
+        /// The device's clock minus the server's, in seconds (positive:
+        /// the device is ahead).
+        skew_seconds: i64,
+    },
 }
 
 impl From<&rowsync::ConnectionState> for ConnectionStatus {
@@ -536,6 +554,11 @@ impl From<&rowsync::ConnectionState> for ConnectionStatus {
                 bytes_done: *bytes_done,
                 bytes_total: *bytes_total,
             },
+            rowsync::ConnectionState::ClockSkewed { skew_seconds } => {
+                ConnectionStatus::ClockSkewed {
+                    skew_seconds: *skew_seconds,
+                }
+            }
         }
     }
 }
@@ -604,6 +627,12 @@ pub struct EngineStatus {
     pub last_error: Option<String>,
     /// The upload queue, parked uploads included, oldest first.
     pub uploads: Vec<TaskEntry>,
+    /// The device's clock minus the server's at the last login, in seconds
+    /// (positive: the device is ahead); null when the server did not say
+    /// its time.
+    pub clock_skew_seconds: Option<i64>,
+    /// `clock_skew_seconds` is past `clock_skew_warning_seconds`.
+    pub clock_skew_warning: bool,
 }
 
 impl From<rowsync::Status> for EngineStatus {
@@ -625,6 +654,8 @@ impl From<rowsync::Status> for EngineStatus {
             last_sync: s.last_sync,
             last_error: s.last_error,
             uploads: s.uploads.into_iter().map(Into::into).collect(),
+            clock_skew_seconds: s.clock_skew_seconds,
+            clock_skew_warning: s.clock_skew_warning,
         }
     }
 }
@@ -839,6 +870,13 @@ pub struct SyncSummary {
     pub disputes_sent: u64,
     /// Uploads and disputes parked.
     pub tasks_parked: u64,
+    /// The device's clock minus the server's at the last login, in seconds
+    /// (positive: the device is ahead); null when the server did not say
+    /// its time.
+    pub clock_skew_seconds: Option<i64>,
+    /// `clock_skew_seconds` is past `clock_skew_warning_seconds`: the
+    /// dates this device writes are off by that much.
+    pub clock_skew_warning: bool,
 }
 
 impl From<rowsync::SyncReport> for SyncSummary {
@@ -880,6 +918,8 @@ impl From<rowsync::SyncReport> for SyncSummary {
             uploaded: r.uploaded,
             disputes_sent: r.disputes_sent,
             tasks_parked: r.tasks_parked,
+            clock_skew_seconds: r.clock_skew_seconds,
+            clock_skew_warning: r.clock_skew_warning,
         }
     }
 }
@@ -1079,6 +1119,7 @@ mod tests {
             pipelined_pull: false,
             order_types: vec![201, 202],
             password_hash: rowsync::PasswordHash::Plain,
+            clock_skew_warning_seconds: 24,
         };
         let ffi = EngineSettings::from(core.clone());
         assert_eq!(ffi.password_hash, "plain");

@@ -80,6 +80,15 @@ pub(crate) fn check_identity(
     Ok(())
 }
 
+/// A login answer, interpreted.
+pub(crate) struct LoggedIn {
+    pub(crate) token: Token,
+    pub(crate) session: Option<Session>,
+    /// The server's clock as the answer says it (`ServerTime`; not the
+    /// `Date` header, whole seconds only), if it does and it reads.
+    pub(crate) server_time: Option<DateTime<Utc>>,
+}
+
 /// Interprets a `LoginV2` response. Error messages here never quote the body
 /// (it may hold a token).
 pub(crate) fn interpret_login(
@@ -87,7 +96,7 @@ pub(crate) fn interpret_login(
     response: &HttpResponse,
     config: &ClientConfig,
     now: DateTime<Utc>,
-) -> Result<(Token, Option<Session>)> {
+) -> Result<LoggedIn> {
     let margin = config.token_refresh_margin;
     let endpoint = config.login_endpoint.as_str();
     let status = response.status;
@@ -120,13 +129,14 @@ pub(crate) fn interpret_login(
                     .and_then(|age| chrono::Duration::from_std(age).ok())
                     .and_then(|age| now.checked_add_signed(age)),
             };
-            Ok((
-                Token {
+            Ok(LoggedIn {
+                token: Token {
                     value: login.token,
                     refresh_at,
                 },
-                login.session,
-            ))
+                session: login.session,
+                server_time: login.server_time,
+            })
         }
         401 | 403 => {
             let (code, message) = match parse_lenient(&response.body) {

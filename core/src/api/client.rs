@@ -25,7 +25,7 @@ use crate::api::retry::{
 };
 use crate::calls::CallRecord;
 use crate::error::{Error, Result};
-use crate::status::ConnectionState;
+use crate::status::{clock_skew, clock_skew_warns, ConnectionState};
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportErrorKind};
 use crate::url::{check_endpoint, percent_encode, validate_base_url};
 
@@ -50,6 +50,9 @@ struct State {
     credentials: Credentials,
     token: Option<Token>,
     session: Option<Session>,
+    /// The device's clock minus the server's at the last login, in seconds
+    /// (`None` when its answer did not say the server's time).
+    clock_skew: Option<i64>,
     /// The database and visitor the replica was filled from: a login that
     /// names others fails with `ReplicaMismatch`.
     expected: Option<(i64, i64)>,
@@ -126,6 +129,7 @@ impl ApiClient {
                 credentials,
                 token: None,
                 session: None,
+                clock_skew: None,
                 expected: None,
                 connection: ConnectionState::Unknown,
                 refusal: None,
@@ -215,6 +219,22 @@ impl ApiClient {
     pub fn watch_connection(&self, watch: ConnectionWatch) {
         if let Ok(mut w) = self.watch.lock() {
             *w = Some(watch);
+        }
+    }
+
+    /// The device's clock minus the server's at the last login, in
+    /// seconds (positive: the device is ahead), when the login answer said
+    /// the server's time (`ServerTime`).
+    pub fn clock_skew(&self) -> Option<i64> {
+        self.state().clock_skew
+    }
+
+    /// Tells the watch a notice that is no state of its own
+    /// (`ClockSkewed`): the connection state stays as it is.
+    fn tell(&self, notice: &ConnectionState) {
+        let watch = self.watch.lock().ok().and_then(|w| w.clone());
+        if let Some(watch) = watch {
+            watch(notice);
         }
     }
 
@@ -488,9 +508,7 @@ impl ApiClient {
             &self.config,
             self.shutdown.now(),
         )
-        .and_then(|(token, session)| {
-            check_identity(expected, session.as_ref()).map(|_| (token, session))
-        });
+        .and_then(|login| check_identity(expected, login.session.as_ref()).map(|_| login));
         log(record(
             endpoint,
             &sent,
@@ -499,13 +517,21 @@ impl ApiClient {
         let mut state = self.state();
         let current = state.generation == generation;
         match result {
-            Ok((token, session)) => {
-                let value = token.value.clone();
+            Ok(login) => {
+                let value = login.token.value.clone();
+                let skew = clock_skew(self.shutdown.now(), login.server_time);
                 if current {
-                    state.token = Some(token);
-                    if session.is_some() {
-                        state.session = session;
+                    state.token = Some(login.token);
+                    if login.session.is_some() {
+                        state.session = login.session;
                     }
+                    state.clock_skew = skew;
+                }
+                drop(state);
+                if current && clock_skew_warns(skew, self.config.clock_skew_warning_seconds) {
+                    self.tell(&ConnectionState::ClockSkewed {
+                        skew_seconds: skew.unwrap_or(0),
+                    });
                 }
                 Ok(value)
             }
@@ -1015,6 +1041,68 @@ mod tests {
             .naive_utc()
             .format("%Y-%m-%dT%H:%M:%S%.6f")
             .to_string()
+    }
+
+    /// The skew is the device's clock (the client's, here a virtual one)
+    /// minus the login answer's `ServerTime` (Tehran wall time); past the
+    /// threshold the watch is told `ClockSkewed` while the connection
+    /// state stays what it was. No `ServerTime`, or one that does not read,
+    /// is no skew and no error.
+    #[test]
+    fn a_login_measures_the_clock_skew_against_server_time() {
+        use crate::api::shutdown::VirtualClock;
+        let device = chrono::DateTime::parse_from_rfc3339("2026-12-05T10:20:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let token = jwt(device.timestamp() + 7 * 86_400);
+        let cases: [(&str, Option<i64>, bool); 5] = [
+            // Tehran 13:30 is 10:00 UTC: the device is 20 minutes ahead.
+            ("2026-12-05T13:30:00", Some(1200), true),
+            ("2026-12-05T13:45:00.1234567", Some(300), false),
+            // The device is 14 minutes behind.
+            ("2026-12-05T14:04:00", Some(-840), true),
+            ("yesterday", None, false),
+            ("", None, false),
+        ];
+        for (server_time, skew, warns) in cases {
+            let script = Script::new().reply(mahak_login(&token, 31, server_time));
+            let shutdown = Shutdown::new();
+            shutdown.set_clock(Some(Arc::new(VirtualClock::new(device))));
+            let config = ClientConfig {
+                retry: fast_policy(),
+                dialect: Dialect::Mahak,
+                login_endpoint: "Login".into(),
+                ..ClientConfig::new("http://127.0.0.1:9/API/v3/")
+            };
+            let c = ApiClient::new(config, credentials(), script.clone(), shutdown).unwrap();
+            let told = Arc::new(Mutex::new(Vec::new()));
+            let sink = told.clone();
+            c.watch_connection(Arc::new(move |s: &ConnectionState| {
+                sink.lock().unwrap().push(s.clone())
+            }));
+            c.login(&mut |_| {}).unwrap();
+            assert_eq!(c.clock_skew(), skew, "{server_time}");
+            let notices: Vec<ConnectionState> = told
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| **s != ConnectionState::Online)
+                .cloned()
+                .collect();
+            match warns {
+                true => assert_eq!(
+                    notices,
+                    vec![ConnectionState::ClockSkewed {
+                        skew_seconds: skew.unwrap()
+                    }]
+                ),
+                false => assert!(notices.is_empty(), "{notices:?}"),
+            }
+            assert!(!matches!(
+                c.connection_state(),
+                ConnectionState::ClockSkewed { .. }
+            ));
+        }
     }
 
     #[test]

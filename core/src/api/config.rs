@@ -29,6 +29,10 @@ pub struct ClientConfig {
     pub app_id: String,
     /// How the login sends the password (mahak): MD5 or plain.
     pub password_hash: PasswordHash,
+    /// A login whose `ServerTime` is further than this from the device's
+    /// clock, in seconds, tells the connection watch
+    /// `ConnectionState::ClockSkewed` (0: never).
+    pub clock_skew_warning_seconds: u64,
 }
 
 /// How a mahak login sends the password: per server (WIRE.md section 2).
@@ -66,6 +70,7 @@ impl ClientConfig {
             login_endpoint: LOGIN_ENDPOINT.to_string(),
             app_id: "rowsync".to_string(),
             password_hash: PasswordHash::Md5,
+            clock_skew_warning_seconds: crate::status::DEFAULT_CLOCK_SKEW_WARNING_SECONDS,
         }
     }
 }

@@ -28,7 +28,7 @@ use crate::locks::{lock, read, write};
 use crate::log::{LogLevel, LogSink, Logger};
 use crate::report::SyncReport;
 use crate::settings::Settings;
-use crate::status::ConnectionState;
+use crate::status::{clock_skew_warns, ConnectionState};
 use crate::store::{self, meta, ConflictEntry, Counts, Db, DeadLetter, SyncLogEntry};
 use crate::transport::Transport;
 
@@ -56,6 +56,13 @@ pub struct Status {
     pub last_error: Option<String>,
     /// The upload queue, parked uploads included, oldest first.
     pub uploads: Vec<crate::tasks::TaskInfo>,
+    /// The device's clock minus the server's, in seconds (positive: the
+    /// device is ahead), as the last login measured it (`ServerTime`);
+    /// `None` when the server did not say its time or no login is known.
+    pub clock_skew_seconds: Option<i64>,
+    /// `clock_skew_seconds` is further from zero than
+    /// `Settings::clock_skew_warning_seconds`.
+    pub clock_skew_warning: bool,
 }
 
 /// The sync engine.
@@ -495,8 +502,14 @@ impl Engine {
             ))
         })?;
         let last: Option<SyncReport> = last.and_then(|t| serde_json::from_str(&t).ok());
+        // The live client's measure, else the last sync's (a new process).
+        let live = lock(&self.client)?.as_ref().and_then(|c| c.clock_skew());
+        let clock_skew_seconds = live.or(last.as_ref().and_then(|r| r.clock_skew_seconds));
+        let settings = read(&self.settings)?;
+        let clock_skew_warning =
+            clock_skew_warns(clock_skew_seconds, settings.clock_skew_warning_seconds);
         Ok(Status {
-            dialect: read(&self.settings)?.dialect,
+            dialect: settings.dialect,
             session: self.session()?,
             connection: self.registry.state(),
             syncing: *lock(&self.syncing)?,
@@ -508,6 +521,8 @@ impl Engine {
                 .into_iter()
                 .filter(|t| t.kind == crate::tasks::TaskKind::Upload)
                 .collect(),
+            clock_skew_seconds,
+            clock_skew_warning,
         })
     }
 

@@ -15,7 +15,7 @@ use crate::locks::{lock, read};
 use crate::log::LogLevel;
 use crate::report::SyncReport;
 use crate::settings::Settings;
-use crate::status::ConnectionState;
+use crate::status::{clock_skew_warns, ConnectionState};
 use crate::store::{self, meta};
 use crate::sync;
 use crate::sync::context::Context;
@@ -54,6 +54,7 @@ impl Engine {
                 login_endpoint: settings.endpoints().login,
                 app_id: settings.app_id.clone(),
                 password_hash: settings.password_hash,
+                clock_skew_warning_seconds: settings.clock_skew_warning_seconds,
             },
             credentials,
             transport,
@@ -71,6 +72,7 @@ impl Engine {
         let registry = self.registry.clone();
         client.watch_connection(Arc::new(move |state: &ConnectionState| {
             let next = match (state, registry.state()) {
+                (ConnectionState::ClockSkewed { .. }, _) => return registry.notice(state),
                 (ConnectionState::Stalled { .. }, _) => state.clone(),
                 (_, ConnectionState::Stalled { .. }) => ConnectionState::Syncing,
                 _ => return,
@@ -140,6 +142,11 @@ impl Engine {
                 .and_then(|ctx| sync::session::Session::new(ctx, all).run(&mut report));
             client.end_budget();
             self.set_state(client.connection_state())?;
+            report.clock_skew_seconds = client.clock_skew();
+            report.clock_skew_warning = clock_skew_warns(
+                report.clock_skew_seconds,
+                self.settings()?.clock_skew_warning_seconds,
+            );
             r
         });
         if let Err(e) = &result {

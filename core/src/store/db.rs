@@ -492,6 +492,52 @@ mod tests {
         assert_eq!(at(&db), 0);
     }
 
+    /// Fields the server holds (an upload's answer) land in the record and
+    /// in the base of a change pending over it, and make no change of
+    /// their own: the outbox is as it was.
+    #[test]
+    fn server_fields_make_no_pending_change() {
+        let db = memory();
+        let (plain, edited) = db
+            .write(|tx| {
+                let plain = insert(tx, 1)?;
+                let edited = insert(tx, 2)?;
+                tx.insert_pending(edited, 1, Op::Update, Some(r#"{"title":"old"}"#))?;
+                Ok((plain, edited))
+            })
+            .expect("writes");
+        let fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(r#"{"url":"/f/1.jpg","pictureHash":"ab"}"#).expect("json");
+        db.write(|tx| {
+            assert!(tx.store_server_fields(plain, &fields)?);
+            assert!(tx.store_server_fields(edited, &fields)?);
+            assert!(!tx.store_server_fields(9_999, &fields)?, "a record gone");
+            Ok(())
+        })
+        .expect("stores");
+        let (row, pending_plain, pending_edited) = db
+            .read(|conn| {
+                Ok((
+                    crate::store::row_by_local_id(conn, plain)?,
+                    pending_of(conn, plain)?,
+                    pending_of(conn, edited)?,
+                ))
+            })
+            .expect("reads");
+        let data = row.expect("the record").object().expect("an object");
+        assert_eq!(data["url"], "/f/1.jpg");
+        assert_eq!(data["pictureHash"], "ab");
+        assert!(pending_plain.is_none(), "no pending change made");
+        let pending = pending_edited.expect("still pending");
+        assert_eq!((pending.op, pending.counter), (Op::Update, 1));
+        let base: serde_json::Value =
+            serde_json::from_str(pending.base.as_deref().expect("a base")).expect("json");
+        assert_eq!(
+            base,
+            serde_json::json!({"title": "old", "url": "/f/1.jpg", "pictureHash": "ab"})
+        );
+    }
+
     /// A record has one pending change: later edits bump its counter and
     /// change its op, in its place in the outbox; the change leaves only
     /// when dropped.

@@ -158,6 +158,34 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// Stores `fields` the server holds on record `local_id` (an upload's
+    /// answer: its file's URL and hash) as the server's: in its data, and
+    /// in the base of a change pending over it, so that no pending change
+    /// is made and a merge sees them as the server's, not as a local edit.
+    /// False when the record is gone.
+    pub fn store_server_fields(&self, local_id: i64, fields: &Map<String, Value>) -> Result<bool> {
+        let Some(row) = row_by_local_id(self, local_id)? else {
+            return Ok(false);
+        };
+        let mut data = row.object()?;
+        data.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.update_record_data(local_id, row.deleted, &serde_json::to_string(&data)?)?;
+        let base: Option<Option<String>> = self
+            .tx
+            .prepare_cached("SELECT base FROM rs_outbox WHERE local_id = ?1")?
+            .query_row([local_id], |r| r.get(0))
+            .optional()?;
+        if let Some(Some(base)) = base {
+            if let Ok(Value::Object(mut b)) = serde_json::from_str::<Value>(&base) {
+                b.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                self.tx
+                    .prepare_cached("UPDATE rs_outbox SET base = ?2 WHERE local_id = ?1")?
+                    .execute(params![local_id, serde_json::to_string(&b)?])?;
+            }
+        }
+        Ok(true)
+    }
+
     /// Rewrites only a record's data and tombstone flag (a local write).
     pub fn update_record_data(&self, local_id: i64, deleted: bool, data: &str) -> Result<()> {
         let mut stmt = self

@@ -12,7 +12,9 @@
 use std::cell::Cell;
 
 use crate::api::client::{Outgoing, Progress};
+use crate::api::dialect::UploadAnswer;
 use crate::error::{Error, Result};
+use crate::listeners::{ChangeOrigin, Changes};
 use crate::log::LogLevel;
 use crate::report::SyncReport;
 use crate::status::ConnectionState;
@@ -230,7 +232,36 @@ impl Tasks<'_, '_> {
         let endpoint = request.endpoint.name(&self.ctx.endpoints);
         match self.ctx.call(endpoint, &out, request.kind) {
             Ok(reply) if reply.success => {
-                self.ctx.db.write(|tx| tx.delete_task(task.id, false))?;
+                let answer = match task.kind {
+                    TaskKind::Upload => codec.read_upload(&reply.data),
+                    _ => UploadAnswer::default(),
+                };
+                if let Some(why) = &answer.refused {
+                    return self.park_task(task, 0, why, reply.tracking_id.as_deref(), report);
+                }
+                // The file's URL and hash the answer gives are the server's:
+                // stored on the record with no pending change.
+                let mut changes = Changes::default();
+                self.ctx.db.write(|tx| {
+                    tx.delete_task(task.id, false)?;
+                    if answer.fields.is_empty() {
+                        return Ok(());
+                    }
+                    if let Some(row) = tasks::upload_record(tx, task)? {
+                        if tx.store_server_fields(row.local_id, &answer.fields)? {
+                            if let Spec::Upload { collection, .. } = &task.spec {
+                                changes.note(
+                                    collection,
+                                    row.server_id,
+                                    row.client_id,
+                                    ChangeOrigin::Sync,
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+                self.ctx.events.emit_changes(&changes.into_events());
                 match task.kind {
                     TaskKind::Upload => report.uploaded += 1,
                     _ => report.disputes_sent += 1,

@@ -262,7 +262,7 @@ impl Args {
 
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
-        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID] [--order-types 201,202,...]\n       [--password-hash md5|plain]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.\n--order-types (mahak): pull only orders of these types (203 a visitor's order, 201 a\nshop's sale...); `all` lifts the filter. Widening it pulls the orders again.\n--password-hash (mahak): how the login sends the password, `md5` (the default, most\nservers) or `plain` (some servers). Neither form is ever stored.",
+        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID] [--order-types 201,202,...]\n       [--password-hash md5|plain] [--clock-skew-warning SECONDS]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.\n--order-types (mahak): pull only orders of these types (203 a visitor's order, 201 a\nshop's sale...); `all` lifts the filter. Widening it pulls the orders again.\n--password-hash (mahak): how the login sends the password, `md5` (the default, most\nservers) or `plain` (some servers). Neither form is ever stored.\n--clock-skew-warning (mahak): how far, in seconds, this device's clock may be from the\nserver's `ServerTime` before `sync` and `status` warn (780, 13 minutes, by default; 0\nnever warns). Nothing is refused because of it.",
         "sync" => "usage: rowsync --db FILE sync [--all] [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints\nin the collections that are due (reference data such as banks and person groups\nevery six hours, the rest every time; --all pulls every collection now), then\npushes the outbox (never held back). Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
@@ -583,6 +583,14 @@ fn init(a: &mut Args) -> Outcome {
     let dispute_endpoint = a.value("--dispute-endpoint")?;
     let upload_endpoint = a.value("--upload-endpoint")?;
     let app_id = a.value("--app-id")?;
+    let clock_skew_warning = match a.value("--clock-skew-warning")? {
+        None => None,
+        Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+            Failure::usage(format!(
+                "--clock-skew-warning: `{v}` is not a number of seconds"
+            ))
+        })?),
+    };
     let password_hash = match a.value("--password-hash")? {
         None => None,
         Some(v) => Some(
@@ -708,6 +716,9 @@ fn init(a: &mut Args) -> Outcome {
     }
     if let Some(v) = password_hash {
         s.password_hash = v;
+    }
+    if let Some(v) = clock_skew_warning {
+        s.clock_skew_warning_seconds = v;
     }
     if let Some(v) = collections {
         s.collections = v
@@ -888,6 +899,12 @@ fn print_report(r: &SyncReport) -> Outcome {
     if r.dead_letters > 0 {
         say!("see `rowsync dlq list` for what the server refused");
     }
+    if let (true, Some(skew)) = (r.clock_skew_warning, r.clock_skew_seconds) {
+        say!(
+            "warning: {}: the dates written here are off by that much (nothing was refused)",
+            skew_text(skew)
+        );
+    }
     Ok(())
 }
 
@@ -1052,7 +1069,23 @@ fn connection_text(c: &ConnectionState) -> String {
         } => format!(
             "uploading file {file} of {files} ({bytes} bytes; {bytes_done} of {bytes_total} sent)"
         ),
+        ConnectionState::ClockSkewed { skew_seconds } => {
+            format!("online, but {}", skew_text(*skew_seconds))
+        }
     }
+}
+
+/// How far the device's clock is from the server's, in words.
+fn skew_text(skew_seconds: i64) -> String {
+    let way = if skew_seconds >= 0 {
+        "ahead of"
+    } else {
+        "behind"
+    };
+    format!(
+        "this device's clock is {}s {way} the server's",
+        skew_seconds.unsigned_abs()
+    )
 }
 
 // ----- uploads and disputes ----------------------------------------------
@@ -1269,6 +1302,14 @@ fn status(a: &Args) -> Outcome {
     }
     say!("dead letters  {}", s.counts.dead_letters);
     say!("conflicts     {} logged", s.counts.conflicts);
+    if let Some(skew) = s.clock_skew_seconds {
+        let warn = if s.clock_skew_warning {
+            " (past the warning threshold: fix the device's clock)"
+        } else {
+            ""
+        };
+        say!("clock         {}{warn}", skew_text(skew));
+    }
     let moved: Vec<_> = s.checkpoints.iter().filter(|(_, v)| *v > 0).collect();
     if moved.is_empty() {
         say!("checkpoints   none yet (the first sync pulls everything)");

@@ -1005,3 +1005,37 @@ fn upload_dispute_and_tasks_commands() {
         .unwrap()
         .is_empty());
 }
+
+/// Issue 25.3: `status --json` shows `clock_skew_seconds` (the device minus
+/// the server's `ServerTime`); past `--clock-skew-warning` the sync and the
+/// status warn, and nothing is refused.
+#[test]
+fn the_clock_skew_is_shown_and_warned_about() {
+    let server = RunningServer::start(ServerConfig {
+        clock_offset_seconds: 20 * 60,
+        ..ServerConfig::default()
+    })
+    .unwrap();
+    server.server().admin().seed_products(2).unwrap();
+    let scratch = Scratch::new("clock");
+    let db = scratch.db();
+    init(&db, &server);
+    let report = json(&rowsync(&db, &["sync", "--json"]));
+    let skew = report["clock_skew_seconds"].as_i64().expect("a skew");
+    assert!((skew + 1200).abs() <= 5, "{report}");
+    assert_eq!(report["clock_skew_warning"], true);
+    assert!(report["error"].is_null());
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert!((status["clock_skew_seconds"].as_i64().unwrap() + 1200).abs() <= 5);
+    assert_eq!(status["clock_skew_warning"], true);
+    let text = ok(&rowsync(&db, &["sync"]));
+    assert!(text.contains("behind the server's"), "{text}");
+    // A threshold of half an hour: shown, no warning.
+    init_with(&db, &server, &["--clock-skew-warning", "1800"]);
+    let text = ok(&rowsync(&db, &["sync"]));
+    assert!(!text.contains("warning"), "{text}");
+    let status = json(&rowsync(&db, &["status", "--json"]));
+    assert_eq!(status["clock_skew_warning"], false);
+    let out = rowsync(&db, &["init", "--clock-skew-warning", "soon"]);
+    assert!(fails(&out).contains("--clock-skew-warning"));
+}

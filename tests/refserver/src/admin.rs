@@ -520,7 +520,9 @@ fn parse_body(body: &[u8]) -> Result<Value, ServerError> {
 ///
 /// Routes: `GET counter`; `GET state`; `POST seed`
 /// `{products?: n, persons?: n, orders?: n}`; `POST session`
-/// `{databaseId?, visitorId?}` (what a mahak login answers);
+/// `{databaseId?, visitorId?}` (what a mahak login answers); `POST clock`
+/// `{offsetSeconds?, serverTime?: bool}` (the login answer's `ServerTime`:
+/// its offset from the real time, and whether it is sent at all);
 /// `GET records/<c>` (dump); `POST records/<c>` (upsert a record);
 /// `GET records/<c>/<id>`; `POST|PATCH records/<c>/<id>` (change fields);
 /// `DELETE records/<c>/<id>` or `POST records/<c>/<id>/delete`;
@@ -540,6 +542,20 @@ pub(crate) fn handle_http(server: &RefServer, method: &str, rest: &str, body: &[
             let int = |k: &str| body.get(k).and_then(Value::as_i64);
             admin.set_session_ids(int("databaseId"), int("visitorId"));
             Ok(json!({"databaseId": int("databaseId"), "visitorId": int("visitorId")}))
+        }
+        ("POST", ["clock"]) => {
+            let offset = body.get("offsetSeconds").and_then(Value::as_i64);
+            let send = body.get("serverTime").and_then(Value::as_bool);
+            server.update_config(|c| {
+                if let Some(o) = offset {
+                    c.clock_offset_seconds = o;
+                }
+                if let Some(send) = send {
+                    c.omit_server_time = !send;
+                }
+            });
+            let c = server.config();
+            Ok(json!({"offsetSeconds": c.clock_offset_seconds, "serverTime": !c.omit_server_time}))
         }
         (_, ["state"]) => Ok(json!(admin.state())),
         ("GET", ["disputes"]) => Ok(Value::Array(

@@ -15,7 +15,8 @@ pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--da
 [--exclusive-bound] [--page-cap-total] [--server-page-cap N] [--ignore-page-size] [--unordered] \
 [--resend-updates] [--refuse-offset-dates] [--visitor-id N] [--repeat-save-index] \
 [--refuse-saves-after-apply] [--stall-pulls] [--pull-objects normal|null-data|null-objects|missing] \
-[--duplicate-pulled-keys] [--plain-passwords]";
+[--duplicate-pulled-keys] [--plain-passwords] [--clock-offset SECONDS] [--no-server-time] \
+[--upload-without-additional-data]";
 
 /// Parsed command-line options.
 #[derive(Debug, Clone)]
@@ -105,6 +106,9 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
             }
             "--duplicate-pulled-keys" => o.config.duplicate_pulled_keys = true,
             "--plain-passwords" => o.config.plain_passwords = true,
+            "--clock-offset" => o.config.clock_offset_seconds = value(&flag, args.next())?,
+            "--no-server-time" => o.config.omit_server_time = true,
+            "--upload-without-additional-data" => o.config.upload_without_additional_data = true,
             "--verbose" | "-v" => o.config.verbose = true,
             "--help" | "-h" => return Err(ServerError::Usage(USAGE.to_string())),
             other => {
@@ -189,6 +193,13 @@ mod tests {
         assert!(o.config.stall_pulls && o.config.duplicate_pulled_keys);
         assert!(o.config.plain_passwords);
         assert_eq!(o.config.pull_objects, crate::PullObjects::NullObjects);
+        let o = parse_cli(args(
+            "--clock-offset -1200 --no-server-time --upload-without-additional-data",
+        ))
+        .unwrap();
+        assert_eq!(o.config.clock_offset_seconds, -1200);
+        assert!(o.config.omit_server_time && o.config.upload_without_additional_data);
+        assert!(parse_cli(args("--clock-offset soon")).is_err());
         assert!(parse_cli(args("--pull-objects sometimes")).is_err());
         assert!(parse_cli(args("--dialect klingon")).is_err());
         assert!(parse_cli(args("--port")).is_err());

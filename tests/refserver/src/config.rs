@@ -172,6 +172,16 @@ pub struct ServerConfig {
     /// Mahak: a login carries the password as the user typed it, not its
     /// MD5 (some real servers); the MD5 is then refused.
     pub plain_passwords: bool,
+    /// Mahak: the login answer's `ServerTime` is this many seconds away
+    /// from the real time (positive: the server's clock is ahead), as a
+    /// device whose clock is off would see it.
+    pub clock_offset_seconds: i64,
+    /// Mahak: the login answer carries no `ServerTime` (as an integration
+    /// whose answers lack it).
+    pub omit_server_time: bool,
+    /// Mahak: an upload's answer carries no `AdditionalData` (the file's
+    /// URL and hash); the picture record still gets them.
+    pub upload_without_additional_data: bool,
 }
 
 impl Default for ServerConfig {
@@ -219,6 +229,9 @@ impl Default for ServerConfig {
             pull_objects: PullObjects::Normal,
             duplicate_pulled_keys: false,
             plain_passwords: false,
+            clock_offset_seconds: 0,
+            omit_server_time: false,
+            upload_without_additional_data: false,
         }
     }
 }

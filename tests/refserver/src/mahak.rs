@@ -73,7 +73,14 @@ fn password_matches(sent: &str, password: &str, plain: bool) -> bool {
 /// The server's clock as the real server writes it: Tehran time, no
 /// offset, 7 fractional digits.
 pub(crate) fn tehran_now() -> String {
-    let t = chrono::Utc::now() + chrono::Duration::seconds(3 * 3600 + 1800);
+    tehran_time(0)
+}
+
+/// Tehran wall time `offset_seconds` away from now, as [`tehran_now`].
+pub(crate) fn tehran_time(offset_seconds: i64) -> String {
+    let t = chrono::Utc::now()
+        + chrono::Duration::seconds(3 * 3600 + 1800)
+        + chrono::Duration::seconds(offset_seconds.clamp(-10 * 365 * 86_400, 10 * 365 * 86_400));
     format!("{}0", t.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f"))
 }
 
@@ -112,7 +119,7 @@ pub(crate) fn login(server: &RefServer, body: &[u8]) -> Reply {
         server.next_seq(),
     ) {
         Ok(t) => {
-            let data = json!({
+            let mut data = json!({
                 "UserToken": t.token,
                 "SyncId": config.sync_id,
                 "VisitorId": session.1,
@@ -121,12 +128,17 @@ pub(crate) fn login(server: &RefServer, body: &[u8]) -> Reply {
                 "ErrorMessage": null,
                 "UserTitle": config.user_title,
                 "MahakId": format!("M{}", config.database_id),
-                "ServerTime": tehran_now(),
+                "ServerTime": tehran_time(config.clock_offset_seconds),
                 "PackageNo": config.package_number.to_string(),
                 "CreditDay": 30,
                 "HasRadara": false,
                 "WithDataTransfer": true,
             });
+            if config.omit_server_time {
+                if let Some(o) = data.as_object_mut() {
+                    o.remove("ServerTime");
+                }
+            }
             ok_raw(&data.to_string())
         }
         Err(e) => fail(500, &format!("cannot sign a token: {e}")),

@@ -11,7 +11,13 @@
 //!   plain-text `OK` with [`crate::ServerConfig::plain_task_answers`] (the
 //!   real answer was never captured). An upload is multipart with one file
 //!   part, `X-PictureId` and `X-FileName` headers, and the token as the
-//!   `userToken` query; the picture must exist.
+//!   `userToken` query; the picture must exist. As WIRE.md section 7 says,
+//!   the answer is `{Result, Data: {Result, EntityId, RowVersion,
+//!   AdditionalData: {FileUrl, FileHash}}}`: the file is public under
+//!   `/api/v3/Content/Images/all/` with a name that changes with its bytes,
+//!   and the picture record gets that `url` and `pictureHash` (the MD5 of
+//!   the file) at a new row version. Without `AdditionalData` under
+//!   [`crate::ServerConfig::upload_without_additional_data`].
 //! - Documented: one order or record per dispute, deduplicated by
 //!   `requestId` (a resend is answered as the first was, and not recorded
 //!   again). An upload is multipart with `entity`, `id` (or `clientId`) and
@@ -126,7 +132,9 @@ fn refuse(server: &RefServer, message: &str) -> Reply {
     }
 }
 
-fn accepted(server: &RefServer, data: Value) -> Reply {
+/// A task the server took: `data` as the documented answer's, and as the
+/// mahak answer's `Data` when `mahak_data` is given (else `null`).
+fn accepted(server: &RefServer, data: Value, mahak_data: Option<Value>) -> Reply {
     if !server.is_mahak() {
         return Reply::ok(data);
     }
@@ -148,7 +156,7 @@ fn accepted(server: &RefServer, data: Value) -> Reply {
             body: b"OK".to_vec(),
         };
     }
-    crate::mahak::ok_raw("null")
+    crate::mahak::ok_raw(&mahak_data.unwrap_or(Value::Null).to_string())
 }
 
 /// Handles `SolveOrderDispute` (`order`) or `SolveDispute`.
@@ -204,7 +212,7 @@ pub(crate) fn dispute(
         .and_then(Value::as_array)
         .map_or(1, Vec::len);
     entry.counts = vec![(name.to_string(), items)];
-    Ok(accepted(server, json!({"requestId": request_id})))
+    Ok(accepted(server, json!({"requestId": request_id}), None))
 }
 
 fn check_dispute(server: &RefServer, order: bool, obj: &Map<String, Value>) -> Result<(), String> {
@@ -421,6 +429,51 @@ pub(crate) fn upload(
         params![entity, record_id, file_name],
         |r| r.get(0),
     )?;
+    drop(db);
+    let mahak = match server.is_mahak() {
+        true => Some(picture_answer(
+            server, record_id, file_id, &file_name, file.data,
+        )?),
+        false => None,
+    };
     entry.counts = vec![(entity, 1)];
-    Ok(accepted(server, json!({"fileId": file_id})))
+    Ok(accepted(server, json!({"fileId": file_id}), mahak))
+}
+
+/// The real server's upload answer (WIRE.md section 7), after giving
+/// picture `id` its file's public `url` and `pictureHash` at a new row
+/// version.
+fn picture_answer(
+    server: &RefServer,
+    id: i64,
+    file_id: i64,
+    file_name: &str,
+    data: &[u8],
+) -> Result<Value, ServerError> {
+    use md5::{Digest, Md5};
+    let hash: String = Md5::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let ext = file_name
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .unwrap_or("bin");
+    let url = format!(
+        "/api/v3/Content/Images/all/{id}-{file_id}-{}.{ext}",
+        &hash[..8]
+    );
+    let mut fields = Map::new();
+    fields.insert("url".into(), json!(url));
+    fields.insert("pictureHash".into(), json!(hash));
+    let record = server.admin().update_fields("pictures", id, fields)?;
+    let row_version = ["rowVersion", "RowVersion"]
+        .iter()
+        .find_map(|k| record.get(*k).and_then(Value::as_i64));
+    let mut answer = json!({"Result": true, "EntityId": id, "RowVersion": row_version});
+    if !server.config().upload_without_additional_data {
+        answer["AdditionalData"] = json!({"FileUrl": url, "FileHash": hash});
+    }
+    Ok(answer)
 }

@@ -501,3 +501,45 @@ fn regions_are_read_only_reference_data_served_in_pulls() {
     assert_eq!(v["Result"], false);
     assert_eq!(server.admin().count("regions"), 2);
 }
+
+/// Issue 25.3: the login's `ServerTime` is Tehran wall time (no offset, 7
+/// fractional digits); `clock_offset_seconds` moves it, `omit_server_time`
+/// leaves it out, and the admin interface changes both at run time.
+#[test]
+fn server_time_is_tehran_time_shifted_or_left_out_on_demand() {
+    let running = RunningServer::start(ServerConfig {
+        clock_offset_seconds: 1200,
+        ..mahak()
+    })
+    .unwrap();
+    let c = Client::http(&running.base_url());
+    let tehran_offset = chrono::Duration::seconds(3 * 3600 + 1800);
+    let skew_of = |v: &Value| {
+        let text = v["Data"]["ServerTime"].as_str().expect("a ServerTime");
+        assert_eq!(text.split('.').nth(1).map(str::len), Some(7), "{text}");
+        let t = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").unwrap();
+        (t.and_utc() - tehran_offset - chrono::Utc::now()).num_seconds()
+    };
+    let v = body(&c.post("Login", login_body()));
+    assert!((skew_of(&v) - 1200).abs() <= 5, "{v}");
+    let agent = common::Http::new().0;
+    let admin = |b: Value| {
+        let mut r = agent
+            .post(&format!("http://{}/admin/clock", running.addr()))
+            .send(b.to_string().as_bytes())
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let _ = r.body_mut().read_to_string();
+    };
+    admin(json!({"offsetSeconds": -300}));
+    let v = body(&c.post("Login", login_body()));
+    assert!((skew_of(&v) + 300).abs() <= 5, "{v}");
+    admin(json!({"serverTime": false}));
+    let v = body(&c.post("Login", login_body()));
+    assert_eq!(v["Result"], true);
+    assert!(v["Data"].get("ServerTime").is_none(), "{v}");
+    admin(json!({"offsetSeconds": 0, "serverTime": true}));
+    let v = body(&c.post("Login", login_body()));
+    assert!(skew_of(&v).abs() <= 5, "{v}");
+    running.stop();
+}

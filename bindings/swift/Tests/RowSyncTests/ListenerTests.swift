@@ -70,6 +70,47 @@ final class ListenerTests: ServerTestCase {
         XCTAssertTrue(released.get, "releasing the handle released the listener")
     }
 
+    /// The server's clock: on time, the skew is about 0 and nothing warns;
+    /// 20 minutes ahead (the admin interface moves its `ServerTime`), the
+    /// summary and the status warn and the listener is told `clockSkewed`
+    /// once, while the state stays `online`. Nothing is refused. Real time
+    /// drifts: skews are checked within a tolerance.
+    func testAClockSkewPastTheThresholdWarnsWhileTheStateStaysOnline() async throws {
+        let engine = try loggedIn()
+        let statuses = Locked<[ConnectionStatus]>([])
+        let handle = engine.subscribeStatus { status in statuses.with { $0.append(status) } }
+        let onTime = try await engine.sync()
+        XCTAssertLessThanOrEqual(abs(try XCTUnwrap(onTime.clockSkewSeconds)), 5)
+        XCTAssertFalse(onTime.clockSkewWarning)
+        XCTAssertEqual(try engine.settings().clockSkewWarningSeconds, 780)
+        XCTAssertFalse(statuses.get.contains { if case .clockSkewed = $0 { true } else { false } })
+
+        _ = try await admin("POST", "clock", #"{"offsetSeconds": 1200}"#)
+        let skewed: SyncSummary
+        do {
+            try engine.disconnect()
+            try engine.setCredentials(credentials: credentials())
+            skewed = try await engine.sync()
+            _ = try await admin("POST", "clock", #"{"offsetSeconds": 0}"#)
+        } catch {
+            _ = try? await admin("POST", "clock", #"{"offsetSeconds": 0}"#)
+            throw error
+        }
+        let skew = try XCTUnwrap(skewed.clockSkewSeconds)
+        XCTAssertLessThanOrEqual(abs(skew + 1200), 5, "the device is 20 minutes behind")
+        XCTAssertTrue(skewed.clockSkewWarning)
+        let notices = statuses.get.compactMap { status -> Int64? in
+            if case .clockSkewed(let seconds) = status { seconds } else { nil }
+        }
+        XCTAssertEqual(notices.count, 1, "\(statuses.get)")
+        XCTAssertLessThanOrEqual(abs((notices.first ?? 0) + 1200), 5)
+        XCTAssertEqual(statuses.get.last, .online)
+        let status = try engine.status()
+        XCTAssertEqual(status.connection, .online)
+        XCTAssertTrue(status.clockSkewWarning)
+        handle.cancel()
+    }
+
     func testStreamsYieldFromTheEngineAndUnsubscribeWhenTheyEnd() async throws {
         let engine = try loggedIn()
         // Subscribed here, consumed by tasks.

@@ -130,5 +130,12 @@ final class ReplicaTests: ServerTestCase {
         let uploads = try await admin("GET", "uploads") as? [[String: Any]] ?? []
         let stored = uploads.last { $0["fileName"] as? String == "signed.jpg" }
         XCTAssertEqual(int(stored?["size"]), Int64(bytes.count))
+        // The answer's FileUrl and FileHash are the picture's url and
+        // pictureHash now, the server's: nothing is pending.
+        let uploaded = try engine.get(collection: "pictures", key: key)
+        XCTAssertTrue(
+            uploaded?.contains(#""url":"/api/v3/Content/Images/all/"#) == true, uploaded ?? "")
+        XCTAssertTrue(uploaded?.contains(#""pictureHash":""#) == true)
+        XCTAssertEqual(try engine.status().counts.pending, 0)
     }
 }

@@ -154,6 +154,23 @@ pub trait Codec: Send + Sync {
         content_type: &str,
         data: &[u8],
     ) -> Result<TaskRequest>;
+
+    /// What the answer to an `Upload` the server took says of the record:
+    /// `data` is the envelope's data as JSON text (`null`, or empty, when
+    /// it has none). By default nothing.
+    fn read_upload(&self, _data: &str) -> UploadAnswer {
+        UploadAnswer::default()
+    }
+}
+
+/// What an upload's answer says of its record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadAnswer {
+    /// The answer refuses the file after all, in these words.
+    pub refused: Option<String>,
+    /// Fields the server now holds on the record (its file's URL and
+    /// hash), to store as the server's, never as a local edit.
+    pub fields: Map<String, Value>,
 }
 
 // ----- the neutral values ---------------------------------------------------

@@ -38,7 +38,7 @@ pub(crate) mod tiny;
 pub(crate) use codec::{parse_pull_sorted, parse_save_text};
 pub use codec::{
     Change, Codec, Endpoints, NextAsk, Pager, PullAsk, PulledCollection, RefusalScope, SaveOutcome,
-    SaveRules, Session,
+    SaveRules, Session, UploadAnswer,
 };
 
 impl Dialect {

@@ -3404,6 +3404,13 @@ public struct EngineSettings: Equatable, Hashable {
      * is ever stored.
      */
     public var passwordHash: String
+    /**
+     * How far the device's clock may be from the server's (the login
+     * answer's `ServerTime`) before the sync summary and the status warn
+     * and the status listeners are told `ClockSkewed`, in seconds (13
+     * minutes by default; 0 never warns). Nothing is refused because of it.
+     */
+    public var clockSkewWarningSeconds: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3511,7 +3518,13 @@ public struct EngineSettings: Equatable, Hashable {
          * Mahak: how the login sends the password, `md5` (most servers) or
          * `plain` (some servers); anything else throws `Config`. Neither form
          * is ever stored.
-         */passwordHash: String = "md5") {
+         */passwordHash: String = "md5", 
+        /**
+         * How far the device's clock may be from the server's (the login
+         * answer's `ServerTime`) before the sync summary and the status warn
+         * and the status listeners are told `ClockSkewed`, in seconds (13
+         * minutes by default; 0 never warns). Nothing is refused because of it.
+         */clockSkewWarningSeconds: UInt64 = UInt64(780)) {
         self.baseUrl = baseUrl
         self.dialect = dialect
         self.pageSize = pageSize
@@ -3541,6 +3554,7 @@ public struct EngineSettings: Equatable, Hashable {
         self.pipelinedPull = pipelinedPull
         self.orderTypes = orderTypes
         self.passwordHash = passwordHash
+        self.clockSkewWarningSeconds = clockSkewWarningSeconds
     }
 
     
@@ -3587,7 +3601,8 @@ public struct FfiConverterTypeEngineSettings: FfiConverterRustBuffer {
                 gzip: FfiConverterBool.read(from: &buf), 
                 pipelinedPull: FfiConverterBool.read(from: &buf), 
                 orderTypes: FfiConverterSequenceInt64.read(from: &buf), 
-                passwordHash: FfiConverterString.read(from: &buf)
+                passwordHash: FfiConverterString.read(from: &buf), 
+                clockSkewWarningSeconds: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -3621,6 +3636,7 @@ public struct FfiConverterTypeEngineSettings: FfiConverterRustBuffer {
         FfiConverterBool.write(value.pipelinedPull, into: &buf)
         FfiConverterSequenceInt64.write(value.orderTypes, into: &buf)
         FfiConverterString.write(value.passwordHash, into: &buf)
+        FfiConverterUInt64.write(value.clockSkewWarningSeconds, into: &buf)
     }
 }
 
@@ -3680,6 +3696,16 @@ public struct EngineStatus: Equatable, Hashable {
      * The upload queue, parked uploads included, oldest first.
      */
     public var uploads: [TaskEntry]
+    /**
+     * The device's clock minus the server's at the last login, in seconds
+     * (positive: the device is ahead); null when the server did not say
+     * its time.
+     */
+    public var clockSkewSeconds: Int64?
+    /**
+     * `clock_skew_seconds` is past `clock_skew_warning_seconds`.
+     */
+    public var clockSkewWarning: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3710,7 +3736,15 @@ public struct EngineStatus: Equatable, Hashable {
          */lastError: String?, 
         /**
          * The upload queue, parked uploads included, oldest first.
-         */uploads: [TaskEntry]) {
+         */uploads: [TaskEntry], 
+        /**
+         * The device's clock minus the server's at the last login, in seconds
+         * (positive: the device is ahead); null when the server did not say
+         * its time.
+         */clockSkewSeconds: Int64?, 
+        /**
+         * `clock_skew_seconds` is past `clock_skew_warning_seconds`.
+         */clockSkewWarning: Bool) {
         self.dialect = dialect
         self.session = session
         self.connection = connection
@@ -3720,6 +3754,8 @@ public struct EngineStatus: Equatable, Hashable {
         self.lastSync = lastSync
         self.lastError = lastError
         self.uploads = uploads
+        self.clockSkewSeconds = clockSkewSeconds
+        self.clockSkewWarning = clockSkewWarning
     }
 
     
@@ -3746,7 +3782,9 @@ public struct FfiConverterTypeEngineStatus: FfiConverterRustBuffer {
                 checkpoints: FfiConverterSequenceTypeCheckpoint.read(from: &buf), 
                 lastSync: FfiConverterOptionString.read(from: &buf), 
                 lastError: FfiConverterOptionString.read(from: &buf), 
-                uploads: FfiConverterSequenceTypeTaskEntry.read(from: &buf)
+                uploads: FfiConverterSequenceTypeTaskEntry.read(from: &buf), 
+                clockSkewSeconds: FfiConverterOptionInt64.read(from: &buf), 
+                clockSkewWarning: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3760,6 +3798,8 @@ public struct FfiConverterTypeEngineStatus: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.lastSync, into: &buf)
         FfiConverterOptionString.write(value.lastError, into: &buf)
         FfiConverterSequenceTypeTaskEntry.write(value.uploads, into: &buf)
+        FfiConverterOptionInt64.write(value.clockSkewSeconds, into: &buf)
+        FfiConverterBool.write(value.clockSkewWarning, into: &buf)
     }
 }
 
@@ -4865,6 +4905,17 @@ public struct SyncSummary: Equatable, Hashable {
      * Uploads and disputes parked.
      */
     public var tasksParked: UInt64
+    /**
+     * The device's clock minus the server's at the last login, in seconds
+     * (positive: the device is ahead); null when the server did not say
+     * its time.
+     */
+    public var clockSkewSeconds: Int64?
+    /**
+     * `clock_skew_seconds` is past `clock_skew_warning_seconds`: the
+     * dates this device writes are off by that much.
+     */
+    public var clockSkewWarning: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4913,7 +4964,16 @@ public struct SyncSummary: Equatable, Hashable {
          */disputesSent: UInt64, 
         /**
          * Uploads and disputes parked.
-         */tasksParked: UInt64) {
+         */tasksParked: UInt64, 
+        /**
+         * The device's clock minus the server's at the last login, in seconds
+         * (positive: the device is ahead); null when the server did not say
+         * its time.
+         */clockSkewSeconds: Int64?, 
+        /**
+         * `clock_skew_seconds` is past `clock_skew_warning_seconds`: the
+         * dates this device writes are off by that much.
+         */clockSkewWarning: Bool) {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.collections = collections
@@ -4929,6 +4989,8 @@ public struct SyncSummary: Equatable, Hashable {
         self.uploaded = uploaded
         self.disputesSent = disputesSent
         self.tasksParked = tasksParked
+        self.clockSkewSeconds = clockSkewSeconds
+        self.clockSkewWarning = clockSkewWarning
     }
 
     
@@ -4961,7 +5023,9 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
                 idMappings: FfiConverterSequenceTypeIdMapping.read(from: &buf), 
                 uploaded: FfiConverterUInt64.read(from: &buf), 
                 disputesSent: FfiConverterUInt64.read(from: &buf), 
-                tasksParked: FfiConverterUInt64.read(from: &buf)
+                tasksParked: FfiConverterUInt64.read(from: &buf), 
+                clockSkewSeconds: FfiConverterOptionInt64.read(from: &buf), 
+                clockSkewWarning: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -4981,6 +5045,8 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.uploaded, into: &buf)
         FfiConverterUInt64.write(value.disputesSent, into: &buf)
         FfiConverterUInt64.write(value.tasksParked, into: &buf)
+        FfiConverterOptionInt64.write(value.clockSkewSeconds, into: &buf)
+        FfiConverterBool.write(value.clockSkewWarning, into: &buf)
     }
 }
 
@@ -5562,6 +5628,19 @@ public enum ConnectionStatus: Equatable, Hashable {
          * Bytes of all of this sync's uploads.
          */bytesTotal: UInt64
     )
+    /**
+     * A notice, not a lasting state: a login just found the device's
+     * clock `skew_seconds` away from the server's, further than
+     * `clock_skew_warning_seconds`. Told once to the listeners; the state
+     * then goes on (`Syncing`, `Online`...), and `status().connection`
+     * never stays on it. Nothing is refused because of it.
+     */
+    case clockSkewed(
+        /**
+         * The device's clock minus the server's, in seconds (positive:
+         * the device is ahead).
+         */skewSeconds: Int64
+    )
 
 
 
@@ -5598,6 +5677,9 @@ public struct FfiConverterTypeConnectionStatus: FfiConverterRustBuffer {
         case 6: return .syncing
         
         case 7: return .uploading(uploadId: try FfiConverterInt64.read(from: &buf), file: try FfiConverterUInt32.read(from: &buf), files: try FfiConverterUInt32.read(from: &buf), bytes: try FfiConverterUInt64.read(from: &buf), bytesDone: try FfiConverterUInt64.read(from: &buf), bytesTotal: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 8: return .clockSkewed(skewSeconds: try FfiConverterInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -5642,6 +5724,11 @@ public struct FfiConverterTypeConnectionStatus: FfiConverterRustBuffer {
             FfiConverterUInt64.write(bytes, into: &buf)
             FfiConverterUInt64.write(bytesDone, into: &buf)
             FfiConverterUInt64.write(bytesTotal, into: &buf)
+            
+        
+        case let .clockSkewed(skewSeconds):
+            writeInt(&buf, Int32(8))
+            FfiConverterInt64.write(skewSeconds, into: &buf)
             
         }
     }

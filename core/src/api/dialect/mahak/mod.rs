@@ -18,12 +18,13 @@ use serde_json::{Map, Value};
 
 use super::codec::{
     Change, Codec, Endpoints, LoginAnswer, Pager, PullAsk, PulledCollection, RefusalScope,
-    SaveAnswer, SaveRules, Session, TaskEndpoint, TaskRequest,
+    SaveAnswer, SaveRules, Session, TaskEndpoint, TaskRequest, UploadAnswer,
 };
 use super::login::{jwt_expiry, login_data, parse_expire_date};
 use super::tasks::{header_safe, json_request, multipart};
 use crate::api::call::CallKind;
 use crate::api::config::{ClientConfig, Credentials, PasswordHash};
+use crate::api::envelope::get_ci;
 use crate::catalogue::{Catalogue, CollectionDef};
 use crate::error::Result;
 use crate::tasks::{OrderDisputeItem, RecordDisputeItem, RECONCILE_ITEMS_PER_REQUEST};
@@ -254,6 +255,47 @@ impl Codec for Mahak {
             data,
         ))
     }
+
+    /// `{Result, EntityId, RowVersion, AdditionalData: {FileUrl, FileHash}}`
+    /// (WIRE.md section 7, keys in any case): the file's URL becomes the
+    /// picture's `url` and its hash its `pictureHash`. An inner `Result:
+    /// false` refuses the file. Anything missing or of another shape (no
+    /// data, no `AdditionalData`, plain text) says nothing.
+    fn read_upload(&self, data: &str) -> UploadAnswer {
+        upload_answer(data)
+    }
+}
+
+/// See [`Mahak::read_upload`].
+fn upload_answer(data: &str) -> UploadAnswer {
+    let mut answer = UploadAnswer::default();
+    let Ok(Value::Object(obj)) = serde_json::from_str::<Value>(data) else {
+        return answer;
+    };
+    if get_ci(&obj, "Result").and_then(Value::as_bool) == Some(false) {
+        let words = ["Message", "ErrorMessage"]
+            .iter()
+            .find_map(|k| get_ci(&obj, k).and_then(Value::as_str))
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .unwrap_or("the server did not take the file (Result: false)");
+        answer.refused = Some(words.to_string());
+        return answer;
+    }
+    let Some(Value::Object(extra)) = get_ci(&obj, "AdditionalData") else {
+        return answer;
+    };
+    let text = |key: &str| match get_ci(extra, key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(Value::String(s.clone())),
+        Some(Value::Number(n)) => Some(Value::String(n.to_string())),
+        _ => None,
+    };
+    for (key, field) in [("FileUrl", "url"), ("FileHash", "pictureHash")] {
+        if let Some(v) = text(key) {
+            answer.fields.insert(field.to_string(), v);
+        }
+    }
+    answer
 }
 
 #[cfg(test)]
@@ -780,6 +822,42 @@ mod tests {
     }
 
     /// What the codec says of the real server's habits.
+    /// An upload's answer (WIRE.md section 7): `FileUrl` and `FileHash`
+    /// become the picture's `url` and `pictureHash`, keys in any case; an
+    /// inner `Result: false` refuses the file; any other shape says nothing.
+    #[test]
+    fn an_upload_answer_gives_the_pictures_url_and_hash() {
+        let a = Mahak.read_upload(
+            r#"{"Result":true,"EntityId":12,"RowVersion":4030000001,
+                "AdditionalData":{"FileUrl":"/api/v3/Content/Images/all/12-a.jpg","fileHash":"ab12"}}"#,
+        );
+        assert_eq!(a.refused, None);
+        assert_eq!(
+            Value::Object(a.fields),
+            json!({"url": "/api/v3/Content/Images/all/12-a.jpg", "pictureHash": "ab12"})
+        );
+        let a = Mahak.read_upload(r#"{"result":false,"message":" too big "}"#);
+        assert_eq!(a.refused.as_deref(), Some("too big"));
+        assert!(Mahak.read_upload(r#"{"Result":false}"#).refused.is_some());
+        for data in [
+            "null",
+            "",
+            "OK",
+            "[1]",
+            r#"{"Result":true,"EntityId":12}"#,
+            r#"{"Result":true,"AdditionalData":null}"#,
+            r#"{"AdditionalData":{"FileUrl":"","FileHash":null}}"#,
+        ] {
+            assert_eq!(Mahak.read_upload(data), UploadAnswer::default(), "{data}");
+        }
+        assert_eq!(
+            Mahak
+                .read_upload(r#"{"AdditionalData":{"FileHash":77}}"#)
+                .fields["pictureHash"],
+            "77"
+        );
+    }
+
     #[test]
     fn the_real_servers_rules() {
         assert!(!Mahak.idempotent_save());
