@@ -2,7 +2,8 @@
 //! replica of the reference server (mahak dialect) while 1,000 local writes
 //! and a sync happen at once. Each query's last result is what a direct
 //! read gives at the end, and a query of a collection nobody touched never
-//! ran again after its first result.
+//! ran again after its first result. A conflict resolved inside a push
+//! reaches the watch too.
 
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -170,4 +171,45 @@ fn ten_queries_see_their_final_result_and_untouched_ones_never_run_again() {
         e.create("banks", json!({"name": "after cancel"})).unwrap();
         assert!(rx.try_recv().is_err());
     }
+}
+
+/// A save answered 2002 with the server's record is resolved inside the
+/// push, with no pull of that collection: the watch of it shows the
+/// server's version (money: server wins).
+#[test]
+fn a_2002_resolved_in_the_push_reaches_the_watch() {
+    let server = start(server_config());
+    let admin = server.server().admin();
+    admin
+        .upsert(
+            "payments",
+            json!({"paymentId": 1, "paymentClientId": 0, "amount": 1000, "note": "cash"}),
+        )
+        .unwrap();
+    let db = TempDb::new("live-2002");
+    let e = engine(&db, &server.base_url());
+    e.sync().unwrap();
+    // Stop pulling payments, so the push meets the newer version as a 2002.
+    let mut s = e.settings().unwrap();
+    s.collections = vec!["products".into()];
+    e.configure(s).unwrap();
+    let q = Query::new("payments");
+    let (tx, rx) = channel();
+    let _w = e.watch(&q, Arc::new(Results(Mutex::new(tx)))).unwrap();
+    let first = rx.recv_timeout(GUARD).unwrap();
+    e.update("payments", RecordId::Server(1), json!({"note": "local"}))
+        .unwrap();
+    let mut fields = serde_json::Map::new();
+    fields.insert("note".into(), json!("office"));
+    admin.update_fields("payments", 1, fields).unwrap();
+    let r = e.sync().unwrap();
+    assert_eq!(r.conflicts, 1);
+    let now = e.query(&q).unwrap();
+    assert_eq!(now[0]["note"], "office", "money stays the server's");
+    let (tx, barrier) = channel();
+    let _b = e
+        .watch(&Query::new("banks"), Arc::new(Results(Mutex::new(tx))))
+        .unwrap();
+    barrier.recv_timeout(GUARD).unwrap();
+    assert_eq!(last(&rx, first).0, now, "the watch shows the resolution");
 }
