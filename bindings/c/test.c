@@ -3,14 +3,20 @@
  * of type 201 for a new customer, with two lines on a pulled product detail)
  * written as one group and pushed with its ids mapped back, the change and
  * status callbacks, the error paths (NULL and invalid arguments, unknown
- * collection, not found, a dialect switch, a refused login), and every
- * handed-out value freed, and the server's clock (a second server, 20
- * minutes ahead: the skew warns). Run by bindings/scripts/test-c.sh under ASan and
+ * collection, not found, a dialect switch, a refused login), a live query
+ * (its first result, its final one after a sale is written and synced,
+ * silence once freed), every handed-out value freed, and the server's
+ * clock (a second server, 20 minutes ahead: the skew warns). Run by
+ * bindings/scripts/test-c.sh under ASan and
  * under valgrind. */
 
+#define _POSIX_C_SOURCE 200809L
+
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "rowsync.h"
 
@@ -120,6 +126,152 @@ static void clock_skew(const char *url) {
     rowsync_string_free(out);
     rowsync_subscription_free(s);
     rowsync_engine_free(e);
+/* What a live-query callback was told. The callback runs on the engine's
+ * own live-query thread, so everything here is behind the lock. */
+struct watched {
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int results;
+    int errors;
+    char *last; /* the newest records (malloc'd) */
+};
+
+static void watched_init(struct watched *w) {
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->changed, NULL);
+    w->results = 0;
+    w->errors = 0;
+    w->last = NULL;
+}
+
+static void watched_free(struct watched *w) {
+    free(w->last);
+    pthread_cond_destroy(&w->changed);
+    pthread_mutex_destroy(&w->lock);
+}
+
+static void on_records(void *user_data, RowsyncResult result, const char *json) {
+    struct watched *w = user_data;
+    pthread_mutex_lock(&w->lock);
+    if (result == ROWSYNC_RESULT_OK && json != NULL) {
+        free(w->last);
+        w->last = strdup(json);
+        w->results++;
+    } else {
+        w->errors++;
+    }
+    pthread_cond_broadcast(&w->changed);
+    pthread_mutex_unlock(&w->lock);
+}
+
+/* True once `w`'s newest result is `expected` (waits at most 60 s: a guard
+ * against a hang, not a timing check). */
+static int wait_for(struct watched *w, const char *expected) {
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
+    pthread_mutex_lock(&w->lock);
+    int ok = 0;
+    while (!(ok = w->last != NULL && expected != NULL && strcmp(w->last, expected) == 0)) {
+        if (pthread_cond_timedwait(&w->changed, &w->lock, &until) != 0) break;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return ok;
+}
+
+/* The query's records now, as `rowsync_engine_query` gives them (malloc'd
+ * by the library: free with rowsync_string_free). */
+static char *records_now(RowsyncEngine *engine, const char *query) {
+    char *out = NULL;
+    CHECK(rowsync_engine_query(engine, query, &out) == ROWSYNC_RESULT_OK, "query");
+    return out;
+}
+
+/* The first result of a new watch: the engine runs watches in the order
+ * they were made, so every earlier run is over once it came. */
+static void barrier(RowsyncEngine *engine) {
+    struct watched b;
+    watched_init(&b);
+    RowsyncLiveQuery *q = NULL;
+    CHECK(rowsync_engine_watch(engine, "{\"collection\":\"checklists\"}", on_records, &b, &q) ==
+              ROWSYNC_RESULT_OK,
+          "barrier watch");
+    CHECK(wait_for(&b, "[]"), "the barrier's first result");
+    rowsync_live_query_free(q);
+    watched_free(&b);
+}
+
+/* A live query: the sales, newest first, told at once and again after a
+ * sale is written and synced; a query of a collection nobody touches never
+ * runs again; bad queries are refused; once freed, silence. */
+static void live_query(RowsyncEngine *engine, long long visitor, long long detail, long long price) {
+    const char *q =
+        "{\"collection\":\"orders\",\"filters\":{\"orderType\":201},"
+        "\"order\":{\"field\":\"orderClientId\",\"descending\":true},\"limit\":50}";
+    struct watched sales, banks;
+    watched_init(&sales);
+    watched_init(&banks);
+    RowsyncLiveQuery *live = NULL, *quiet = NULL;
+    CHECK(rowsync_engine_watch(engine, "{\"collection\":\"nope\"}", on_records, &sales, &live) ==
+              ROWSYNC_RESULT_INVALID_INPUT,
+          "a watch of an unknown collection is refused");
+    CHECK(rowsync_engine_watch(engine, "{\"collection\":\"orders\",\"order\":{\"field\":\"a b\"}}",
+                               on_records, &sales, &live) == ROWSYNC_RESULT_INVALID_INPUT,
+          "a bad field is refused");
+    CHECK(strstr(rowsync_last_error_message(), "a b") != NULL, "the message names the field");
+    CHECK(rowsync_engine_watch(engine, "{\"collection\":", on_records, &sales, &live) ==
+              ROWSYNC_RESULT_INVALID_INPUT,
+          "a query that is not JSON is refused");
+    CHECK(rowsync_engine_watch(engine, q, NULL, &sales, &live) == ROWSYNC_RESULT_NULL_ARGUMENT,
+          "watch(NULL callback)");
+    CHECK(rowsync_engine_watch(engine, q, on_records, &sales, NULL) == ROWSYNC_RESULT_NULL_ARGUMENT,
+          "watch(NULL out)");
+    CHECK(live == NULL, "nothing handed out on failure");
+    CHECK(rowsync_engine_watch(engine, q, on_records, &sales, &live) == ROWSYNC_RESULT_OK, "watch");
+    CHECK(rowsync_engine_watch(engine, "{\"collection\":\"banks\"}", on_records, &banks, &quiet) ==
+              ROWSYNC_RESULT_OK,
+          "watch banks");
+    char *now = records_now(engine, q);
+    CHECK(wait_for(&sales, now), "the first result at once");
+    rowsync_string_free(now);
+    CHECK(wait_for(&banks, "[]"), "banks' first result");
+
+    char group[512];
+    snprintf(group, sizeof group,
+             "[{\"op\":\"create\",\"collection\":\"orders\","
+             "  \"record\":{\"orderType\":201,\"visitorId\":%lld,\"description\":\"C watched\"}},"
+             " {\"op\":\"create\",\"collection\":\"orderDetails\",\"parent_op\":0,"
+             "  \"record\":{\"productDetailId\":%lld,\"count1\":1,\"price\":%lld}}]",
+             visitor, detail, price);
+    char *out = NULL;
+    CHECK(rowsync_engine_write_group(engine, group, &out) == ROWSYNC_RESULT_OK, "the watched sale");
+    rowsync_string_free(out);
+    CHECK(rowsync_engine_sync(engine, NULL) == ROWSYNC_RESULT_OK, "sync the watched sale");
+    now = records_now(engine, q);
+    CHECK(now != NULL && strstr(now, "C watched") != NULL, "the sale is in the query");
+    CHECK(wait_for(&sales, now), "the last result is the final one");
+    rowsync_string_free(now);
+    uint64_t runs = 0;
+    CHECK(rowsync_live_query_runs(live, &runs) == ROWSYNC_RESULT_OK && runs >= 2, "the sales ran again");
+    CHECK(rowsync_live_query_runs(quiet, &runs) == ROWSYNC_RESULT_OK && runs == 1,
+          "nobody touched banks: no run again");
+    CHECK(rowsync_live_query_runs(NULL, &runs) == ROWSYNC_RESULT_NULL_ARGUMENT, "runs(NULL)");
+
+    rowsync_live_query_free(live);
+    pthread_mutex_lock(&sales.lock);
+    int before = sales.results;
+    pthread_mutex_unlock(&sales.lock);
+    CHECK(rowsync_engine_write_group(engine, group, &out) == ROWSYNC_RESULT_OK, "a sale after free");
+    rowsync_string_free(out);
+    barrier(engine);
+    pthread_mutex_lock(&sales.lock);
+    CHECK(sales.results == before && sales.errors == 0, "no call after free");
+    pthread_mutex_unlock(&sales.lock);
+    CHECK(rowsync_engine_sync(engine, NULL) == ROWSYNC_RESULT_OK, "sync the sale after free");
+    rowsync_live_query_free(quiet);
+    rowsync_live_query_free(NULL);
+    watched_free(&sales);
+    watched_free(&banks);
 }
 
 /* An encrypted replica: a customer written with a 32-byte key is not in
@@ -535,6 +687,8 @@ int main(int argc, char **argv) {
         rowsync_string_free(out);
         out = NULL;
     }
+
+    live_query(engine, visitor, detail, price);
 
     CHECK(rowsync_engine_sync_log(engine, 10, &out) == ROWSYNC_RESULT_OK, "sync log");
     CHECK(out != NULL && strstr(out, "SaveAllData") != NULL, "save call logged");

@@ -6,8 +6,10 @@
 // pulled product detail) written as one group and pushed with its ids mapped
 // back, a change and a status listener firing, typed exceptions (invalid
 // input, configuration, a refused dialect switch, a replica of another
-// visitor, a refused login), the log sink, the server's clock (a skew past
-// the threshold warns), and `use {}` destroying the engine. Run by bindings/scripts/test-kotlin.sh with the server URL (the
+// visitor, a refused login), the log sink, a live query (its first result,
+// its final one after a write and a sync, cancel), the server's clock (a
+// skew past the threshold warns), and `use {}` destroying the engine. Run
+// by bindings/scripts/test-kotlin.sh with the server URL (the
 // reference server with --admin) as argument.
 
 import com.mahak.rowsync.*
@@ -73,6 +75,32 @@ class CountingListener : ChangeListener {
     override fun onChange(changes: List<ChangeBatch>) {
         batches.addAndGet(changes.size)
     }
+}
+
+class RecordingQuery : QueryListener {
+    val results = java.util.concurrent.LinkedBlockingQueue<List<String>>()
+    val errors = AtomicInteger()
+    override fun onResult(records: List<String>) {
+        results.add(records)
+    }
+    override fun onError(error: RowsyncException) {
+        errors.incrementAndGet()
+    }
+}
+
+/** The first result of a new watch, taken once every earlier run is over
+ *  (the engine runs watches in the order they were made). */
+fun barrier(e: RowsyncEngine) {
+    val l = RecordingQuery()
+    e.watch(RecordQuery(collection = "checklists"), l).use {
+        check(l.results.poll(60, java.util.concurrent.TimeUnit.SECONDS) != null, "a barrier's first result")
+    }
+}
+
+/** The newest result `l` holds, or `first`. */
+fun newest(l: RecordingQuery, first: List<String>?): List<String>? {
+    var out = first
+    while (true) out = l.results.poll() ?: return out
 }
 
 class RecordingStatus : StatusListener {
@@ -219,6 +247,47 @@ fun main(args: Array<String>) {
         val why = e.explain("orderDetails", RecordKey.Client(lineCids[0]))
         check(why.contains("\"state\":\"synced\"") && why.contains("\"words\""), "explain: the line is synced ($why)")
         check(e.explain("orders", RecordKey.Server(424242L)).contains("never_seen"), "explain: never seen")
+
+        // A live query: the customer's orders, newest first, told at once
+        // and after the sale below is written and synced; a query of a
+        // collection nobody touches never runs again; a bad query throws.
+        val q = RecordQuery(collection = "orders", filtersJson = """{"personId": $customerId}""", orderBy = "orderClientId", descending = true, limit = 50u)
+        val orders = RecordingQuery()
+        val banks = RecordingQuery()
+        val live = e.watch(q, orders)
+        val quiet = e.watch(RecordQuery(collection = "banks"), banks)
+        val first = orders.results.poll(60, java.util.concurrent.TimeUnit.SECONDS)
+        check(first == e.query(q), "a watch's first result comes at once")
+        try {
+            e.watch(RecordQuery(collection = "noSuchCollection"), RecordingQuery())
+            check(false, "a watch of an unknown collection must throw")
+        } catch (ex: RowsyncException.InvalidInput) {
+        }
+        try {
+            e.watch(RecordQuery(collection = "orders", orderBy = "not a field"), RecordingQuery())
+            check(false, "a bad field must throw")
+        } catch (ex: RowsyncException.InvalidInput) {
+            check(ex.field == "not a field", "InvalidInput names the field")
+        }
+        e.writeGroup(
+            listOf(
+                WriteOp.Create("orders", """{"orderType": 201, "visitorId": $visitor, "personId": $customerId, "description": "watched"}""", null),
+                WriteOp.Create("orderDetails", """{"productDetailId": $detailId, "count1": 1, "price": $price}""", 0u),
+            ),
+        )
+        e.sync()
+        barrier(e)
+        val last = newest(orders, first)
+        check(last == e.query(q) && last?.first()?.contains("watched") == true, "the watch's last result is the final one")
+        check(live.runs() >= 2uL && quiet.runs() == 1uL, "only the orders' query ran again (${live.runs()}, ${quiet.runs()})")
+        check(orders.errors.get() == 0, "no failed run")
+        live.cancel()
+        check(!live.isActive(), "a cancelled watch is inactive")
+        e.create("orders", """{"orderType": 201, "visitorId": $visitor, "personId": $customerId}""")
+        barrier(e)
+        check(orders.results.isEmpty(), "no result after cancel")
+        live.close()
+        quiet.close()
 
         // A photo of the signed invoice: a picture record, its file queued
         // (sent after the picture's save, progress on the status listener),

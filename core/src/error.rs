@@ -50,6 +50,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A live query the app gave is not valid for its collection (a bad
+    /// field name, a filter on an object, a limit out of range).
+    #[error("invalid query on `{collection}`: `{field}`: {reason}")]
+    InvalidQuery {
+        /// The collection.
+        collection: String,
+        /// The offending field (or `limit`).
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+
     /// No record with that id.
     #[error("no record `{id}` in `{collection}`")]
     NotFound {

@@ -45,7 +45,7 @@
 //! | 9 | `fuzzing` | entry points for the fuzz targets (hidden) |
 //! | 8 | `engine` | the facade an app holds: open, configure, local API, reads, start a sync |
 //! | 7 | `sync` | one sync: the driver (`session.rs`) and its steps |
-//! | 6 | `settings`, `local`, `explain` | the settings; the local write flow; why a record is not synced |
+//! | 6 | `settings`, `local`, `explain`, `live` | the settings; the local write flow; why a record is not synced; live queries |
 //! | 5 | `store`, `api` | the database (every table, every meta key, [`Db`](store::Db)); the server (the client, the codecs of the dialects) |
 //! | 4 | `conflict`, `report`, `listeners`, `tasks` | merge rules; the sync report; change events and listeners; the task queue's vocabulary |
 //! | 3 | `record` | a record's bookkeeping fields, its ids, the kind of a pending change |
@@ -65,6 +65,7 @@ mod hints;
 mod http;
 mod key;
 mod listeners;
+mod live;
 mod local;
 mod locks;
 mod log;
@@ -96,6 +97,10 @@ pub use http::{HttpConfig, UreqTransport};
 pub use key::DbKey;
 pub use listeners::{
     ChangeEvent, ChangeListener, ChangeOrigin, RecordRef, StatusListener, Subscription,
+};
+pub use live::{
+    LiveQuery, Order, Query, QueryListener, DEFAULT_LIMIT as QUERY_DEFAULT_LIMIT,
+    MAX_LIMIT as QUERY_MAX_LIMIT,
 };
 pub use local::{ListOptions, Page, Writer};
 pub use log::{LogLevel, LogSink};

@@ -144,6 +144,11 @@ typedef uint32_t RowsyncIdKind;
 typedef struct RowsyncEngine RowsyncEngine;
 
 /**
+ * A watched query; free it with `rowsync_live_query_free` to stop it.
+ */
+typedef struct RowsyncLiveQuery RowsyncLiveQuery;
+
+/**
  * A live subscription of a C change callback; free it to unsubscribe.
  */
 typedef struct RowsyncSubscription RowsyncSubscription;
@@ -160,6 +165,14 @@ typedef void (*RowsyncChangeCallback)(void *user_data, const char *events_json);
  * valid only during the call.
  */
 typedef void (*RowsyncStatusCallback)(void *user_data, const char *state_json);
+
+/**
+ * A C live-query callback. On `ROWSYNC_RESULT_OK`, `json` is the query's
+ * records as a JSON array of objects; otherwise a run failed (the watch
+ * goes on) and `json` is the error's message. `json` is valid only during
+ * the call.
+ */
+typedef void (*RowsyncQueryCallback)(void *user_data, RowsyncResult result, const char *json);
 
 #ifdef __cplusplus
 extern "C" {
@@ -535,6 +548,47 @@ RowsyncResult rowsync_engine_subscribe_status(const struct RowsyncEngine *engine
  * Unsubscribes and frees the subscription. NULL is ignored.
  */
 void rowsync_subscription_free(struct RowsyncSubscription *sub);
+
+/**
+ * The records `query_json` (see `rowsync_engine_watch`) returns now: on
+ * success `*out_json` receives a JSON array of objects, to free with
+ * `rowsync_string_free`.
+ */
+RowsyncResult rowsync_engine_query(const struct RowsyncEngine *engine,
+                                   const char *query_json,
+                                   char **out_json);
+
+/**
+ * Watches `query_json` (`{"collection", "filters"?, "order"?: {"field",
+ * "descending"?}, "limit"?}`): `callback(user_data, result, json)` is
+ * called with the records at once (from the engine's live-query thread,
+ * right after this returns), then again whenever a local write or a sync
+ * changes them, until `*out` is freed with `rowsync_live_query_free`. A
+ * burst of writes gives a few calls, the last with the final records;
+ * only changes to the query's collection run it again. The query is
+ * checked first: an unknown collection or a bad field is
+ * `ROWSYNC_RESULT_INVALID_INPUT`, and nothing is called. `user_data` must
+ * stay valid until the handle is freed.
+ */
+RowsyncResult rowsync_engine_watch(const struct RowsyncEngine *engine,
+                                   const char *query_json,
+                                   RowsyncQueryCallback callback,
+                                   void *user_data,
+                                   struct RowsyncLiveQuery **out);
+
+/**
+ * How many times the query ran, the first run included (a run whose
+ * result did not change calls nothing), into `*out_runs`.
+ */
+RowsyncResult rowsync_live_query_runs(const struct RowsyncLiveQuery *query, uint64_t *out_runs);
+
+/**
+ * Stops the watch and frees the handle: once this returns, the callback
+ * is never called again (a call in progress on the live-query thread is
+ * waited for, unless this is called from inside the callback). NULL is
+ * ignored.
+ */
+void rowsync_live_query_free(struct RowsyncLiveQuery *query);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -19,6 +19,10 @@ use crate::engine::{parse_json, RowsyncEngine};
 use crate::error::RowsyncError;
 use crate::types::{RecordKey, WriteOp};
 
+mod live;
+
+pub use live::{RowsyncLiveQuery, RowsyncQueryCallback};
+
 /// The result of every C call. Values are fixed: they never change meaning.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ use crate::error::{Result, RowsyncError};
 use crate::listeners::{
     ChangeAdapter, ChangeListener, StatusAdapter, StatusListener, SubscriptionHandle,
 };
+use crate::live::{LiveQueryHandle, QueryAdapter, QueryListener, RecordQuery};
 use crate::log::{LogLevel, LogSink, SinkAdapter};
 use crate::transport::{HttpTransport, TransportAdapter};
 use crate::types::{
@@ -455,6 +456,33 @@ impl RowsyncEngine {
             self.inner
                 .subscribe_status(Arc::new(StatusAdapter(listener))),
         )
+    }
+
+    /// The records `query` returns now, each a JSON object.
+    pub fn query(&self, query: RecordQuery) -> Result<Vec<String>> {
+        Ok(self
+            .inner
+            .query(&query.to_core()?)?
+            .iter()
+            .map(Value::to_string)
+            .collect())
+    }
+
+    /// Watches `query`: `listener` is told its records at once, then again
+    /// whenever a local write or a sync changes them, on the engine's own
+    /// thread, until the returned handle is cancelled or destroyed. A burst
+    /// of writes gives a few calls, the last with the final records; only
+    /// changes to the query's collection run it again. An unknown
+    /// collection or a bad field is `InvalidInput`, before anything runs.
+    pub fn watch(
+        &self,
+        query: RecordQuery,
+        listener: Arc<dyn QueryListener>,
+    ) -> Result<Arc<LiveQueryHandle>> {
+        let live = self
+            .inner
+            .watch(&query.to_core()?, Arc::new(QueryAdapter(listener)))?;
+        Ok(LiveQueryHandle::new(live))
     }
 
     /// Stops syncing: forgets the token and credentials, keeps all data.

@@ -221,6 +221,15 @@ impl From<rowsync::Error> for RowsyncError {
                 field,
                 reason,
             },
+            E::InvalidQuery {
+                collection,
+                field,
+                reason,
+            } => RowsyncError::InvalidInput {
+                collection,
+                field,
+                reason,
+            },
             E::NotFound { collection, id } => RowsyncError::NotFound { collection, id },
             E::Offline {
                 message,

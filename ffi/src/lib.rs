@@ -14,6 +14,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod listeners;
+mod live;
 mod log;
 mod transport;
 mod types;
@@ -21,6 +22,7 @@ mod types;
 pub use engine::{DatabaseKey, RowsyncEngine};
 pub use error::RowsyncError;
 pub use listeners::{ChangeListener, StatusListener, SubscriptionHandle};
+pub use live::{LiveQueryHandle, QueryListener, RecordQuery};
 pub use log::{LogLevel, LogSink};
 pub use transport::{
     HttpHeader, HttpTransport, TransportFailure, TransportRequest, TransportResponse,

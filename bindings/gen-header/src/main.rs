@@ -39,6 +39,7 @@ fn main() -> ExitCode {
     match cbindgen::Builder::new()
         .with_config(config)
         .with_src(ffi.join("src/c_api.rs"))
+        .with_src(ffi.join("src/c_api/live.rs"))
         .with_src(ffi.join("src/engine.rs"))
         .generate()
     {

@@ -23,6 +23,7 @@ use crate::explain::Explanation;
 use crate::hints::HintOutcome;
 use crate::key::DbKey;
 use crate::listeners::{ChangeListener, Registry, StatusListener, Subscription};
+use crate::live::{Live, LiveQuery, Query, QueryListener};
 use crate::local::{self, Changes, ListOptions, Page, RecordId, Writer};
 use crate::locks::{lock, read, write};
 use crate::log::{LogLevel, LogSink, Logger};
@@ -69,7 +70,7 @@ pub struct Status {
 pub struct Engine {
     /// The replica: the writer, a reader beside it (so the app's reads do
     /// not wait while a sync applies a page) and the checkpoint thread.
-    pub(crate) db: Db,
+    pub(crate) db: Arc<Db>,
     pub(crate) catalogue: RwLock<Catalogue>,
     pub(crate) resolvers: RwLock<HashMap<String, Arc<dyn ConflictResolver>>>,
     pub(crate) settings: RwLock<Settings>,
@@ -87,6 +88,10 @@ pub struct Engine {
     pub(crate) logger: Logger,
     /// The secret push hints are signed with (memory only).
     pub(crate) hint_secret: Mutex<Option<Vec<u8>>>,
+    /// The watched queries, and their thread.
+    live: Live,
+    /// Tells `live` what changed.
+    _live_changes: Subscription,
 }
 
 impl Engine {
@@ -148,6 +153,10 @@ impl Engine {
             .and_then(|r| r.connection)
             .unwrap_or(ConnectionState::Unknown);
         let session = session.and_then(|t| serde_json::from_str::<Session>(&t).ok());
+        let db = Arc::new(db);
+        let registry = Arc::new(Registry::new(last_state));
+        let live = Live::new(&db);
+        let live_changes = registry.add_change(live.marker());
         Ok(Engine {
             db,
             catalogue: RwLock::new(catalogue),
@@ -161,9 +170,11 @@ impl Engine {
             syncing: Mutex::new(false),
             session: Mutex::new(session),
             custom_catalogue,
-            registry: Arc::new(Registry::new(last_state)),
+            registry,
             logger: Logger::default(),
             hint_secret: Mutex::new(None),
+            live,
+            _live_changes: live_changes,
         })
     }
 
@@ -319,6 +330,7 @@ impl Engine {
         *lock(&self.session)? = None;
         // The next login may name another database or visitor.
         *lock(&self.client)? = None;
+        self.live.touch_all();
         Ok(())
     }
 
@@ -427,6 +439,25 @@ impl Engine {
         self.db.read(|conn| {
             store::count_rows(conn, store::coll_id_of(conn, collection)?, include_deleted)
         })
+    }
+
+    /// The records `query` returns now (see [`Engine::watch`]).
+    pub fn query(&self, query: &Query) -> Result<Vec<Value>> {
+        let plan = query.plan(&*read(&self.catalogue)?)?;
+        self.db.read(|conn| plan.run(conn))
+    }
+
+    /// Watches `query`: `listener` is told its records at once, then again
+    /// whenever a local write or a sync changes them, until the returned
+    /// handle is cancelled or dropped. The query is checked first
+    /// (`UnknownCollection`, `InvalidQuery`). Queries run on the engine's
+    /// own thread, never the writer's: a burst of writes gives a few runs,
+    /// the last of which sees the final state, and only the queries of the
+    /// collections a change named run again. A run whose result did not
+    /// change tells nobody.
+    pub fn watch(&self, query: &Query, listener: Arc<dyn QueryListener>) -> Result<LiveQuery> {
+        let plan = query.plan(&*read(&self.catalogue)?)?;
+        self.live.watch(plan, listener)
     }
 
     // ----- conflicts, dead letters, log, status ------------------------------

@@ -27,5 +27,5 @@ pub use logs::{conflicts, sync_log, ConflictEntry, SyncLogEntry};
 pub use outbox::{in_doubt, is_parked, pending_in_order, pending_of, Pending};
 pub use records::{
     checkpoint, checkpoints, count_rows, list_rows, probe_by_client_id, probe_by_server_id,
-    row_by_client_id, row_by_local_id, row_by_server_id, NewRow, Row,
+    query_rows, row_by_client_id, row_by_local_id, row_by_server_id, Match, NewRow, Row,
 };

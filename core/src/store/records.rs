@@ -362,6 +362,80 @@ pub fn list_rows(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The value a field of a query must equal, as the query's SQL compares it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Match {
+    /// The field is `null` or absent.
+    Null,
+    /// A JSON boolean.
+    Bool(bool),
+    /// A JSON number that fits an `i64`.
+    Int(i64),
+    /// Any other JSON number.
+    Real(f64),
+    /// A JSON string.
+    Text(String),
+}
+
+/// The live records of a collection whose fields equal `filters` (each a
+/// JSON path, `$."field"`, and its value), ordered by the field at
+/// `order`'s path (descending when its flag is set; `null` and absent
+/// first when ascending, then numbers, then text), then in local order,
+/// at most `limit`: the data of each. A type is compared with its own kind
+/// only (the number 1 never matches `true` nor `"1"`). No index covers a
+/// record's fields: the collection is scanned.
+pub fn query_rows(
+    conn: &Connection,
+    coll: i64,
+    filters: &[(String, Match)],
+    order: Option<(&str, bool)>,
+    limit: u32,
+) -> Result<Vec<String>> {
+    use rusqlite::types::Value as Sql;
+    use std::fmt::Write as _;
+    let mut sql = String::from("SELECT data FROM rs_records WHERE coll = ?1 AND deleted = 0");
+    let mut args: Vec<Sql> = vec![Sql::Integer(coll)];
+    for (path, value) in filters {
+        args.push(Sql::Text(path.clone()));
+        let p = args.len();
+        let (kinds, arg) = match value {
+            Match::Null => {
+                let _ = write!(sql, " AND json_extract(data, ?{p}) IS NULL");
+                continue;
+            }
+            Match::Bool(b) => {
+                let _ = write!(sql, " AND json_type(data, ?{p}) = '{b}'");
+                continue;
+            }
+            Match::Int(i) => ("'integer', 'real'", Sql::Integer(*i)),
+            Match::Real(r) => ("'integer', 'real'", Sql::Real(*r)),
+            Match::Text(t) => ("'text'", Sql::Text(t.clone())),
+        };
+        args.push(arg);
+        let v = args.len();
+        let _ = write!(
+            sql,
+            " AND json_type(data, ?{p}) IN ({kinds}) AND json_extract(data, ?{p}) = ?{v}"
+        );
+    }
+    if let Some((path, descending)) = order {
+        args.push(Sql::Text(path.to_string()));
+        let dir = if descending { "DESC" } else { "ASC" };
+        let _ = write!(
+            sql,
+            " ORDER BY json_extract(data, ?{}) {dir}, local_id",
+            args.len()
+        );
+    } else {
+        sql.push_str(" ORDER BY local_id");
+    }
+    args.push(Sql::Integer(i64::from(limit)));
+    let _ = write!(sql, " LIMIT ?{}", args.len());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Number of records in a collection.
 pub fn count_rows(conn: &Connection, coll: i64, include_deleted: bool) -> Result<u64> {
     let n: i64 = conn

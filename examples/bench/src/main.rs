@@ -9,6 +9,7 @@
 
 mod baseline;
 mod child;
+mod live;
 mod scenarios;
 mod throttle;
 mod transports;
@@ -97,7 +98,7 @@ fn main() -> ExitCode {
         .iter()
         .find(|a| a.starts_with("--") && !["--quick", "--only", "--dialect"].contains(&a.as_str()))
     {
-        eprintln!("unknown option {bad}; usage: rowsync-bench [--quick] [--only writes,apply,push,initial,encryption,link] [--dialect mahak|documented|both]");
+        eprintln!("unknown option {bad}; usage: rowsync-bench [--quick] [--only writes,apply,push,initial,encryption,link,live] [--dialect mahak|documented|both]");
         return ExitCode::FAILURE;
     }
     let sizes = if quick { Sizes::quick() } else { Sizes::full() };
@@ -122,7 +123,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     type Scenario = fn(&Sizes, &std::path::Path, &mut Vec<Row>) -> Result<(), String>;
-    let all: [(&str, &str, Scenario); 6] = [
+    let all: [(&str, &str, Scenario); 7] = [
         ("writes", "4 local writes", scenarios::local_writes),
         ("apply", "2+6 apply path and growth", scenarios::apply),
         ("push", "5 push", scenarios::push),
@@ -136,6 +137,11 @@ fn main() -> ExitCode {
             "link",
             "1c first sync over a 10 Mbit/s link",
             scenarios::slow_link,
+        ),
+        (
+            "live",
+            "8 writes with 10 live queries watching",
+            live::live_writes,
         ),
     ];
     let mut rows = Vec::new();

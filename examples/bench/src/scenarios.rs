@@ -101,7 +101,7 @@ pub struct Row {
     pub met: Option<bool>,
 }
 
-type Res<T> = Result<T, String>;
+pub(crate) type Res<T> = Result<T, String>;
 
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
@@ -122,7 +122,7 @@ pub fn median(v: &[f64]) -> f64 {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -130,7 +130,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn fmt_n(n: usize) -> String {
+pub(crate) fn fmt_n(n: usize) -> String {
     if n >= 1_000_000 && n % 1_000_000 == 0 {
         format!("{}M", n / 1_000_000)
     } else if n >= 1_000 && n % 1_000 == 0 {
@@ -140,7 +140,7 @@ fn fmt_n(n: usize) -> String {
     }
 }
 
-fn rate(x: f64) -> String {
+pub(crate) fn rate(x: f64) -> String {
     if x >= 1_000_000.0 {
         format!("{:.2}M/s", x / 1e6)
     } else if x >= 1_000.0 {
@@ -805,7 +805,7 @@ pub fn apply(s: &Sizes, dir: &Path, rows: &mut Vec<Row>) -> Res<()> {
     Ok(())
 }
 
-fn product(i: usize) -> Value {
+pub(crate) fn product(i: usize) -> Value {
     json!({"name": format!("Bench product {i}"), "productCode": format!("B{i:07}"),
            "price": 1000 + i, "unit": "box", "stock": 5})
 }

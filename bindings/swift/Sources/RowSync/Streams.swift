@@ -1,5 +1,5 @@
 // The engine's listeners as Swift values: `AsyncStream`s of connection
-// status and of data changes, and closures. The generated protocols
+// status, of data changes and of a live query's records, and closures. The generated protocols
 // (`ChangeListener`, `StatusListener`) stay usable as they are; these spare
 // an app the class it would write for each. In every form the subscription
 // lives exactly as long as its `SubscriptionHandle`: releasing the handle
@@ -48,6 +48,23 @@ extension RowsyncEngine {
 }
 
 extension RowsyncEngine {
+    /// A live query's records (each a JSON object) at once, then again
+    /// whenever a local write or a sync changes them, until the stream
+    /// ends: the consuming task is cancelled, or the stream and its
+    /// iterator are released. Its end stops the watch. The query is checked
+    /// first: an unknown collection or a bad field throws `InvalidInput`.
+    ///
+    /// Results come from the engine's own live-query thread; a burst of
+    /// writes gives a few, the last with the final records. Only the newest
+    /// `bufferSize` wait for a slow consumer (the newest is what counts). A
+    /// run that fails (the replica could not be read) yields nothing; the
+    /// watch goes on.
+    public func watch(_ query: RecordQuery, bufferSize: Int = 1) throws -> AsyncStream<[String]> {
+        try watched(query, bufferSize: bufferSize).stream
+    }
+}
+
+extension RowsyncEngine {
     /// `statusUpdates` and the subscription its end cancels (the tests
     /// watch the handle).
     func subscribedStatusUpdates(bufferSize: Int)
@@ -70,6 +87,28 @@ extension RowsyncEngine {
         continuation.onTermination = { _ in handle.cancel() }
         return (stream, handle)
     }
+}
+
+extension RowsyncEngine {
+    /// `watch` and the handle its end cancels.
+    func watched(_ query: RecordQuery, bufferSize: Int)
+        throws -> (stream: AsyncStream<[String]>, handle: LiveQueryHandle)
+    {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: [String].self, bufferingPolicy: .bufferingNewest(max(bufferSize, 1)))
+        let handle = try watch(query: query, listener: RecordsForwarder(continuation))
+        continuation.onTermination = { _ in handle.cancel() }
+        return (stream, handle)
+    }
+}
+
+private final class RecordsForwarder: QueryListener {
+    let continuation: AsyncStream<[String]>.Continuation
+    init(_ continuation: AsyncStream<[String]>.Continuation) {
+        self.continuation = continuation
+    }
+    func onResult(records: [String]) { continuation.yield(records) }
+    func onError(error: RowsyncError) {}
 }
 
 private final class StatusForwarder: StatusListener {

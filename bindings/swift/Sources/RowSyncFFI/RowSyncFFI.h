@@ -257,6 +257,20 @@ typedef void (*UniffiCallbackInterfaceStatusListenerMethod0)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_QUERY_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_QUERY_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceQueryListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_QUERY_LISTENER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_QUERY_LISTENER_METHOD1
+typedef void (*UniffiCallbackInterfaceQueryListenerMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_SINK_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_SINK_METHOD0
 typedef void (*UniffiCallbackInterfaceLogSinkMethod0)(uint64_t, RustBuffer, RustBuffer, RustBuffer, void* _Nonnull, 
@@ -287,6 +301,16 @@ typedef struct UniffiVTableCallbackInterfaceStatusListener {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceStatusListenerMethod0 _Nonnull onStatus;
 } UniffiVTableCallbackInterfaceStatusListener;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_QUERY_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_QUERY_LISTENER
+typedef struct UniffiVTableCallbackInterfaceQueryListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceQueryListenerMethod0 _Nonnull onResult;
+    UniffiCallbackInterfaceQueryListenerMethod1 _Nonnull onError;
+} UniffiVTableCallbackInterfaceQueryListener;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_SINK
@@ -417,6 +441,11 @@ RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_list(uint64_t ptr, RustBuf
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_put(uint64_t ptr, RustBuffer collection, RustBuffer record_json, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_QUERY
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_QUERY
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_query(uint64_t ptr, RustBuffer query, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_QUEUE_UPLOAD_BYTES
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_QUEUE_UPLOAD_BYTES
 int64_t uniffi_rowsync_ffi_fn_method_rowsyncengine_queue_upload_bytes(uint64_t ptr, RustBuffer collection, RustBuffer key, RustBuffer bytes, RustBuffer file_name, RustCallStatus *_Nonnull out_status
@@ -537,6 +566,11 @@ RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_tasks(uint64_t ptr, RustCa
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_update(uint64_t ptr, RustBuffer collection, RustBuffer key, RustBuffer patch_json, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_WATCH
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_WATCH
+uint64_t uniffi_rowsync_ffi_fn_method_rowsyncengine_watch(uint64_t ptr, RustBuffer query, uint64_t listener, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_WIPE
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_WIPE
 void uniffi_rowsync_ffi_fn_method_rowsyncengine_wipe(uint64_t ptr, int8_t force, RustCallStatus *_Nonnull out_status
@@ -605,6 +639,56 @@ void uniffi_rowsync_ffi_fn_method_subscriptionhandle_cancel(uint64_t ptr, RustCa
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_SUBSCRIPTIONHANDLE_IS_ACTIVE
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_SUBSCRIPTIONHANDLE_IS_ACTIVE
 int8_t uniffi_rowsync_ffi_fn_method_subscriptionhandle_is_active(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_CLONE_LIVEQUERYHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_CLONE_LIVEQUERYHANDLE
+uint64_t uniffi_rowsync_ffi_fn_clone_livequeryhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_FREE_LIVEQUERYHANDLE
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_FREE_LIVEQUERYHANDLE
+void uniffi_rowsync_ffi_fn_free_livequeryhandle(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_LIVEQUERYHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_LIVEQUERYHANDLE_CANCEL
+void uniffi_rowsync_ffi_fn_method_livequeryhandle_cancel(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_LIVEQUERYHANDLE_IS_ACTIVE
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_LIVEQUERYHANDLE_IS_ACTIVE
+int8_t uniffi_rowsync_ffi_fn_method_livequeryhandle_is_active(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_LIVEQUERYHANDLE_RUNS
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_LIVEQUERYHANDLE_RUNS
+uint64_t uniffi_rowsync_ffi_fn_method_livequeryhandle_runs(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_CLONE_QUERYLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_CLONE_QUERYLISTENER
+uint64_t uniffi_rowsync_ffi_fn_clone_querylistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_FREE_QUERYLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_FREE_QUERYLISTENER
+void uniffi_rowsync_ffi_fn_free_querylistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_INIT_CALLBACK_VTABLE_QUERYLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_INIT_CALLBACK_VTABLE_QUERYLISTENER
+void uniffi_rowsync_ffi_fn_init_callback_vtable_querylistener(const UniffiVTableCallbackInterfaceQueryListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_QUERYLISTENER_ON_RESULT
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_QUERYLISTENER_ON_RESULT
+void uniffi_rowsync_ffi_fn_method_querylistener_on_result(uint64_t ptr, RustBuffer records, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_QUERYLISTENER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_QUERYLISTENER_ON_ERROR
+void uniffi_rowsync_ffi_fn_method_querylistener_on_error(uint64_t ptr, RustBuffer error, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_CLONE_LOGSINK
@@ -1026,6 +1110,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_put(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_QUERY
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_QUERY
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_query(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_QUEUE_UPLOAD_BYTES
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_QUEUE_UPLOAD_BYTES
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_queue_upload_bytes(void
@@ -1170,6 +1260,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_update(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_WATCH
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_WATCH
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_watch(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_WIPE
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_WIPE
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_wipe(void
@@ -1203,6 +1299,36 @@ uint16_t uniffi_rowsync_ffi_checksum_method_subscriptionhandle_cancel(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_SUBSCRIPTIONHANDLE_IS_ACTIVE
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_SUBSCRIPTIONHANDLE_IS_ACTIVE
 uint16_t uniffi_rowsync_ffi_checksum_method_subscriptionhandle_is_active(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_LIVEQUERYHANDLE_CANCEL
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_LIVEQUERYHANDLE_CANCEL
+uint16_t uniffi_rowsync_ffi_checksum_method_livequeryhandle_cancel(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_LIVEQUERYHANDLE_IS_ACTIVE
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_LIVEQUERYHANDLE_IS_ACTIVE
+uint16_t uniffi_rowsync_ffi_checksum_method_livequeryhandle_is_active(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_LIVEQUERYHANDLE_RUNS
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_LIVEQUERYHANDLE_RUNS
+uint16_t uniffi_rowsync_ffi_checksum_method_livequeryhandle_runs(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_QUERYLISTENER_ON_RESULT
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_QUERYLISTENER_ON_RESULT
+uint16_t uniffi_rowsync_ffi_checksum_method_querylistener_on_result(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_QUERYLISTENER_ON_ERROR
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_QUERYLISTENER_ON_ERROR
+uint16_t uniffi_rowsync_ffi_checksum_method_querylistener_on_error(void
     
 );
 #endif

@@ -1072,6 +1072,176 @@ public func FfiConverterTypeHttpTransport_lower(_ value: HttpTransport) -> UInt6
 
 
 /**
+ * A watched query. Its listener is called until `cancel()` is called or
+ * the handle is destroyed (Kotlin: `close()`/`use {}`; Swift: released);
+ * after either, it is never called again.
+ */
+public protocol LiveQueryHandleProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stops the watch now (waiting for a call in progress on another
+     * thread). Calling it again does nothing.
+     */
+    func cancel() 
+    
+    /**
+     * True until `cancel()` was called.
+     */
+    func isActive()  -> Bool
+    
+    /**
+     * How many times the query ran, the first run included (a run whose
+     * result did not change calls no listener).
+     */
+    func runs()  -> UInt64
+    
+}
+/**
+ * A watched query. Its listener is called until `cancel()` is called or
+ * the handle is destroyed (Kotlin: `close()`/`use {}`; Swift: released);
+ * after either, it is never called again.
+ */
+open class LiveQueryHandle: LiveQueryHandleProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_rowsync_ffi_fn_clone_livequeryhandle(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_rowsync_ffi_fn_free_livequeryhandle(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Stops the watch now (waiting for a call in progress on another
+     * thread). Calling it again does nothing.
+     */
+open func cancel()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_livequeryhandle_cancel(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * True until `cancel()` was called.
+     */
+open func isActive() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_livequeryhandle_is_active(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * How many times the query ran, the first run included (a run whose
+     * result did not change calls no listener).
+     */
+open func runs() -> UInt64  {
+    return try!  FfiConverterUInt64.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_livequeryhandle_runs(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLiveQueryHandle: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = LiveQueryHandle
+
+    public static func lift(_ handle: UInt64) throws -> LiveQueryHandle {
+        return LiveQueryHandle(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: LiveQueryHandle) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LiveQueryHandle {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LiveQueryHandle, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveQueryHandle_lift(_ handle: UInt64) throws -> LiveQueryHandle {
+    return try FfiConverterTypeLiveQueryHandle.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLiveQueryHandle_lower(_ value: LiveQueryHandle) -> UInt64 {
+    return FfiConverterTypeLiveQueryHandle.lower(value)
+}
+
+
+
+
+
+
+/**
  * Receives the engine's log lines. Called on the syncing thread, or on
  * the engine's `rowsync-apply` thread for a pulled page.
  */
@@ -1292,6 +1462,263 @@ public func FfiConverterTypeLogSink_lower(_ value: LogSink) -> UInt64 {
 
 
 /**
+ * Told the records of a watched query, at once and after each change of
+ * them. Called on the engine's own live-query thread, one call at a time:
+ * return quickly (the other queries wait), and hop to the UI thread
+ * yourself.
+ */
+public protocol QueryListener: AnyObject, Sendable {
+    
+    /**
+     * The query's records, each a JSON object.
+     */
+    func onResult(records: [String]) 
+    
+    /**
+     * A run failed (the replica could not be read); the watch goes on.
+     */
+    func onError(error: RowsyncError) 
+    
+}
+/**
+ * Told the records of a watched query, at once and after each change of
+ * them. Called on the engine's own live-query thread, one call at a time:
+ * return quickly (the other queries wait), and hop to the UI thread
+ * yourself.
+ */
+open class QueryListenerImpl: QueryListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_rowsync_ffi_fn_clone_querylistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_rowsync_ffi_fn_free_querylistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The query's records, each a JSON object.
+     */
+open func onResult(records: [String])  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_querylistener_on_result(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceString.lower(records),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * A run failed (the replica could not be read); the watch goes on.
+     */
+open func onError(error: RowsyncError)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_querylistener_on_error(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeRowsyncError_lower(error),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceQueryListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceQueryListener = UniffiVTableCallbackInterfaceQueryListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeQueryListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface QueryListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeQueryListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface QueryListener: handle missing in uniffiClone")
+            }
+        },
+        onResult: { (
+            uniffiHandle: UInt64,
+            records: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeQueryListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onResult(
+                     records: try FfiConverterSequenceString.lift(records)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onError: { (
+            uniffiHandle: UInt64,
+            error: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeQueryListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onError(
+                     error: try FfiConverterTypeRowsyncError_lift(error)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceQueryListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceQueryListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitQueryListener() {
+    uniffi_rowsync_ffi_fn_init_callback_vtable_querylistener(UniffiCallbackInterfaceQueryListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeQueryListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<QueryListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = QueryListener
+
+    public static func lift(_ handle: UInt64) throws -> QueryListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return QueryListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: QueryListener) -> UInt64 {
+         if let rustImpl = value as? QueryListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> QueryListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: QueryListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueryListener_lift(_ handle: UInt64) throws -> QueryListener {
+    return try FfiConverterTypeQueryListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeQueryListener_lower(_ value: QueryListener) -> UInt64 {
+    return FfiConverterTypeQueryListener.lower(value)
+}
+
+
+
+
+
+
+/**
  * The sync engine: a local replica the app reads and writes offline, and
  * syncs with the server on demand. Destroy it (Kotlin `use {}`, Swift
  * release) to close the database; call `shutdown()` first to interrupt a
@@ -1397,6 +1824,11 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
      * Creates, or updates when the JSON carries the id of an existing record.
      */
     func put(collection: String, recordJson: String) throws  -> String
+    
+    /**
+     * The records `query` returns now, each a JSON object.
+     */
+    func query(query: RecordQuery) throws  -> [String]
     
     /**
      * [`RowsyncEngine::queue_upload_file`] with the file's bytes.
@@ -1538,6 +1970,16 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
      * Sets the fields of `patch_json` on a record; returns it as stored.
      */
     func update(collection: String, key: RecordKey, patchJson: String) throws  -> String
+    
+    /**
+     * Watches `query`: `listener` is told its records at once, then again
+     * whenever a local write or a sync changes them, on the engine's own
+     * thread, until the returned handle is cancelled or destroyed. A burst
+     * of writes gives a few calls, the last with the final records; only
+     * changes to the query's collection run it again. An unknown
+     * collection or a bad field is `InvalidInput`, before anything runs.
+     */
+    func watch(query: RecordQuery, listener: QueryListener) throws  -> LiveQueryHandle
     
     /**
      * Deletes all local data. Refused while changes are pending unless
@@ -1883,6 +2325,19 @@ open func put(collection: String, recordJson: String)throws  -> String  {
 }
     
     /**
+     * The records `query` returns now, each a JSON object.
+     */
+open func query(query: RecordQuery)throws  -> [String]  {
+    return try  FfiConverterSequenceString.lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_query(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeRecordQuery_lower(query),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * [`RowsyncEngine::queue_upload_file`] with the file's bytes.
      */
 open func queueUploadBytes(collection: String, key: RecordKey, bytes: Data, fileName: String)throws  -> Int64  {
@@ -2204,6 +2659,25 @@ open func update(collection: String, key: RecordKey, patchJson: String)throws  -
         FfiConverterString.lower(collection),
         FfiConverterTypeRecordKey_lower(key),
         FfiConverterString.lower(patchJson),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Watches `query`: `listener` is told its records at once, then again
+     * whenever a local write or a sync changes them, on the engine's own
+     * thread, until the returned handle is cancelled or destroyed. A burst
+     * of writes gives a few calls, the last with the final records; only
+     * changes to the query's collection run it again. An unknown
+     * collection or a bad field is `InvalidInput`, before anything runs.
+     */
+open func watch(query: RecordQuery, listener: QueryListener)throws  -> LiveQueryHandle  {
+    return try  FfiConverterTypeLiveQueryHandle_lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_watch(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeRecordQuery_lower(query),
+        FfiConverterTypeQueryListener_lower(listener),uniffiCallStatus
     )
 })
 }
@@ -4719,6 +5193,109 @@ public func FfiConverterTypeRecordPage_lift(_ buf: RustBuffer) throws -> RecordP
 #endif
 public func FfiConverterTypeRecordPage_lower(_ value: RecordPage) -> RustBuffer {
     return FfiConverterTypeRecordPage.lower(value)
+}
+
+
+/**
+ * A query: the live records of `collection` whose fields equal every
+ * filter, ordered by `order_by` (if any; else oldest first), at most
+ * `limit`.
+ */
+public struct RecordQuery: Equatable, Hashable {
+    /**
+     * The collection.
+     */
+    public var collection: String
+    /**
+     * A JSON object of fields and the value each must equal, e.g.
+     * `{"orderType": 201}` (strings, numbers, booleans, null).
+     */
+    public var filtersJson: String
+    /**
+     * The field to order by; none: oldest first.
+     */
+    public var orderBy: String?
+    /**
+     * Largest first.
+     */
+    public var descending: Bool
+    /**
+     * At most this many records (1 to 10,000).
+     */
+    public var limit: UInt32
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The collection.
+         */collection: String, 
+        /**
+         * A JSON object of fields and the value each must equal, e.g.
+         * `{"orderType": 201}` (strings, numbers, booleans, null).
+         */filtersJson: String = "{}", 
+        /**
+         * The field to order by; none: oldest first.
+         */orderBy: String? = nil, 
+        /**
+         * Largest first.
+         */descending: Bool = false, 
+        /**
+         * At most this many records (1 to 10,000).
+         */limit: UInt32 = UInt32(1000)) {
+        self.collection = collection
+        self.filtersJson = filtersJson
+        self.orderBy = orderBy
+        self.descending = descending
+        self.limit = limit
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RecordQuery: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRecordQuery: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RecordQuery {
+        return
+            try RecordQuery(
+                collection: FfiConverterString.read(from: &buf), 
+                filtersJson: FfiConverterString.read(from: &buf), 
+                orderBy: FfiConverterOptionString.read(from: &buf), 
+                descending: FfiConverterBool.read(from: &buf), 
+                limit: FfiConverterUInt32.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RecordQuery, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.collection, into: &buf)
+        FfiConverterString.write(value.filtersJson, into: &buf)
+        FfiConverterOptionString.write(value.orderBy, into: &buf)
+        FfiConverterBool.write(value.descending, into: &buf)
+        FfiConverterUInt32.write(value.limit, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordQuery_lift(_ buf: RustBuffer) throws -> RecordQuery {
+    return try FfiConverterTypeRecordQuery.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRecordQuery_lower(_ value: RecordQuery) -> RustBuffer {
+    return FfiConverterTypeRecordQuery.lower(value)
 }
 
 
@@ -7786,6 +8363,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_put() != 57119) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_query() != 28176) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_queue_upload_bytes() != 43851) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7858,6 +8438,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_update() != 9534) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_watch() != 40800) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_wipe() != 6162) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7876,6 +8459,21 @@ private let initializationResult: InitializationResult = {
     if (uniffi_rowsync_ffi_checksum_method_subscriptionhandle_is_active() != 53845) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_rowsync_ffi_checksum_method_livequeryhandle_cancel() != 46484) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_livequeryhandle_is_active() != 29978) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_livequeryhandle_runs() != 515) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_querylistener_on_result() != 57634) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_querylistener_on_error() != 15801) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_rowsync_ffi_checksum_method_logsink_log() != 40595) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7892,6 +8490,7 @@ private let initializationResult: InitializationResult = {
     uniffiCallbackInitChangeListener()
     uniffiCallbackInitHttpTransport()
     uniffiCallbackInitLogSink()
+    uniffiCallbackInitQueryListener()
     uniffiCallbackInitStatusListener()
     return InitializationResult.ok
 }()
