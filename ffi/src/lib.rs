@@ -15,6 +15,7 @@ mod error;
 pub mod fuzzing;
 mod listeners;
 mod log;
+mod metrics;
 mod transport;
 mod types;
 
@@ -22,6 +23,7 @@ pub use engine::{DatabaseKey, RowsyncEngine};
 pub use error::RowsyncError;
 pub use listeners::{ChangeListener, StatusListener, SubscriptionHandle};
 pub use log::{LogLevel, LogSink};
+pub use metrics::{EngineMetrics, PhaseTimes, RetryCounts, SyncMetricsSummary};
 pub use transport::{
     HttpHeader, HttpTransport, TransportFailure, TransportRequest, TransportResponse,
 };

@@ -839,6 +839,26 @@ pub struct SyncSummary {
     pub disputes_sent: u64,
     /// Uploads and disputes parked.
     pub tasks_parked: u64,
+    /// The collections pulled because they were due, or chosen (with
+    /// their link collections) for `sync_collections`.
+    pub pulled_collections: Vec<String>,
+    /// What the sync moved over the network, and its phases' times.
+    pub metrics: crate::metrics::SyncMetricsSummary,
+}
+
+impl CollectionSummary {
+    /// The figures of `collection`.
+    pub(crate) fn of(collection: String, c: rowsync::CollectionReport) -> Self {
+        CollectionSummary {
+            collection,
+            pulled: c.pulled,
+            applied: c.applied,
+            deleted: c.deleted,
+            pushed: c.pushed,
+            conflicts: c.conflicts,
+            parked: c.parked,
+        }
+    }
 }
 
 impl From<rowsync::SyncReport> for SyncSummary {
@@ -850,15 +870,7 @@ impl From<rowsync::SyncReport> for SyncSummary {
             collections: r
                 .collections
                 .into_iter()
-                .map(|(collection, c)| CollectionSummary {
-                    collection,
-                    pulled: c.pulled,
-                    applied: c.applied,
-                    deleted: c.deleted,
-                    pushed: c.pushed,
-                    conflicts: c.conflicts,
-                    parked: c.parked,
-                })
+                .map(|(collection, c)| CollectionSummary::of(collection, c))
                 .collect(),
             pull_requests: r.pull_requests,
             push_requests: r.push_requests,
@@ -880,6 +892,8 @@ impl From<rowsync::SyncReport> for SyncSummary {
             uploaded: r.uploaded,
             disputes_sent: r.disputes_sent,
             tasks_parked: r.tasks_parked,
+            pulled_collections: r.pulled_collections,
+            metrics: r.metrics.into(),
         }
     }
 }
