@@ -610,6 +610,44 @@ int main(int argc, char **argv) {
     rowsync_string_free(out);
     out = NULL;
 
+    /* A stock check: the chosen collections with their links, nothing
+     * pushed; an unknown one refused before anything is done. */
+    CHECK(rowsync_engine_create(engine, "people", "{\"name\": \"waits\"}", &out) ==
+              ROWSYNC_RESULT_OK,
+          "a change to keep");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_sync_collections(engine, "products, visitorProducts", &out) ==
+                  ROWSYNC_RESULT_OK &&
+              out != NULL,
+          "sync_collections");
+    CHECK(out != NULL && strstr(out, "\"pulled_collections\":[\"products\",\"productDetails\","
+                                     "\"productProperties\",\"visitorProducts\"]") != NULL,
+          "the chosen collections with their links");
+    CHECK(json_int(out, "push_requests") == 0 && json_int(out, "pending") == 1,
+          "nothing pushed; the change waits");
+    CHECK(json_int(out != NULL ? strstr(out, "\"metrics\"") : NULL, "requests") >= 1,
+          "the report counts its requests");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_sync_collections(engine, "products,stock", &out) ==
+              ROWSYNC_RESULT_INVALID_INPUT,
+          "an unknown collection");
+    CHECK(out == NULL, "out untouched on failure");
+    CHECK(rowsync_engine_sync_collections(engine, NULL, &out) == ROWSYNC_RESULT_NULL_ARGUMENT,
+          "sync_collections(NULL)");
+
+    /* The running totals, kept in the replica. */
+    CHECK(rowsync_engine_metrics(engine, NULL) == ROWSYNC_RESULT_NULL_ARGUMENT, "metrics(NULL)");
+    CHECK(rowsync_engine_metrics(engine, &out) == ROWSYNC_RESULT_OK && out != NULL, "metrics");
+    CHECK(json_int(out, "syncs") == 7 && json_int(out, "failed_syncs") == 1,
+          "every sync counted, the unconfigured one as failed");
+    CHECK(json_int(out, "requests") > 0 && json_int(out, "bytes_received") > 0,
+          "requests and bytes summed");
+    CHECK(out != NULL && strstr(out, "pass1") == NULL, "no secret in the metrics");
+    rowsync_string_free(out);
+    out = NULL;
+
     /* A push hint: a forged one is refused; without a secret, a config error. */
     {
         const char *payload = "{\"id\":\"c1\",\"collections\":[\"personGroups\"]}";

@@ -191,6 +191,10 @@ fun main(args: Array<String>) {
         check(sink.lines.none { it.contains("pass1") }, "no password in the logs")
         check(status.seen.any { it == ConnectionStatus.Online }, "status listener saw Online")
         check(e.syncLog(50u).any { it.endpoint == "GetAllData" }, "sync log readable")
+        val m = report.metrics
+        check(m.requests == report.pullRequests + report.pushRequests + m.loginRequests + m.retries.total, "requests add up (${m.requests})")
+        check(m.requests == transport.calls.get().toULong(), "one request per call of the app's transport")
+        check(m.bytesReceived > 0uL && m.wireBytesReceived == m.bytesReceived, "an app's transport reports what it hands over")
 
         // The login's session: the visitor orders carry.
         val session = e.session()
@@ -229,6 +233,19 @@ fun main(args: Array<String>) {
         check(orderCid != 0L && sale.drop(1).all { jsonLong(it, "orderClientId") == orderCid }, "the group linked the lines to their order")
         check(sale[2]?.contains("\"count1\":1.5") == true, "a PascalCase write stored in camelCase")
 
+        // A stock check before the sale: the chosen collections now, with
+        // their links, nothing pushed; an unknown one is InvalidInput.
+        val stock = e.syncCollections(listOf("products"))
+        check(stock.pushed == 0uL && stock.pushRequests == 0uL, "syncCollections pushes nothing")
+        check(stock.pulledCollections.contains("visitorProducts") && !stock.pulledCollections.contains("people"), "the chosen collections with their links (${stock.pulledCollections})")
+        check(e.status().counts.pending == 3uL, "the sale still waits")
+        try {
+            e.syncCollections(listOf("products", "stock"))
+            check(false, "an unknown collection must throw")
+        } catch (ex: RowsyncException.InvalidInput) {
+            check(ex.collection == "stock", "InvalidInput names the collection")
+        }
+
         val pushed = e.sync()
         check(pushed.pushed == 3uL, "the order and its two lines pushed (got ${pushed.pushed})")
         check(pushed.deadLetters == 0uL, "nothing parked")
@@ -244,6 +261,10 @@ fun main(args: Array<String>) {
         val line = e.get("orderDetails", RecordKey.Client(lineCids[0]))
         check(orderMap != null && jsonLong(line, "orderId") == orderMap.serverId, "the line names its order's server id")
         check(e.status().counts.pending == 0uL, "nothing pending after sync")
+        val totals = e.metrics()
+        check(totals.syncs == 4uL && totals.failedSyncs == 1uL, "four syncs counted, the unconfigured one failed (${totals.syncs})")
+        check(totals.totals.requests == report.metrics.requests + stock.metrics.requests + pushed.metrics.requests, "the totals add the reports up")
+        check(totals.pushed == 4uL && totals.collections.any { it.collection == "orders" && it.pushed == 1uL }, "pushed records per collection")
         val why = e.explain("orderDetails", RecordKey.Client(lineCids[0]))
         check(why.contains("\"state\":\"synced\"") && why.contains("\"words\""), "explain: the line is synced ($why)")
         check(e.explain("orders", RecordKey.Server(424242L)).contains("never_seen"), "explain: never seen")

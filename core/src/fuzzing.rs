@@ -29,6 +29,7 @@ fn response(status: u16, body: &[u8]) -> HttpResponse {
         status,
         headers: vec![("Trackingid".into(), "fuzz".into())],
         body: body.to_vec(),
+        wire_bytes: None,
     }
 }
 

@@ -76,12 +76,9 @@ impl UreqTransport {
             .timeout_recv_response(Some(config.read_timeout))
             .timeout_recv_body(Some(config.read_timeout))
             .user_agent(concat!("rowsync/", env!("CARGO_PKG_VERSION")))
-            // `gzip` (decoded as the body is read) unless turned off.
-            .accept_encoding(if config.gzip {
-                ureq::config::AutoHeaderValue::Default
-            } else {
-                ureq::config::AutoHeaderValue::None
-            })
+            // `Accept-Encoding: gzip` is asked for in `exchange` and the
+            // answer decoded there, where its bytes on the wire are counted.
+            .accept_encoding(ureq::config::AutoHeaderValue::None)
             .build();
         Ok(UreqTransport {
             agent: ureq::Agent::new_with_config(agent_config),
@@ -169,6 +166,9 @@ impl UreqTransport {
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
+        if self.config.gzip && request.header("accept-encoding").is_none() {
+            builder = builder.header("Accept-Encoding", "gzip");
+        }
         if declare_length && request.header("content-length").is_none() {
             builder = builder.header("Content-Length", request.body.len().to_string());
         }
@@ -179,9 +179,21 @@ impl UreqTransport {
         let mut response = self.agent.run(http_request).map_err(map_ureq_error)?;
 
         let status = response.status().as_u16();
+        let gzipped = response
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
         let headers = response
             .headers()
             .iter()
+            // A decoded body has neither the encoding nor the length it
+            // came with.
+            .filter(|(name, _)| {
+                !gzipped
+                    || !(name.as_str().eq_ignore_ascii_case("content-encoding")
+                        || name.as_str().eq_ignore_ascii_case("content-length"))
+            })
             .map(|(name, value)| {
                 (
                     name.as_str().to_string(),
@@ -193,24 +205,44 @@ impl UreqTransport {
         // page of many megabytes grown by doubling would hold up to twice
         // its size, and leave the allocator holes to fill. A compressed body
         // (its decoded length unknown) grows as it comes.
-        let encoded = response.headers().contains_key("content-encoding");
         let capacity = match response.body().content_length() {
-            Some(n) if !encoded => usize::try_from(n.min(MAX_PRESIZE)).unwrap_or(0),
+            Some(n) if !gzipped => usize::try_from(n.min(MAX_PRESIZE)).unwrap_or(0),
             _ => 0,
         };
         let mut body = buffer;
         body.clear();
         body.reserve_exact(capacity);
-        std::io::Read::read_to_end(
-            &mut response.body_mut().with_config().limit(u64::MAX).reader(),
-            &mut body,
-        )
-        .map_err(|e| map_ureq_error(ureq::Error::from(e)))?;
+        let mut wire = Counted {
+            inner: response.body_mut().with_config().limit(u64::MAX).reader(),
+            count: 0,
+        };
+        let read = if gzipped {
+            io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&mut wire), &mut body)
+        } else {
+            io::Read::read_to_end(&mut wire, &mut body)
+        };
+        read.map_err(|e| map_ureq_error(ureq::Error::from(e)))?;
         Ok(HttpResponse {
             status,
             headers,
             body,
+            wire_bytes: gzipped.then_some(wire.count),
         })
+    }
+}
+
+/// A reader that counts the bytes read through it (a body as it came on
+/// the wire, before it is decoded).
+struct Counted<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: io::Read> io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
     }
 }
 
@@ -419,6 +451,38 @@ mod tests {
         server.join().unwrap();
         assert_eq!(response.body, br#"{"Result":1}"#);
         assert_eq!(response.body.as_ptr(), at, "the same allocation");
+    }
+
+    /// A gzip answer is asked for, decoded, and its bytes on the wire
+    /// told; a plain one tells none.
+    #[test]
+    fn a_gzip_answer_is_decoded_and_its_wire_bytes_counted() {
+        use std::io::Write as _;
+        let plain = br#"{"Result":true,"Data":"a page of many repeated words words words words"}"#;
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(1));
+        enc.write_all(plain).unwrap();
+        let zipped = enc.finish().unwrap();
+        let mut reply = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            zipped.len()
+        )
+        .into_bytes();
+        reply.extend_from_slice(&zipped);
+        let (url, server) = serve_once(reply.leak());
+        let response = transport().send(&request(url)).unwrap();
+        let seen = String::from_utf8_lossy(&server.join().unwrap()).to_ascii_lowercase();
+        assert!(seen.contains("accept-encoding: gzip"), "{seen}");
+        assert_eq!(response.body, plain);
+        assert_eq!(response.wire_bytes, Some(zipped.len() as u64));
+        assert_eq!(response.header("content-encoding"), None);
+        assert_eq!(response.header("content-length"), None);
+
+        let (url, server) = serve_once(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{\"Result\":1}",
+        );
+        let response = transport().send(&request(url)).unwrap();
+        server.join().unwrap();
+        assert_eq!((response.wire_bytes, response.wire_len()), (None, 12));
     }
 
     #[test]

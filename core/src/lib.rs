@@ -86,7 +86,7 @@ pub use api::client::{
 };
 pub use api::dialect::{Endpoints, SaveOutcome};
 pub use api::shutdown::{Clock, VirtualClock};
-pub use calls::CallRecord;
+pub use calls::{CallRecord, RetryCause};
 pub use catalogue::{Catalogue, CollectionDef, ConflictPolicy, Dialect, ParentLink};
 pub use conflict::{ConflictInput, ConflictResolver};
 pub use engine::{Engine, Status};
@@ -105,7 +105,7 @@ pub use live::{
 pub use local::{ListOptions, Page, Writer};
 pub use log::{LogLevel, LogSink};
 pub use record::{Op, RecordId};
-pub use report::{CollectionReport, SyncReport};
+pub use report::{CollectionReport, Metrics, Phases, Retries, SyncMetrics, SyncReport};
 pub use settings::Settings;
 pub use status::{clock_skew_warns, ConnectionState, DEFAULT_CLOCK_SKEW_WARNING_SECONDS};
 pub use store::{ConflictEntry, Counts, DeadChange, DeadLetter, SyncLogEntry};

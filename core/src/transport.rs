@@ -34,11 +34,31 @@ pub struct HttpResponse {
     pub status: u16,
     /// Response headers (name, value).
     pub headers: Vec<(String, String)>,
-    /// The response body, complete.
+    /// The response body, complete (decoded, when it came compressed).
     pub body: Vec<u8>,
+    /// How many bytes the body took on the wire, when the transport decoded
+    /// a content encoding (gzip); `None` when the body is as it came (an
+    /// app's transport hands over what it hands over). Only counted, for
+    /// the sync's metrics.
+    pub wire_bytes: Option<u64>,
 }
 
 impl HttpResponse {
+    /// A response of `status` with `headers` and `body`, as it came.
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Self {
+        HttpResponse {
+            status,
+            headers,
+            body,
+            wire_bytes: None,
+        }
+    }
+
+    /// The bytes the body took on the wire.
+    pub fn wire_len(&self) -> u64 {
+        self.wire_bytes.unwrap_or(self.body.len() as u64)
+    }
+
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
@@ -147,6 +167,7 @@ mod tests {
             status: 200,
             headers: vec![("TrackingId".into(), "abc".into())],
             body: vec![],
+            wire_bytes: None,
         };
         assert_eq!(r.tracking_id(), Some("abc"));
         assert_eq!(r.header("TRACKINGID"), Some("abc"));

@@ -354,6 +354,31 @@ RowsyncResult rowsync_engine_sync(const struct RowsyncEngine *engine, char **out
 RowsyncResult rowsync_engine_sync_all(const struct RowsyncEngine *engine, char **out_report_json);
 
 /**
+ * Syncs now the collections named in `collections` (comma-separated, for
+ * example `"products,visitorProducts"`): pulls them with their link
+ * collections, whatever their schedule, and pushes nothing; as
+ * `rowsync_engine_sync` otherwise (one sync at a time, the sync
+ * deadline). `ROWSYNC_RESULT_INVALID_INPUT` for a name not in the
+ * catalogue and `ROWSYNC_RESULT_CONFIG` for no name or an unwanted
+ * collection, before anything is done.
+ */
+RowsyncResult rowsync_engine_sync_collections(const struct RowsyncEngine *engine,
+                                              const char *collections,
+                                              char **out_report_json);
+
+/**
+ * The running totals of every sync the replica ran, as JSON in
+ * `*out_json`: `{"syncs", "failed_syncs", "since", "last_sync_at",
+ * "totals": {"requests", "login_requests", "bytes_sent",
+ * "wire_bytes_sent", "bytes_received", "wire_bytes_received", "retries":
+ * {"transport", "stall", "server_error", "rate_limited", "cut_short",
+ * "token_refresh"}, "phases": {"login_ms", "pull_ms", "apply_ms",
+ * "push_ms", "tasks_ms"}}, "collections": {name: {"pulled", "pushed",
+ * ...}}}` (each sync report's `metrics` has the shape of `totals`).
+ */
+RowsyncResult rowsync_engine_metrics(const struct RowsyncEngine *engine, char **out_json);
+
+/**
  * Sets (or, with NULL, removes) the secret push hints are signed with:
  * `secret_len` bytes. Memory only.
  */

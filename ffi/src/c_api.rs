@@ -733,6 +733,57 @@ pub unsafe extern "C" fn rowsync_engine_sync_all(
     run_sync(engine, out_report_json, true)
 }
 
+/// Syncs now the collections named in `collections` (comma-separated, for
+/// example `"products,visitorProducts"`): pulls them with their link
+/// collections, whatever their schedule, and pushes nothing; as
+/// `rowsync_engine_sync` otherwise (one sync at a time, the sync
+/// deadline). `ROWSYNC_RESULT_INVALID_INPUT` for a name not in the
+/// catalogue and `ROWSYNC_RESULT_CONFIG` for no name or an unwanted
+/// collection, before anything is done.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_sync_collections(
+    engine: *const RowsyncEngine,
+    collections: *const c_char,
+    out_report_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let names: Vec<String> = text(collections, "collections")?
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        let report = e.sync_collections_core(&names)?;
+        if !out_report_json.is_null() {
+            *out_report_json = c_string(to_json(&report)?)?;
+        }
+        Ok(())
+    })
+}
+
+/// The running totals of every sync the replica ran, as JSON in
+/// `*out_json`: `{"syncs", "failed_syncs", "since", "last_sync_at",
+/// "totals": {"requests", "login_requests", "bytes_sent",
+/// "wire_bytes_sent", "bytes_received", "wire_bytes_received", "retries":
+/// {"transport", "stall", "server_error", "rate_limited", "cut_short",
+/// "token_refresh"}, "phases": {"login_ms", "pull_ms", "apply_ms",
+/// "push_ms", "tasks_ms"}}, "collections": {name: {"pulled", "pushed",
+/// ...}}}` (each sync report's `metrics` has the shape of `totals`).
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_metrics(
+    engine: *const RowsyncEngine,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        let s = to_json(&e.core().metrics()?)?;
+        *out_json = c_string(s)?;
+        Ok(())
+    })
+}
+
 /// Sets (or, with NULL, removes) the secret push hints are signed with:
 /// `secret_len` bytes. Memory only.
 #[no_mangle]

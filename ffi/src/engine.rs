@@ -13,6 +13,7 @@ use crate::listeners::{
 };
 use crate::live::{LiveQueryHandle, QueryAdapter, QueryListener, RecordQuery};
 use crate::log::{LogLevel, LogSink, SinkAdapter};
+use crate::metrics::EngineMetrics;
 use crate::transport::{HttpTransport, TransportAdapter};
 use crate::types::{
     ConflictRecord, DeadLetterEntry, EngineSettings, EngineStatus, ListQuery, LoginCredentials,
@@ -60,6 +61,14 @@ impl RowsyncEngine {
     /// Runs one sync pulling every collection, whatever its schedule.
     pub(crate) fn sync_all_core(&self) -> rowsync::Result<rowsync::SyncReport> {
         self.inner.sync_all()
+    }
+
+    /// Pulls the chosen collections now; shared by the UniFFI and C faces.
+    pub(crate) fn sync_collections_core(
+        &self,
+        collections: &[String],
+    ) -> rowsync::Result<rowsync::SyncReport> {
+        self.inner.sync_collections(collections)
     }
 
     /// Runs a group of writes in one transaction.
@@ -300,6 +309,25 @@ impl RowsyncEngine {
     /// default, the rest every time). The push is the same.
     pub fn sync_all(&self) -> Result<SyncSummary> {
         Ok(self.sync_all_core()?.into())
+    }
+
+    /// Syncs now the chosen `collections` (a stock check before a sale):
+    /// pulls them with their link collections (`products` brings
+    /// `productDetails`, `productProperties` and `visitorProducts`),
+    /// whatever their schedule, and pushes nothing. Waits for a running
+    /// sync to end and keeps to the sync deadline. Throws `InvalidInput`
+    /// (naming it) for a collection not in the catalogue and `Config` for
+    /// an empty list or an unwanted collection, before anything is done.
+    /// Blocks until done.
+    pub fn sync_collections(&self, collections: Vec<String>) -> Result<SyncSummary> {
+        Ok(self.sync_collections_core(&collections)?.into())
+    }
+
+    /// The running totals of every sync the replica ran: requests, bytes,
+    /// retries by cause, phase times, records per collection. Kept in the
+    /// replica; no record content, no token.
+    pub fn metrics(&self) -> Result<EngineMetrics> {
+        Ok(self.inner.metrics()?.into())
     }
 
     /// What the server said of this client at its last login (mahak

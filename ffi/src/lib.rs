@@ -16,6 +16,7 @@ pub mod fuzzing;
 mod listeners;
 mod live;
 mod log;
+mod metrics;
 mod transport;
 mod types;
 
@@ -24,6 +25,7 @@ pub use error::RowsyncError;
 pub use listeners::{ChangeListener, StatusListener, SubscriptionHandle};
 pub use live::{LiveQueryHandle, QueryListener, RecordQuery};
 pub use log::{LogLevel, LogSink};
+pub use metrics::{EngineMetrics, PhaseTimes, RetryCounts, SyncMetricsSummary};
 pub use transport::{
     HttpHeader, HttpTransport, TransportFailure, TransportRequest, TransportResponse,
 };

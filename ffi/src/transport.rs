@@ -137,6 +137,7 @@ impl rowsync::Transport for TransportAdapter {
                 status: r.status,
                 headers: r.headers.into_iter().map(|h| (h.name, h.value)).collect(),
                 body: r.body,
+                wire_bytes: None,
             }),
             Err(e) => {
                 let (kind, reason) = e.parts();

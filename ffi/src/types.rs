@@ -877,6 +877,26 @@ pub struct SyncSummary {
     /// `clock_skew_seconds` is past `clock_skew_warning_seconds`: the
     /// dates this device writes are off by that much.
     pub clock_skew_warning: bool,
+    /// The collections pulled because they were due, or chosen (with
+    /// their link collections) for `sync_collections`.
+    pub pulled_collections: Vec<String>,
+    /// What the sync moved over the network, and its phases' times.
+    pub metrics: crate::metrics::SyncMetricsSummary,
+}
+
+impl CollectionSummary {
+    /// The figures of `collection`.
+    pub(crate) fn of(collection: String, c: rowsync::CollectionReport) -> Self {
+        CollectionSummary {
+            collection,
+            pulled: c.pulled,
+            applied: c.applied,
+            deleted: c.deleted,
+            pushed: c.pushed,
+            conflicts: c.conflicts,
+            parked: c.parked,
+        }
+    }
 }
 
 impl From<rowsync::SyncReport> for SyncSummary {
@@ -888,15 +908,7 @@ impl From<rowsync::SyncReport> for SyncSummary {
             collections: r
                 .collections
                 .into_iter()
-                .map(|(collection, c)| CollectionSummary {
-                    collection,
-                    pulled: c.pulled,
-                    applied: c.applied,
-                    deleted: c.deleted,
-                    pushed: c.pushed,
-                    conflicts: c.conflicts,
-                    parked: c.parked,
-                })
+                .map(|(collection, c)| CollectionSummary::of(collection, c))
                 .collect(),
             pull_requests: r.pull_requests,
             push_requests: r.push_requests,
@@ -920,6 +932,8 @@ impl From<rowsync::SyncReport> for SyncSummary {
             tasks_parked: r.tasks_parked,
             clock_skew_seconds: r.clock_skew_seconds,
             clock_skew_warning: r.clock_skew_warning,
+            pulled_collections: r.pulled_collections,
+            metrics: r.metrics.into(),
         }
     }
 }

@@ -23,7 +23,7 @@ use crate::api::envelope::{
 use crate::api::retry::{
     is_retryable_status, jittered_backoff, parse_retry_after, rate_limit_wait, RateLimitWait,
 };
-use crate::calls::CallRecord;
+use crate::calls::{CallRecord, RetryCause};
 use crate::error::{Error, Result};
 use crate::status::{clock_skew, clock_skew_warns, ConnectionState};
 use crate::transport::{HttpRequest, HttpResponse, Transport, TransportErrorKind};
@@ -105,6 +105,8 @@ struct Sent {
     at: DateTime<Utc>,
     attempt: u32,
     duration_ms: u64,
+    /// Bytes of the request body sent.
+    sent_bytes: u64,
 }
 
 impl ApiClient {
@@ -334,7 +336,7 @@ impl ApiClient {
             let sent = self.send_retrying(endpoint, out, Some(&token), kind, log)?;
             if out.lenient_answer {
                 if let Some(reply) = lenient_success(&sent.response) {
-                    log(record(endpoint, &sent, None));
+                    log(record(endpoint, &sent, None, None));
                     return Ok(reply);
                 }
             }
@@ -345,7 +347,7 @@ impl ApiClient {
                 // cannot say what the server applied.
                 let tracking_id = tracking(&sent.response);
                 let message = format!("HTTP {}: the answer was cut short", sent.response.status);
-                log(record(endpoint, &sent, Some(message.clone())));
+                log(record(endpoint, &sent, Some(message.clone()), None));
                 return Err(Error::InDoubt {
                     message,
                     tracking_id,
@@ -372,6 +374,7 @@ impl ApiClient {
                             "; logging in again"
                         }
                     )),
+                    (!refused_once).then_some(RetryCause::TokenRefresh),
                 ));
                 self.invalidate_token(&token);
                 if refused_once {
@@ -397,6 +400,7 @@ impl ApiClient {
                 endpoint,
                 &sent,
                 result.as_ref().err().map(|e| e.to_string()),
+                None,
             ));
             if let Err(Error::AuthFailed { .. }) = &result {
                 self.set_connection(ConnectionState::AuthFailed);
@@ -422,13 +426,15 @@ impl ApiClient {
             return Ok(false);
         }
         *cut += 1;
+        let policy = &self.config.retry;
+        let again = *cut < policy.attempts() && self.retry_allowed();
         log(record(
             endpoint,
             sent,
             Some("the answer was cut short".to_string()),
+            again.then_some(RetryCause::CutShort),
         ));
-        let policy = &self.config.retry;
-        if *cut < policy.attempts() && self.retry_allowed() {
+        if again {
             self.pause(jittered_backoff(policy, *cut))?;
             return Ok(true);
         }
@@ -513,6 +519,7 @@ impl ApiClient {
             endpoint,
             &sent,
             result.as_ref().err().map(|e| e.to_string()),
+            None,
         ));
         let mut state = self.state();
         let current = state.generation == generation;
@@ -610,17 +617,34 @@ impl ApiClient {
                 (None, None) => self.transport.send(&request),
             };
             let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let mut attempt_record = |status: Option<u16>, tracking_id: Option<String>, error| {
-                log(CallRecord {
-                    at,
-                    endpoint: endpoint.to_string(),
-                    attempt,
-                    status,
-                    duration_ms,
-                    tracking_id,
-                    error: Some(error),
-                })
+            // A failed connect sent nothing.
+            let sent_bytes = match &outcome {
+                Err(e) if e.kind == TransportErrorKind::Connect => 0,
+                _ => request.body.len() as u64,
             };
+            let (received_bytes, wire_received_bytes) = match &outcome {
+                Ok(r) => (r.body.len() as u64, r.wire_len()),
+                Err(_) => (0, 0),
+            };
+            let mut attempt_record =
+                |status: Option<u16>,
+                 tracking_id: Option<String>,
+                 error,
+                 retry: Option<RetryCause>| {
+                    log(CallRecord {
+                        at,
+                        endpoint: endpoint.to_string(),
+                        attempt,
+                        status,
+                        duration_ms,
+                        tracking_id,
+                        error: Some(error),
+                        sent_bytes,
+                        received_bytes,
+                        wire_received_bytes,
+                        retry,
+                    })
+                };
             match outcome {
                 Ok(response) => {
                     stalls = 0;
@@ -633,13 +657,15 @@ impl ApiClient {
                             .header("retry-after")
                             .and_then(|v| parse_retry_after(v, self.shutdown.system_now()));
                         let wait = rate_limit_wait(policy, retry_after, attempt, fastrand::f64());
+                        let again = matches!(wait, RateLimitWait::Sleep(delay) if !last && self.fits(delay));
                         attempt_record(
                             Some(status),
                             tracking_id.clone(),
                             "rate limited (HTTP 429)".to_string(),
+                            again.then_some(RetryCause::RateLimited),
                         );
                         match wait {
-                            RateLimitWait::Sleep(delay) if !last && self.fits(delay) => {
+                            RateLimitWait::Sleep(delay) if again => {
                                 self.pause(delay)?;
                                 continue;
                             }
@@ -655,7 +681,7 @@ impl ApiClient {
                         // The server may have applied the save before it
                         // failed: never repeat it blindly.
                         let message = server_message(&response);
-                        attempt_record(Some(status), tracking_id.clone(), message.clone());
+                        attempt_record(Some(status), tracking_id.clone(), message.clone(), None);
                         return Err(Error::InDoubt {
                             message,
                             tracking_id,
@@ -663,7 +689,12 @@ impl ApiClient {
                     }
                     if is_retryable_status(status) {
                         let message = server_message(&response);
-                        attempt_record(Some(status), tracking_id.clone(), message.clone());
+                        attempt_record(
+                            Some(status),
+                            tracking_id.clone(),
+                            message.clone(),
+                            (!last).then_some(RetryCause::ServerError),
+                        );
                         let delay = jittered_backoff(policy, attempt);
                         if last {
                             self.set_offline(policy, attempt);
@@ -681,25 +712,37 @@ impl ApiClient {
                         at,
                         attempt,
                         duration_ms,
+                        sent_bytes,
                     });
                 }
                 Err(error) => {
-                    attempt_record(None, None, error.to_string());
                     // A timeout past the connect is a stall: the server took
                     // the request and its answer stopped coming. Twice in a
                     // row on one call ends it, named (invariant 17); a stall
                     // that comes and goes is retried like any fault.
-                    if error.kind == TransportErrorKind::Timeout {
+                    let stalled = error.kind == TransportErrorKind::Timeout;
+                    if stalled {
                         stalls += 1;
-                        self.set_connection(ConnectionState::Stalled {
-                            endpoint: endpoint.to_string(),
-                        });
                     } else {
                         stalls = 0;
                     }
+                    let in_doubt =
+                        kind == CallKind::Save && error.kind != TransportErrorKind::Connect;
+                    let again = !in_doubt && stalls < 2 && !last;
+                    let cause = if stalled {
+                        RetryCause::Stall
+                    } else {
+                        RetryCause::Transport
+                    };
+                    attempt_record(None, None, error.to_string(), again.then_some(cause));
+                    if stalled {
+                        self.set_connection(ConnectionState::Stalled {
+                            endpoint: endpoint.to_string(),
+                        });
+                    }
                     // A request that may have reached the server: only a
                     // failed connect is sure not to have.
-                    if kind == CallKind::Save && error.kind != TransportErrorKind::Connect {
+                    if in_doubt {
                         if stalls == 0 {
                             self.set_offline(policy, attempt);
                         }
@@ -807,7 +850,12 @@ impl ApiClient {
     }
 }
 
-fn record(endpoint: &str, sent: &Sent, error: Option<String>) -> CallRecord {
+fn record(
+    endpoint: &str,
+    sent: &Sent,
+    error: Option<String>,
+    retry: Option<RetryCause>,
+) -> CallRecord {
     CallRecord {
         at: sent.at,
         endpoint: endpoint.to_string(),
@@ -816,6 +864,10 @@ fn record(endpoint: &str, sent: &Sent, error: Option<String>) -> CallRecord {
         duration_ms: sent.duration_ms,
         tracking_id: tracking(&sent.response),
         error,
+        sent_bytes: sent.sent_bytes,
+        received_bytes: sent.response.body.len() as u64,
+        wire_received_bytes: sent.response.wire_len(),
+        retry,
     }
 }
 
@@ -934,6 +986,7 @@ mod tests {
             status,
             headers: vec![("Trackingid".into(), format!("trk-{status}"))],
             body: body.as_bytes().to_vec(),
+            wire_bytes: None,
         }
     }
 
@@ -1573,6 +1626,8 @@ mod tests {
         assert_eq!(seen[3].header("authorization"), Some("Bearer tok-BBB"));
         assert_eq!(seen[1].body, seen[3].body);
         let endpoints: Vec<_> = log.iter().map(|r| r.endpoint.as_str()).collect();
+        assert_eq!(log[1].retry, Some(RetryCause::TokenRefresh));
+        assert!(log.iter().filter(|r| r.retry.is_some()).count() == 1);
         assert_eq!(
             endpoints,
             ["LoginV2", "SaveAllDataV2", "LoginV2", "SaveAllDataV2"]
@@ -1985,6 +2040,13 @@ mod tests {
         assert_eq!(attempts, [(1, Some(503)), (2, Some(502)), (3, Some(200))]);
         assert!(log[1].error.is_some() && log[3].error.is_none());
         assert_eq!(c.connection_state(), ConnectionState::Online);
+        let retries: Vec<_> = log.iter().map(|r| r.retry).collect();
+        let again = Some(RetryCause::ServerError);
+        assert_eq!(retries, [None, again, again, None]);
+        assert!(log[1..]
+            .iter()
+            .all(|r| r.sent_bytes == seen[1].body.len() as u64));
+        assert_eq!(log[3].received_bytes, log[3].wire_received_bytes);
     }
 
     #[test]
@@ -2096,6 +2158,9 @@ mod tests {
         assert!(r.is_ok());
         assert_eq!(log[1].status, Some(429));
         assert!(log[1].error.as_deref().unwrap().contains("429"));
+        let retries: Vec<_> = log.iter().map(|r| r.retry).collect();
+        let again = Some(RetryCause::RateLimited);
+        assert_eq!(retries, [None, again, again, None]);
     }
 
     #[test]

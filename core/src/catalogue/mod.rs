@@ -256,6 +256,63 @@ impl Catalogue {
         })
     }
 
+    /// `chosen` with their link collections, in dependency order: what a
+    /// pull of `chosen` takes so their records stay whole. A collection's
+    /// link collections are its required children (a product's details:
+    /// a detail cannot exist without its product), and theirs, and the
+    /// required parent of each of those; and the read-only collections
+    /// that link to any of them (the server's reference data about them:
+    /// a visitor's stock of a product detail). So `products` comes with
+    /// `productDetails`, `productProperties` and `visitorProducts`;
+    /// `orders` with `orderDetails`; `people` with `personAddresses` and
+    /// `visitorPeople`. A collection that merely links to them and that
+    /// the app writes (an order line links to a product detail) is not
+    /// taken: it is the app's data, pulled with its own parent.
+    /// `UnknownCollection` for a name not in the catalogue.
+    pub fn with_links<S: AsRef<str>>(&self, chosen: &[S]) -> Result<Vec<String>> {
+        let mut taken: Vec<bool> = vec![false; self.collections.len()];
+        let mut todo: Vec<usize> = Vec::new();
+        for name in chosen {
+            let name = name.as_ref();
+            let i = *self
+                .index
+                .get(name)
+                .ok_or_else(|| Error::UnknownCollection(name.to_string()))?;
+            todo.push(i);
+        }
+        // Required parents and children, to a fixed point.
+        while let Some(i) = todo.pop() {
+            if std::mem::replace(&mut taken[i], true) {
+                continue;
+            }
+            let def = &self.collections[i];
+            let parent = def
+                .parent
+                .as_ref()
+                .and_then(|p| self.index.get(&p.collection));
+            let children = self
+                .children_of(&def.name)
+                .filter_map(|c| self.index.get(&c.name));
+            todo.extend(parent.into_iter().chain(children).copied());
+        }
+        let core: Vec<usize> = (0..taken.len()).filter(|&i| taken[i]).collect();
+        for i in core {
+            let name = &self.collections[i].name;
+            for (c, _) in self.linking_to(name).filter(|(c, _)| c.read_only) {
+                if let Some(&j) = self.index.get(&c.name) {
+                    taken[j] = true;
+                }
+            }
+        }
+        Ok(self
+            .collections
+            .iter()
+            .zip(taken)
+            .filter(|(_, t)| *t)
+            .map(|(c, _)| c.name.clone())
+            .collect())
+    }
+
     /// The collections whose required parent is `name`.
     pub fn children_of<'a>(
         &'a self,
@@ -270,6 +327,36 @@ impl Catalogue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_collections_come_with_the_chosen_ones() {
+        let cat = Catalogue::mahak();
+        let with = |names: &[&str]| cat.with_links(names).unwrap();
+        assert_eq!(
+            with(&["products"]),
+            [
+                "products",
+                "productDetails",
+                "productProperties",
+                "visitorProducts"
+            ]
+        );
+        assert_eq!(with(&["productDetails"]), with(&["products"]));
+        assert_eq!(with(&["orders"]), ["orders", "orderDetails"]);
+        assert_eq!(
+            with(&["people"]),
+            ["people", "personAddresses", "visitorPeople"]
+        );
+        assert_eq!(with(&["visitorProducts"]), ["visitorProducts"]);
+        assert_eq!(
+            with(&["visitorProducts", "regions"]),
+            ["visitorProducts", "regions"]
+        );
+        assert!(matches!(
+            cat.with_links(&["products", "nope"]),
+            Err(Error::UnknownCollection(n)) if n == "nope"
+        ));
+    }
 
     #[test]
     fn documented_catalogue_has_18_collections_with_parents_first() {

@@ -1,7 +1,8 @@
 //! Starting a sync: the API client the engine keeps (made again when the
 //! settings, the credentials or the transport change), and one sync run
-//! with a [`Context`] of what it needs, its report kept as the last one.
-//! The sync itself is `sync/`.
+//! with a [`Context`] of what it needs, its report kept as the last one and
+//! added to the running metrics, in one transaction. The sync itself is
+//! `sync/`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +14,13 @@ use crate::error::{Error, Result};
 use crate::http::{HttpConfig, UreqTransport};
 use crate::locks::{lock, read};
 use crate::log::LogLevel;
-use crate::report::SyncReport;
+use crate::report::{Meter, Metrics, SyncReport};
 use crate::settings::Settings;
 use crate::status::{clock_skew_warns, ConnectionState};
 use crate::store::{self, meta};
 use crate::sync;
 use crate::sync::context::Context;
+use crate::sync::session::Scope;
 use crate::transport::Transport;
 
 impl Engine {
@@ -105,6 +107,7 @@ impl Engine {
             events: &self.registry,
             logger: &self.logger,
             login: &self.session,
+            meter: Meter::default(),
         })
     }
 
@@ -112,16 +115,55 @@ impl Engine {
     /// `Settings::pull_intervals`; the report names them), then push the
     /// outbox. The report is also kept as the last report.
     pub fn sync(&self) -> Result<SyncReport> {
-        self.sync_inner(false)
+        self.sync_inner(Scope::Due)
     }
 
     /// [`Engine::sync`], pulling every wanted collection whatever its
     /// schedule.
     pub fn sync_all(&self) -> Result<SyncReport> {
-        self.sync_inner(true)
+        self.sync_inner(Scope::Everything)
     }
 
-    fn sync_inner(&self, all: bool) -> Result<SyncReport> {
+    /// Syncs now the `collections` chosen (a salesperson's stock check
+    /// before a sale): pulls them with their link collections (see
+    /// [`Catalogue::with_links`](crate::Catalogue::with_links); of those,
+    /// only the wanted ones), whatever their schedule, and pushes nothing:
+    /// the outbox and the task queue wait for the next full sync. Like
+    /// [`Engine::sync`] it waits for a running sync to end and keeps to
+    /// the sync deadline. `UnknownCollection` for a name not in the
+    /// catalogue, `Config` for an empty list or a collection the settings
+    /// do not want, before anything is done.
+    pub fn sync_collections<S: AsRef<str>>(&self, collections: &[S]) -> Result<SyncReport> {
+        if collections.is_empty() {
+            return Err(Error::Config("no collection to sync was named".into()));
+        }
+        let linked = read(&self.catalogue)?.with_links(collections)?;
+        let wanted = self.settings()?.collections;
+        if let Some(c) = collections
+            .iter()
+            .map(AsRef::as_ref)
+            .find(|c| !wanted.is_empty() && !wanted.iter().any(|w| w == c))
+        {
+            return Err(Error::Config(format!(
+                "collection `{c}` is not among the wanted collections of the settings"
+            )));
+        }
+        let chosen = linked
+            .into_iter()
+            .filter(|c| wanted.is_empty() || wanted.contains(c))
+            .collect();
+        self.sync_inner(Scope::Only(chosen))
+    }
+
+    /// The running totals of every sync this replica ran: requests, bytes,
+    /// retries by cause, phase times, records per collection. Kept in the
+    /// replica (they survive reopening it, and a wipe); figures only, no
+    /// record content and no token.
+    pub fn metrics(&self) -> Result<Metrics> {
+        self.db.read(store::metrics)
+    }
+
+    fn sync_inner(&self, scope: Scope) -> Result<SyncReport> {
         let _one_at_a_time = lock(&self.sync_lock)?;
         let mut report = SyncReport {
             started_at: store::now(),
@@ -139,7 +181,7 @@ impl Engine {
             );
             let r = self
                 .sync_context(&client, settings)
-                .and_then(|ctx| sync::session::Session::new(ctx, all).run(&mut report));
+                .and_then(|ctx| sync::session::Session::new(ctx, scope).run(&mut report));
             client.end_budget();
             self.set_state(client.connection_state())?;
             report.clock_skew_seconds = client.clock_skew();
@@ -162,7 +204,8 @@ impl Engine {
             let counts = store::counts(tx)?;
             report.pending = counts.pending;
             report.dead_letters = counts.dead_letters;
-            tx.set_meta(meta::LAST_REPORT, &serde_json::to_string(&report)?)
+            tx.set_meta(meta::LAST_REPORT, &serde_json::to_string(&report)?)?;
+            tx.add_metrics(&report)
         })?;
         match &result {
             Ok(()) => self.logger.log(LogLevel::Info, "rowsync::sync", || {

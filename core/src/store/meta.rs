@@ -1,16 +1,21 @@
-//! Stored values beside the data: the settings, the last report, the login
-//! session, the pull schedule and what was learned of the server. Every
-//! key is named here.
+//! Stored values beside the data: the settings, the last report, the
+//! running metrics, the login session, the pull schedule and what was
+//! learned of the server. Every key is named here.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::db::Tx;
 use crate::error::Result;
+use crate::report::{Metrics, SyncReport};
 
 /// The settings (JSON; never the password).
 pub(crate) const SETTINGS: &str = "settings";
 /// The last sync's report (JSON).
 pub(crate) const LAST_REPORT: &str = "last_report";
+/// The running totals of every sync ([`Metrics`], JSON). A key, not a
+/// table: a replica from before it simply has none yet (all zero), and
+/// a field added later reads as zero in an older value.
+pub(crate) const METRICS: &str = "metrics";
 /// The login session, as the server last described it (JSON).
 pub(crate) const SESSION: &str = "session";
 /// When each collection's last complete pull started (its schedule).
@@ -31,7 +36,22 @@ pub fn get(conn: &Connection, key: &str) -> Result<Option<String>> {
         .optional()?)
 }
 
+/// The running metrics (zero before the first sync; a value no longer
+/// readable starts again from zero rather than stop the syncs).
+pub fn metrics(conn: &Connection) -> Result<Metrics> {
+    Ok(get(conn, METRICS)?
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default())
+}
+
 impl Tx<'_> {
+    /// Adds a sync's report to the running metrics.
+    pub fn add_metrics(&self, report: &SyncReport) -> Result<()> {
+        let mut metrics = metrics(&self.tx)?;
+        metrics.add(report);
+        self.set_meta(METRICS, &serde_json::to_string(&metrics)?)
+    }
+
     /// Sets a stored configuration value.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
         self.tx.execute(

@@ -24,6 +24,7 @@ pub use db::{coll_id_of, counts, holds_data, Counts, Store, Tx};
 pub(crate) use db::{now, Db};
 pub use dead_letters::{dead_letters, parked_in, DeadChange, DeadLetter};
 pub use logs::{conflicts, sync_log, ConflictEntry, SyncLogEntry};
+pub use meta::metrics;
 pub use outbox::{in_doubt, is_parked, pending_in_order, pending_of, Pending};
 pub use records::{
     checkpoint, checkpoints, count_rows, list_rows, probe_by_client_id, probe_by_server_id,

@@ -2,7 +2,8 @@
 //! handle, the API client, the codec of its dialect, and snapshots of the
 //! settings, the catalogue and the conflict resolvers; the listeners and the
 //! log to tell. It never holds the engine. Every step gets it; the calls it
-//! makes are logged and written to the sync log here.
+//! makes are logged, counted (its [`Meter`]) and written to the sync log
+//! here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use crate::error::Result;
 use crate::listeners::{Changes, Registry};
 use crate::locks::lock;
 use crate::log::{LogLevel, Logger};
+use crate::report::Meter;
 use crate::settings::Settings;
 use crate::store::{meta, Db};
 
@@ -46,6 +48,8 @@ pub(crate) struct Context<'s> {
     pub(crate) logger: &'s Logger,
     /// The login session as last kept (shared with the engine's status).
     pub(crate) login: &'s Mutex<Option<Login>>,
+    /// Counts the sync's calls (the report's metrics).
+    pub(crate) meter: Meter,
 }
 
 impl Context<'_> {
@@ -67,8 +71,9 @@ impl Context<'_> {
         result
     }
 
-    /// Logs one HTTP attempt.
+    /// Logs and counts one HTTP attempt.
     pub(crate) fn log_call(&self, c: &CallRecord) {
+        self.meter.count(c, c.endpoint == self.endpoints.login);
         let level = if c.error.is_some() {
             LogLevel::Warn
         } else {

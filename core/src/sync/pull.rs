@@ -11,13 +11,14 @@
 //! unused.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::listeners::Changes;
 use crate::log::LogLevel;
-use crate::report::SyncReport;
+use crate::report::{millis, SyncReport};
 use crate::schema;
 use crate::store::{self, meta};
 use crate::sync::apply;
@@ -35,19 +36,31 @@ pub(crate) const BIG_PULL_RECORDS: u64 = 5_000;
 /// pull keeps the whole cache (and what it holds).
 const PULL_CACHE_KIB: i64 = 4_000;
 
-/// The sync's own pull: every wanted collection that is due (all of them
-/// with `everything`), noted as pulled when the pull is whole. Returns the
-/// collections pulled.
+/// Which collections the sync's own pull takes.
+pub(crate) enum Which<'a> {
+    /// The wanted ones that are due.
+    Due,
+    /// Every wanted one.
+    Everything,
+    /// These (chosen by the app, with their link collections).
+    Chosen(&'a [String]),
+}
+
+/// The sync's own pull: the collections `which` names, noted as pulled
+/// when the pull is whole. Returns the collections pulled.
 pub(crate) fn due(
     ctx: &Context<'_>,
-    everything: bool,
+    which: Which<'_>,
     report: &mut SyncReport,
 ) -> Result<Vec<String>> {
-    let all: Vec<String> = if ctx.settings.collections.is_empty() {
-        ctx.catalogue.iter().map(|c| c.name.clone()).collect()
-    } else {
-        ctx.settings.collections.clone()
+    let all: Vec<String> = match which {
+        Which::Chosen(chosen) => chosen.to_vec(),
+        _ if ctx.settings.collections.is_empty() => {
+            ctx.catalogue.iter().map(|c| c.name.clone()).collect()
+        }
+        _ => ctx.settings.collections.clone(),
     };
+    let everything = !matches!(which, Which::Due);
     let started = ctx.now();
     let mut pulled_at: BTreeMap<String, DateTime<Utc>> = ctx
         .db
@@ -172,6 +185,7 @@ fn apply_fetched(
         if fetched.record_count() as u64 >= BIG_PULL_RECORDS {
             ctx.db.set_cache_kib(PULL_CACHE_KIB)?;
         }
+        let applying = Instant::now();
         ctx.db.write(|tx| {
             tx.append_sync_log(&calls)?;
             apply::apply(
@@ -183,6 +197,7 @@ fn apply_fetched(
                 &mut changes,
             )
         })?;
+        report.metrics.phases.apply_ms += millis(applying.elapsed());
     }
     let (number, asking_next) = (fetched.number, fetched.asking_next);
     // The page's buffer reads the next page.

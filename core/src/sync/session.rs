@@ -4,16 +4,19 @@
 //! `confirm.rs`, `resolve.rs`, `reconcile.rs`, `tasks.rs`) does its part and
 //! returns what should happen next (a [`Next`], an [`Answer`], a
 //! [`Refusal`]); only this file sequences them, so no step calls another.
+//! A sync of chosen collections ([`Scope::Only`]) pulls them and stops
+//! there. The driver times the phases; the context's meter counts the calls.
 //!
 //! A sync works with a [`Context`] (`context.rs`) taken once when it
 //! starts; it never sees the engine. The bytes of every request and answer belong to the codec; this
 //! file never reads a JSON key (DESIGN.md invariants 2, 3, 11 and 12).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::log::LogLevel;
-use crate::report::SyncReport;
+use crate::report::{millis, SyncReport};
 use crate::sync::confirm::{self, Settled};
 use crate::sync::context::Context;
 use crate::sync::pull;
@@ -45,11 +48,25 @@ pub(crate) enum Next {
     Refetch(Vec<String>),
 }
 
+/// What a sync pulls, and whether it pushes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// The wanted collections that are due; then the push and the tasks.
+    Due,
+    /// Every wanted collection, whatever its schedule (`sync_all`); then
+    /// the push and the tasks.
+    Everything,
+    /// These collections now, whatever their schedule, and nothing else:
+    /// no push, no tasks (`sync_collections`, its link collections
+    /// already added).
+    Only(Vec<String>),
+}
+
 /// One sync's driver and its state.
 pub(crate) struct Session<'s> {
     ctx: Context<'s>,
-    /// `sync_all`: every wanted collection, whatever its schedule.
-    pull_everything: bool,
+    /// What the sync pulls, and whether it pushes.
+    scope: Scope,
     conflict_rounds: usize,
     doubt_rounds: usize,
     /// Collections pulled whole in this sync (their in-doubt creates need
@@ -61,10 +78,10 @@ pub(crate) struct Session<'s> {
 }
 
 impl<'s> Session<'s> {
-    pub(crate) fn new(ctx: Context<'s>, pull_everything: bool) -> Self {
+    pub(crate) fn new(ctx: Context<'s>, scope: Scope) -> Self {
         Session {
             ctx,
-            pull_everything,
+            scope,
             conflict_rounds: 0,
             doubt_rounds: 0,
             pulled: HashSet::new(),
@@ -72,18 +89,33 @@ impl<'s> Session<'s> {
         }
     }
 
-    /// Pull, then push, then the task queue. A page the engine cannot read
-    /// will not read better next time: the outbox must not wait behind it,
-    /// so the push runs anyway and the pull's error is reported.
+    /// Pull, then push, then the task queue; the calls' figures go into
+    /// the report's metrics, whatever the outcome.
     pub(crate) fn run(&mut self, report: &mut SyncReport) -> Result<()> {
-        match self.pull_due(report) {
+        let out = self.steps(report);
+        self.ctx.meter.add_to(&mut report.metrics);
+        out
+    }
+
+    /// A page the engine cannot read will not read better next time: the
+    /// outbox must not wait behind it, so the push runs anyway and the
+    /// pull's error is reported.
+    fn steps(&mut self, report: &mut SyncReport) -> Result<()> {
+        let pulled = self.pull_due(report);
+        if matches!(self.scope, Scope::Only(_)) {
+            return pulled;
+        }
+        match pulled {
             // Uploads and disputes after the push: an upload's record gets
             // its server id there.
-            Ok(()) => self
-                .push(report)
-                .and_then(|()| tasks::send(&self.ctx, report)),
+            Ok(()) => self.push_timed(report).and_then(|()| {
+                let started = Instant::now();
+                let sent = tasks::send(&self.ctx, report);
+                report.metrics.phases.tasks_ms += millis(started.elapsed());
+                sent
+            }),
             Err(pull_error @ Error::Protocol { .. }) => {
-                if let Err(e) = self.push(report) {
+                if let Err(e) = self.push_timed(report) {
                     self.ctx.logger.log(LogLevel::Warn, "rowsync::push", || {
                         format!("push after a failed pull: {e}")
                     });
@@ -99,9 +131,16 @@ impl<'s> Session<'s> {
     /// The sync's own pull: the wanted collections that are due, with the
     /// write-ahead log's checkpoints deferred to its end.
     fn pull_due(&mut self, report: &mut SyncReport) -> Result<()> {
+        let started = Instant::now();
         let wal = self.ctx.db.pulling()?;
         let before = report.applied();
-        let out = pull::due(&self.ctx, self.pull_everything, report);
+        let which = match &self.scope {
+            Scope::Due => pull::Which::Due,
+            Scope::Everything => pull::Which::Everything,
+            Scope::Only(chosen) => pull::Which::Chosen(chosen),
+        };
+        let out = pull::due(&self.ctx, which, report);
+        report.metrics.phases.pull_ms += millis(started.elapsed());
         self.ctx
             .db
             .pulled(wal, report.applied() - before >= pull::BIG_PULL_RECORDS)?;
@@ -111,12 +150,25 @@ impl<'s> Session<'s> {
 
     /// Pulls `collections` now, whatever their schedule.
     fn pull(&mut self, collections: &[String], report: &mut SyncReport) -> Result<()> {
-        pull::only(&self.ctx, collections, report)?;
+        let started = Instant::now();
+        let out = pull::only(&self.ctx, collections, report);
+        report.metrics.phases.pull_ms += millis(started.elapsed());
+        out?;
         self.pulled.extend(collections.iter().cloned());
         Ok(())
     }
 
     // ----- push -----------------------------------------------------------------
+
+    /// [`Session::push`], timed: the pulls it asks for count as pull time.
+    fn push_timed(&mut self, report: &mut SyncReport) -> Result<()> {
+        let started = Instant::now();
+        let pulling = report.metrics.phases.pull_ms;
+        let out = self.push(report);
+        let pulled = report.metrics.phases.pull_ms - pulling;
+        report.metrics.phases.push_ms += millis(started.elapsed()).saturating_sub(pulled);
+        out
+    }
 
     /// Pushes the outbox, isolating what the server refuses.
     fn push(&mut self, report: &mut SyncReport) -> Result<()> {

@@ -78,6 +78,7 @@ impl Transport for Server {
             headers: vec![("Trackingid".into(), "tiny".into())],
             body: serde_json::to_vec(&json!({"success": true, "code": 0, "data": data}))
                 .unwrap_or_default(),
+            wire_bytes: None,
         })
     }
 }
@@ -147,9 +148,12 @@ fn a_whole_sync_in_a_dialect_of_the_tests_own() {
         events: &events,
         logger: &logger,
         login: &login,
+        meter: crate::report::Meter::default(),
     };
     let mut report = SyncReport::default();
-    Session::new(ctx, true).run(&mut report).unwrap();
+    Session::new(ctx, super::session::Scope::Everything)
+        .run(&mut report)
+        .unwrap();
 
     // Pulled, pushed and mapped, through the tiny dialect's bytes alone.
     assert_eq!((report.pulled(), report.pushed), (2, 1), "{report:?}");

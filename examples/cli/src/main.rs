@@ -29,7 +29,9 @@ commands:
                                store the server settings (never the password)
   wipe [--force]               delete the local data (keeps the settings), e.g. to switch
                                dialect or to follow a server that names another visitor
-  sync [--all]                 run one sync cycle: pull what is due (--all: everything), then push
+  sync [--all | --only a,b]    run one sync cycle: pull what is due (--all: everything), then push;
+                               --only: pull these collections (with their links) now, push nothing
+  stats                        the running totals of every sync: requests, bytes, retries, times
   put COLLECTION JSON          create a record, or update the one its ids name
   get COLLECTION ID            show a record (ID = server id, or c:ID for a client id)
   delete COLLECTION ID         delete a record (logically)
@@ -123,6 +125,9 @@ macro_rules! say {
         writeln!(std::io::stdout().lock(), $($t)*)?
     };
 }
+
+// After `say!`, which it uses.
+mod stats;
 
 /// The parsed command line of one subcommand: its positional arguments and
 /// its flags, with the global options taken out.
@@ -263,7 +268,8 @@ impl Args {
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
         "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID] [--order-types 201,202,...]\n       [--password-hash md5|plain] [--clock-skew-warning SECONDS]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.\n--order-types (mahak): pull only orders of these types (203 a visitor's order, 201 a\nshop's sale...); `all` lifts the filter. Widening it pulls the orders again.\n--password-hash (mahak): how the login sends the password, `md5` (the default, most\nservers) or `plain` (some servers). Neither form is ever stored.\n--clock-skew-warning (mahak): how far, in seconds, this device's clock may be from the\nserver's `ServerTime` before `sync` and `status` warn (780, 13 minutes, by default; 0\nnever warns). Nothing is refused because of it.",
-        "sync" => "usage: rowsync --db FILE sync [--all] [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints\nin the collections that are due (reference data such as banks and person groups\nevery six hours, the rest every time; --all pulls every collection now), then\npushes the outbox (never held back). Prints what happened; --json prints the SyncReport.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
+        "sync" => "usage: rowsync --db FILE sync [--all | --only COLLECTION,...] [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints\nin the collections that are due (reference data such as banks and person groups\nevery six hours, the rest every time; --all pulls every collection now), then\npushes the outbox (never held back). Prints what happened, with the requests,\nbytes and retries; --json prints the SyncReport.\n--only products,visitorProducts pulls just those collections now, with their link\ncollections (products brings productDetails, productProperties, visitorProducts),\nand pushes nothing: a stock check before a sale. An unknown collection is refused\nbefore anything is done.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
+        "stats" => "usage: rowsync --db FILE stats [--json]\n\nShows the running totals the replica keeps of every sync it ran: syncs (failed\nones), HTTP requests (logins), bytes sent and received (decoded and on the wire),\nretries by cause (transport, stall, 5xx, 429, cut short, token refresh), time per\nphase (login, pull, apply, push, tasks) and records pulled and pushed per\ncollection. Figures only: no record content, no token. --json prints them as JSON.",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
         "delete" => "usage: rowsync --db FILE delete COLLECTION ID\n\nDeletes a record logically (the delete is pushed on the next sync).\nID is a server id (123) or a client id (c:123).",
@@ -340,6 +346,7 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
         "delete" => delete(&a),
         "list" => list(&mut a),
         "status" => status(&a),
+        "stats" => stats::stats(&a),
         "dlq" => dlq(&a),
         "conflicts" => conflicts(&mut a),
         "log" => log(&mut a),
@@ -821,7 +828,17 @@ fn password() -> Result<String, Failure> {
 
 fn sync(a: &mut Args) -> Outcome {
     let all = a.flag("--all");
+    let only: Option<Vec<String>> = a.value("--only")?.map(|v| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect()
+    });
     a.positional(&[])?;
+    if all && only.is_some() {
+        return Err(Failure::usage("--all and --only do not go together"));
+    }
     let engine = open_configured(a)?;
     if engine.settings()?.base_url.is_empty() {
         return Err(Failure {
@@ -833,10 +850,10 @@ fn sync(a: &mut Args) -> Outcome {
         });
     }
     engine.set_password(&password()?)?;
-    let result = if all {
-        engine.sync_all()
-    } else {
-        engine.sync()
+    let result = match (&only, all) {
+        (Some(only), _) => engine.sync_collections(only),
+        (None, true) => engine.sync_all(),
+        (None, false) => engine.sync(),
     };
     match result {
         Ok(report) => {
@@ -896,6 +913,7 @@ fn print_report(r: &SyncReport) -> Outcome {
         r.pending,
         r.dead_letters
     );
+    stats::print_sync_metrics(&r.metrics)?;
     if r.dead_letters > 0 {
         say!("see `rowsync dlq list` for what the server refused");
     }

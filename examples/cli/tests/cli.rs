@@ -935,6 +935,7 @@ fn every_command_has_help() {
         "upload",
         "dispute",
         "tasks",
+        "stats",
     ] {
         assert!(top.contains(command), "top-level help lists {command}");
         let help = ok(&rowsync(&db, &[command, "--help"]));

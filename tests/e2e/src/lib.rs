@@ -174,6 +174,7 @@ impl Transport for BadPages {
                 status: 200,
                 headers: vec![("Trackingid".into(), "bad-1".into())],
                 body: self.page.clone().into_bytes(),
+                wire_bytes: None,
             });
         }
         self.inner.send(req)

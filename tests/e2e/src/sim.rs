@@ -92,6 +92,7 @@ fn status(code: u16, headers: Vec<(String, String)>, body: &str) -> HttpResponse
         status: code,
         headers,
         body: body.as_bytes().to_vec(),
+        wire_bytes: None,
     }
 }
 

@@ -363,6 +363,7 @@ impl Transport for Fixed {
                 status: 200,
                 headers: vec![("Trackingid".into(), "bad-input".into())],
                 body: self.body.clone(),
+                wire_bytes: None,
             });
         }
         self.inner.send(req)

@@ -84,6 +84,7 @@ impl Reply {
             status: self.status,
             headers,
             body: self.body,
+            wire_bytes: None,
         }
     }
 }

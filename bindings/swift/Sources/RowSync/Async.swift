@@ -70,6 +70,15 @@ extension RowsyncEngine {
         try await offCallerThread { try self.syncAll() }
     }
 
+    /// Syncs now the chosen `collections` with their link collections off
+    /// the caller's thread (a stock check before a sale): pulls them,
+    /// whatever their schedule, and pushes nothing. Waits for a running
+    /// sync to end. An unknown collection throws `RowsyncError.InvalidInput`
+    /// before anything is done.
+    public func syncCollections(collections: [String]) async throws -> SyncSummary {
+        try await offCallerThread { try self.syncCollections(collections: collections) }
+    }
+
     /// Queues the file at `path` for upload off the caller's thread (its
     /// bytes are copied into the replica now). Returns the upload's id.
     public func queueUploadFile(

@@ -436,6 +436,11 @@ RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_last_report(uint64_t ptr, 
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_list(uint64_t ptr, RustBuffer collection, RustBuffer query, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_METRICS
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_METRICS
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_metrics(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PUT
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PUT
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_put(uint64_t ptr, RustBuffer collection, RustBuffer record_json, RustCallStatus *_Nonnull out_status
@@ -549,6 +554,11 @@ RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_sync(uint64_t ptr, RustCal
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_ALL
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_ALL
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_all(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_COLLECTIONS
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_COLLECTIONS
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_collections(uint64_t ptr, RustBuffer collections, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_LOG
@@ -1104,6 +1114,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_list(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_METRICS
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_METRICS
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_metrics(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PUT
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PUT
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_put(void
@@ -1239,6 +1255,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_SYNC_ALL
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_SYNC_ALL
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_all(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_SYNC_COLLECTIONS
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_SYNC_COLLECTIONS
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_collections(void
     
 );
 #endif

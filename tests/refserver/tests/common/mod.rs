@@ -49,6 +49,7 @@ impl Transport for Http {
             status,
             headers,
             body,
+            wire_bytes: None,
         })
     }
 }

@@ -1821,6 +1821,13 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
     func list(collection: String, query: ListQuery) throws  -> RecordPage
     
     /**
+     * The running totals of every sync the replica ran: requests, bytes,
+     * retries by cause, phase times, records per collection. Kept in the
+     * replica; no record content, no token.
+     */
+    func metrics() throws  -> EngineMetrics
+    
+    /**
      * Creates, or updates when the JSON carries the id of an existing record.
      */
     func put(collection: String, recordJson: String) throws  -> String
@@ -1955,6 +1962,18 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
      * default, the rest every time). The push is the same.
      */
     func syncAll() throws  -> SyncSummary
+    
+    /**
+     * Syncs now the chosen `collections` (a stock check before a sale):
+     * pulls them with their link collections (`products` brings
+     * `productDetails`, `productProperties` and `visitorProducts`),
+     * whatever their schedule, and pushes nothing. Waits for a running
+     * sync to end and keeps to the sync deadline. Throws `InvalidInput`
+     * (naming it) for a collection not in the catalogue and `Config` for
+     * an empty list or an unwanted collection, before anything is done.
+     * Blocks until done.
+     */
+    func syncCollections(collections: [String]) throws  -> SyncSummary
     
     /**
      * The newest sync-log rows (one per HTTP attempt), newest first.
@@ -2311,6 +2330,20 @@ open func list(collection: String, query: ListQuery)throws  -> RecordPage  {
 }
     
     /**
+     * The running totals of every sync the replica ran: requests, bytes,
+     * retries by cause, phase times, records per collection. Kept in the
+     * replica; no record content, no token.
+     */
+open func metrics()throws  -> EngineMetrics  {
+    return try  FfiConverterTypeEngineMetrics_lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_metrics(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Creates, or updates when the JSON carries the id of an existing record.
      */
 open func put(collection: String, recordJson: String)throws  -> String  {
@@ -2619,6 +2652,26 @@ open func syncAll()throws  -> SyncSummary  {
         uniffiCallStatus in
     uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_all(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Syncs now the chosen `collections` (a stock check before a sale):
+     * pulls them with their link collections (`products` brings
+     * `productDetails`, `productProperties` and `visitorProducts`),
+     * whatever their schedule, and pushes nothing. Waits for a running
+     * sync to end and keeps to the sync deadline. Throws `InvalidInput`
+     * (naming it) for a collection not in the catalogue and `Config` for
+     * an empty list or an unwanted collection, before anything is done.
+     * Blocks until done.
+     */
+open func syncCollections(collections: [String])throws  -> SyncSummary  {
+    return try  FfiConverterTypeSyncSummary_lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_collections(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceString.lower(collections),uniffiCallStatus
     )
 })
 }
@@ -3736,6 +3789,135 @@ public func FfiConverterTypeDeadLetterEntry_lift(_ buf: RustBuffer) throws -> De
 #endif
 public func FfiConverterTypeDeadLetterEntry_lower(_ value: DeadLetterEntry) -> RustBuffer {
     return FfiConverterTypeDeadLetterEntry.lower(value)
+}
+
+
+/**
+ * The running totals of every sync the replica ran.
+ */
+public struct EngineMetrics: Equatable, Hashable {
+    /**
+     * Syncs counted.
+     */
+    public var syncs: UInt64
+    /**
+     * Of those, syncs that ended with an error.
+     */
+    public var failedSyncs: UInt64
+    /**
+     * When the first counted sync started (RFC 3339); empty before.
+     */
+    public var since: String
+    /**
+     * When the last counted sync ended (RFC 3339); empty before.
+     */
+    public var lastSyncAt: String
+    /**
+     * Network figures and phase times, summed.
+     */
+    public var totals: SyncMetricsSummary
+    /**
+     * Records pulled in total.
+     */
+    public var pulled: UInt64
+    /**
+     * Records pushed in total.
+     */
+    public var pushed: UInt64
+    /**
+     * Figures summed per collection.
+     */
+    public var collections: [CollectionSummary]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Syncs counted.
+         */syncs: UInt64, 
+        /**
+         * Of those, syncs that ended with an error.
+         */failedSyncs: UInt64, 
+        /**
+         * When the first counted sync started (RFC 3339); empty before.
+         */since: String, 
+        /**
+         * When the last counted sync ended (RFC 3339); empty before.
+         */lastSyncAt: String, 
+        /**
+         * Network figures and phase times, summed.
+         */totals: SyncMetricsSummary, 
+        /**
+         * Records pulled in total.
+         */pulled: UInt64, 
+        /**
+         * Records pushed in total.
+         */pushed: UInt64, 
+        /**
+         * Figures summed per collection.
+         */collections: [CollectionSummary]) {
+        self.syncs = syncs
+        self.failedSyncs = failedSyncs
+        self.since = since
+        self.lastSyncAt = lastSyncAt
+        self.totals = totals
+        self.pulled = pulled
+        self.pushed = pushed
+        self.collections = collections
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension EngineMetrics: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEngineMetrics: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EngineMetrics {
+        return
+            try EngineMetrics(
+                syncs: FfiConverterUInt64.read(from: &buf), 
+                failedSyncs: FfiConverterUInt64.read(from: &buf), 
+                since: FfiConverterString.read(from: &buf), 
+                lastSyncAt: FfiConverterString.read(from: &buf), 
+                totals: FfiConverterTypeSyncMetricsSummary.read(from: &buf), 
+                pulled: FfiConverterUInt64.read(from: &buf), 
+                pushed: FfiConverterUInt64.read(from: &buf), 
+                collections: FfiConverterSequenceTypeCollectionSummary.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: EngineMetrics, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.syncs, into: &buf)
+        FfiConverterUInt64.write(value.failedSyncs, into: &buf)
+        FfiConverterString.write(value.since, into: &buf)
+        FfiConverterString.write(value.lastSyncAt, into: &buf)
+        FfiConverterTypeSyncMetricsSummary.write(value.totals, into: &buf)
+        FfiConverterUInt64.write(value.pulled, into: &buf)
+        FfiConverterUInt64.write(value.pushed, into: &buf)
+        FfiConverterSequenceTypeCollectionSummary.write(value.collections, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEngineMetrics_lift(_ buf: RustBuffer) throws -> EngineMetrics {
+    return try FfiConverterTypeEngineMetrics.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEngineMetrics_lower(_ value: EngineMetrics) -> RustBuffer {
+    return FfiConverterTypeEngineMetrics.lower(value)
 }
 
 
@@ -5039,6 +5221,106 @@ public func FfiConverterTypeParkedChange_lower(_ value: ParkedChange) -> RustBuf
 
 
 /**
+ * Time per phase, in milliseconds (`login` and `apply` fall inside the
+ * other phases; see the core's `Phases`).
+ */
+public struct PhaseTimes: Equatable, Hashable {
+    /**
+     * Logging in.
+     */
+    public var loginMs: UInt64
+    /**
+     * Pulling (fetching and applying pages).
+     */
+    public var pullMs: UInt64
+    /**
+     * Applying pulled pages.
+     */
+    public var applyMs: UInt64
+    /**
+     * Pushing the outbox.
+     */
+    public var pushMs: UInt64
+    /**
+     * Sending uploads and disputes.
+     */
+    public var tasksMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Logging in.
+         */loginMs: UInt64, 
+        /**
+         * Pulling (fetching and applying pages).
+         */pullMs: UInt64, 
+        /**
+         * Applying pulled pages.
+         */applyMs: UInt64, 
+        /**
+         * Pushing the outbox.
+         */pushMs: UInt64, 
+        /**
+         * Sending uploads and disputes.
+         */tasksMs: UInt64) {
+        self.loginMs = loginMs
+        self.pullMs = pullMs
+        self.applyMs = applyMs
+        self.pushMs = pushMs
+        self.tasksMs = tasksMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PhaseTimes: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePhaseTimes: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PhaseTimes {
+        return
+            try PhaseTimes(
+                loginMs: FfiConverterUInt64.read(from: &buf), 
+                pullMs: FfiConverterUInt64.read(from: &buf), 
+                applyMs: FfiConverterUInt64.read(from: &buf), 
+                pushMs: FfiConverterUInt64.read(from: &buf), 
+                tasksMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PhaseTimes, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.loginMs, into: &buf)
+        FfiConverterUInt64.write(value.pullMs, into: &buf)
+        FfiConverterUInt64.write(value.applyMs, into: &buf)
+        FfiConverterUInt64.write(value.pushMs, into: &buf)
+        FfiConverterUInt64.write(value.tasksMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhaseTimes_lift(_ buf: RustBuffer) throws -> PhaseTimes {
+    return try FfiConverterTypePhaseTimes.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhaseTimes_lower(_ value: PhaseTimes) -> RustBuffer {
+    return FfiConverterTypePhaseTimes.lower(value)
+}
+
+
+/**
  * One record of a `SolveDispute`.
  */
 public struct RecordDispute: Equatable, Hashable {
@@ -5300,6 +5582,125 @@ public func FfiConverterTypeRecordQuery_lower(_ value: RecordQuery) -> RustBuffe
 
 
 /**
+ * Retries by cause: each counts an attempt that failed and was made again.
+ */
+public struct RetryCounts: Equatable, Hashable {
+    /**
+     * No complete answer: the connection failed or broke.
+     */
+    public var transport: UInt64
+    /**
+     * The answer stopped coming (a read timeout).
+     */
+    public var stall: UInt64
+    /**
+     * A 5xx answer that may pass.
+     */
+    public var serverError: UInt64
+    /**
+     * A 429 answer, its `Retry-After` honoured.
+     */
+    public var rateLimited: UInt64
+    /**
+     * An answer cut short mid-body.
+     */
+    public var cutShort: UInt64
+    /**
+     * The token was refused: a new login, then the call again.
+     */
+    public var tokenRefresh: UInt64
+    /**
+     * Retries of every cause.
+     */
+    public var total: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * No complete answer: the connection failed or broke.
+         */transport: UInt64, 
+        /**
+         * The answer stopped coming (a read timeout).
+         */stall: UInt64, 
+        /**
+         * A 5xx answer that may pass.
+         */serverError: UInt64, 
+        /**
+         * A 429 answer, its `Retry-After` honoured.
+         */rateLimited: UInt64, 
+        /**
+         * An answer cut short mid-body.
+         */cutShort: UInt64, 
+        /**
+         * The token was refused: a new login, then the call again.
+         */tokenRefresh: UInt64, 
+        /**
+         * Retries of every cause.
+         */total: UInt64) {
+        self.transport = transport
+        self.stall = stall
+        self.serverError = serverError
+        self.rateLimited = rateLimited
+        self.cutShort = cutShort
+        self.tokenRefresh = tokenRefresh
+        self.total = total
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension RetryCounts: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRetryCounts: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> RetryCounts {
+        return
+            try RetryCounts(
+                transport: FfiConverterUInt64.read(from: &buf), 
+                stall: FfiConverterUInt64.read(from: &buf), 
+                serverError: FfiConverterUInt64.read(from: &buf), 
+                rateLimited: FfiConverterUInt64.read(from: &buf), 
+                cutShort: FfiConverterUInt64.read(from: &buf), 
+                tokenRefresh: FfiConverterUInt64.read(from: &buf), 
+                total: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: RetryCounts, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.transport, into: &buf)
+        FfiConverterUInt64.write(value.stall, into: &buf)
+        FfiConverterUInt64.write(value.serverError, into: &buf)
+        FfiConverterUInt64.write(value.rateLimited, into: &buf)
+        FfiConverterUInt64.write(value.cutShort, into: &buf)
+        FfiConverterUInt64.write(value.tokenRefresh, into: &buf)
+        FfiConverterUInt64.write(value.total, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRetryCounts_lift(_ buf: RustBuffer) throws -> RetryCounts {
+    return try FfiConverterTypeRetryCounts.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRetryCounts_lower(_ value: RetryCounts) -> RustBuffer {
+    return FfiConverterTypeRetryCounts.lower(value)
+}
+
+
+/**
  * One HTTP attempt, as kept in the sync log.
  */
 public struct SyncLogRecord: Equatable, Hashable {
@@ -5419,6 +5820,136 @@ public func FfiConverterTypeSyncLogRecord_lower(_ value: SyncLogRecord) -> RustB
 
 
 /**
+ * What a sync moved over the network (bodies' bytes), and its phases'
+ * times.
+ */
+public struct SyncMetricsSummary: Equatable, Hashable {
+    /**
+     * HTTP requests: every attempt, logins and retries included.
+     */
+    public var requests: UInt64
+    /**
+     * Of those, logins.
+     */
+    public var loginRequests: UInt64
+    /**
+     * Request bodies' bytes.
+     */
+    public var bytesSent: UInt64
+    /**
+     * Request bodies' bytes on the wire.
+     */
+    public var wireBytesSent: UInt64
+    /**
+     * Answers' bytes, decoded.
+     */
+    public var bytesReceived: UInt64
+    /**
+     * Answers' bytes on the wire (compressed, when they came gzipped).
+     */
+    public var wireBytesReceived: UInt64
+    /**
+     * Retries by cause.
+     */
+    public var retries: RetryCounts
+    /**
+     * Time per phase.
+     */
+    public var phases: PhaseTimes
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * HTTP requests: every attempt, logins and retries included.
+         */requests: UInt64, 
+        /**
+         * Of those, logins.
+         */loginRequests: UInt64, 
+        /**
+         * Request bodies' bytes.
+         */bytesSent: UInt64, 
+        /**
+         * Request bodies' bytes on the wire.
+         */wireBytesSent: UInt64, 
+        /**
+         * Answers' bytes, decoded.
+         */bytesReceived: UInt64, 
+        /**
+         * Answers' bytes on the wire (compressed, when they came gzipped).
+         */wireBytesReceived: UInt64, 
+        /**
+         * Retries by cause.
+         */retries: RetryCounts, 
+        /**
+         * Time per phase.
+         */phases: PhaseTimes) {
+        self.requests = requests
+        self.loginRequests = loginRequests
+        self.bytesSent = bytesSent
+        self.wireBytesSent = wireBytesSent
+        self.bytesReceived = bytesReceived
+        self.wireBytesReceived = wireBytesReceived
+        self.retries = retries
+        self.phases = phases
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SyncMetricsSummary: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSyncMetricsSummary: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SyncMetricsSummary {
+        return
+            try SyncMetricsSummary(
+                requests: FfiConverterUInt64.read(from: &buf), 
+                loginRequests: FfiConverterUInt64.read(from: &buf), 
+                bytesSent: FfiConverterUInt64.read(from: &buf), 
+                wireBytesSent: FfiConverterUInt64.read(from: &buf), 
+                bytesReceived: FfiConverterUInt64.read(from: &buf), 
+                wireBytesReceived: FfiConverterUInt64.read(from: &buf), 
+                retries: FfiConverterTypeRetryCounts.read(from: &buf), 
+                phases: FfiConverterTypePhaseTimes.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SyncMetricsSummary, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.requests, into: &buf)
+        FfiConverterUInt64.write(value.loginRequests, into: &buf)
+        FfiConverterUInt64.write(value.bytesSent, into: &buf)
+        FfiConverterUInt64.write(value.wireBytesSent, into: &buf)
+        FfiConverterUInt64.write(value.bytesReceived, into: &buf)
+        FfiConverterUInt64.write(value.wireBytesReceived, into: &buf)
+        FfiConverterTypeRetryCounts.write(value.retries, into: &buf)
+        FfiConverterTypePhaseTimes.write(value.phases, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncMetricsSummary_lift(_ buf: RustBuffer) throws -> SyncMetricsSummary {
+    return try FfiConverterTypeSyncMetricsSummary.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSyncMetricsSummary_lower(_ value: SyncMetricsSummary) -> RustBuffer {
+    return FfiConverterTypeSyncMetricsSummary.lower(value)
+}
+
+
+/**
  * What one sync cycle did.
  */
 public struct SyncSummary: Equatable, Hashable {
@@ -5493,6 +6024,15 @@ public struct SyncSummary: Equatable, Hashable {
      * dates this device writes are off by that much.
      */
     public var clockSkewWarning: Bool
+    /**
+     * The collections pulled because they were due, or chosen (with
+     * their link collections) for `sync_collections`.
+     */
+    public var pulledCollections: [String]
+    /**
+     * What the sync moved over the network, and its phases' times.
+     */
+    public var metrics: SyncMetricsSummary
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -5550,7 +6090,14 @@ public struct SyncSummary: Equatable, Hashable {
         /**
          * `clock_skew_seconds` is past `clock_skew_warning_seconds`: the
          * dates this device writes are off by that much.
-         */clockSkewWarning: Bool) {
+         */clockSkewWarning: Bool, 
+        /**
+         * The collections pulled because they were due, or chosen (with
+         * their link collections) for `sync_collections`.
+         */pulledCollections: [String], 
+        /**
+         * What the sync moved over the network, and its phases' times.
+         */metrics: SyncMetricsSummary) {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.collections = collections
@@ -5568,6 +6115,8 @@ public struct SyncSummary: Equatable, Hashable {
         self.tasksParked = tasksParked
         self.clockSkewSeconds = clockSkewSeconds
         self.clockSkewWarning = clockSkewWarning
+        self.pulledCollections = pulledCollections
+        self.metrics = metrics
     }
 
     
@@ -5602,7 +6151,9 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
                 disputesSent: FfiConverterUInt64.read(from: &buf), 
                 tasksParked: FfiConverterUInt64.read(from: &buf), 
                 clockSkewSeconds: FfiConverterOptionInt64.read(from: &buf), 
-                clockSkewWarning: FfiConverterBool.read(from: &buf)
+                clockSkewWarning: FfiConverterBool.read(from: &buf), 
+                pulledCollections: FfiConverterSequenceString.read(from: &buf), 
+                metrics: FfiConverterTypeSyncMetricsSummary.read(from: &buf)
         )
     }
 
@@ -5624,6 +6175,8 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.tasksParked, into: &buf)
         FfiConverterOptionInt64.write(value.clockSkewSeconds, into: &buf)
         FfiConverterBool.write(value.clockSkewWarning, into: &buf)
+        FfiConverterSequenceString.write(value.pulledCollections, into: &buf)
+        FfiConverterTypeSyncMetricsSummary.write(value.metrics, into: &buf)
     }
 }
 
@@ -8360,6 +8913,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_list() != 60365) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_metrics() != 50025) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_put() != 57119) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -8427,6 +8983,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_all() != 40427) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_collections() != 45642) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_log() != 33676) {
