@@ -103,7 +103,10 @@ pub use record::{Op, RecordId};
 pub use report::{CollectionReport, SyncReport};
 pub use settings::Settings;
 pub use status::ConnectionState;
-pub use store::{ConflictEntry, Counts, DeadChange, DeadLetter, SyncLogEntry};
+pub use store::{
+    ConflictEntry, Counts, DeadChange, DeadLetter, DiscardedChange, PendingChange, SyncLogEntry,
+    UserPending,
+};
 pub use tasks::{OrderDisputeItem, RecordDisputeItem, TaskInfo, TaskKind, TaskState, UploadSource};
 pub use transport::{HttpRequest, HttpResponse, Transport, TransportError, TransportErrorKind};
 

@@ -32,6 +32,7 @@ use crate::status::ConnectionState;
 use crate::store::{self, meta, ConflictEntry, Counts, Db, DeadLetter, SyncLogEntry};
 use crate::transport::Transport;
 
+mod handover;
 mod sync;
 mod tasks;
 
@@ -56,6 +57,11 @@ pub struct Status {
     pub last_error: Option<String>,
     /// The upload queue, parked uploads included, oldest first.
     pub uploads: Vec<crate::tasks::TaskInfo>,
+    /// The outbox by the user that made each change (a shared device),
+    /// the oldest change's user first.
+    pub pending_by_user: Vec<store::UserPending>,
+    /// Changes discarded on purpose so far (`Engine::discarded_changes`).
+    pub discarded: u64,
 }
 
 /// The sync engine.
@@ -304,7 +310,13 @@ impl Engine {
                 return Err(Error::PendingChanges(waiting));
             }
             tx.wipe()?;
-            for key in [meta::SESSION, meta::PULLED_AT, meta::INCLUSIVE_BOUND] {
+            for key in [
+                meta::SESSION,
+                meta::SESSION_USER,
+                meta::EXPORTED,
+                meta::PULLED_AT,
+                meta::INCLUSIVE_BOUND,
+            ] {
                 tx.delete_meta(key)?;
             }
             Ok(())
@@ -486,12 +498,14 @@ impl Engine {
 
     /// The engine's status.
     pub fn status(&self) -> Result<Status> {
-        let (counts, checkpoints, last, tasks) = self.db.read(|conn| {
+        let (counts, checkpoints, last, tasks, by_user, discarded) = self.db.read(|conn| {
             Ok((
                 store::counts(conn)?,
                 store::checkpoints(conn)?,
                 meta::get(conn, meta::LAST_REPORT)?,
                 store::tasks::list(conn)?,
+                store::handover::by_user(conn)?,
+                store::handover::discarded_count(conn)?,
             ))
         })?;
         let last: Option<SyncReport> = last.and_then(|t| serde_json::from_str(&t).ok());
@@ -508,6 +522,8 @@ impl Engine {
                 .into_iter()
                 .filter(|t| t.kind == crate::tasks::TaskKind::Upload)
                 .collect(),
+            pending_by_user: by_user,
+            discarded,
         })
     }
 
@@ -589,13 +605,15 @@ impl Engine {
     pub fn explain(&self, collection: &str, id: RecordId) -> Result<Explanation> {
         let def = read(&self.catalogue)?.require(collection)?.clone();
         let syncing = *lock(&self.syncing)?;
+        let user = read(&self.settings)?.username.clone();
         let (last_sync_at, last_error) = match self.last_report()? {
             Some(r) if r.error.is_none() => (Some(r.finished_at), None),
             Some(r) => (None, r.error),
             None => (None, None),
         };
-        self.db
-            .read(|conn| crate::explain::explain(conn, &def, id, syncing, last_sync_at, last_error))
+        self.db.read(|conn| {
+            crate::explain::explain(conn, &def, id, &user, syncing, last_sync_at, last_error)
+        })
     }
 
     /// Calls `listener` after every committed local write or applied sync
