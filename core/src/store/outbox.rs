@@ -196,19 +196,21 @@ pub fn is_parked(conn: &Connection, local_id: i64) -> Result<bool> {
     Ok(matches!(parked, Some(Some(_))))
 }
 
-/// The creates in doubt (sent, never confirmed, not parked), with their
-/// collection, in outbox order. A record with no server id was created
-/// here, whatever its change has become since (a delete, after a create
-/// whose answer was lost, is one too).
-pub fn in_doubt(conn: &Connection) -> Result<Vec<(String, i64)>> {
+/// The creates in doubt (sent, never confirmed, not parked) of `user`
+/// (and of no known user), with their collection, in outbox order. A
+/// record with no server id was created here, whatever its change has
+/// become since (a delete, after a create whose answer was lost, is one
+/// too). Another user's are left alone: a pull under this login may not
+/// show that user's records, so it cannot tell they are missing.
+pub fn in_doubt(conn: &Connection, user: &str) -> Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.name, o.local_id FROM rs_outbox o
          JOIN rs_records r ON r.local_id = o.local_id
          JOIN rs_collections c ON c.id = r.coll
          WHERE o.parked IS NULL AND o.sent_counter IS NOT NULL
-           AND r.server_id IS NULL
+           AND r.server_id IS NULL AND (o.author IS NULL OR o.author = ?1)
          ORDER BY o.seq",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

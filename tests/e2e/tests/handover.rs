@@ -255,3 +255,49 @@ fn exported_changes_are_discarded_with_a_trace() {
     assert!(on_server(&server, a).is_empty());
     assert_eq!(e.discard_pending("user1").unwrap(), 0);
 }
+
+/// user1's create whose save answer was lost stays in doubt through
+/// user2's syncs: a pull under user2's login may not show user1's records,
+/// so it cannot tell the create is missing (invariant 11). user1's next
+/// sync reconciles it: on the server once, never sent again.
+#[test]
+fn another_users_create_in_doubt_waits_for_that_users_pull() {
+    use rowsync_refserver::Fault;
+    use std::time::Duration;
+    let server = two_users();
+    let db = TempDb::new("handover-doubt");
+    let e = device(&db, &server);
+    let a = order(&e, VISITOR_A, "A's sale, answer lost");
+    let mut s = e.settings().unwrap();
+    s.collections = vec!["products".into()];
+    e.configure(s).unwrap();
+    let faults = server.server().faults();
+    faults.inject(None, Fault::Latency(Duration::ZERO), 2);
+    faults.inject(Some("SaveAllData"), Fault::LoseResponseAfterApply, 1);
+    faults.inject(Some("GetAllData"), Fault::DropBeforeResponse, 100);
+    assert!(e.sync().unwrap_err().is_transient());
+    faults.clear();
+    assert_eq!(e.status().unwrap().counts.in_doubt, 1);
+
+    // user2 syncs products only: no pull of orders of its own, so the
+    // create could be settled only by the reconciling pull, which is not
+    // user2's to make. (A pull of orders that shows the order would
+    // confirm it, as the server's word.)
+    e.set_credentials(user("user2", "pass2")).unwrap();
+    let (who, _) = another_user(e.sync());
+    assert_eq!(who, "user1");
+    assert!(matches!(
+        e.explain("orders", RecordId::Client(a)).unwrap(),
+        Explanation::InDoubt { .. }
+    ));
+    assert_eq!(e.status().unwrap().counts.in_doubt, 1, "left for user1");
+
+    e.set_credentials(credentials()).unwrap();
+    let mut s = e.settings().unwrap();
+    s.collections = Vec::new();
+    e.configure(s).unwrap();
+    e.sync().unwrap();
+    assert_eq!(on_server(&server, a).len(), 1, "once");
+    let st = e.status().unwrap().counts;
+    assert_eq!((st.pending, st.in_doubt), (0, 0));
+}
