@@ -258,7 +258,8 @@ impl RowsyncEngine {
 
     /// Where a record stands, as JSON: `{"state": "synced" | "pending" |
     /// "in_flight" | "in_doubt" | "parked" | "waiting_for_parent" |
-    /// "overridden" | "deleted" | "never_seen", ...details}`, plus `words`,
+    /// "waiting_for_user" | "waiting_for_users_parent" | "overridden" |
+    /// "deleted" | "never_seen", ...details}`, plus `words`,
     /// the state in plain words for a support screen.
     pub fn explain(&self, collection: String, key: RecordKey) -> Result<String> {
         explain_json(&self.inner, &collection, key.into())

@@ -387,6 +387,16 @@ void uniffi_rowsync_ffi_fn_method_rowsyncengine_delete(uint64_t ptr, RustBuffer 
 void uniffi_rowsync_ffi_fn_method_rowsyncengine_discard_dead_letter(uint64_t ptr, int64_t id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCARD_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCARD_PENDING
+uint64_t uniffi_rowsync_ffi_fn_method_rowsyncengine_discard_pending(uint64_t ptr, RustBuffer user, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCARDED_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCARDED_CHANGES
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_discarded_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCONNECT
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCONNECT
 void uniffi_rowsync_ffi_fn_method_rowsyncengine_disconnect(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -395,6 +405,11 @@ void uniffi_rowsync_ffi_fn_method_rowsyncengine_disconnect(uint64_t ptr, RustCal
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_EXPLAIN
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_EXPLAIN
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_explain(uint64_t ptr, RustBuffer collection, RustBuffer key, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_EXPORT_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_EXPORT_PENDING
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_export_pending(uint64_t ptr, RustBuffer user, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_GET
@@ -410,6 +425,11 @@ RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_last_report(uint64_t ptr, 
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_LIST
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_LIST
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_list(uint64_t ptr, RustBuffer collection, RustBuffer query, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PENDING_BY_USER
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PENDING_BY_USER
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_pending_by_user(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PUT
@@ -990,6 +1010,18 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_discard_dead_letter(vo
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCARD_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCARD_PENDING
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_discard_pending(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCARDED_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCARDED_CHANGES
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_discarded_changes(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCONNECT
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCONNECT
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_disconnect(void
@@ -999,6 +1031,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_disconnect(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_EXPLAIN
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_EXPLAIN
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_explain(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_EXPORT_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_EXPORT_PENDING
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_export_pending(void
     
 );
 #endif
@@ -1017,6 +1055,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_last_report(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_LIST
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_LIST
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_list(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PENDING_BY_USER
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PENDING_BY_USER
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_pending_by_user(void
     
 );
 #endif
