@@ -211,15 +211,21 @@ fn init_with_another_user_hands_the_device_over() {
 /// Syncs of a device changing hands, SIGKILLed at random moments (some
 /// between user2's push and the stop): at the end every order put is on
 /// the server exactly once, booked under the visitor of the user who put
-/// it.
+/// it. `ROWSYNC_HANDOVER_KILLS` rounds (12 by default, two syncs each),
+/// moments from `ROWSYNC_HANDOVER_SEED` (printed; random by default).
 #[test]
 fn a_kill_during_the_hand_over_loses_nothing() {
     let rounds = std::env::var("ROWSYNC_HANDOVER_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(12u64);
-    let seed = fastrand::u64(..);
-    println!("hand-over kills: seed {seed}");
+    let seed = std::env::var("ROWSYNC_HANDOVER_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!(
+        "hand-over kills: seed {seed} (replay: ROWSYNC_HANDOVER_SEED={seed} ROWSYNC_HANDOVER_KILLS={rounds})"
+    );
     let mut rng = fastrand::Rng::with_seed(seed);
     let server = server(FaultConfig {
         latency_rate: 1.0,
