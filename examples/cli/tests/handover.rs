@@ -205,6 +205,17 @@ fn init_with_another_user_hands_the_device_over() {
     let status: Value =
         serde_json::from_str(&ok(&run(&db, "user2", &["--json", "status"]))).expect("json");
     assert_eq!(status["discarded"], 1);
+
+    // wipe --force is the only way to drop them unexported, and says whose.
+    sign_in(&db, &server, "user1");
+    order(&db, "user1", p, "wiped");
+    sign_in(&db, &server, "user2");
+    assert_eq!(run(&db, "user2", &["wipe"]).status.code(), Some(1));
+    let out = ok(&run(&db, "user2", &["wipe", "--force"]));
+    assert!(
+        out.contains("1 unsent change(s) dropped: 1 of user1"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
