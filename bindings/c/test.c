@@ -598,6 +598,38 @@ int main(int argc, char **argv) {
     rowsync_string_free(out);
     out = NULL;
 
+    /* The device changes hands: user2's sync sends only user2's changes and
+     * stops before user1's with a code of its own; an export, then a discard. */
+    {
+        uint64_t dropped = 0;
+        CHECK(rowsync_engine_create(engine, "people", "{\"name\": \"user1's customer\"}", &out) ==
+                  ROWSYNC_RESULT_OK,
+              "user1's change");
+        rowsync_string_free(out);
+        out = NULL;
+        CHECK(rowsync_engine_set_credentials(engine, "user2", "pass2", 1001, 2002) == ROWSYNC_RESULT_OK,
+              "user2 signs in");
+        CHECK(rowsync_engine_sync(engine, NULL) == ROWSYNC_RESULT_PENDING_CHANGES_OF_ANOTHER_USER,
+              "user1's change stops user2's sync");
+        CHECK(strstr(rowsync_last_error_message(), "user1") != NULL, "the message names user1");
+        CHECK(strcmp(rowsync_result_name(ROWSYNC_RESULT_PENDING_CHANGES_OF_ANOTHER_USER),
+                     "ROWSYNC_RESULT_PENDING_CHANGES_OF_ANOTHER_USER") == 0,
+              "the new result has its name");
+        CHECK(rowsync_engine_discard_pending(engine, "user1", &dropped) == ROWSYNC_RESULT_PENDING_CHANGES &&
+                  dropped == 0,
+              "no discard before an export");
+        CHECK(rowsync_engine_export_pending(engine, "user1", &out) == ROWSYNC_RESULT_OK && out != NULL &&
+                  strstr(out, "user1's customer") != NULL,
+              "the export holds the change");
+        rowsync_string_free(out);
+        out = NULL;
+        CHECK(rowsync_engine_discard_pending(engine, "user1", &dropped) == ROWSYNC_RESULT_OK && dropped == 1,
+              "one change discarded");
+        CHECK(rowsync_engine_sync(engine, NULL) == ROWSYNC_RESULT_OK, "user2's sync goes through");
+        CHECK(rowsync_engine_set_credentials(engine, "user1", "pass1", 1001, 2002) == ROWSYNC_RESULT_OK,
+              "user1 signs in again");
+    }
+
     /* Reference data waits for its schedule; sync_all pulls it now. */
     CHECK(rowsync_engine_sync(engine, &out) == ROWSYNC_RESULT_OK && out != NULL &&
               strstr(out, "\"personGroups\"") == NULL,

@@ -6,9 +6,10 @@
 // pulled product detail) written as one group and pushed with its ids mapped
 // back, a change and a status listener firing, typed exceptions (invalid
 // input, configuration, a refused dialect switch, a replica of another
-// visitor, a refused login), the log sink, a live query (its first result,
-// its final one after a write and a sync, cancel), the server's clock (a
-// skew past the threshold warns), and `use {}` destroying the engine. Run
+// visitor, another user's changes on a shared device, a refused login), the
+// export and discard of those changes, the log sink, a live query (its first
+// result, its final one after a write and a sync, cancel), the server's clock
+// (a skew past the threshold warns), and `use {}` destroying the engine. Run
 // by bindings/scripts/test-kotlin.sh with the server URL (the
 // reference server with --admin) as argument.
 
@@ -376,6 +377,27 @@ fun main(args: Array<String>) {
         check(skew != null && Math.abs(skew + 1200) <= 5 && skewed.clockSkewWarning, "20 minutes behind the server warns ($skew)")
         check(status.seen.any { it is ConnectionStatus.ClockSkewed && Math.abs(it.skewSeconds + 1200) <= 5 }, "the status listener was told ClockSkewed")
         check(e.status().connection == ConnectionStatus.Online && e.status().clockSkewWarning, "the state stays Online; the status warns")
+        // The device changes hands: user2's sync sends only user2's changes
+        // and throws before user1's, which are exported, then discarded.
+        e.create("people", """{"personCode": 8101, "name": "user1's customer"}""")
+        e.setCredentials(LoginCredentials("user2", "pass2", 1001L, 2002L))
+        try {
+            e.sync()
+            check(false, "user1's change must stop user2's sync")
+        } catch (ex: RowsyncException.PendingChangesOfAnotherUser) {
+            check(ex.user == "user1" && ex.count == 1uL, "PendingChangesOfAnotherUser names user1 and 1")
+        }
+        check(e.status().pendingByUser.single().user == "user1", "status names user1's change")
+        try {
+            e.discardPending("user1")
+            check(false, "a discard before an export must throw")
+        } catch (ex: RowsyncException.PendingChanges) {
+        }
+        check(e.exportPending("user1").contains("user1's customer"), "the export holds the change")
+        check(e.discardPending("user1") == 1uL, "one change discarded")
+        check(e.discardedChanges().contains("user1's customer"), "the trail keeps it")
+        e.sync()
+        e.setCredentials(LoginCredentials("user1", "pass1", 1001L, 2002L))
 
         // Wrong password: AuthFailed.
         e.setCredentials(LoginCredentials("user1", "wrong", 1001L, 2002L))

@@ -35,6 +35,7 @@ build_lib() {
 start_server() {
     "$TARGET_DIR/debug/rowsync-refserver" --port 0 --data "$WORKDIR/server.db" \
         --seed-products 5 --seed-persons 3 --admin \
+        --user user1:pass1 --user user2:pass2 --user-visitor user2:77 \
         >"$WORKDIR/server.out" 2>"$WORKDIR/server.err" &
     SERVER_PID=$!
     for _ in $(seq 1 100); do

@@ -219,6 +219,21 @@ pub enum Error {
     #[error("{0} local changes are still pending")]
     PendingChanges(u64),
 
+    /// A sync under one user met changes another user made on this device
+    /// (a shared device changed hands): they are never sent under this
+    /// login. The sync sent this user's own changes and stopped before
+    /// that user's, which stay in the outbox, in order. Ways out: that
+    /// user signs in again and syncs, or the app exports them
+    /// (`Engine::export_pending`) and then discards them
+    /// (`Engine::discard_pending`).
+    #[error("{count} change(s) made by user `{user}` wait on this device and are not sent under another login")]
+    PendingChangesOfAnotherUser {
+        /// The user who made them (the oldest such user, if several).
+        user: String,
+        /// How many of that user's changes wait.
+        count: u64,
+    },
+
     /// The local database failed.
     #[error("storage error: {0}")]
     Storage(#[from] rusqlite::Error),

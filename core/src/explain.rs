@@ -36,6 +36,35 @@ pub enum Explanation {
         since: String,
         /// Why the last sync ended early, if it did.
         last_error: Option<String>,
+        /// The user that made it, if known.
+        user: Option<String>,
+        /// That user's visitor, if known.
+        visitor_id: Option<i64>,
+    },
+    /// The change was made by another user than the one signed in now (a
+    /// shared device changed hands): it goes out only under that user's
+    /// login, or is exported and discarded.
+    WaitingForUser {
+        /// The kind of change.
+        op: Op,
+        /// When the change was last made (RFC 3339).
+        since: String,
+        /// The user that made it.
+        user: String,
+        /// That user's visitor, if known.
+        visitor_id: Option<i64>,
+        /// The user signed in now (the settings' one).
+        current_user: String,
+    },
+    /// The change waits behind its parent's create, which another user
+    /// made and which goes out only under that user's login.
+    WaitingForUsersParent {
+        /// The parent's collection.
+        collection: String,
+        /// The parent's client id.
+        client_id: Option<i64>,
+        /// The user that made the parent.
+        user: String,
     },
     /// A sync is sending the change right now.
     InFlight {
@@ -109,12 +138,34 @@ impl Explanation {
                 op,
                 since,
                 last_error,
+                user,
+                ..
             } => format!(
-                "pending: a local {} made at {since} waits for the next sync{}",
+                "pending: a local {} made at {since}{} waits for the next sync{}",
                 op.as_str(),
+                user.as_deref()
+                    .map_or(String::new(), |u| format!(" by `{u}`")),
                 last_error
                     .as_deref()
                     .map_or(String::new(), |e| format!(" (the last one ended: {e})"))
+            ),
+            Explanation::WaitingForUser {
+                op,
+                since,
+                user,
+                current_user,
+                ..
+            } => format!(
+                "waiting for its user: a local {} made at {since} by `{user}` goes out only when `{user}` signs in and syncs (signed in now: `{current_user}`); or export and discard it",
+                op.as_str()
+            ),
+            Explanation::WaitingForUsersParent {
+                collection,
+                client_id,
+                user,
+            } => format!(
+                "waiting: its parent in `{collection}` ({}) is a create of user `{user}` that goes out only when `{user}` signs in and syncs",
+                client_id.map_or("?".to_string(), |c| format!("c:{c}"))
             ),
             Explanation::InFlight { op } => {
                 format!("in flight: a sync is sending its {} now", op.as_str())
@@ -167,13 +218,15 @@ impl Explanation {
     }
 }
 
-/// Where record `id` of `def` stands. `syncing`: a sync is running now;
-/// `last_sync`: when the last successful sync ended, and why the last one
-/// that failed did.
+/// Where record `id` of `def` stands. `user`: the user signed in now;
+/// `syncing`: a sync is running now; `last_sync`: when the last successful
+/// sync ended, and why the last one that failed did.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn explain(
     conn: &rusqlite::Connection,
     def: &CollectionDef,
     id: RecordId,
+    user: &str,
     syncing: bool,
     last_sync_at: Option<String>,
     last_error: Option<String>,
@@ -207,10 +260,24 @@ pub(crate) fn explain(
             }
             return Ok(Explanation::InDoubt { op: p.op, since });
         }
+        if let Some(author) = p.author.clone().filter(|a| a != user) {
+            return Ok(Explanation::WaitingForUser {
+                op: p.op,
+                since,
+                user: author,
+                visitor_id: p.author_visitor,
+                current_user: user.to_string(),
+            });
+        }
+        if let Some(parent) = users_parent(conn, def, &row, user)? {
+            return Ok(parent);
+        }
         return Ok(Explanation::Pending {
             op: p.op,
             since,
             last_error,
+            user: p.author,
+            visitor_id: p.author_visitor,
         });
     }
     if row.deleted {
@@ -260,6 +327,46 @@ fn parked(conn: &rusqlite::Connection, dl: i64) -> Result<Explanation> {
             tracking_id: None,
         },
     })
+}
+
+/// The first parent (by any link) that is a pending create of another
+/// user than `user`.
+fn users_parent(
+    conn: &rusqlite::Connection,
+    def: &CollectionDef,
+    row: &Row,
+    user: &str,
+) -> Result<Option<Explanation>> {
+    let data: Value = serde_json::from_str(&row.data)?;
+    for link in &def.links {
+        let Ok(pcoll) = store::coll_id_of(conn, &link.collection) else {
+            continue;
+        };
+        let Some(c) = data
+            .get(&link.client_id_field)
+            .and_then(Value::as_i64)
+            .filter(|&c| c != 0)
+        else {
+            continue;
+        };
+        let Some(parent) = store::row_by_client_id(conn, pcoll, c)? else {
+            continue;
+        };
+        if parent.server_id.is_some() {
+            continue;
+        }
+        if let Some(author) = store::pending_of(conn, parent.local_id)?
+            .and_then(|p| p.author)
+            .filter(|a| a != user)
+        {
+            return Ok(Some(Explanation::WaitingForUsersParent {
+                collection: link.collection.clone(),
+                client_id: parent.client_id,
+                user: author,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 /// The first parent (by any link) whose pending change is parked.

@@ -108,7 +108,10 @@ pub use record::{Op, RecordId};
 pub use report::{CollectionReport, Metrics, Phases, Retries, SyncMetrics, SyncReport};
 pub use settings::Settings;
 pub use status::{clock_skew_warns, ConnectionState, DEFAULT_CLOCK_SKEW_WARNING_SECONDS};
-pub use store::{ConflictEntry, Counts, DeadChange, DeadLetter, SyncLogEntry};
+pub use store::{
+    ConflictEntry, Counts, DeadChange, DeadLetter, DiscardedChange, PendingChange, SyncLogEntry,
+    UserPending,
+};
 pub use tasks::{OrderDisputeItem, RecordDisputeItem, TaskInfo, TaskKind, TaskState, UploadSource};
 pub use transport::{HttpRequest, HttpResponse, Transport, TransportError, TransportErrorKind};
 

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// The schema version this engine writes.
-pub const VERSION: i32 = 4;
+pub const VERSION: i32 = 5;
 
 /// Write-ahead-log pages that trigger an automatic checkpoint (SQLite's
 /// default), outside a pull.
@@ -118,7 +118,43 @@ CREATE TABLE rs_task_files (
 );
 ";
 
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4];
+/// Version 5: who made each pending change (a shared device changes
+/// hands: a change goes out only under the user who made it, DESIGN.md
+/// invariant 16), and the trail of changes discarded on purpose. The
+/// changes already pending are the user's the replica was set up with
+/// (its settings' user name), with the visitor of its last login, when
+/// known; that login is marked as that user's.
+const V5: &str = "
+ALTER TABLE rs_outbox ADD COLUMN author TEXT;
+ALTER TABLE rs_outbox ADD COLUMN author_visitor INTEGER;
+UPDATE rs_outbox SET
+    author = (SELECT NULLIF(json_extract(value, '$.username'), '') FROM rs_meta
+              WHERE key = 'settings' AND json_valid(value)),
+    author_visitor = (SELECT json_extract(value, '$.visitor_id') FROM rs_meta
+              WHERE key = 'session' AND json_valid(value));
+UPDATE rs_outbox SET author_visitor = NULL WHERE author IS NULL;
+INSERT INTO rs_meta(key, value)
+    SELECT 'session_user', json_extract(s.value, '$.username') FROM rs_meta s
+    WHERE s.key = 'settings' AND json_valid(s.value)
+      AND NULLIF(json_extract(s.value, '$.username'), '') IS NOT NULL
+      AND EXISTS (SELECT 1 FROM rs_meta WHERE key = 'session');
+CREATE TABLE rs_discarded (
+    id              INTEGER PRIMARY KEY,
+    author          TEXT,
+    author_visitor  INTEGER,
+    collection      TEXT NOT NULL,
+    server_id       INTEGER,
+    client_id       INTEGER,
+    op              TEXT NOT NULL,
+    record          TEXT NOT NULL,
+    base            TEXT,
+    changed_at      TEXT NOT NULL,
+    discarded_at    TEXT NOT NULL,
+    reason          TEXT NOT NULL
+);
+";
+
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5];
 
 /// Sets the connection up (WAL, synchronous=NORMAL, foreign keys) and brings
 /// the schema to `VERSION`.
@@ -184,6 +220,55 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(uv, VERSION);
+    }
+
+    #[test]
+    fn pending_changes_of_an_older_replica_are_its_users() {
+        let mut old = Connection::open_in_memory().unwrap();
+        migrate(&mut old, 4).unwrap();
+        old.execute_batch(
+            r#"INSERT INTO rs_meta(key, value) VALUES ('settings', '{"username": "ali"}');
+               INSERT INTO rs_meta(key, value) VALUES ('session', '{"visitor_id": 31}');
+               INSERT INTO rs_collections(id, name) VALUES (1, 'orders');
+               INSERT INTO rs_records(local_id, coll, data) VALUES (1, 1, '{}');
+               INSERT INTO rs_outbox(local_id, seq, group_id, op, counter, changed_at)
+                   VALUES (1, 1, 1, 'create', 1, 'now');"#,
+        )
+        .unwrap();
+        init(&mut old).unwrap();
+        let (author, visitor): (Option<String>, Option<i64>) = old
+            .query_row(
+                "SELECT author, author_visitor FROM rs_outbox WHERE local_id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((author.as_deref(), visitor), (Some("ali"), Some(31)));
+        let user: String = old
+            .query_row(
+                "SELECT value FROM rs_meta WHERE key = 'session_user'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(user, "ali");
+        // A replica set up with no user name: its changes stay unattributed.
+        let mut anonymous = Connection::open_in_memory().unwrap();
+        migrate(&mut anonymous, 4).unwrap();
+        anonymous
+            .execute_batch(
+                r#"INSERT INTO rs_meta(key, value) VALUES ('settings', 'not json');
+                   INSERT INTO rs_collections(id, name) VALUES (1, 'orders');
+                   INSERT INTO rs_records(local_id, coll, data) VALUES (1, 1, '{}');
+                   INSERT INTO rs_outbox(local_id, seq, group_id, op, counter, changed_at)
+                       VALUES (1, 1, 1, 'create', 1, 'now');"#,
+            )
+            .unwrap();
+        init(&mut anonymous).unwrap();
+        let author: Option<String> = anonymous
+            .query_row("SELECT author FROM rs_outbox", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(author, None);
     }
 
     #[test]

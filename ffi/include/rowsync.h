@@ -98,6 +98,12 @@ enum RowsyncResult
    */
   ROWSYNC_RESULT_STALLED = 26,
   /**
+   * Another user's changes wait on this (shared) device: the signed-in
+   * user's went out, that user's are never sent under this login (that
+   * user signs in and syncs, or export and discard them).
+   */
+  ROWSYNC_RESULT_PENDING_CHANGES_OF_ANOTHER_USER = 27,
+  /**
    * A bug: the library panicked. The handle may be unusable.
    */
   ROWSYNC_RESULT_PANIC = 99,
@@ -534,6 +540,26 @@ RowsyncResult rowsync_engine_disconnect(const struct RowsyncEngine *engine);
  * Deletes all local data; refused while changes are pending unless `force`.
  */
 RowsyncResult rowsync_engine_wipe(const struct RowsyncEngine *engine, bool force);
+
+/**
+ * The changes `user` made that are still in the outbox (a shared device
+ * changed hands); on success `*out_json` receives them as a JSON array
+ * (see `RowsyncEngine::export_pending`). The export is remembered: only
+ * then does `rowsync_engine_discard_pending` drop them.
+ */
+RowsyncResult rowsync_engine_export_pending(const struct RowsyncEngine *engine,
+                                            const char *user,
+                                            char **out_json);
+
+/**
+ * Discards the changes `user` made that are still in the outbox, each kept
+ * in the discard trail first; `*out_count` receives how many went.
+ * `ROWSYNC_RESULT_PENDING_CHANGES` (nothing dropped) unless
+ * `rowsync_engine_export_pending` exported these very changes.
+ */
+RowsyncResult rowsync_engine_discard_pending(const struct RowsyncEngine *engine,
+                                             const char *user,
+                                             uint64_t *out_count);
 
 /**
  * Interrupts a running sync's waits (safe from another thread).

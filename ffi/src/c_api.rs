@@ -68,6 +68,10 @@ pub enum RowsyncResult {
     FileTooLarge = 25,
     /// The server stalled at the same call twice in a row (retry later).
     Stalled = 26,
+    /// Another user's changes wait on this (shared) device: the signed-in
+    /// user's went out, that user's are never sent under this login (that
+    /// user signs in and syncs, or export and discard them).
+    PendingChangesOfAnotherUser = 27,
     /// A bug: the library panicked. The handle may be unusable.
     Panic = 99,
 }
@@ -121,6 +125,9 @@ fn code_of(e: &RowsyncError) -> RowsyncResult {
         RowsyncError::WrongKey { .. } => RowsyncResult::WrongKey,
         RowsyncError::FileTooLarge { .. } => RowsyncResult::FileTooLarge,
         RowsyncError::Stalled { .. } => RowsyncResult::Stalled,
+        RowsyncError::PendingChangesOfAnotherUser { .. } => {
+            RowsyncResult::PendingChangesOfAnotherUser
+        }
     }
 }
 
@@ -244,6 +251,8 @@ pub extern "C" fn rowsync_result_name(result: u32) -> *const c_char {
         23 => c"ROWSYNC_RESULT_REPLICA_MISMATCH",
         24 => c"ROWSYNC_RESULT_WRONG_KEY",
         25 => c"ROWSYNC_RESULT_FILE_TOO_LARGE",
+        26 => c"ROWSYNC_RESULT_STALLED",
+        27 => c"ROWSYNC_RESULT_PENDING_CHANGES_OF_ANOTHER_USER",
         99 => c"ROWSYNC_RESULT_PANIC",
         _ => c"ROWSYNC_RESULT_UNKNOWN",
     };
@@ -1138,6 +1147,45 @@ pub unsafe extern "C" fn rowsync_engine_wipe(
     })
 }
 
+/// The changes `user` made that are still in the outbox (a shared device
+/// changed hands); on success `*out_json` receives them as a JSON array
+/// (see `RowsyncEngine::export_pending`). The export is remembered: only
+/// then does `rowsync_engine_discard_pending` drop them.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_export_pending(
+    engine: *const RowsyncEngine,
+    user: *const c_char,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let user = text(user, "user")?;
+        check_out(out_json, "out_json")?;
+        let json = crate::engine::export_json(e.core(), user)?;
+        *out_json = c_string(json)?;
+        Ok(())
+    })
+}
+
+/// Discards the changes `user` made that are still in the outbox, each kept
+/// in the discard trail first; `*out_count` receives how many went.
+/// `ROWSYNC_RESULT_PENDING_CHANGES` (nothing dropped) unless
+/// `rowsync_engine_export_pending` exported these very changes.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_discard_pending(
+    engine: *const RowsyncEngine,
+    user: *const c_char,
+    out_count: *mut u64,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        let user = text(user, "user")?;
+        check_out(out_count, "out_count")?;
+        *out_count = e.core().discard_pending(user)?;
+        Ok(())
+    })
+}
+
 /// A C status callback: `state_json` is the connection state as JSON,
 /// valid only during the call.
 pub type RowsyncStatusCallback =
@@ -1291,6 +1339,13 @@ mod tests {
             (R::Interrupted, "INTERRUPTED"),
             (R::PendingChanges, "PENDING_CHANGES"),
             (R::ReplicaMismatch, "REPLICA_MISMATCH"),
+            (R::WrongKey, "WRONG_KEY"),
+            (R::FileTooLarge, "FILE_TOO_LARGE"),
+            (R::Stalled, "STALLED"),
+            (
+                R::PendingChangesOfAnotherUser,
+                "PENDING_CHANGES_OF_ANOTHER_USER",
+            ),
             (R::Panic, "PANIC"),
         ];
         let header = include_str!("../include/rowsync.h");
@@ -1335,6 +1390,18 @@ mod tests {
             matches!(&dialect, RowsyncError::Config { detail } if detail.contains("documented"))
         );
         assert_eq!(code_of(&dialect), RowsyncResult::Config);
+        let handover = RowsyncError::from(rowsync::Error::PendingChangesOfAnotherUser {
+            user: "user1".into(),
+            count: 2,
+        });
+        assert_eq!(
+            handover,
+            RowsyncError::PendingChangesOfAnotherUser {
+                user: "user1".into(),
+                count: 2
+            }
+        );
+        assert_eq!(code_of(&handover) as u32, 27);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::transport::{HttpTransport, TransportAdapter};
 use crate::types::{
     ConflictRecord, DeadLetterEntry, EngineSettings, EngineStatus, ListQuery, LoginCredentials,
     LoginSession, OrderDispute, RecordDispute, RecordKey, RecordPage, SyncLogRecord, SyncSummary,
-    TaskEntry, WriteOp,
+    TaskEntry, UserOutbox, WriteOp,
 };
 
 /// The sync engine: a local replica the app reads and writes offline, and
@@ -268,7 +268,8 @@ impl RowsyncEngine {
 
     /// Where a record stands, as JSON: `{"state": "synced" | "pending" |
     /// "in_flight" | "in_doubt" | "parked" | "waiting_for_parent" |
-    /// "overridden" | "deleted" | "never_seen", ...details}`, plus `words`,
+    /// "waiting_for_user" | "waiting_for_users_parent" | "overridden" |
+    /// "deleted" | "never_seen", ...details}`, plus `words`,
     /// the state in plain words for a support screen.
     pub fn explain(&self, collection: String, key: RecordKey) -> Result<String> {
         explain_json(&self.inner, &collection, key.into())
@@ -342,6 +343,40 @@ impl RowsyncEngine {
     /// relative. Spaces and Persian letters are percent-encoded.
     pub fn absolute_url(&self, url: String) -> Result<String> {
         Ok(self.inner.absolute_url(&url)?)
+    }
+
+    /// The outbox by the user that made each change (a shared device
+    /// changes hands with `set_credentials`): a sync sends only the
+    /// signed-in user's, and throws `PendingChangesOfAnotherUser` before
+    /// another user's.
+    pub fn pending_by_user(&self) -> Result<Vec<UserOutbox>> {
+        Ok(self
+            .inner
+            .pending_by_user()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// The changes `user` made that are still in the outbox, as a JSON
+    /// array (`collection`, `op`, `record`, `base`, `user`, `visitor_id`,
+    /// `changed_at`, `group_id`, `in_doubt`, `dead_letter`), to keep
+    /// elsewhere before `discard_pending`.
+    pub fn export_pending(&self, user: String) -> Result<String> {
+        export_json(&self.inner, &user)
+    }
+
+    /// Discards the changes `user` made that are still in the outbox (each
+    /// kept in the discard trail first); throws `PendingChanges` unless
+    /// `export_pending` exported these very changes. Returns how many went.
+    pub fn discard_pending(&self, user: String) -> Result<u64> {
+        Ok(self.inner.discard_pending(&user)?)
+    }
+
+    /// The trail of changes discarded on purpose, as a JSON array of
+    /// `{"change": {...}, "discarded_at", "reason"}`, oldest first.
+    pub fn discarded_changes(&self) -> Result<String> {
+        to_json_text(&self.inner.discarded_changes()?)
     }
 
     /// The engine's status.
@@ -673,6 +708,17 @@ pub(crate) fn db_key(bytes: &[u8], passphrase: bool) -> Result<rowsync::DbKey> {
     } else {
         Ok(rowsync::DbKey::raw(bytes)?)
     }
+}
+
+fn to_json_text(v: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| RowsyncError::Storage {
+        detail: e.to_string(),
+    })
+}
+
+/// `Engine::export_pending` as a JSON array (shared by UniFFI and C).
+pub(crate) fn export_json(engine: &rowsync::Engine, user: &str) -> Result<String> {
+    to_json_text(&engine.export_pending(user)?)
 }
 
 /// `Engine::explain` as JSON with its plain words (shared by UniFFI and C).

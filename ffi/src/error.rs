@@ -121,6 +121,18 @@ pub enum RowsyncError {
         /// The server's value.
         server: i64,
     },
+    /// A sync under one user met changes another user made on this device
+    /// (a shared device changed hands): they are never sent under this
+    /// login. This user's own changes went out; that user's stay in the
+    /// outbox, in order, until that user signs in again and syncs, or the
+    /// app exports them (`export_pending`) and discards them
+    /// (`discard_pending`).
+    PendingChangesOfAnotherUser {
+        /// The user who made them.
+        user: String,
+        /// How many of that user's changes wait.
+        count: u64,
+    },
     /// An encrypted replica was opened without its key or with another one
     /// (or a plain one with a key). Nothing was read or changed.
     WrongKey {
@@ -187,6 +199,10 @@ impl fmt::Display for RowsyncError {
             } => write!(
                 f,
                 "the replica holds {what} {replica}, but the server now says {server}"
+            ),
+            RowsyncError::PendingChangesOfAnotherUser { user, count } => write!(
+                f,
+                "{count} change(s) made by user `{user}` wait on this device and are not sent under another login"
             ),
             RowsyncError::WrongKey { detail } => write!(f, "wrong key: {detail}"),
             RowsyncError::FileTooLarge { size, limit } => write!(
@@ -317,6 +333,9 @@ impl From<rowsync::Error> for RowsyncError {
             E::Config(detail) => RowsyncError::Config { detail },
             E::Interrupted => RowsyncError::Interrupted,
             E::PendingChanges(count) => RowsyncError::PendingChanges { count },
+            E::PendingChangesOfAnotherUser { user, count } => {
+                RowsyncError::PendingChangesOfAnotherUser { user, count }
+            }
             e @ (E::Storage(_) | E::Json(_) | E::Database(_)) => RowsyncError::Storage {
                 detail: e.to_string(),
             },

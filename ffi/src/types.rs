@@ -633,6 +633,36 @@ pub struct EngineStatus {
     pub clock_skew_seconds: Option<i64>,
     /// `clock_skew_seconds` is past `clock_skew_warning_seconds`.
     pub clock_skew_warning: bool,
+    /// The outbox by the user that made each change (a shared device), the
+    /// oldest change's user first.
+    pub pending_by_user: Vec<UserOutbox>,
+    /// Changes exported and discarded so far (kept in the discard trail).
+    pub discarded: u64,
+}
+
+/// One user's changes in the outbox: a user other than the signed-in one
+/// has changes that go out only under that user's own login.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct UserOutbox {
+    /// The user (none: an unknown user's, sent under any login).
+    pub user: Option<String>,
+    /// The user's visitor, if known.
+    pub visitor_id: Option<i64>,
+    /// Changes waiting to be pushed.
+    pub pending: u64,
+    /// Changes parked in the dead-letter queue.
+    pub parked: u64,
+}
+
+impl From<rowsync::UserPending> for UserOutbox {
+    fn from(u: rowsync::UserPending) -> Self {
+        UserOutbox {
+            user: u.user,
+            visitor_id: u.visitor_id,
+            pending: u.pending,
+            parked: u.parked,
+        }
+    }
 }
 
 impl From<rowsync::Status> for EngineStatus {
@@ -656,6 +686,8 @@ impl From<rowsync::Status> for EngineStatus {
             uploads: s.uploads.into_iter().map(Into::into).collect(),
             clock_skew_seconds: s.clock_skew_seconds,
             clock_skew_warning: s.clock_skew_warning,
+            pending_by_user: s.pending_by_user.into_iter().map(Into::into).collect(),
+            discarded: s.discarded,
         }
     }
 }

@@ -199,8 +199,13 @@ impl ApiClient {
         self.state().session.clone()
     }
 
+    /// The user this client logs in as.
+    pub fn username(&self) -> String {
+        self.state().credentials.username.clone()
+    }
+
     /// The database and visitor a login must name (the replica's), or
-    /// `None` for any.
+    /// `None` for any; a visitor of 0 is not checked.
     pub fn expect_identity(&self, expected: Option<(i64, i64)>) {
         self.state().expected = expected;
     }

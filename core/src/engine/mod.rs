@@ -33,6 +33,7 @@ use crate::status::{clock_skew_warns, ConnectionState};
 use crate::store::{self, meta, ConflictEntry, Counts, Db, DeadLetter, SyncLogEntry};
 use crate::transport::Transport;
 
+mod handover;
 mod sync;
 mod tasks;
 
@@ -64,6 +65,11 @@ pub struct Status {
     /// `clock_skew_seconds` is further from zero than
     /// `Settings::clock_skew_warning_seconds`.
     pub clock_skew_warning: bool,
+    /// The outbox by the user that made each change (a shared device),
+    /// the oldest change's user first.
+    pub pending_by_user: Vec<store::UserPending>,
+    /// Changes discarded on purpose so far (`Engine::discarded_changes`).
+    pub discarded: u64,
 }
 
 /// The sync engine.
@@ -322,7 +328,13 @@ impl Engine {
                 return Err(Error::PendingChanges(waiting));
             }
             tx.wipe()?;
-            for key in [meta::SESSION, meta::PULLED_AT, meta::INCLUSIVE_BOUND] {
+            for key in [
+                meta::SESSION,
+                meta::SESSION_USER,
+                meta::EXPORTED,
+                meta::PULLED_AT,
+                meta::INCLUSIVE_BOUND,
+            ] {
                 tx.delete_meta(key)?;
             }
             Ok(())
@@ -524,12 +536,14 @@ impl Engine {
 
     /// The engine's status.
     pub fn status(&self) -> Result<Status> {
-        let (counts, checkpoints, last, tasks) = self.db.read(|conn| {
+        let (counts, checkpoints, last, tasks, by_user, discarded) = self.db.read(|conn| {
             Ok((
                 store::counts(conn)?,
                 store::checkpoints(conn)?,
                 meta::get(conn, meta::LAST_REPORT)?,
                 store::tasks::list(conn)?,
+                store::handover::by_user(conn)?,
+                store::handover::discarded_count(conn)?,
             ))
         })?;
         let last: Option<SyncReport> = last.and_then(|t| serde_json::from_str(&t).ok());
@@ -554,6 +568,8 @@ impl Engine {
                 .collect(),
             clock_skew_seconds,
             clock_skew_warning,
+            pending_by_user: by_user,
+            discarded,
         })
     }
 
@@ -635,13 +651,15 @@ impl Engine {
     pub fn explain(&self, collection: &str, id: RecordId) -> Result<Explanation> {
         let def = read(&self.catalogue)?.require(collection)?.clone();
         let syncing = *lock(&self.syncing)?;
+        let user = read(&self.settings)?.username.clone();
         let (last_sync_at, last_error) = match self.last_report()? {
             Some(r) if r.error.is_none() => (Some(r.finished_at), None),
             Some(r) => (None, r.error),
             None => (None, None),
         };
-        self.db
-            .read(|conn| crate::explain::explain(conn, &def, id, syncing, last_sync_at, last_error))
+        self.db.read(|conn| {
+            crate::explain::explain(conn, &def, id, &user, syncing, last_sync_at, last_error)
+        })
     }
 
     /// Calls `listener` after every committed local write or applied sync

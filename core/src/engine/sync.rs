@@ -36,6 +36,7 @@ impl Engine {
         let credentials = lock(&self.credentials)?.clone().ok_or_else(|| {
             Error::Config("no credentials: call set_credentials or set_password first".into())
         })?;
+        let credentials_user = credentials.username.clone();
         let transport: Arc<dyn Transport> = match read(&self.transport)?.clone() {
             Some(t) => t,
             None => Arc::new(UreqTransport::new(HttpConfig {
@@ -63,9 +64,19 @@ impl Engine {
             self.shutdown.clone(),
         )?);
         // A replica filled from one database and visitor never mixes in
-        // another's records: a login that names others is refused.
-        let expected = match self.db.read(store::holds_data)? {
-            true => self.session()?.map(|s| (s.database_id, s.visitor_id)),
+        // another's records: a login that names others is refused. Another
+        // user of the same database (a shared device changing hands) has
+        // a visitor of its own: only the database is checked then.
+        let (holds_data, session_user) = self
+            .db
+            .read(|c| Ok((store::holds_data(c)?, meta::get(c, meta::SESSION_USER)?)))?;
+        let same_user = session_user
+            .as_deref()
+            .is_none_or(|u| u == credentials_user.as_str());
+        let expected = match holds_data {
+            true => self
+                .session()?
+                .map(|s| (s.database_id, if same_user { s.visitor_id } else { 0 })),
             false => None,
         };
         client.expect_identity(expected);

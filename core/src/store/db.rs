@@ -164,6 +164,18 @@ pub struct Caches {
     next_seq: i64,
     /// Told of each commit (the engine's checkpoint thread), if any.
     kick: Option<checkpointer::Kick>,
+    /// Who makes the changes written now (read from the settings and the
+    /// session; forgotten when either is written).
+    pub(super) author: Option<Author>,
+}
+
+/// Who makes the changes written now (`handover.rs` reads it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Author {
+    /// The settings' user name (none when empty).
+    pub(crate) user: Option<String>,
+    /// That user's visitor, when the stored login is that user's.
+    pub(crate) visitor: Option<i64>,
 }
 
 /// The writer connection with its caches, used by one thread at a time
@@ -231,6 +243,7 @@ impl Store {
                 coll_ids: HashMap::new(),
                 next_seq: max_seq + 1,
                 kick: None,
+                author: None,
             },
         };
         let known: Vec<(String, i64)> = {

@@ -18,6 +18,12 @@ pub(crate) const LAST_REPORT: &str = "last_report";
 pub(crate) const METRICS: &str = "metrics";
 /// The login session, as the server last described it (JSON).
 pub(crate) const SESSION: &str = "session";
+/// The user name the stored session was logged in as (the user of a
+/// shared device's last login).
+pub(crate) const SESSION_USER: &str = "session_user";
+/// What was last exported of each user's pending changes (JSON: user name
+/// to the changes' local ids and counters): a discard needs it.
+pub(crate) const EXPORTED: &str = "exported_pending";
 /// When each collection's last complete pull started (its schedule).
 pub(crate) const PULLED_AT: &str = "pulled_at";
 /// Set once the server was seen sending a record at exactly the version a
@@ -46,14 +52,15 @@ pub fn metrics(conn: &Connection) -> Result<Metrics> {
 
 impl Tx<'_> {
     /// Adds a sync's report to the running metrics.
-    pub fn add_metrics(&self, report: &SyncReport) -> Result<()> {
+    pub fn add_metrics(&mut self, report: &SyncReport) -> Result<()> {
         let mut metrics = metrics(&self.tx)?;
         metrics.add(report);
         self.set_meta(METRICS, &serde_json::to_string(&metrics)?)
     }
 
     /// Sets a stored configuration value.
-    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.forget_author(key);
         self.tx.execute(
             "INSERT INTO rs_meta(key, value) VALUES (?1, ?2)
              ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -63,7 +70,8 @@ impl Tx<'_> {
     }
 
     /// Removes a stored configuration value.
-    pub fn delete_meta(&self, key: &str) -> Result<()> {
+    pub fn delete_meta(&mut self, key: &str) -> Result<()> {
+        self.forget_author(key);
         self.tx
             .execute("DELETE FROM rs_meta WHERE key = ?1", [key])?;
         Ok(())

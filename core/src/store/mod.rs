@@ -1,6 +1,7 @@
 //! The replica's database, and every piece of SQL the engine runs: one file
 //! per table family (`records.rs` with the pull checkpoints, `outbox.rs`,
-//! `dead_letters.rs`, `logs.rs`, `tasks.rs`, `meta.rs` with every stored
+//! `dead_letters.rs`, `handover.rs` (who made each
+//! change, the hand-over of a shared device), `logs.rs`, `tasks.rs`, `meta.rs` with every stored
 //! key), the thread that checkpoints the write-ahead log
 //! (`checkpointer.rs`), and [`Db`], the handle the flows hold.
 //!
@@ -14,6 +15,7 @@
 pub(crate) mod checkpointer;
 mod db;
 pub(crate) mod dead_letters;
+pub(crate) mod handover;
 pub(crate) mod logs;
 pub(crate) mod meta;
 pub(crate) mod outbox;
@@ -23,6 +25,7 @@ pub(crate) mod tasks;
 pub use db::{coll_id_of, counts, holds_data, Counts, Store, Tx};
 pub(crate) use db::{now, Db};
 pub use dead_letters::{dead_letters, parked_in, DeadChange, DeadLetter};
+pub use handover::{DiscardedChange, PendingChange, UserPending};
 pub use logs::{conflicts, sync_log, ConflictEntry, SyncLogEntry};
 pub use meta::metrics;
 pub use outbox::{in_doubt, is_parked, pending_in_order, pending_of, Pending};

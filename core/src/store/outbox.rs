@@ -28,10 +28,17 @@ pub struct Pending {
     pub base: Option<String>,
     /// Dead letter holding this change, if parked.
     pub parked: Option<i64>,
+    /// The user that made it (none: not known, a replica set up before
+    /// changes remembered it, with no user name).
+    pub author: Option<String>,
+    /// That user's visitor, once a login of that user told it.
+    pub author_visitor: Option<i64>,
 }
 
 impl Tx<'_> {
-    /// Inserts a new pending change.
+    /// Inserts a new pending change, made by the current user (the
+    /// settings' user name) and its visitor when its login is the stored
+    /// one.
     pub fn insert_pending(
         &mut self,
         local_id: i64,
@@ -40,15 +47,28 @@ impl Tx<'_> {
         base: Option<&str>,
     ) -> Result<()> {
         let seq = self.next_seq();
+        let author = self.author()?;
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO rs_outbox(local_id, seq, group_id, op, counter, sent_counter, base, parked, changed_at)
-             VALUES (?1, ?2, ?3, ?4, 1, NULL, ?5, NULL, ?6)",
+            "INSERT INTO rs_outbox(local_id, seq, group_id, op, counter, sent_counter, base, parked, changed_at,
+             author, author_visitor)
+             VALUES (?1, ?2, ?3, ?4, 1, NULL, ?5, NULL, ?6, ?7, ?8)",
         )?;
-        stmt.execute(params![local_id, seq, group_id, op.as_str(), base, now()])?;
+        stmt.execute(params![
+            local_id,
+            seq,
+            group_id,
+            op.as_str(),
+            base,
+            now(),
+            author.user,
+            author.visitor
+        ])?;
         Ok(())
     }
 
-    /// Records a further edit of a pending change: its op and a bumped counter.
+    /// Records a further edit of a pending change: its op and a bumped
+    /// counter. The change keeps the user that made it first (another
+    /// user's edit of it goes out with it, under that user).
     pub fn touch_pending(&self, local_id: i64, op: Op) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "UPDATE rs_outbox SET op = ?2, counter = counter + 1, changed_at = ?3 WHERE local_id = ?1",
@@ -123,7 +143,7 @@ impl Tx<'_> {
 }
 
 const PENDING_COLUMNS: &str =
-    "local_id, seq, group_id, op, counter, sent_counter, base, parked, sent_data";
+    "local_id, seq, group_id, op, counter, sent_counter, base, parked, sent_data, author, author_visitor";
 
 fn read_pending(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
     Ok(Pending {
@@ -135,6 +155,8 @@ fn read_pending(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
         base: r.get(6)?,
         parked: r.get(7)?,
         sent_data: r.get(8)?,
+        author: r.get(9)?,
+        author_visitor: r.get(10)?,
     })
 }
 
@@ -150,13 +172,13 @@ pub fn pending_of(conn: &Connection, local_id: i64) -> Result<Option<Pending>> {
 pub fn pending_in_order(conn: &Connection) -> Result<Vec<(String, Pending)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT o.local_id, o.seq, o.group_id, o.op, o.counter, o.sent_counter, o.base, o.parked,
-         NULL, c.name
+         NULL, o.author, o.author_visitor, c.name
          FROM rs_outbox o JOIN rs_records r ON r.local_id = o.local_id JOIN rs_collections c ON c.id = r.coll
          WHERE o.parked IS NULL ORDER BY o.seq",
     )?;
     // The last sent record is not read here (`sent_data` is NULL): only a
     // pull needs it, for one record.
-    let rows = stmt.query_map([], |r| Ok((read_pending(r)?, r.get::<_, String>(9)?)))?;
+    let rows = stmt.query_map([], |r| Ok((read_pending(r)?, r.get::<_, String>(11)?)))?;
     let mut out = Vec::new();
     for row in rows {
         let (p, name) = row?;
@@ -174,19 +196,21 @@ pub fn is_parked(conn: &Connection, local_id: i64) -> Result<bool> {
     Ok(matches!(parked, Some(Some(_))))
 }
 
-/// The creates in doubt (sent, never confirmed, not parked), with their
-/// collection, in outbox order. A record with no server id was created
-/// here, whatever its change has become since (a delete, after a create
-/// whose answer was lost, is one too).
-pub fn in_doubt(conn: &Connection) -> Result<Vec<(String, i64)>> {
+/// The creates in doubt (sent, never confirmed, not parked) of `user`
+/// (and of no known user), with their collection, in outbox order. A
+/// record with no server id was created here, whatever its change has
+/// become since (a delete, after a create whose answer was lost, is one
+/// too). Another user's are left alone: a pull under this login may not
+/// show that user's records, so it cannot tell they are missing.
+pub fn in_doubt(conn: &Connection, user: &str) -> Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT c.name, o.local_id FROM rs_outbox o
          JOIN rs_records r ON r.local_id = o.local_id
          JOIN rs_collections c ON c.id = r.coll
          WHERE o.parked IS NULL AND o.sent_counter IS NOT NULL
-           AND r.server_id IS NULL
+           AND r.server_id IS NULL AND (o.author IS NULL OR o.author = ?1)
          ORDER BY o.seq",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([user], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -96,18 +96,29 @@ impl Context<'_> {
         });
     }
 
-    /// Stores the login session when it changed, for `status` and the next
-    /// process (and the replica's identity check).
+    /// Stores the login session and its user when they changed, for
+    /// `status` and the next process (and the replica's identity check);
+    /// the user's changes made before its login learn its visitor.
     pub(crate) fn keep_login(&self) -> Result<()> {
         let Some(session) = self.client.session() else {
             return Ok(());
         };
+        let user = self.client.username();
         let mut kept = lock(self.login)?;
-        if kept.as_ref() == Some(&session) {
+        if kept.as_ref() == Some(&session)
+            && self
+                .db
+                .read(|c| meta::get(c, meta::SESSION_USER))?
+                .as_deref()
+                == Some(&user)
+        {
             return Ok(());
         }
-        self.db
-            .write(|tx| tx.set_meta(meta::SESSION, &serde_json::to_string(&session)?))?;
+        self.db.write(|tx| {
+            tx.set_meta(meta::SESSION, &serde_json::to_string(&session)?)?;
+            tx.set_meta(meta::SESSION_USER, &user)?;
+            tx.note_visitor(&user, session.visitor_id)
+        })?;
         *kept = Some(session);
         Ok(())
     }

@@ -32,11 +32,15 @@ pub struct Group {
 
 /// Reads the outbox and returns the groups that can be sent now, in order.
 /// A group waits when one of its changes is a child whose parent has no
-/// server id yet and whose parent's create is parked or itself waiting.
-/// At most about `max_changes` changes are planned (whole groups).
+/// server id yet and whose parent's create is parked or itself waiting,
+/// and when one of its changes was made by another user than `user`, the
+/// one logged in (invariant 16: it stays, in order, for its own user; a
+/// change of `user` that depends on it waits too). At most about
+/// `max_changes` changes are planned (whole groups).
 pub fn plan(
     conn: &rusqlite::Connection,
     catalogue: &Catalogue,
+    user: &str,
     max_changes: usize,
 ) -> Result<Vec<Group>> {
     let pending = store::pending_in_order(conn)?;
@@ -62,6 +66,10 @@ pub fn plan(
         let mut changes = Vec::with_capacity(members.len());
         let mut wait = false;
         for (name, p) in &members {
+            if p.author.as_deref().is_some_and(|a| a != user) {
+                wait = true;
+                continue;
+            }
             let Some(def) = catalogue.get(name) else {
                 // Unregistered after the write: it cannot be sent until the
                 // app registers the collection again.

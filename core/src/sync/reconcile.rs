@@ -52,7 +52,8 @@ pub(crate) fn creating(batch: &[Group]) -> Vec<String> {
     collections
 }
 
-/// The creates in doubt of `only` (or of every collection). Their
+/// The creates in doubt of `only` (or of every collection), of the user
+/// logged in (another user's wait for that user's login). Their
 /// collections are to be pulled first: all of them with `only` (the pull
 /// must follow the save), else those not pulled whole in this sync.
 pub(crate) fn in_doubt(
@@ -60,9 +61,10 @@ pub(crate) fn in_doubt(
     only: Option<&[String]>,
     pulled: &HashSet<String>,
 ) -> Result<Doubt> {
+    let user = ctx.client.username();
     let creates: Vec<(String, i64)> = ctx
         .db
-        .read(store::in_doubt)?
+        .read(|c| store::in_doubt(c, &user))?
         .into_iter()
         .filter(|(c, _)| only.is_none_or(|o| o.contains(c)))
         .collect();
@@ -85,7 +87,8 @@ pub(crate) fn settle(
     doubt: &Doubt,
     reconciled: &mut HashMap<i64, u32>,
 ) -> Result<()> {
-    let still = ctx.db.read(store::in_doubt)?;
+    let user = ctx.client.username();
+    let still = ctx.db.read(|c| store::in_doubt(c, &user))?;
     let mut gone = Changes::default();
     ctx.db.write(|tx| {
         for (name, local_id) in still

@@ -108,12 +108,15 @@ impl<'s> Session<'s> {
         match pulled {
             // Uploads and disputes after the push: an upload's record gets
             // its server id there.
-            Ok(()) => self.push_timed(report).and_then(|()| {
-                let started = Instant::now();
-                let sent = tasks::send(&self.ctx, report);
-                report.metrics.phases.tasks_ms += millis(started.elapsed());
-                sent
-            }),
+            Ok(()) => self
+                .push_timed(report)
+                .and_then(|()| {
+                    let started = Instant::now();
+                    let sent = tasks::send(&self.ctx, report);
+                    report.metrics.phases.tasks_ms += millis(started.elapsed());
+                    sent
+                })
+                .and_then(|()| self.another_user()),
             Err(pull_error @ Error::Protocol { .. }) => {
                 if let Err(e) = self.push_timed(report) {
                     self.ctx.logger.log(LogLevel::Warn, "rowsync::push", || {
@@ -123,6 +126,20 @@ impl<'s> Session<'s> {
                 Err(pull_error)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// After this user's changes went out: another user's changes left
+    /// behind end the sync with a typed error (invariant 16).
+    fn another_user(&self) -> Result<()> {
+        let user = self.ctx.client.username();
+        match self
+            .ctx
+            .db
+            .read(|c| crate::store::handover::another_users(c, &user))?
+        {
+            Some((user, count)) => Err(Error::PendingChangesOfAnotherUser { user, count }),
+            None => Ok(()),
         }
     }
 
@@ -176,11 +193,13 @@ impl<'s> Session<'s> {
             self.reconcile(None, report)?;
         }
         let batch_size = self.ctx.settings.batch_size.max(1);
+        let user = self.ctx.client.username();
         loop {
             let groups = self.ctx.db.read(|conn| {
                 push::plan(
                     conn,
                     &self.ctx.catalogue,
+                    &user,
                     batch_size.saturating_mul(PLAN_BATCHES),
                 )
             })?;

@@ -10,6 +10,8 @@
 //! `--json`) may come anywhere, each subcommand takes its own flags and
 //! answers `--help`.
 
+mod pending;
+
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -26,7 +28,8 @@ usage: rowsync [--db FILE] [--json] COMMAND [ARGS]
 
 commands:
   init --url URL --username U --database-id N --package-number N [--dialect mahak|documented]
-                               store the server settings (never the password)
+                               store the server settings (never the password); run it
+                               again with another --username to hand the device over
   wipe [--force]               delete the local data (keeps the settings), e.g. to switch
                                dialect or to follow a server that names another visitor
   sync [--all | --only a,b]    run one sync cycle: pull what is due (--all: everything), then push;
@@ -45,6 +48,8 @@ commands:
   list COLLECTION [--include-deleted] [--limit N]
                                list a collection's records
   status                       checkpoints, outbox, dead letters, conflicts, last sync
+  pending [list] | export --user U [--out FILE] | discard --user U
+                               the outbox by user; a user's changes kept as JSON, dropped
   dlq list | retry ID | discard ID
                                the dead-letter queue: changes the server refused
   conflicts [--clear]          the conflict log
@@ -267,21 +272,22 @@ impl Args {
 
 fn help_of(command: &str) -> Option<&'static str> {
     Some(match command {
-        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID] [--order-types 201,202,...]\n       [--password-hash md5|plain] [--clock-skew-warning SECONDS]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.\n--order-types (mahak): pull only orders of these types (203 a visitor's order, 201 a\nshop's sale...); `all` lifts the filter. Widening it pulls the orders again.\n--password-hash (mahak): how the login sends the password, `md5` (the default, most\nservers) or `plain` (some servers). Neither form is ever stored.\n--clock-skew-warning (mahak): how far, in seconds, this device's clock may be from the\nserver's `ServerTime` before `sync` and `status` warn (780, 13 minutes, by default; 0\nnever warns). Nothing is refused because of it.",
+        "init" => "usage: rowsync --db FILE init --url URL --username U --database-id N --package-number N\n       [--dialect mahak|documented] [--page-size N] [--batch-size N] [--max-attempts N]\n       [--collections a,b,...] [--login-endpoint NAME] [--pull-endpoint NAME]\n       [--save-endpoint NAME] [--order-dispute-endpoint NAME] [--dispute-endpoint NAME]\n       [--upload-endpoint NAME] [--app-id ID] [--order-types 201,202,...]\n       [--password-hash md5|plain] [--clock-skew-warning SECONDS]\n\nStores the server settings in the replica (created if missing). The password is\nnever stored: give it to `sync` through $ROWSYNC_PASSWORD or stdin.\n--dialect: `mahak` (the default) is what the real Mahak server speaks (MD5 login,\nGetAllData/SaveAllData); `documented` is the API document's dialect. The package\nnumber is sent as `packageNo` in the mahak dialect.\nThe endpoints default to the dialect's own (mahak: Login, GetAllData, SaveAllData;\nboth: SolveOrderDispute, SolveDispute, Upload);\ne.g. --pull-endpoint GetAllDataV2 names another. A replica that holds data keeps its\ndialect: `rowsync wipe` it first to switch.\nA plain http:// URL is accepted only for a loopback host.\n--order-types (mahak): pull only orders of these types (203 a visitor's order, 201 a\nshop's sale...); `all` lifts the filter. Widening it pulls the orders again.\n--password-hash (mahak): how the login sends the password, `md5` (the default, most\nservers) or `plain` (some servers). Neither form is ever stored.\n--clock-skew-warning (mahak): how far, in seconds, this device's clock may be from the\nserver's `ServerTime` before `sync` and `status` warn (780, 13 minutes, by default; 0\nnever warns). Nothing is refused because of it.\nA shared device changes hands by running `init` again with another --username: each\nchange remembers its user, and `sync` sends only the signed-in user's (see `pending`).",
         "sync" => "usage: rowsync --db FILE sync [--all | --only COLLECTION,...] [--json]\n\nRuns one sync cycle: pulls what changed on the server since the last checkpoints\nin the collections that are due (reference data such as banks and person groups\nevery six hours, the rest every time; --all pulls every collection now), then\npushes the outbox (never held back). Prints what happened, with the requests,\nbytes and retries; --json prints the SyncReport.\n--only products,visitorProducts pulls just those collections now, with their link\ncollections (products brings productDetails, productProperties, visitorProducts),\nand pushes nothing: a stock check before a sale. An unknown collection is refused\nbefore anything is done.\nThe password comes from $ROWSYNC_PASSWORD, else from the first line of stdin.\nExits 1 if the cycle failed (the changes stay in the outbox).",
         "stats" => "usage: rowsync --db FILE stats [--json]\n\nShows the running totals the replica keeps of every sync it ran: syncs (failed\nones), HTTP requests (logins), bytes sent and received (decoded and on the wire),\nretries by cause (transport, stall, 5xx, 429, cut short, token refresh), time per\nphase (login, pull, apply, push, tasks) and records pulled and pushed per\ncollection. Figures only: no record content, no token. --json prints them as JSON.",
         "put" => "usage: rowsync --db FILE put COLLECTION JSON\n\nCreates the record, or updates the one named by its server id or client id\n(e.g. {\"personId\": 7, \"mobile\": \"0912...\"}). Prints the record as stored.\nNothing is sent until the next `sync`.",
         "get" => "usage: rowsync --db FILE get COLLECTION ID\n\nPrints one live record. ID is a server id (123) or a client id (c:123).",
         "delete" => "usage: rowsync --db FILE delete COLLECTION ID\n\nDeletes a record logically (the delete is pushed on the next sync).\nID is a server id (123) or a client id (c:123).",
         "list" => "usage: rowsync --db FILE list COLLECTION [--include-deleted] [--limit N] [--json]\n\nLists records in local order (default limit 100; 0 = all). One JSON record per\nline; --json prints a JSON array of the records as stored.",
-        "status" => "usage: rowsync --db FILE status [--json]\n\nShows the dialect, the last login's session (visitor, database, sync id, server\ntime), the pull checkpoints, the outbox (pending and parked changes, creates in\ndoubt), the dead-letter queue, the conflict log size, the connection state and\nthe last sync. A create is in doubt when its save was sent but the answer never\ncame: the next sync confirms it by a pull before anything is sent again.",
+        "status" => "usage: rowsync --db FILE status [--json]\n\nShows the dialect, the last login's session (visitor, database, sync id, server\ntime), the pull checkpoints, the outbox (pending and parked changes, by the user\nthat made them, creates in doubt), the dead-letter queue, the conflict log size, the connection state and\nthe last sync. A create is in doubt when its save was sent but the answer never\ncame: the next sync confirms it by a pull before anything is sent again.",
         "dlq" => "usage: rowsync --db FILE dlq list [--json]\n       rowsync --db FILE dlq retry ID\n       rowsync --db FILE dlq discard ID\n\nThe dead-letter queue: groups of changes the server refused, with its words\n(the mahak server refuses record by record, often without a code; the\ndocumented dialect answers 2001 integrity or 3001 validation) and the tracking id. `retry` puts a group\nback in the outbox (fix the data with `put` first); `discard` drops it and\nreturns its records to the server's version.",
         "conflicts" => "usage: rowsync --db FILE conflicts [--clear] [--json]\n\nShows the conflict log: local changes that met a newer server version, the\nfields in conflict and how each was resolved. --clear empties it.",
         "log" => "usage: rowsync --db FILE log [--limit N] [--json]\n\nShows the newest sync-log rows (endpoint, HTTP status, duration, tracking id,\nerror), newest first. Default limit 50.",
-        "wipe" => "usage: rowsync --db FILE wipe [--force] [--json]\n\nDeletes the replica's local data: records, outbox, dead letters, conflicts,\ncheckpoints and the login's session. The settings stay, so the next `sync` pulls\neverything again. Needed to switch dialect (`init --dialect`) on a replica that\nholds data, or when the server's login names another database or visitor.\nRefused while changes wait to be pushed or sit in the dead-letter queue, unless\n--force (they are then lost).",
+        "wipe" => "usage: rowsync --db FILE wipe [--force] [--json]\n\nDeletes the replica's local data: records, outbox, dead letters, conflicts,\ncheckpoints and the login's session. The settings stay, so the next `sync` pulls\neverything again. Needed to switch dialect (`init --dialect`) on a replica that\nholds data, or when the server's login names another database or visitor.\nRefused while changes wait to be pushed or sit in the dead-letter queue, unless\n--force (they are then lost: it says how many, and whose). Another user's changes\nare better kept with `rowsync pending export` first.",
         "serve" => "usage: rowsync serve [--port N] [--dialect mahak|documented] [--seed-products N]\n       [--seed-persons N] [FLAGS...]\n\nRuns the reference Mahak Sync API server (the one the tests and the demo use),\nprints its base URL and serves until killed. It speaks the real server's dialect\nby default (the password arrives as its MD5 hash, GetAllData/SaveAllData);\n--dialect documented speaks the API document's. Default user user1:pass1,\ndatabase 1001, package 2002. Port 0 takes any free port.",
         "demo" => "usage: rowsync demo\n\nPlays a point-of-sale day against an in-process reference server speaking the\nreal Mahak dialect, with a throwaway replica: login (the shop's visitor), a first\nsync of products, product details, stock and people, offline sales (orders of type\n201 with their lines), a failed sync, then one that loses a save answer and sends\nnothing twice, a customer merged field by field, a payment the server wins, a\nrefused order and a refused line (the order saved) in the dead-letter queue, the\nfix, and the replica compared with the server.",
         "version" => "usage: rowsync --version",
+        "pending" => "usage: rowsync --db FILE pending [list] [--json]\n       rowsync --db FILE pending export --user NAME [--out FILE]\n       rowsync --db FILE pending discard --user NAME [--json]\n\nA shared device changes hands with `rowsync init --username NAME`: every change\nremembers the user that made it (and that user's visitor), and a `sync` sends only\nthe signed-in user's own changes, stopping (exit 1) before another user's, which\nstay in the outbox, in order, until that user signs in again and syncs.\n`list` shows the outbox by user. For a user who will not sign in again, `export`\nwrites that user's pending changes as JSON (to stdout, or --out FILE, written whole),\nand `discard` then drops them from this device: each record returns to the server's\nversion, or disappears if the server never had it. A discard is refused unless the\nchanges were exported as they are now, and each discarded change is kept in the\nreplica's discard trail. `wipe --force` is the only way to drop them unexported.",
         "hint" => "usage: ROWSYNC_HINT_SECRET=... rowsync --db FILE hint PAYLOAD_FILE SIGNATURE [--json]\n\nApplies a push hint: PAYLOAD_FILE holds the payload as received (- for stdin),\n{\"id\": \"...\", \"collections\": [\"orders\", ...], \"sentAt\": \"...\"}, and SIGNATURE is\nthe hex HMAC-SHA256 of those bytes under the shared secret. The collections it\nnames are pulled at the next `sync`. A bad signature is refused (exit 1) and\nchanges nothing; a hint id seen in the last 24 hours is a duplicate.",
         "why" => "usage: rowsync --db FILE why COLLECTION ID [--json]\n\nSays where one record stands, and why it is not on the server yet if it is not.\nExactly one of: synced (at which version, last sync), pending (which change,\nsince when, why the last sync ended), in flight, in doubt (sent, answer lost:\nthe next sync checks the server first), parked (the server's words and the dead\nletter to retry or discard), waiting behind a parked parent (which), overridden\nby a conflict (the log entry), deleted, or never seen.\nID is a server id (123) or a client id (c:123). --json prints the state as JSON.",
         "upload" => "usage: rowsync --db FILE upload COLLECTION ID FILE [--name NAME] [--json]\n\nQueues FILE for one record (/Sync/Upload): a photo of a signed invoice, of a shop\nfront. The bytes are copied into the replica now (encrypted with it, if it is), so\nFILE may be deleted afterwards. The next `sync` sends it once the record has a\nserver id, after the record's own save; a refusal parks it in the dead-letter\nqueue with the server's words. ID is a server id (123) or a client id (c:123);\n--name gives the file name sent (default: FILE's). In the mahak dialect the server\ntakes files for `pictures` records (X-PictureId): attach a photo to an order by\ncreating a `pictures` record for it, then uploading the file for that picture.\nA file over the settings' max_upload_bytes (10 MiB by default) is refused (exit 1).",
@@ -357,6 +363,7 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
         "upload" => upload(&mut a),
         "dispute" => dispute(&mut a),
         "tasks" => tasks_cmd(&a),
+        "pending" => pending::pending(&mut a),
         _ => Err(Failure::usage(format!("unknown command `{command}`"))),
     }
 }
@@ -766,7 +773,19 @@ fn wipe(a: &mut Args) -> Outcome {
     let force = a.flag("--force");
     a.positional(&[])?;
     let engine = open_configured(a)?;
-    let before = engine.status()?.counts;
+    let status = engine.status()?;
+    let before = status.counts;
+    let by_user: Vec<String> = status
+        .pending_by_user
+        .iter()
+        .map(|u| {
+            format!(
+                "{} of {}",
+                u.pending + u.parked,
+                u.user.as_deref().unwrap_or("an unknown user")
+            )
+        })
+        .collect();
     match engine.wipe(force) {
         Ok(()) => {}
         Err(rowsync::Error::PendingChanges(n)) => {
@@ -783,6 +802,7 @@ fn wipe(a: &mut Args) -> Outcome {
         return print_json(&serde_json::json!({
             "wiped": true,
             "lost_changes": before.pending + before.parked,
+            "lost_by_user": status.pending_by_user,
         }));
     }
     say!(
@@ -790,8 +810,9 @@ fn wipe(a: &mut Args) -> Outcome {
         a.db.display(),
         if before.pending + before.parked > 0 {
             format!(
-                " ({} unsent change(s) dropped)",
-                before.pending + before.parked
+                " ({} unsent change(s) dropped: {})",
+                before.pending + before.parked,
+                by_user.join(", ")
             )
         } else {
             String::new()
@@ -868,6 +889,10 @@ fn sync(a: &mut Args) -> Outcome {
                 if let Some(report) = engine.last_report()? {
                     print_json(&report)?;
                 }
+            }
+            if let rowsync::Error::PendingChangesOfAnotherUser { user, count } = &e {
+                let current = engine.settings()?.username;
+                return Err(pending::another_user(a, user, *count, &current));
             }
             let kept = if matches!(e, rowsync::Error::InDoubt { .. }) {
                 "local changes are kept; creates in doubt are confirmed by a pull before any is sent again"
@@ -1302,6 +1327,32 @@ fn status(a: &Args) -> Outcome {
         s.counts.pending,
         s.counts.parked
     );
+    if s.pending_by_user
+        .iter()
+        .any(|u| u.user.as_deref() != Some(&settings.username))
+    {
+        for u in &s.pending_by_user {
+            let name = u.user.as_deref().unwrap_or("(unknown user)");
+            say!(
+                "  by {name}: {} pending, {} parked{}{}",
+                u.pending,
+                u.parked,
+                u.visitor_id
+                    .map_or(String::new(), |v| format!(" (visitor {v})")),
+                if u.user.is_some() && u.user.as_deref() != Some(&settings.username) {
+                    " - sent only when this user signs in and syncs (`rowsync pending`)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    if s.discarded > 0 {
+        say!(
+            "discarded     {} change(s) exported and discarded (kept in the discard trail)",
+            s.discarded
+        );
+    }
     if s.counts.in_doubt > 0 {
         say!(
             "in doubt      {} create(s) sent whose answer never came: the next sync confirms them by a pull first",

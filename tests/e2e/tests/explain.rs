@@ -36,6 +36,8 @@ fn state(x: &Explanation) -> &'static str {
         Explanation::InDoubt { .. } => "in_doubt",
         Explanation::Parked { .. } => "parked",
         Explanation::WaitingForParent { .. } => "waiting_for_parent",
+        Explanation::WaitingForUser { .. } => "waiting_for_user",
+        Explanation::WaitingForUsersParent { .. } => "waiting_for_users_parent",
         Explanation::Overridden { .. } => "overridden",
         Explanation::Deleted { .. } => "deleted",
     }

@@ -356,6 +356,12 @@ impl<'a> Admin<'a> {
         Ok(())
     }
 
+    /// The visitor record `id` of `collection` was booked under: the
+    /// visitor of the user whose login saved it (mahak), if one did.
+    pub fn booked_visitor(&self, collection: &str, id: i64) -> Option<i64> {
+        self.server.booked_visitor(collection, id)
+    }
+
     /// Changes the `DatabaseId` and `VisitorId` a mahak login answers (as a
     /// reinstalled desktop or a reassigned device would); `None` keeps one.
     pub fn set_session_ids(&self, database_id: Option<i64>, visitor_id: Option<i64>) {

@@ -103,6 +103,20 @@ pub(crate) fn check<'a>(secret: &str, header: Option<&'a str>) -> Result<&'a str
     Ok(token)
 }
 
+/// The user a token (already checked) was issued to.
+pub(crate) fn user_of(secret: &str, token: &str) -> Option<String> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    decode::<Claims>(
+        token,
+        &DecodingKey::from_secret(secret.as_bytes()),
+        &validation,
+    )
+    .ok()
+    .map(|d| d.claims.sub)
+}
+
 /// A per-token token-bucket rate limiter.
 #[derive(Debug, Default)]
 pub(crate) struct RateLimiter {

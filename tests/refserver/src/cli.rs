@@ -16,7 +16,7 @@ pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--da
 [--resend-updates] [--refuse-offset-dates] [--visitor-id N] [--repeat-save-index] \
 [--refuse-saves-after-apply] [--stall-pulls] [--pull-objects normal|null-data|null-objects|missing] \
 [--duplicate-pulled-keys] [--plain-passwords] [--clock-offset SECONDS] [--no-server-time] \
-[--upload-without-additional-data]";
+[--upload-without-additional-data] [--user-visitor NAME:ID]...";
 
 /// Parsed command-line options.
 #[derive(Debug, Clone)]
@@ -73,6 +73,18 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
                     ServerError::Usage(format!("--user wants NAME:PASS\n{USAGE}"))
                 })?;
                 users.push((n.to_string(), p.to_string()));
+            }
+            "--user-visitor" => {
+                let v: String = value(&flag, args.next())?;
+                let pair = v
+                    .split_once(':')
+                    .and_then(|(n, id)| Some((n.to_string(), id.parse::<i64>().ok()?)));
+                let Some(pair) = pair else {
+                    return Err(ServerError::Usage(format!(
+                        "--user-visitor wants NAME:ID\n{USAGE}"
+                    )));
+                };
+                o.config.user_visitors.push(pair);
             }
             "--database-id" => o.config.database_id = value(&flag, args.next())?,
             "--package-number" => o.config.package_number = value(&flag, args.next())?,

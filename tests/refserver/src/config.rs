@@ -94,6 +94,10 @@ pub struct ServerConfig {
     pub user_title: String,
     /// Accepted `(username, password)` pairs.
     pub users: Vec<(String, String)>,
+    /// Mahak: the `VisitorId` a login of this user answers (users not
+    /// named get `visitor_id`): a shared device's users are each a
+    /// visitor of their own, and what a user saves is booked under it.
+    pub user_visitors: Vec<(String, i64)>,
     /// The `databaseId` a login must carry (else 401 / 1001; mahak:
     /// `Result:false`). Mahak: also the `DatabaseId` a login answers until
     /// the admin changes it ([`crate::Admin::set_session_ids`]).
@@ -199,6 +203,7 @@ impl Default for ServerConfig {
             sync_id: 241_538_754,
             user_title: "فروشگاه مرکزی ".to_string(),
             users: vec![("user1".to_string(), "pass1".to_string())],
+            user_visitors: Vec::new(),
             database_id: 1001,
             package_number: 2002,
             token_ttl: Duration::from_secs(3600),

@@ -462,6 +462,7 @@ impl RefServer {
             Err(why) => return self.bad_token(why.message()),
         };
         let token = token.as_str();
+        let user = auth::user_of(&config.jwt_secret, token).unwrap_or_default();
         if let Some(rate) = config.rate_limit_per_sec {
             if let Err(wait) = self.limiter.admit(token, rate) {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -488,7 +489,7 @@ impl RefServer {
             let answer = if lower.starts_with("getalldata") {
                 crate::mahak::pull(self, schema, &req.body, entry)
             } else {
-                crate::mahak::save(self, schema, &req.body, entry)
+                crate::mahak::save(self, schema, &req.body, &user, entry)
             };
             return answer.unwrap_or_else(internal);
         }

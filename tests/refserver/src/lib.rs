@@ -29,7 +29,7 @@ mod schema;
 mod store;
 mod tasks;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -104,6 +104,9 @@ pub struct RefServer {
     /// The `(DatabaseId, VisitorId)` a mahak login answers (the admin may
     /// change them, as a reinstalled desktop would).
     session: Mutex<(i64, i64)>,
+    /// The visitor each saved record was booked under (mahak): the
+    /// visitor of the user whose token saved it.
+    booked: Mutex<HashMap<(String, i64), i64>>,
     db: Mutex<Connection>,
     faults: Faults,
     limiter: auth::RateLimiter,
@@ -147,6 +150,7 @@ impl RefServer {
             run_id: format!("{started:x}"),
             faults,
             session: Mutex::new((config.database_id, config.visitor_id)),
+            booked: Mutex::new(HashMap::new()),
             mahak,
             catalogue,
             db: Mutex::new(conn),
@@ -171,6 +175,34 @@ impl RefServer {
     /// The `(DatabaseId, VisitorId)` a mahak login answers.
     pub(crate) fn session_ids(&self) -> (i64, i64) {
         *self.session.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The visitor a login of `user` answers (mahak): its own, if the
+    /// configuration names one, else the server's.
+    pub(crate) fn visitor_of(&self, user: &str) -> i64 {
+        self.config()
+            .user_visitors
+            .iter()
+            .find(|(n, _)| n == user)
+            .map_or_else(|| self.session_ids().1, |(_, v)| *v)
+    }
+
+    /// Books record `id` of `collection` under `visitor`.
+    pub(crate) fn book(&self, collection: &str, id: i64, visitor: i64) {
+        self.booked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((collection.to_string(), id), visitor);
+    }
+
+    /// The visitor record `id` of `collection` was last saved under
+    /// (mahak), if a client saved it.
+    pub(crate) fn booked_visitor(&self, collection: &str, id: i64) -> Option<i64> {
+        self.booked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(collection.to_string(), id))
+            .copied()
     }
 
     /// The engine's catalogue of the documented dialect, when the server

@@ -122,7 +122,7 @@ pub(crate) fn login(server: &RefServer, body: &[u8]) -> Reply {
             let mut data = json!({
                 "UserToken": t.token,
                 "SyncId": config.sync_id,
-                "VisitorId": session.1,
+                "VisitorId": server.visitor_of(user),
                 "DatabaseId": session.0,
                 "ErrorCode": 0,
                 "ErrorMessage": null,
@@ -352,8 +352,10 @@ pub(crate) fn save(
     server: &RefServer,
     schema: &MahakSchema,
     body: &[u8],
+    user: &str,
     entry: &mut RequestLog,
 ) -> Result<Reply, ServerError> {
+    let visitor = server.visitor_of(user);
     let obj = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(o)) => o,
         _ => return Ok(fail(200, "the body must be a JSON object of collections")),
@@ -395,6 +397,7 @@ pub(crate) fn save(
             let index = i + 1;
             match save_one(&tx, def, rec, &mut counter, &config)? {
                 Ok((id, client_id, code, rv)) => {
+                    server.book(&def.name, id, visitor);
                     let mut r = json!({"Result": true, "Index": index, "EntityId": id,
                         "EntityClientId": client_id, "RowVersion": rv});
 

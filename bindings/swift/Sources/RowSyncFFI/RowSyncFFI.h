@@ -411,6 +411,16 @@ void uniffi_rowsync_ffi_fn_method_rowsyncengine_delete(uint64_t ptr, RustBuffer 
 void uniffi_rowsync_ffi_fn_method_rowsyncengine_discard_dead_letter(uint64_t ptr, int64_t id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCARD_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCARD_PENDING
+uint64_t uniffi_rowsync_ffi_fn_method_rowsyncengine_discard_pending(uint64_t ptr, RustBuffer user, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCARDED_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCARDED_CHANGES
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_discarded_changes(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCONNECT
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_DISCONNECT
 void uniffi_rowsync_ffi_fn_method_rowsyncengine_disconnect(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -419,6 +429,11 @@ void uniffi_rowsync_ffi_fn_method_rowsyncengine_disconnect(uint64_t ptr, RustCal
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_EXPLAIN
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_EXPLAIN
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_explain(uint64_t ptr, RustBuffer collection, RustBuffer key, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_EXPORT_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_EXPORT_PENDING
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_export_pending(uint64_t ptr, RustBuffer user, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_GET
@@ -439,6 +454,11 @@ RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_list(uint64_t ptr, RustBuf
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_METRICS
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_METRICS
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_metrics(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PENDING_BY_USER
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PENDING_BY_USER
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_pending_by_user(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PUT
@@ -1084,6 +1104,18 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_discard_dead_letter(vo
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCARD_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCARD_PENDING
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_discard_pending(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCARDED_CHANGES
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCARDED_CHANGES
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_discarded_changes(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCONNECT
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_DISCONNECT
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_disconnect(void
@@ -1093,6 +1125,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_disconnect(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_EXPLAIN
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_EXPLAIN
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_explain(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_EXPORT_PENDING
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_EXPORT_PENDING
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_export_pending(void
     
 );
 #endif
@@ -1117,6 +1155,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_list(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_METRICS
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_METRICS
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_metrics(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PENDING_BY_USER
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PENDING_BY_USER
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_pending_by_user(void
     
 );
 #endif

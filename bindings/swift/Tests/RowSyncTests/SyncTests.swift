@@ -199,6 +199,26 @@ final class SyncTests: ServerTestCase {
         }
         XCTAssertEqual(try engine.status().connection, .authFailed)
     }
+
+    func testASharedDeviceSendsOnlyTheSignedInUsersChanges() async throws {
+        let engine = try loggedIn()
+        _ = try await engine.sync()
+        _ = try engine.create(collection: "people", recordJson: #"{"name": "user1's customer"}"#)
+        try engine.setCredentials(
+            credentials: LoginCredentials(
+                username: "user2", password: "pass2", databaseId: 1001, packageNumber: 2002))
+        do {
+            _ = try await engine.sync()
+            XCTFail("user1's change must stop user2's sync")
+        } catch RowsyncError.PendingChangesOfAnotherUser(let user, let count) {
+            XCTAssertEqual(user, "user1")
+            XCTAssertEqual(count, 1)
+        }
+        XCTAssertEqual(try engine.status().pendingByUser.map(\.user), ["user1"])
+        XCTAssertTrue(try engine.exportPending(user: "user1").contains("user1's customer"))
+        XCTAssertEqual(try engine.discardPending(user: "user1"), 1)
+        _ = try await engine.sync()
+    }
 }
 
 /// A log sink keeping every line.

@@ -1793,6 +1793,19 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
     func discardDeadLetter(id: Int64) throws 
     
     /**
+     * Discards the changes `user` made that are still in the outbox (each
+     * kept in the discard trail first); throws `PendingChanges` unless
+     * `export_pending` exported these very changes. Returns how many went.
+     */
+    func discardPending(user: String) throws  -> UInt64
+    
+    /**
+     * The trail of changes discarded on purpose, as a JSON array of
+     * `{"change": {...}, "discarded_at", "reason"}`, oldest first.
+     */
+    func discardedChanges() throws  -> String
+    
+    /**
      * Stops syncing: forgets the token and credentials, keeps all data.
      */
     func disconnect() throws 
@@ -1800,10 +1813,19 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
     /**
      * Where a record stands, as JSON: `{"state": "synced" | "pending" |
      * "in_flight" | "in_doubt" | "parked" | "waiting_for_parent" |
-     * "overridden" | "deleted" | "never_seen", ...details}`, plus `words`,
+     * "waiting_for_user" | "waiting_for_users_parent" | "overridden" |
+     * "deleted" | "never_seen", ...details}`, plus `words`,
      * the state in plain words for a support screen.
      */
     func explain(collection: String, key: RecordKey) throws  -> String
+    
+    /**
+     * The changes `user` made that are still in the outbox, as a JSON
+     * array (`collection`, `op`, `record`, `base`, `user`, `visitor_id`,
+     * `changed_at`, `group_id`, `in_doubt`, `dead_letter`), to keep
+     * elsewhere before `discard_pending`.
+     */
+    func exportPending(user: String) throws  -> String
     
     /**
      * A live record as JSON, or null.
@@ -1826,6 +1848,14 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
      * replica; no record content, no token.
      */
     func metrics() throws  -> EngineMetrics
+    
+    /**
+     * The outbox by the user that made each change (a shared device
+     * changes hands with `set_credentials`): a sync sends only the
+     * signed-in user's, and throws `PendingChangesOfAnotherUser` before
+     * another user's.
+     */
+    func pendingByUser() throws  -> [UserOutbox]
     
     /**
      * Creates, or updates when the JSON carries the id of an existing record.
@@ -2262,6 +2292,34 @@ open func discardDeadLetter(id: Int64)throws   {try rustCallWithError(FfiConvert
 }
     
     /**
+     * Discards the changes `user` made that are still in the outbox (each
+     * kept in the discard trail first); throws `PendingChanges` unless
+     * `export_pending` exported these very changes. Returns how many went.
+     */
+open func discardPending(user: String)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_discard_pending(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(user),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The trail of changes discarded on purpose, as a JSON array of
+     * `{"change": {...}, "discarded_at", "reason"}`, oldest first.
+     */
+open func discardedChanges()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_discarded_changes(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Stops syncing: forgets the token and credentials, keeps all data.
      */
 open func disconnect()throws   {try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
@@ -2275,7 +2333,8 @@ open func disconnect()throws   {try rustCallWithError(FfiConverterTypeRowsyncErr
     /**
      * Where a record stands, as JSON: `{"state": "synced" | "pending" |
      * "in_flight" | "in_doubt" | "parked" | "waiting_for_parent" |
-     * "overridden" | "deleted" | "never_seen", ...details}`, plus `words`,
+     * "waiting_for_user" | "waiting_for_users_parent" | "overridden" |
+     * "deleted" | "never_seen", ...details}`, plus `words`,
      * the state in plain words for a support screen.
      */
 open func explain(collection: String, key: RecordKey)throws  -> String  {
@@ -2285,6 +2344,22 @@ open func explain(collection: String, key: RecordKey)throws  -> String  {
             self.uniffiCloneHandle(),
         FfiConverterString.lower(collection),
         FfiConverterTypeRecordKey_lower(key),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The changes `user` made that are still in the outbox, as a JSON
+     * array (`collection`, `op`, `record`, `base`, `user`, `visitor_id`,
+     * `changed_at`, `group_id`, `in_doubt`, `dead_letter`), to keep
+     * elsewhere before `discard_pending`.
+     */
+open func exportPending(user: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_export_pending(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(user),uniffiCallStatus
     )
 })
 }
@@ -2338,6 +2413,21 @@ open func metrics()throws  -> EngineMetrics  {
     return try  FfiConverterTypeEngineMetrics_lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
         uniffiCallStatus in
     uniffi_rowsync_ffi_fn_method_rowsyncengine_metrics(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The outbox by the user that made each change (a shared device
+     * changes hands with `set_credentials`): a sync sends only the
+     * signed-in user's, and throws `PendingChangesOfAnotherUser` before
+     * another user's.
+     */
+open func pendingByUser()throws  -> [UserOutbox]  {
+    return try  FfiConverterSequenceTypeUserOutbox.lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_pending_by_user(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -4362,6 +4452,15 @@ public struct EngineStatus: Equatable, Hashable {
      * `clock_skew_seconds` is past `clock_skew_warning_seconds`.
      */
     public var clockSkewWarning: Bool
+    /**
+     * The outbox by the user that made each change (a shared device), the
+     * oldest change's user first.
+     */
+    public var pendingByUser: [UserOutbox]
+    /**
+     * Changes exported and discarded so far (kept in the discard trail).
+     */
+    public var discarded: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4400,7 +4499,14 @@ public struct EngineStatus: Equatable, Hashable {
          */clockSkewSeconds: Int64?, 
         /**
          * `clock_skew_seconds` is past `clock_skew_warning_seconds`.
-         */clockSkewWarning: Bool) {
+         */clockSkewWarning: Bool, 
+        /**
+         * The outbox by the user that made each change (a shared device), the
+         * oldest change's user first.
+         */pendingByUser: [UserOutbox], 
+        /**
+         * Changes exported and discarded so far (kept in the discard trail).
+         */discarded: UInt64) {
         self.dialect = dialect
         self.session = session
         self.connection = connection
@@ -4412,6 +4518,8 @@ public struct EngineStatus: Equatable, Hashable {
         self.uploads = uploads
         self.clockSkewSeconds = clockSkewSeconds
         self.clockSkewWarning = clockSkewWarning
+        self.pendingByUser = pendingByUser
+        self.discarded = discarded
     }
 
     
@@ -4440,7 +4548,9 @@ public struct FfiConverterTypeEngineStatus: FfiConverterRustBuffer {
                 lastError: FfiConverterOptionString.read(from: &buf), 
                 uploads: FfiConverterSequenceTypeTaskEntry.read(from: &buf), 
                 clockSkewSeconds: FfiConverterOptionInt64.read(from: &buf), 
-                clockSkewWarning: FfiConverterBool.read(from: &buf)
+                clockSkewWarning: FfiConverterBool.read(from: &buf), 
+                pendingByUser: FfiConverterSequenceTypeUserOutbox.read(from: &buf), 
+                discarded: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -4456,6 +4566,8 @@ public struct FfiConverterTypeEngineStatus: FfiConverterRustBuffer {
         FfiConverterSequenceTypeTaskEntry.write(value.uploads, into: &buf)
         FfiConverterOptionInt64.write(value.clockSkewSeconds, into: &buf)
         FfiConverterBool.write(value.clockSkewWarning, into: &buf)
+        FfiConverterSequenceTypeUserOutbox.write(value.pendingByUser, into: &buf)
+        FfiConverterUInt64.write(value.discarded, into: &buf)
     }
 }
 
@@ -6534,6 +6646,96 @@ public func FfiConverterTypeTransportResponse_lower(_ value: TransportResponse) 
 
 
 /**
+ * One user's changes in the outbox: a user other than the signed-in one
+ * has changes that go out only under that user's own login.
+ */
+public struct UserOutbox: Equatable, Hashable {
+    /**
+     * The user (none: an unknown user's, sent under any login).
+     */
+    public var user: String?
+    /**
+     * The user's visitor, if known.
+     */
+    public var visitorId: Int64?
+    /**
+     * Changes waiting to be pushed.
+     */
+    public var pending: UInt64
+    /**
+     * Changes parked in the dead-letter queue.
+     */
+    public var parked: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The user (none: an unknown user's, sent under any login).
+         */user: String?, 
+        /**
+         * The user's visitor, if known.
+         */visitorId: Int64?, 
+        /**
+         * Changes waiting to be pushed.
+         */pending: UInt64, 
+        /**
+         * Changes parked in the dead-letter queue.
+         */parked: UInt64) {
+        self.user = user
+        self.visitorId = visitorId
+        self.pending = pending
+        self.parked = parked
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension UserOutbox: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeUserOutbox: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UserOutbox {
+        return
+            try UserOutbox(
+                user: FfiConverterOptionString.read(from: &buf), 
+                visitorId: FfiConverterOptionInt64.read(from: &buf), 
+                pending: FfiConverterUInt64.read(from: &buf), 
+                parked: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: UserOutbox, into buf: inout [UInt8]) {
+        FfiConverterOptionString.write(value.user, into: &buf)
+        FfiConverterOptionInt64.write(value.visitorId, into: &buf)
+        FfiConverterUInt64.write(value.pending, into: &buf)
+        FfiConverterUInt64.write(value.parked, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserOutbox_lift(_ buf: RustBuffer) throws -> UserOutbox {
+    return try FfiConverterTypeUserOutbox.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeUserOutbox_lower(_ value: UserOutbox) -> RustBuffer {
+    return FfiConverterTypeUserOutbox.lower(value)
+}
+
+
+/**
  * The kind of a local change.
  */
 
@@ -7410,6 +7612,22 @@ enum RowsyncError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */server: Int64
     )
     /**
+     * A sync under one user met changes another user made on this device
+     * (a shared device changed hands): they are never sent under this
+     * login. This user's own changes went out; that user's stay in the
+     * outbox, in order, until that user signs in again and syncs, or the
+     * app exports them (`export_pending`) and discards them
+     * (`discard_pending`).
+     */
+    case PendingChangesOfAnotherUser(
+        /**
+         * The user who made them.
+         */user: String, 
+        /**
+         * How many of that user's changes wait.
+         */count: UInt64
+    )
+    /**
      * An encrypted replica was opened without its key or with another one
      * (or a plain one with a key). Nothing was read or changed.
      */
@@ -7519,10 +7737,14 @@ public struct FfiConverterTypeRowsyncError: FfiConverterRustBuffer {
             replica: try FfiConverterInt64.read(from: &buf), 
             server: try FfiConverterInt64.read(from: &buf)
             )
-        case 16: return .WrongKey(
+        case 16: return .PendingChangesOfAnotherUser(
+            user: try FfiConverterString.read(from: &buf), 
+            count: try FfiConverterUInt64.read(from: &buf)
+            )
+        case 17: return .WrongKey(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 17: return .FileTooLarge(
+        case 18: return .FileTooLarge(
             size: try FfiConverterUInt64.read(from: &buf), 
             limit: try FfiConverterUInt64.read(from: &buf)
             )
@@ -7629,13 +7851,19 @@ public struct FfiConverterTypeRowsyncError: FfiConverterRustBuffer {
             FfiConverterInt64.write(server, into: &buf)
             
         
-        case let .WrongKey(detail):
+        case let .PendingChangesOfAnotherUser(user,count):
             writeInt(&buf, Int32(16))
+            FfiConverterString.write(user, into: &buf)
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case let .WrongKey(detail):
+            writeInt(&buf, Int32(17))
             FfiConverterString.write(detail, into: &buf)
             
         
         case let .FileTooLarge(size,limit):
-            writeInt(&buf, Int32(17))
+            writeInt(&buf, Int32(18))
             FfiConverterUInt64.write(size, into: &buf)
             FfiConverterUInt64.write(limit, into: &buf)
             
@@ -8760,6 +8988,31 @@ fileprivate struct FfiConverterSequenceTypeTaskEntry: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeUserOutbox: FfiConverterRustBuffer {
+    typealias SwiftType = [UserOutbox]
+
+    public static func write(_ value: [UserOutbox], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeUserOutbox.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [UserOutbox] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [UserOutbox]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeUserOutbox.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeWriteOp: FfiConverterRustBuffer {
     typealias SwiftType = [WriteOp]
 
@@ -8898,10 +9151,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_discard_dead_letter() != 41327) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_discard_pending() != 17748) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_discarded_changes() != 5137) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_disconnect() != 63833) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_explain() != 57031) {
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_explain() != 35622) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_export_pending() != 56217) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_get() != 17178) {
@@ -8914,6 +9176,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_metrics() != 50025) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_pending_by_user() != 55482) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_put() != 57119) {
