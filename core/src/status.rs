@@ -48,4 +48,16 @@ pub enum ConnectionState {
         /// Bytes of all of this sync's uploads.
         bytes_total: u64,
     },
+    /// The picture cache is fetching: picture `picture` of `pictures`
+    /// (from 1) is on its way, after the sync's pull and push (or in
+    /// `Engine::sync_pictures`). Back to the server's state after the last
+    /// one; a picture that fails changes nothing else.
+    FetchingPictures {
+        /// Which picture of this run, from 1.
+        picture: u32,
+        /// Pictures this run fetches.
+        pictures: u32,
+        /// Bytes of this run's pictures fetched so far.
+        bytes_done: u64,
+    },
 }

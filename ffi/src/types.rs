@@ -506,6 +506,17 @@ pub enum ConnectionStatus {
         /// Bytes of all of this sync's uploads.
         bytes_total: u64,
     },
+    /// The picture cache is fetching: picture `picture` of `pictures`
+    /// (from 1), after the sync's pull and push (or in `syncPictures`).
+    /// A picture that fails changes nothing else.
+    FetchingPictures {
+        /// Which picture of this run, from 1.
+        picture: u32,
+        /// Pictures this run fetches.
+        pictures: u32,
+        /// Bytes of this run's pictures fetched so far.
+        bytes_done: u64,
+    },
 }
 
 impl From<&rowsync::ConnectionState> for ConnectionStatus {
@@ -535,6 +546,15 @@ impl From<&rowsync::ConnectionState> for ConnectionStatus {
                 bytes: *bytes,
                 bytes_done: *bytes_done,
                 bytes_total: *bytes_total,
+            },
+            rowsync::ConnectionState::FetchingPictures {
+                picture,
+                pictures,
+                bytes_done,
+            } => ConnectionStatus::FetchingPictures {
+                picture: *picture,
+                pictures: *pictures,
+                bytes_done: *bytes_done,
             },
         }
     }

@@ -3,7 +3,8 @@
 //! and the API client; it validates and configures, runs the local write
 //! flow (`local.rs`) and the app's reads. Beside this file: `sync.rs`
 //! starts a sync (`sync/session.rs`) with a snapshot of what it needs,
-//! `tasks.rs` holds the task queue's entry points. Every method is
+//! `tasks.rs` holds the task queue's entry points, `pictures.rs` the picture
+//! cache's. Every method is
 //! synchronous and may block: call it off the UI thread. `Engine` is
 //! `Send + Sync`; share it with an `Arc`.
 
@@ -32,6 +33,7 @@ use crate::status::ConnectionState;
 use crate::store::{self, meta, ConflictEntry, Counts, Db, DeadLetter, SyncLogEntry};
 use crate::transport::Transport;
 
+mod pictures;
 mod sync;
 mod tasks;
 
@@ -80,6 +82,9 @@ pub struct Engine {
     pub(crate) logger: Logger,
     /// The secret push hints are signed with (memory only).
     pub(crate) hint_secret: Mutex<Option<Vec<u8>>>,
+    /// The replica's file (`None` in memory): the picture cache's
+    /// directory is beside it by default.
+    pub(crate) replica_path: Option<std::path::PathBuf>,
 }
 
 impl Engine {
@@ -157,6 +162,8 @@ impl Engine {
             registry: Arc::new(Registry::new(last_state)),
             logger: Logger::default(),
             hint_secret: Mutex::new(None),
+            replica_path: (path.as_os_str() != ":memory:" && !path.as_os_str().is_empty())
+                .then(|| path.to_path_buf()),
         })
     }
 

@@ -1052,6 +1052,11 @@ fn connection_text(c: &ConnectionState) -> String {
         } => format!(
             "uploading file {file} of {files} ({bytes} bytes; {bytes_done} of {bytes_total} sent)"
         ),
+        ConnectionState::FetchingPictures {
+            picture,
+            pictures,
+            bytes_done,
+        } => format!("fetching picture {picture} of {pictures} ({bytes_done} bytes so far)"),
     }
 }
 

@@ -15,7 +15,8 @@ pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--da
 [--exclusive-bound] [--page-cap-total] [--server-page-cap N] [--ignore-page-size] [--unordered] \
 [--resend-updates] [--refuse-offset-dates] [--visitor-id N] [--repeat-save-index] \
 [--refuse-saves-after-apply] [--stall-pulls] [--pull-objects normal|null-data|null-objects|missing] \
-[--duplicate-pulled-keys] [--plain-passwords]";
+[--duplicate-pulled-keys] [--plain-passwords] [--seed-pictures N] [--slow-picture ID]... \
+[--slow-picture-ms MS] [--missing-picture ID]... [--cut-picture ID]...";
 
 /// Parsed command-line options.
 #[derive(Debug, Clone)]
@@ -31,6 +32,9 @@ pub struct CliOptions {
     /// Orders (with their lines) to generate at start, after the products
     /// and persons (mahak dialect).
     pub seed_orders: usize,
+    /// Pictures (with their files) to generate at start, after the
+    /// products (mahak dialect).
+    pub seed_pictures: usize,
     /// The server configuration.
     pub config: ServerConfig,
 }
@@ -49,6 +53,7 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
         seed_products: 0,
         seed_persons: 0,
         seed_orders: 0,
+        seed_pictures: 0,
         config: ServerConfig {
             verbose: false,
             ..ServerConfig::default()
@@ -105,6 +110,13 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
             }
             "--duplicate-pulled-keys" => o.config.duplicate_pulled_keys = true,
             "--plain-passwords" => o.config.plain_passwords = true,
+            "--seed-pictures" => o.seed_pictures = value(&flag, args.next())?,
+            "--slow-picture" => o.config.slow_pictures.push(value(&flag, args.next())?),
+            "--slow-picture-ms" => {
+                o.config.slow_picture_delay = Duration::from_millis(value(&flag, args.next())?)
+            }
+            "--missing-picture" => o.config.missing_pictures.push(value(&flag, args.next())?),
+            "--cut-picture" => o.config.cut_pictures.push(value(&flag, args.next())?),
             "--verbose" | "-v" => o.config.verbose = true,
             "--help" | "-h" => return Err(ServerError::Usage(USAGE.to_string())),
             other => {
@@ -129,12 +141,16 @@ pub fn run_cli(args: impl IntoIterator<Item = String>) -> Result<(), ServerError
     server.admin().seed_products(o.seed_products)?;
     server.admin().seed_persons(o.seed_persons)?;
     server.admin().seed_orders(o.seed_orders)?;
-    if o.seed_products + o.seed_persons + o.seed_orders > 0 {
+    if o.seed_pictures > 0 {
+        server.admin().seed_pictures(o.seed_pictures)?;
+    }
+    if o.seed_products + o.seed_persons + o.seed_orders + o.seed_pictures > 0 {
         eprintln!(
-            "seeded {} products, {} persons (people) and {} orders in {:.2?}",
+            "seeded {} products, {} persons (people), {} orders and {} pictures in {:.2?}",
             o.seed_products,
             o.seed_persons,
             o.seed_orders,
+            o.seed_pictures,
             started.elapsed()
         );
     }
@@ -189,6 +205,16 @@ mod tests {
         assert!(o.config.stall_pulls && o.config.duplicate_pulled_keys);
         assert!(o.config.plain_passwords);
         assert_eq!(o.config.pull_objects, crate::PullObjects::NullObjects);
+        let o = parse_cli(args(
+            "--seed-pictures 3 --slow-picture 1 --slow-picture-ms 50 --missing-picture 2 \
+             --cut-picture 3 --cut-picture 4",
+        ))
+        .unwrap();
+        assert_eq!(o.seed_pictures, 3);
+        assert_eq!(o.config.slow_pictures, [1]);
+        assert_eq!(o.config.slow_picture_delay, Duration::from_millis(50));
+        assert_eq!(o.config.missing_pictures, [2]);
+        assert_eq!(o.config.cut_pictures, [3, 4]);
         assert!(parse_cli(args("--pull-objects sometimes")).is_err());
         assert!(parse_cli(args("--dialect klingon")).is_err());
         assert!(parse_cli(args("--port")).is_err());

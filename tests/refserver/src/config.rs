@@ -172,6 +172,16 @@ pub struct ServerConfig {
     /// Mahak: a login carries the password as the user typed it, not its
     /// MD5 (some real servers); the MD5 is then refused.
     pub plain_passwords: bool,
+    /// The files of these pictures are answered after
+    /// [`ServerConfig::slow_picture_delay`] (a slow file).
+    pub slow_pictures: Vec<i64>,
+    /// How long a slow picture's file waits (2 s by default).
+    pub slow_picture_delay: Duration,
+    /// The files of these pictures are missing: 404.
+    pub missing_pictures: Vec<i64>,
+    /// The files of these pictures are cut mid-way: their full
+    /// `Content-Length`, half of their bytes, then the connection closes.
+    pub cut_pictures: Vec<i64>,
 }
 
 impl Default for ServerConfig {
@@ -219,6 +229,10 @@ impl Default for ServerConfig {
             pull_objects: PullObjects::Normal,
             duplicate_pulled_keys: false,
             plain_passwords: false,
+            slow_pictures: Vec::new(),
+            slow_picture_delay: Duration::from_secs(2),
+            missing_pictures: Vec::new(),
+            cut_pictures: Vec::new(),
         }
     }
 }

@@ -154,6 +154,35 @@ pub trait Codec: Send + Sync {
         content_type: &str,
         data: &[u8],
     ) -> Result<TaskRequest>;
+
+    // ----- pictures -------------------------------------------------------
+
+    /// The collection whose records are pictures (files the picture cache
+    /// fetches), if the dialect has one.
+    fn picture_collection(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Where the file of a picture record is; `None` when it names none.
+    fn picture(&self, record: &Map<String, Value>) -> Option<PictureSource> {
+        let _ = record;
+        None
+    }
+}
+
+/// Where a picture record's file is, as the picture cache reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PictureSource {
+    /// The server's file name (its URL when it gives no name): a new one
+    /// means a new file.
+    pub file_name: String,
+    /// The URL as the server gave it (it may be relative to the origin).
+    pub url: Option<String>,
+    /// The server's hash of the file, if it gives one: a new one means a
+    /// new file.
+    pub hash: Option<String>,
+    /// The file itself, when the record carries it inline.
+    pub inline: Option<Vec<u8>>,
 }
 
 // ----- the neutral values ---------------------------------------------------
