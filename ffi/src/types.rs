@@ -114,6 +114,28 @@ pub struct EngineSettings {
     /// is ever stored.
     #[uniffi(default = "md5")]
     pub password_hash: String,
+    /// Keep a picture cache: after each sync (and at `syncPictures`) the
+    /// pictures wanted are fetched (on by default). A picture never fails a
+    /// sync.
+    #[uniffi(default = true)]
+    pub pictures: bool,
+    /// The cache's directory, the engine's own; empty for
+    /// `<replica>.pictures` beside the replica's file (an in-memory replica
+    /// has no cache until one is set).
+    #[uniffi(default = "")]
+    pub picture_dir: String,
+    /// The picture ids to keep; empty for every live picture.
+    #[uniffi(default)]
+    pub picture_ids: Vec<i64>,
+    /// The most the cache's files may take, in bytes (0: no cap); past it
+    /// the least recently used go.
+    #[uniffi(default = 268435456)]
+    pub picture_cache_bytes: u64,
+    /// Check a fetched picture against an MD5- or SHA-256-shaped hash its
+    /// record gives (the real server's hash is not known: turn it off if
+    /// its hashes are of another kind).
+    #[uniffi(default = true)]
+    pub verify_picture_hash: bool,
 }
 
 impl EngineSettings {
@@ -161,6 +183,11 @@ impl EngineSettings {
             order_types: self.order_types.clone(),
             // Checked by `configure` (`password_hashing`) before.
             password_hash: self.password_hashing().unwrap_or_default(),
+            pictures: self.pictures,
+            picture_dir: self.picture_dir.clone(),
+            picture_ids: self.picture_ids.clone(),
+            picture_cache_bytes: self.picture_cache_bytes,
+            verify_picture_hash: self.verify_picture_hash,
             ..base
         }
     }
@@ -201,6 +228,11 @@ impl From<rowsync::Settings> for EngineSettings {
                 rowsync::PasswordHash::Md5 => "md5".into(),
                 rowsync::PasswordHash::Plain => "plain".into(),
             },
+            pictures: s.pictures,
+            picture_dir: s.picture_dir,
+            picture_ids: s.picture_ids,
+            picture_cache_bytes: s.picture_cache_bytes,
+            verify_picture_hash: s.verify_picture_hash,
         }
     }
 }
@@ -859,6 +891,44 @@ pub struct SyncSummary {
     pub disputes_sent: u64,
     /// Uploads and disputes parked.
     pub tasks_parked: u64,
+    /// What the picture cache did after the sync.
+    pub pictures: PictureSummary,
+}
+
+/// What one run of the picture cache did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct PictureSummary {
+    /// Pictures wanted.
+    pub wanted: u64,
+    /// Pictures fetched in this run.
+    pub fetched: u64,
+    /// Fetches that failed (tried again at a later run).
+    pub failed: u64,
+    /// Files removed because their record went.
+    pub removed: u64,
+    /// Files evicted to stay under the cap.
+    pub evicted: u64,
+    /// Pictures in the cache after the run.
+    pub cached: u64,
+    /// Bytes of the cache's files after the run.
+    pub bytes: u64,
+    /// Bytes fetched in this run.
+    pub bytes_fetched: u64,
+}
+
+impl From<rowsync::PictureReport> for PictureSummary {
+    fn from(r: rowsync::PictureReport) -> Self {
+        PictureSummary {
+            wanted: r.wanted,
+            fetched: r.fetched,
+            failed: r.failed,
+            removed: r.removed,
+            evicted: r.evicted,
+            cached: r.cached,
+            bytes: r.bytes,
+            bytes_fetched: r.bytes_fetched,
+        }
+    }
 }
 
 impl From<rowsync::SyncReport> for SyncSummary {
@@ -897,6 +967,7 @@ impl From<rowsync::SyncReport> for SyncSummary {
                     server_id,
                 })
                 .collect(),
+            pictures: r.pictures.into(),
             uploaded: r.uploaded,
             disputes_sent: r.disputes_sent,
             tasks_parked: r.tasks_parked,
@@ -1099,6 +1170,11 @@ mod tests {
             pipelined_pull: false,
             order_types: vec![201, 202],
             password_hash: rowsync::PasswordHash::Plain,
+            pictures: false,
+            picture_dir: "/pics".into(),
+            picture_ids: vec![4, 5],
+            picture_cache_bytes: 24,
+            verify_picture_hash: false,
         };
         let ffi = EngineSettings::from(core.clone());
         assert_eq!(ffi.password_hash, "plain");
