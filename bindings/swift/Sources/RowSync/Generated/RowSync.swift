@@ -1394,6 +1394,14 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
     func list(collection: String, query: ListQuery) throws  -> RecordPage
     
     /**
+     * The local file of picture `picture_id` (its server id) in the
+     * picture cache, or null while there is none (not fetched yet, failed,
+     * evicted, its record deleted, or the cache off). A path returned is a
+     * whole file; asking counts as a use for the eviction order.
+     */
+    func picturePath(pictureId: Int64) throws  -> String?
+    
+    /**
      * Creates, or updates when the JSON carries the id of an existing record.
      */
     func put(collection: String, recordJson: String) throws  -> String
@@ -1528,6 +1536,14 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
      * The newest sync-log rows (one per HTTP attempt), newest first.
      */
     func syncLog(limit: UInt32) throws  -> [SyncLogRecord]
+    
+    /**
+     * Runs the picture cache now, as a sync does after its push: fetches
+     * the pictures wanted that have no file yet, removes those whose
+     * record went, evicts past the cap. No login needed; a picture that
+     * fails is counted and kept for a later run.
+     */
+    func syncPictures() throws  -> PictureSummary
     
     /**
      * The queued uploads and disputes, parked ones included, oldest first.
@@ -1869,6 +1885,22 @@ open func list(collection: String, query: ListQuery)throws  -> RecordPage  {
 }
     
     /**
+     * The local file of picture `picture_id` (its server id) in the
+     * picture cache, or null while there is none (not fetched yet, failed,
+     * evicted, its record deleted, or the cache off). A path returned is a
+     * whole file; asking counts as a use for the eviction order.
+     */
+open func picturePath(pictureId: Int64)throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_picture_path(
+            self.uniffiCloneHandle(),
+        FfiConverterInt64.lower(pictureId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Creates, or updates when the JSON carries the id of an existing record.
      */
 open func put(collection: String, recordJson: String)throws  -> String  {
@@ -2177,6 +2209,21 @@ open func syncLog(limit: UInt32)throws  -> [SyncLogRecord]  {
     uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_log(
             self.uniffiCloneHandle(),
         FfiConverterUInt32.lower(limit),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Runs the picture cache now, as a sync does after its push: fetches
+     * the pictures wanted that have no file yet, removes those whose
+     * record went, evicts past the cap. No login needed; a picture that
+     * fails is counted and kept for a later run.
+     */
+open func syncPictures()throws  -> PictureSummary  {
+    return try  FfiConverterTypePictureSummary_lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_pictures(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -3404,6 +3451,33 @@ public struct EngineSettings: Equatable, Hashable {
      * is ever stored.
      */
     public var passwordHash: String
+    /**
+     * Keep a picture cache: after each sync (and at `syncPictures`) the
+     * pictures wanted are fetched (on by default). A picture never fails a
+     * sync.
+     */
+    public var pictures: Bool
+    /**
+     * The cache's directory, the engine's own; empty for
+     * `<replica>.pictures` beside the replica's file (an in-memory replica
+     * has no cache until one is set).
+     */
+    public var pictureDir: String
+    /**
+     * The picture ids to keep; empty for every live picture.
+     */
+    public var pictureIds: [Int64]
+    /**
+     * The most the cache's files may take, in bytes (0: no cap); past it
+     * the least recently used go.
+     */
+    public var pictureCacheBytes: UInt64
+    /**
+     * Check a fetched picture against an MD5- or SHA-256-shaped hash its
+     * record gives (the real server's hash is not known: turn it off if
+     * its hashes are of another kind).
+     */
+    public var verifyPictureHash: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3511,7 +3585,29 @@ public struct EngineSettings: Equatable, Hashable {
          * Mahak: how the login sends the password, `md5` (most servers) or
          * `plain` (some servers); anything else throws `Config`. Neither form
          * is ever stored.
-         */passwordHash: String = "md5") {
+         */passwordHash: String = "md5", 
+        /**
+         * Keep a picture cache: after each sync (and at `syncPictures`) the
+         * pictures wanted are fetched (on by default). A picture never fails a
+         * sync.
+         */pictures: Bool = true, 
+        /**
+         * The cache's directory, the engine's own; empty for
+         * `<replica>.pictures` beside the replica's file (an in-memory replica
+         * has no cache until one is set).
+         */pictureDir: String = "", 
+        /**
+         * The picture ids to keep; empty for every live picture.
+         */pictureIds: [Int64] = [], 
+        /**
+         * The most the cache's files may take, in bytes (0: no cap); past it
+         * the least recently used go.
+         */pictureCacheBytes: UInt64 = UInt64(268435456), 
+        /**
+         * Check a fetched picture against an MD5- or SHA-256-shaped hash its
+         * record gives (the real server's hash is not known: turn it off if
+         * its hashes are of another kind).
+         */verifyPictureHash: Bool = true) {
         self.baseUrl = baseUrl
         self.dialect = dialect
         self.pageSize = pageSize
@@ -3541,6 +3637,11 @@ public struct EngineSettings: Equatable, Hashable {
         self.pipelinedPull = pipelinedPull
         self.orderTypes = orderTypes
         self.passwordHash = passwordHash
+        self.pictures = pictures
+        self.pictureDir = pictureDir
+        self.pictureIds = pictureIds
+        self.pictureCacheBytes = pictureCacheBytes
+        self.verifyPictureHash = verifyPictureHash
     }
 
     
@@ -3587,7 +3688,12 @@ public struct FfiConverterTypeEngineSettings: FfiConverterRustBuffer {
                 gzip: FfiConverterBool.read(from: &buf), 
                 pipelinedPull: FfiConverterBool.read(from: &buf), 
                 orderTypes: FfiConverterSequenceInt64.read(from: &buf), 
-                passwordHash: FfiConverterString.read(from: &buf)
+                passwordHash: FfiConverterString.read(from: &buf), 
+                pictures: FfiConverterBool.read(from: &buf), 
+                pictureDir: FfiConverterString.read(from: &buf), 
+                pictureIds: FfiConverterSequenceInt64.read(from: &buf), 
+                pictureCacheBytes: FfiConverterUInt64.read(from: &buf), 
+                verifyPictureHash: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3621,6 +3727,11 @@ public struct FfiConverterTypeEngineSettings: FfiConverterRustBuffer {
         FfiConverterBool.write(value.pipelinedPull, into: &buf)
         FfiConverterSequenceInt64.write(value.orderTypes, into: &buf)
         FfiConverterString.write(value.passwordHash, into: &buf)
+        FfiConverterBool.write(value.pictures, into: &buf)
+        FfiConverterString.write(value.pictureDir, into: &buf)
+        FfiConverterSequenceInt64.write(value.pictureIds, into: &buf)
+        FfiConverterUInt64.write(value.pictureCacheBytes, into: &buf)
+        FfiConverterBool.write(value.verifyPictureHash, into: &buf)
     }
 }
 
@@ -4525,6 +4636,135 @@ public func FfiConverterTypeParkedChange_lower(_ value: ParkedChange) -> RustBuf
 
 
 /**
+ * What one run of the picture cache did.
+ */
+public struct PictureSummary: Equatable, Hashable {
+    /**
+     * Pictures wanted.
+     */
+    public var wanted: UInt64
+    /**
+     * Pictures fetched in this run.
+     */
+    public var fetched: UInt64
+    /**
+     * Fetches that failed (tried again at a later run).
+     */
+    public var failed: UInt64
+    /**
+     * Files removed because their record went.
+     */
+    public var removed: UInt64
+    /**
+     * Files evicted to stay under the cap.
+     */
+    public var evicted: UInt64
+    /**
+     * Pictures in the cache after the run.
+     */
+    public var cached: UInt64
+    /**
+     * Bytes of the cache's files after the run.
+     */
+    public var bytes: UInt64
+    /**
+     * Bytes fetched in this run.
+     */
+    public var bytesFetched: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Pictures wanted.
+         */wanted: UInt64, 
+        /**
+         * Pictures fetched in this run.
+         */fetched: UInt64, 
+        /**
+         * Fetches that failed (tried again at a later run).
+         */failed: UInt64, 
+        /**
+         * Files removed because their record went.
+         */removed: UInt64, 
+        /**
+         * Files evicted to stay under the cap.
+         */evicted: UInt64, 
+        /**
+         * Pictures in the cache after the run.
+         */cached: UInt64, 
+        /**
+         * Bytes of the cache's files after the run.
+         */bytes: UInt64, 
+        /**
+         * Bytes fetched in this run.
+         */bytesFetched: UInt64) {
+        self.wanted = wanted
+        self.fetched = fetched
+        self.failed = failed
+        self.removed = removed
+        self.evicted = evicted
+        self.cached = cached
+        self.bytes = bytes
+        self.bytesFetched = bytesFetched
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PictureSummary: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePictureSummary: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PictureSummary {
+        return
+            try PictureSummary(
+                wanted: FfiConverterUInt64.read(from: &buf), 
+                fetched: FfiConverterUInt64.read(from: &buf), 
+                failed: FfiConverterUInt64.read(from: &buf), 
+                removed: FfiConverterUInt64.read(from: &buf), 
+                evicted: FfiConverterUInt64.read(from: &buf), 
+                cached: FfiConverterUInt64.read(from: &buf), 
+                bytes: FfiConverterUInt64.read(from: &buf), 
+                bytesFetched: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PictureSummary, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.wanted, into: &buf)
+        FfiConverterUInt64.write(value.fetched, into: &buf)
+        FfiConverterUInt64.write(value.failed, into: &buf)
+        FfiConverterUInt64.write(value.removed, into: &buf)
+        FfiConverterUInt64.write(value.evicted, into: &buf)
+        FfiConverterUInt64.write(value.cached, into: &buf)
+        FfiConverterUInt64.write(value.bytes, into: &buf)
+        FfiConverterUInt64.write(value.bytesFetched, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePictureSummary_lift(_ buf: RustBuffer) throws -> PictureSummary {
+    return try FfiConverterTypePictureSummary.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePictureSummary_lower(_ value: PictureSummary) -> RustBuffer {
+    return FfiConverterTypePictureSummary.lower(value)
+}
+
+
+/**
  * One record of a `SolveDispute`.
  */
 public struct RecordDispute: Equatable, Hashable {
@@ -4865,6 +5105,10 @@ public struct SyncSummary: Equatable, Hashable {
      * Uploads and disputes parked.
      */
     public var tasksParked: UInt64
+    /**
+     * What the picture cache did after the sync.
+     */
+    public var pictures: PictureSummary
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4913,7 +5157,10 @@ public struct SyncSummary: Equatable, Hashable {
          */disputesSent: UInt64, 
         /**
          * Uploads and disputes parked.
-         */tasksParked: UInt64) {
+         */tasksParked: UInt64, 
+        /**
+         * What the picture cache did after the sync.
+         */pictures: PictureSummary) {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.collections = collections
@@ -4929,6 +5176,7 @@ public struct SyncSummary: Equatable, Hashable {
         self.uploaded = uploaded
         self.disputesSent = disputesSent
         self.tasksParked = tasksParked
+        self.pictures = pictures
     }
 
     
@@ -4961,7 +5209,8 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
                 idMappings: FfiConverterSequenceTypeIdMapping.read(from: &buf), 
                 uploaded: FfiConverterUInt64.read(from: &buf), 
                 disputesSent: FfiConverterUInt64.read(from: &buf), 
-                tasksParked: FfiConverterUInt64.read(from: &buf)
+                tasksParked: FfiConverterUInt64.read(from: &buf), 
+                pictures: FfiConverterTypePictureSummary.read(from: &buf)
         )
     }
 
@@ -4981,6 +5230,7 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.uploaded, into: &buf)
         FfiConverterUInt64.write(value.disputesSent, into: &buf)
         FfiConverterUInt64.write(value.tasksParked, into: &buf)
+        FfiConverterTypePictureSummary.write(value.pictures, into: &buf)
     }
 }
 
@@ -5562,6 +5812,22 @@ public enum ConnectionStatus: Equatable, Hashable {
          * Bytes of all of this sync's uploads.
          */bytesTotal: UInt64
     )
+    /**
+     * The picture cache is fetching: picture `picture` of `pictures`
+     * (from 1), after the sync's pull and push (or in `syncPictures`).
+     * A picture that fails changes nothing else.
+     */
+    case fetchingPictures(
+        /**
+         * Which picture of this run, from 1.
+         */picture: UInt32, 
+        /**
+         * Pictures this run fetches.
+         */pictures: UInt32, 
+        /**
+         * Bytes of this run's pictures fetched so far.
+         */bytesDone: UInt64
+    )
 
 
 
@@ -5598,6 +5864,9 @@ public struct FfiConverterTypeConnectionStatus: FfiConverterRustBuffer {
         case 6: return .syncing
         
         case 7: return .uploading(uploadId: try FfiConverterInt64.read(from: &buf), file: try FfiConverterUInt32.read(from: &buf), files: try FfiConverterUInt32.read(from: &buf), bytes: try FfiConverterUInt64.read(from: &buf), bytesDone: try FfiConverterUInt64.read(from: &buf), bytesTotal: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 8: return .fetchingPictures(picture: try FfiConverterUInt32.read(from: &buf), pictures: try FfiConverterUInt32.read(from: &buf), bytesDone: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -5642,6 +5911,13 @@ public struct FfiConverterTypeConnectionStatus: FfiConverterRustBuffer {
             FfiConverterUInt64.write(bytes, into: &buf)
             FfiConverterUInt64.write(bytesDone, into: &buf)
             FfiConverterUInt64.write(bytesTotal, into: &buf)
+            
+        
+        case let .fetchingPictures(picture,pictures,bytesDone):
+            writeInt(&buf, Int32(8))
+            FfiConverterUInt32.write(picture, into: &buf)
+            FfiConverterUInt32.write(pictures, into: &buf)
+            FfiConverterUInt64.write(bytesDone, into: &buf)
             
         }
     }
@@ -7696,6 +7972,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_list() != 60365) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_picture_path() != 32843) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_put() != 57119) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7763,6 +8042,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_log() != 33676) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_pictures() != 37282) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_tasks() != 41688) {
