@@ -5,9 +5,9 @@
  * status callbacks, the error paths (NULL and invalid arguments, unknown
  * collection, not found, a dialect switch, a refused login), a live query
  * (its first result, its final one after a sale is written and synced,
- * silence once freed), every handed-out value freed, and the server's
- * clock (a second server, 20 minutes ahead: the skew warns). Run by
- * bindings/scripts/test-c.sh under ASan and
+ * silence once freed), a picture's cached file, every handed-out value
+ * freed, and the server's clock (a second server, 20 minutes ahead: the
+ * skew warns). Run by bindings/scripts/test-c.sh under ASan and
  * under valgrind. */
 
 #define _POSIX_C_SOURCE 200809L
@@ -519,6 +519,49 @@ int main(int argc, char **argv) {
     CHECK(out != NULL && strstr(out, "C customer") != NULL, "the customer written offline");
     rowsync_string_free(out);
     out = NULL;
+
+    /* The picture cache: an in-memory replica has none until a directory is
+     * set; then the pictures are fetched and a picture's file is there. */
+    long long picture = -1;
+    CHECK(rowsync_engine_list(engine, "pictures", 1, 0, &out) == ROWSYNC_RESULT_OK, "pictures");
+    picture = json_int(out, "pictureId");
+    CHECK(picture > 0, "a picture record pulled");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_picture_path(engine, picture, &out) == ROWSYNC_RESULT_OK && out == NULL,
+          "no picture file without a cache directory");
+    const char *tmpdir = getenv("TMPDIR");
+    char pictures_dir[256], picture_settings[512];
+    snprintf(pictures_dir, sizeof pictures_dir, "%s/rowsync-c-pictures-%ld",
+             tmpdir && *tmpdir ? tmpdir : "/tmp", (long)time(NULL));
+    snprintf(picture_settings, sizeof picture_settings, "{\"picture_dir\": \"%s\"}",
+             pictures_dir);
+    CHECK(rowsync_engine_configure(engine, picture_settings) == ROWSYNC_RESULT_OK,
+          "configure a picture directory");
+    CHECK(rowsync_engine_sync_pictures(engine, &out) == ROWSYNC_RESULT_OK, "sync_pictures");
+    CHECK(json_int(out, "fetched") >= 1 && json_int(out, "failed") == 0, "pictures fetched");
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_picture_path(engine, picture, &out) == ROWSYNC_RESULT_OK && out != NULL,
+          "picture_path after the pictures were fetched");
+    if (out != NULL) {
+        CHECK(strncmp(out, pictures_dir, strlen(pictures_dir)) == 0, "in the cache directory");
+        FILE *f = fopen(out, "rb");
+        CHECK(f != NULL, "the picture's file opens");
+        if (f != NULL) {
+            unsigned char head[2] = {0, 0};
+            CHECK(fread(head, 1, 2, f) == 2 && head[0] == 0xFF && head[1] == 0xD8,
+                  "the file is the served picture");
+            fclose(f);
+            remove(out);
+        }
+    }
+    rowsync_string_free(out);
+    out = NULL;
+    CHECK(rowsync_engine_picture_path(engine, 987654321, &out) == ROWSYNC_RESULT_OK && out == NULL,
+          "no file for an unknown picture");
+    CHECK(rowsync_engine_picture_path(engine, picture, NULL) == ROWSYNC_RESULT_NULL_ARGUMENT,
+          "picture_path(NULL out)");
 
     /* A sale for a walk-in customer, one group: the customer, the order
      * (type 201, the session's visitor) linked to it, two lines linked to

@@ -203,6 +203,21 @@ fun main(args: Array<String>) {
         val visitor = session?.visitorId ?: 0L
         val picture = e.absoluteUrl("/Files/p 1.jpg")
         check(picture.startsWith("http://127.0.0.1:") && !picture.contains("/API/") && picture.endsWith("/Files/p%201.jpg"), "a relative picture URL made absolute: " + picture)
+        // The picture cache: an in-memory replica has none until a directory
+        // is set; then the pictures come through the app's transport.
+        val pictureId = jsonLong(e.list("pictures", ListQuery(limit = 1uL)).records.firstOrNull(), "pictureId") ?: 0L
+        check(pictureId > 0, "a picture record pulled")
+        check(e.picturePath(pictureId) == null, "no picture file without a cache directory")
+        val picturesDir = java.nio.file.Files.createTempDirectory("rowsync-kotlin-pictures")
+        e.configure(e.settings().copy(pictureDir = picturesDir.toString()))
+        val pictures = e.syncPictures()
+        check(pictures.fetched >= 1uL && pictures.failed == 0uL, "pictures fetched: $pictures")
+        val picturePath = e.picturePath(pictureId)
+        check(
+            picturePath != null && picturePath.startsWith(picturesDir.toString()) && java.io.File(picturePath).length() > 0,
+            "picturePath after the pictures were fetched: $picturePath",
+        )
+        picturesDir.toFile().deleteRecursively()
         val st = e.status()
         check(st.dialect == Dialect.MAHAK, "status names the dialect")
         check(st.session == session, "status carries the session")

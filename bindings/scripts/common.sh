@@ -34,7 +34,7 @@ build_lib() {
 # port; sets SERVER_URL.
 start_server() {
     "$TARGET_DIR/debug/rowsync-refserver" --port 0 --data "$WORKDIR/server.db" \
-        --seed-products 5 --seed-persons 3 --admin \
+        --seed-products 5 --seed-persons 3 --seed-pictures 3 --admin \
         --user user1:pass1 --user user2:pass2 --user-visitor user2:77 \
         >"$WORKDIR/server.out" 2>"$WORKDIR/server.err" &
     SERVER_PID=$!

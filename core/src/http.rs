@@ -122,6 +122,10 @@ impl Transport for UreqTransport {
             Vec::new(),
         )
     }
+
+    fn get(&self, request: &HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+        self.exchange(request, (), false, Vec::new())
+    }
 }
 
 /// The most of a reported body handed over at once.

@@ -50,7 +50,7 @@
 //! | 4 | `conflict`, `report`, `listeners`, `tasks` | merge rules; the sync report; change events and listeners; the task queue's vocabulary |
 //! | 3 | `record` | a record's bookkeeping fields, its ids, the kind of a pending change |
 //! | 2 | `catalogue`, `http` | the collections and the dialect's name; the default HTTP transport |
-//! | 1 | `log`, `transport`, `key`, `hints`, `schema`, `status`, `calls`, `url`, `locks` | leaves |
+//! | 1 | `log`, `transport`, `key`, `hints`, `schema`, `status`, `calls`, `url`, `locks`, `files` | leaves (`files`: the picture cache's files on disk) |
 //! | 0 | `error` | the error types |
 
 mod api;
@@ -60,6 +60,7 @@ mod conflict;
 mod engine;
 mod error;
 mod explain;
+mod files;
 mod fuzzing;
 mod hints;
 mod http;
@@ -105,8 +106,10 @@ pub use live::{
 pub use local::{ListOptions, Page, Writer};
 pub use log::{LogLevel, LogSink};
 pub use record::{Op, RecordId};
-pub use report::{CollectionReport, Metrics, Phases, Retries, SyncMetrics, SyncReport};
-pub use settings::Settings;
+pub use report::{
+    CollectionReport, Metrics, Phases, PictureReport, Retries, SyncMetrics, SyncReport,
+};
+pub use settings::{Settings, DEFAULT_PICTURE_CACHE_BYTES};
 pub use status::{clock_skew_warns, ConnectionState, DEFAULT_CLOCK_SKEW_WARNING_SECONDS};
 pub use store::{
     ConflictEntry, Counts, DeadChange, DeadLetter, DiscardedChange, PendingChange, SyncLogEntry,

@@ -78,6 +78,32 @@ pub struct SyncReport {
     pub error: Option<String>,
     /// What the sync moved over the network, and its phases' times.
     pub metrics: SyncMetrics,
+    /// What the picture cache did after the sync (nothing when it is off).
+    pub pictures: PictureReport,
+}
+
+/// What one run of the picture cache did (after a sync, or
+/// `Engine::sync_pictures`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PictureReport {
+    /// Pictures wanted (live records of `pictures`, filtered).
+    pub wanted: u64,
+    /// Pictures fetched (or written from inline data) in this run.
+    pub fetched: u64,
+    /// Fetches that failed in this run (kept for a later one).
+    pub failed: u64,
+    /// Files removed because their record was deleted or is no longer
+    /// wanted.
+    pub removed: u64,
+    /// Files evicted to keep the cache under its cap.
+    pub evicted: u64,
+    /// Pictures in the cache after the run.
+    pub cached: u64,
+    /// Bytes of the cache's files after the run.
+    pub bytes: u64,
+    /// Bytes fetched in this run.
+    pub bytes_fetched: u64,
 }
 
 impl SyncReport {

@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use crate::error::{Error, Result};
 
 /// The schema version this engine writes.
-pub const VERSION: i32 = 5;
+pub const VERSION: i32 = 6;
 
 /// Write-ahead-log pages that trigger an automatic checkpoint (SQLite's
 /// default), outside a pull.
@@ -154,7 +154,26 @@ CREATE TABLE rs_discarded (
 );
 ";
 
-const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5];
+/// Version 6: the picture cache's index (the files themselves are in a
+/// directory beside the replica): per picture, the server's file name and
+/// hash it was fetched for, the local file, its size, when it was last
+/// used (a counter), and its state.
+const V6: &str = "
+CREATE TABLE rs_pictures (
+    picture_id  INTEGER PRIMARY KEY,
+    file_name   TEXT NOT NULL,
+    hash        TEXT,
+    local_name  TEXT,
+    size        INTEGER NOT NULL DEFAULT 0,
+    last_used   INTEGER NOT NULL DEFAULT 0,
+    state       TEXT NOT NULL CHECK (state IN ('ready', 'failed', 'evicted', 'asked')),
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT
+);
+CREATE INDEX rs_pictures_used ON rs_pictures(last_used) WHERE state = 'ready';
+";
+
+const STEPS: [&str; VERSION as usize] = [V1, V2, V3, V4, V5, V6];
 
 /// Sets the connection up (WAL, synchronous=NORMAL, foreign keys) and brings
 /// the schema to `VERSION`.

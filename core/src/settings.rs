@@ -108,7 +108,33 @@ pub struct Settings {
     /// as the vendor's app; 0 never warns). Nothing is refused and no date
     /// is changed because of it: the app decides.
     pub clock_skew_warning_seconds: u64,
+    /// Keep a picture cache: after each sync (and at
+    /// `Engine::sync_pictures`) the pictures wanted are fetched into
+    /// `picture_dir` (on by default). A picture never fails a sync.
+    pub pictures: bool,
+    /// The picture cache's directory, the engine's own (it removes the
+    /// files it does not know there); empty for `<replica>.pictures/`
+    /// beside the replica's file. An in-memory replica has no cache until
+    /// a directory is set.
+    pub picture_dir: String,
+    /// The picture ids (`pictureId`) to keep; empty for every live record
+    /// of `pictures` (when that collection is pulled).
+    pub picture_ids: Vec<i64>,
+    /// The most the cache's files may take, in bytes (256 MiB by default;
+    /// 0: no cap). Past it the least recently used go (an `Engine::
+    /// picture_path` is a use), and come back when asked for again.
+    pub picture_cache_bytes: u64,
+    /// Check a fetched picture against the hash its record gives when the
+    /// hash has the form of an MD5 (32 hex digits) or a SHA-256 (64): a
+    /// mismatch is a failed fetch, retried later. Which hash the real
+    /// server gives is not known (WIRE.md section 7): a server whose
+    /// hashes are of another kind needs this off (the hash then only says
+    /// when to fetch again). On by default.
+    pub verify_picture_hash: bool,
 }
+
+/// The default of [`Settings::picture_cache_bytes`]: 256 MiB.
+pub const DEFAULT_PICTURE_CACHE_BYTES: u64 = 256 * 1024 * 1024;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -147,6 +173,11 @@ impl Default for Settings {
             order_types: Vec::new(),
             password_hash: PasswordHash::Md5,
             clock_skew_warning_seconds: crate::status::DEFAULT_CLOCK_SKEW_WARNING_SECONDS,
+            pictures: true,
+            picture_dir: String::new(),
+            picture_ids: Vec::new(),
+            picture_cache_bytes: DEFAULT_PICTURE_CACHE_BYTES,
+            verify_picture_hash: true,
         }
     }
 }

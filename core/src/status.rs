@@ -62,6 +62,18 @@ pub enum ConnectionState {
         /// when the device is ahead.
         skew_seconds: i64,
     },
+    /// The picture cache is fetching: picture `picture` of `pictures`
+    /// (from 1) is on its way, after the sync's pull and push (or in
+    /// `Engine::sync_pictures`). Back to the server's state after the last
+    /// one; a picture that fails changes nothing else.
+    FetchingPictures {
+        /// Which picture of this run, from 1.
+        picture: u32,
+        /// Pictures this run fetches.
+        pictures: u32,
+        /// Bytes of this run's pictures fetched so far.
+        bytes_done: u64,
+    },
 }
 
 /// The default of `Settings::clock_skew_warning_seconds`: 13 minutes, past

@@ -155,6 +155,15 @@ pub trait Transport: Send + Sync {
         sent(request.body.len() as u64);
         Ok(response)
     }
+
+    /// Fetches a public file (a picture of the cache): `request.method` is
+    /// `GET`, the body is empty and no token or credential is in it. The
+    /// default hands it to [`Transport::send`]; a transport that only
+    /// speaks POST overrides it (or answers an error, and the picture waits
+    /// for a later sync: a picture never fails a sync).
+    fn get(&self, request: &HttpRequest) -> std::result::Result<HttpResponse, TransportError> {
+        self.send(request)
+    }
 }
 
 #[cfg(test)]

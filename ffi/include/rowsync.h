@@ -428,6 +428,27 @@ RowsyncResult rowsync_engine_absolute_url(const struct RowsyncEngine *engine,
                                           char **out_url);
 
 /**
+ * The local file of picture `picture_id` (its server id, `pictureId`) in
+ * the picture cache, in `*out_path` (free it with `rowsync_string_free`),
+ * or NULL in `*out_path` while there is none (not fetched yet, failed,
+ * evicted, its record deleted, or the cache off): both are
+ * `ROWSYNC_RESULT_OK`. A path given is a whole file; asking counts as a
+ * use for the eviction order.
+ */
+RowsyncResult rowsync_engine_picture_path(const struct RowsyncEngine *engine,
+                                          int64_t picture_id,
+                                          char **out_path);
+
+/**
+ * Runs the picture cache now (fetches the pictures wanted that have no
+ * file yet, removes those whose record went, evicts past the cap; no login
+ * needed), with what it did as JSON in `*out_json`: `{"wanted", "fetched",
+ * "failed", "removed", "evicted", "cached", "bytes", "bytes_fetched"}`. A
+ * picture that fails is counted, never an error.
+ */
+RowsyncResult rowsync_engine_sync_pictures(const struct RowsyncEngine *engine, char **out_json);
+
+/**
  * What the server said of this client at its last login (mahak dialect),
  * as JSON in `*out_json`: `{"visitor_id", "sync_id", "database_id",
  * "user_title", "server_time"}`, or `null` before the first login. Orders

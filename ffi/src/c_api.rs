@@ -883,6 +883,49 @@ pub unsafe extern "C" fn rowsync_engine_absolute_url(
     })
 }
 
+/// The local file of picture `picture_id` (its server id, `pictureId`) in
+/// the picture cache, in `*out_path` (free it with `rowsync_string_free`),
+/// or NULL in `*out_path` while there is none (not fetched yet, failed,
+/// evicted, its record deleted, or the cache off): both are
+/// `ROWSYNC_RESULT_OK`. A path given is a whole file; asking counts as a
+/// use for the eviction order.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_picture_path(
+    engine: *const RowsyncEngine,
+    picture_id: i64,
+    out_path: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_path, "out_path")?;
+        let path = match e.core().picture_path(picture_id)? {
+            Some(p) => c_string(p.to_string_lossy().into_owned())?,
+            None => std::ptr::null_mut(),
+        };
+        *out_path = path;
+        Ok(())
+    })
+}
+
+/// Runs the picture cache now (fetches the pictures wanted that have no
+/// file yet, removes those whose record went, evicts past the cap; no login
+/// needed), with what it did as JSON in `*out_json`: `{"wanted", "fetched",
+/// "failed", "removed", "evicted", "cached", "bytes", "bytes_fetched"}`. A
+/// picture that fails is counted, never an error.
+#[no_mangle]
+pub unsafe extern "C" fn rowsync_engine_sync_pictures(
+    engine: *const RowsyncEngine,
+    out_json: *mut *mut c_char,
+) -> RowsyncResult {
+    guard(|| {
+        let e = handle(engine)?;
+        check_out(out_json, "out_json")?;
+        let s = to_json(&e.core().sync_pictures()?)?;
+        *out_json = c_string(s)?;
+        Ok(())
+    })
+}
+
 /// What the server said of this client at its last login (mahak dialect),
 /// as JSON in `*out_json`: `{"visitor_id", "sync_id", "database_id",
 /// "user_title", "server_time"}`, or `null` before the first login. Orders

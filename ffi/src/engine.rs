@@ -17,8 +17,8 @@ use crate::metrics::EngineMetrics;
 use crate::transport::{HttpTransport, TransportAdapter};
 use crate::types::{
     ConflictRecord, DeadLetterEntry, EngineSettings, EngineStatus, ListQuery, LoginCredentials,
-    LoginSession, OrderDispute, RecordDispute, RecordKey, RecordPage, SyncLogRecord, SyncSummary,
-    TaskEntry, UserOutbox, WriteOp,
+    LoginSession, OrderDispute, PictureSummary, RecordDispute, RecordKey, RecordPage,
+    SyncLogRecord, SyncSummary, TaskEntry, UserOutbox, WriteOp,
 };
 
 /// The sync engine: a local replica the app reads and writes offline, and
@@ -377,6 +377,25 @@ impl RowsyncEngine {
     /// `{"change": {...}, "discarded_at", "reason"}`, oldest first.
     pub fn discarded_changes(&self) -> Result<String> {
         to_json_text(&self.inner.discarded_changes()?)
+    }
+
+    /// The local file of picture `picture_id` (its server id) in the
+    /// picture cache, or null while there is none (not fetched yet, failed,
+    /// evicted, its record deleted, or the cache off). A path returned is a
+    /// whole file; asking counts as a use for the eviction order.
+    pub fn picture_path(&self, picture_id: i64) -> Result<Option<String>> {
+        Ok(self
+            .inner
+            .picture_path(picture_id)?
+            .map(|p| p.to_string_lossy().into_owned()))
+    }
+
+    /// Runs the picture cache now, as a sync does after its push: fetches
+    /// the pictures wanted that have no file yet, removes those whose
+    /// record went, evicts past the cap. No login needed; a picture that
+    /// fails is counted and kept for a later run.
+    pub fn sync_pictures(&self) -> Result<PictureSummary> {
+        Ok(self.inner.sync_pictures()?.into())
     }
 
     /// The engine's status.

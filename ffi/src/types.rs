@@ -120,6 +120,28 @@ pub struct EngineSettings {
     /// minutes by default; 0 never warns). Nothing is refused because of it.
     #[uniffi(default = 780)]
     pub clock_skew_warning_seconds: u64,
+    /// Keep a picture cache: after each sync (and at `syncPictures`) the
+    /// pictures wanted are fetched (on by default). A picture never fails a
+    /// sync.
+    #[uniffi(default = true)]
+    pub pictures: bool,
+    /// The cache's directory, the engine's own; empty for
+    /// `<replica>.pictures` beside the replica's file (an in-memory replica
+    /// has no cache until one is set).
+    #[uniffi(default = "")]
+    pub picture_dir: String,
+    /// The picture ids to keep; empty for every live picture.
+    #[uniffi(default)]
+    pub picture_ids: Vec<i64>,
+    /// The most the cache's files may take, in bytes (0: no cap); past it
+    /// the least recently used go.
+    #[uniffi(default = 268435456)]
+    pub picture_cache_bytes: u64,
+    /// Check a fetched picture against an MD5- or SHA-256-shaped hash its
+    /// record gives (the real server's hash is not known: turn it off if
+    /// its hashes are of another kind).
+    #[uniffi(default = true)]
+    pub verify_picture_hash: bool,
 }
 
 impl EngineSettings {
@@ -168,6 +190,11 @@ impl EngineSettings {
             // Checked by `configure` (`password_hashing`) before.
             password_hash: self.password_hashing().unwrap_or_default(),
             clock_skew_warning_seconds: self.clock_skew_warning_seconds,
+            pictures: self.pictures,
+            picture_dir: self.picture_dir.clone(),
+            picture_ids: self.picture_ids.clone(),
+            picture_cache_bytes: self.picture_cache_bytes,
+            verify_picture_hash: self.verify_picture_hash,
             ..base
         }
     }
@@ -209,6 +236,11 @@ impl From<rowsync::Settings> for EngineSettings {
                 rowsync::PasswordHash::Plain => "plain".into(),
             },
             clock_skew_warning_seconds: s.clock_skew_warning_seconds,
+            pictures: s.pictures,
+            picture_dir: s.picture_dir,
+            picture_ids: s.picture_ids,
+            picture_cache_bytes: s.picture_cache_bytes,
+            verify_picture_hash: s.verify_picture_hash,
         }
     }
 }
@@ -524,6 +556,17 @@ pub enum ConnectionStatus {
         /// the device is ahead).
         skew_seconds: i64,
     },
+    /// The picture cache is fetching: picture `picture` of `pictures`
+    /// (from 1), after the sync's pull and push (or in `syncPictures`).
+    /// A picture that fails changes nothing else.
+    FetchingPictures {
+        /// Which picture of this run, from 1.
+        picture: u32,
+        /// Pictures this run fetches.
+        pictures: u32,
+        /// Bytes of this run's pictures fetched so far.
+        bytes_done: u64,
+    },
 }
 
 impl From<&rowsync::ConnectionState> for ConnectionStatus {
@@ -559,6 +602,15 @@ impl From<&rowsync::ConnectionState> for ConnectionStatus {
                     skew_seconds: *skew_seconds,
                 }
             }
+            rowsync::ConnectionState::FetchingPictures {
+                picture,
+                pictures,
+                bytes_done,
+            } => ConnectionStatus::FetchingPictures {
+                picture: *picture,
+                pictures: *pictures,
+                bytes_done: *bytes_done,
+            },
         }
     }
 }
@@ -914,6 +966,8 @@ pub struct SyncSummary {
     pub pulled_collections: Vec<String>,
     /// What the sync moved over the network, and its phases' times.
     pub metrics: crate::metrics::SyncMetricsSummary,
+    /// What the picture cache did after the sync.
+    pub pictures: PictureSummary,
 }
 
 impl CollectionSummary {
@@ -927,6 +981,42 @@ impl CollectionSummary {
             pushed: c.pushed,
             conflicts: c.conflicts,
             parked: c.parked,
+        }
+    }
+}
+
+/// What one run of the picture cache did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct PictureSummary {
+    /// Pictures wanted.
+    pub wanted: u64,
+    /// Pictures fetched in this run.
+    pub fetched: u64,
+    /// Fetches that failed (tried again at a later run).
+    pub failed: u64,
+    /// Files removed because their record went.
+    pub removed: u64,
+    /// Files evicted to stay under the cap.
+    pub evicted: u64,
+    /// Pictures in the cache after the run.
+    pub cached: u64,
+    /// Bytes of the cache's files after the run.
+    pub bytes: u64,
+    /// Bytes fetched in this run.
+    pub bytes_fetched: u64,
+}
+
+impl From<rowsync::PictureReport> for PictureSummary {
+    fn from(r: rowsync::PictureReport) -> Self {
+        PictureSummary {
+            wanted: r.wanted,
+            fetched: r.fetched,
+            failed: r.failed,
+            removed: r.removed,
+            evicted: r.evicted,
+            cached: r.cached,
+            bytes: r.bytes,
+            bytes_fetched: r.bytes_fetched,
         }
     }
 }
@@ -959,6 +1049,7 @@ impl From<rowsync::SyncReport> for SyncSummary {
                     server_id,
                 })
                 .collect(),
+            pictures: r.pictures.into(),
             uploaded: r.uploaded,
             disputes_sent: r.disputes_sent,
             tasks_parked: r.tasks_parked,
@@ -1166,6 +1257,11 @@ mod tests {
             order_types: vec![201, 202],
             password_hash: rowsync::PasswordHash::Plain,
             clock_skew_warning_seconds: 24,
+            pictures: false,
+            picture_dir: "/pics".into(),
+            picture_ids: vec![4, 5],
+            picture_cache_bytes: 24,
+            verify_picture_hash: false,
         };
         let ffi = EngineSettings::from(core.clone());
         assert_eq!(ffi.password_hash, "plain");

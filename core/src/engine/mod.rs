@@ -3,7 +3,8 @@
 //! and the API client; it validates and configures, runs the local write
 //! flow (`local.rs`) and the app's reads. Beside this file: `sync.rs`
 //! starts a sync (`sync/session.rs`) with a snapshot of what it needs,
-//! `tasks.rs` holds the task queue's entry points. Every method is
+//! `tasks.rs` holds the task queue's entry points, `pictures.rs` the picture
+//! cache's. Every method is
 //! synchronous and may block: call it off the UI thread. `Engine` is
 //! `Send + Sync`; share it with an `Arc`.
 
@@ -34,6 +35,7 @@ use crate::store::{self, meta, ConflictEntry, Counts, Db, DeadLetter, SyncLogEnt
 use crate::transport::Transport;
 
 mod handover;
+mod pictures;
 mod sync;
 mod tasks;
 
@@ -98,6 +100,9 @@ pub struct Engine {
     live: Live,
     /// Tells `live` what changed.
     _live_changes: Subscription,
+    /// The replica's file (`None` in memory): the picture cache's
+    /// directory is beside it by default.
+    pub(crate) replica_path: Option<std::path::PathBuf>,
 }
 
 impl Engine {
@@ -181,6 +186,8 @@ impl Engine {
             hint_secret: Mutex::new(None),
             live,
             _live_changes: live_changes,
+            replica_path: (path.as_os_str() != ":memory:" && !path.as_os_str().is_empty())
+                .then(|| path.to_path_buf()),
         })
     }
 

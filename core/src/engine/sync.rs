@@ -24,6 +24,21 @@ use crate::sync::session::Scope;
 use crate::transport::Transport;
 
 impl Engine {
+    /// The app's transport, else a ureq one with the settings' timeouts.
+    pub(crate) fn transport_for(&self, settings: &Settings) -> Result<Arc<dyn Transport>> {
+        Ok(match read(&self.transport)?.clone() {
+            Some(t) => t,
+            None => Arc::new(UreqTransport::new(HttpConfig {
+                connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+                timeout: Duration::from_millis(settings.timeout_ms),
+                read_timeout: Duration::from_millis(
+                    settings.read_timeout_ms.min(settings.timeout_ms),
+                ),
+                gzip: settings.gzip,
+            })?),
+        })
+    }
+
     fn client(&self) -> Result<Arc<ApiClient>> {
         let mut slot = lock(&self.client)?;
         if let Some(c) = slot.as_ref() {
@@ -37,17 +52,7 @@ impl Engine {
             Error::Config("no credentials: call set_credentials or set_password first".into())
         })?;
         let credentials_user = credentials.username.clone();
-        let transport: Arc<dyn Transport> = match read(&self.transport)?.clone() {
-            Some(t) => t,
-            None => Arc::new(UreqTransport::new(HttpConfig {
-                connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
-                timeout: Duration::from_millis(settings.timeout_ms),
-                read_timeout: Duration::from_millis(
-                    settings.read_timeout_ms.min(settings.timeout_ms),
-                ),
-                gzip: settings.gzip,
-            })?),
-        };
+        let transport = self.transport_for(&settings)?;
         let client = Arc::new(ApiClient::new(
             ClientConfig {
                 base_url: settings.base_url.clone(),
@@ -124,7 +129,9 @@ impl Engine {
 
     /// Runs one sync cycle: pull the wanted collections that are due (see
     /// `Settings::pull_intervals`; the report names them), then push the
-    /// outbox. The report is also kept as the last report.
+    /// outbox, then fetch the pictures wanted (`Settings::pictures`; see
+    /// [`Engine::sync_pictures`]). The report is also kept as the last
+    /// report.
     pub fn sync(&self) -> Result<SyncReport> {
         self.sync_inner(Scope::Due)
     }
@@ -184,6 +191,7 @@ impl Engine {
         self.logger
             .log(LogLevel::Info, "rowsync::sync", || "sync started".into());
         self.set_state(ConnectionState::Syncing)?;
+        let started = self.shutdown.monotonic();
         let result = self.client().and_then(|client| {
             let settings = self.settings()?;
             client.begin_budget(
@@ -191,9 +199,19 @@ impl Engine {
                 settings.retry_budget,
             );
             let r = self
-                .sync_context(&client, settings)
+                .sync_context(&client, settings.clone())
                 .and_then(|ctx| sync::session::Session::new(ctx, scope).run(&mut report));
             client.end_budget();
+            // The pictures after a sync that went through; a picture never
+            // fails the sync (invariant 13 still bounds it).
+            if r.is_ok() {
+                match self.fetch_pictures(&settings, started) {
+                    Ok(pictures) => report.pictures = pictures,
+                    Err(e) => self.logger.log(LogLevel::Warn, "rowsync::pictures", || {
+                        format!("the picture cache did not run: {e}")
+                    }),
+                }
+            }
             self.set_state(client.connection_state())?;
             report.clock_skew_seconds = client.clock_skew();
             report.clock_skew_warning = clock_skew_warns(

@@ -385,12 +385,14 @@ impl<'a> Tx<'a> {
         s
     }
 
-    /// Deletes every record, change, checkpoint, conflict and dead letter.
+    /// Deletes every record, change, checkpoint, conflict and dead letter,
+    /// and the picture cache's index (its files go at the cache's next run).
     pub fn wipe(&self) -> Result<()> {
         self.tx.execute_batch(
             "DELETE FROM rs_task_files; DELETE FROM rs_tasks;
              DELETE FROM rs_outbox; DELETE FROM rs_dead_letters; DELETE FROM rs_records;
-             DELETE FROM rs_conflicts; UPDATE rs_collections SET checkpoint = 0;",
+             DELETE FROM rs_conflicts; DELETE FROM rs_pictures;
+             UPDATE rs_collections SET checkpoint = 0;",
         )?;
         Ok(())
     }

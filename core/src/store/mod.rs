@@ -1,7 +1,8 @@
 //! The replica's database, and every piece of SQL the engine runs: one file
 //! per table family (`records.rs` with the pull checkpoints, `outbox.rs`,
 //! `dead_letters.rs`, `handover.rs` (who made each
-//! change, the hand-over of a shared device), `logs.rs`, `tasks.rs`, `meta.rs` with every stored
+//! change, the hand-over of a shared device), `logs.rs`, `tasks.rs`, `pictures.rs`
+//! (the picture cache's index), `meta.rs` with every stored
 //! key), the thread that checkpoints the write-ahead log
 //! (`checkpointer.rs`), and [`Db`], the handle the flows hold.
 //!
@@ -19,6 +20,7 @@ pub(crate) mod handover;
 pub(crate) mod logs;
 pub(crate) mod meta;
 pub(crate) mod outbox;
+pub(crate) mod pictures;
 pub(crate) mod records;
 pub(crate) mod tasks;
 

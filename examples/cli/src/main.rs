@@ -45,6 +45,7 @@ commands:
   dispute order ORDER_ID | record COLLECTION ID ROW_VERSION | reconcile COLLECTION
                                queue SolveOrderDispute / SolveDispute
   tasks [cancel ID]            the queued uploads and disputes
+  pictures sync | path ID      fetch the pictures now (no password); a picture's cached file
   list COLLECTION [--include-deleted] [--limit N]
                                list a collection's records
   status                       checkpoints, outbox, dead letters, conflicts, last sync
@@ -292,6 +293,7 @@ fn help_of(command: &str) -> Option<&'static str> {
         "why" => "usage: rowsync --db FILE why COLLECTION ID [--json]\n\nSays where one record stands, and why it is not on the server yet if it is not.\nExactly one of: synced (at which version, last sync), pending (which change,\nsince when, why the last sync ended), in flight, in doubt (sent, answer lost:\nthe next sync checks the server first), parked (the server's words and the dead\nletter to retry or discard), waiting behind a parked parent (which), overridden\nby a conflict (the log entry), deleted, or never seen.\nID is a server id (123) or a client id (c:123). --json prints the state as JSON.",
         "upload" => "usage: rowsync --db FILE upload COLLECTION ID FILE [--name NAME] [--json]\n\nQueues FILE for one record (/Sync/Upload): a photo of a signed invoice, of a shop\nfront. The bytes are copied into the replica now (encrypted with it, if it is), so\nFILE may be deleted afterwards. The next `sync` sends it once the record has a\nserver id, after the record's own save; a refusal parks it in the dead-letter\nqueue with the server's words. ID is a server id (123) or a client id (c:123);\n--name gives the file name sent (default: FILE's). In the mahak dialect the server\ntakes files for `pictures` records (X-PictureId): attach a photo to an order by\ncreating a `pictures` record for it, then uploading the file for that picture.\nA file over the settings' max_upload_bytes (10 MiB by default) is refused (exit 1).",
         "dispute" => "usage: rowsync --db FILE dispute order ORDER_ID [--code N] [--resolution R] [--reason T] [--amount A]\n       rowsync --db FILE dispute record COLLECTION ID ROW_VERSION [--resolution R] [--reason T]\n       rowsync --db FILE dispute reconcile COLLECTION\n\nQueues a dispute, sent by the next `sync`: `order` is SolveOrderDispute (the mahak\nserver takes a resolution --code; the documented one a --resolution accept, reject\nor adjust, with --reason and --amount), `record` is SolveDispute for one record at\nthe row version held, and `reconcile` tells the server every record of COLLECTION\nthe replica holds with its row version (the vendor plugin's repair of a diverged\nreplica). A dispute is durable and never sent twice: the mahak server does not\ndeduplicate, so one whose answer was lost is parked, not resent. Prints the ids\nof the queued tasks.",
+        "pictures" => "usage: rowsync --db FILE pictures sync [--json]\n       rowsync --db FILE pictures path PICTURE_ID [--json]\n\nThe picture cache beside the replica (FILE.pictures/ unless the settings' picture_dir\nsays otherwise): every sync fetches the pictures of `pictures` records there, with\nplain GETs and no token. `pictures sync` runs it now, with no password (the files are\npublic). `pictures path` prints the cached file of a picture (its pictureId), or exits 1\nwhen there is none yet (not fetched, failed, evicted, deleted); with --json it prints\n{\"picture_id\", \"path\"} (path null) and exits 0.",
         "tasks" => "usage: rowsync --db FILE tasks [--json]\n       rowsync --db FILE tasks cancel ID\n\nLists the queued uploads and disputes: waiting for their record's server id,\nqueued, in doubt (sent, answer lost), or parked (see `rowsync dlq`). `cancel`\nremoves one that is not parked.",
         "encrypt" => "usage: ROWSYNC_DB_KEY=... rowsync --db FILE encrypt\n       rowsync --db FILE --key-file KEYFILE encrypt\n\nEncrypts a plain replica in place (SQLCipher): its data is exported into a new\nencrypted file beside it, synced to disk, then renamed over the old one, so a\nkill at any moment leaves either the old plain file or the new encrypted one.\nFrom then on every command needs the key. No other process may have it open.",
         "rekey" => "usage: ROWSYNC_DB_KEY=old ROWSYNC_NEW_DB_KEY=new rowsync --db FILE rekey\n       rowsync --db FILE --key-file OLD --new-key-file NEW rekey\n\nChanges an encrypted replica's key. The new key comes from --new-key-file (32\nraw bytes) or $ROWSYNC_NEW_DB_KEY (a passphrase).",
@@ -364,6 +366,7 @@ fn run(argv: Vec<std::ffi::OsString>) -> Outcome {
         "dispute" => dispute(&mut a),
         "tasks" => tasks_cmd(&a),
         "pending" => pending::pending(&mut a),
+        "pictures" => pictures_cmd(&a),
         _ => Err(Failure::usage(format!("unknown command `{command}`"))),
     }
 }
@@ -1115,6 +1118,11 @@ fn connection_text(c: &ConnectionState) -> String {
         ConnectionState::ClockSkewed { skew_seconds } => {
             format!("online, but {}", skew_text(*skew_seconds))
         }
+        ConnectionState::FetchingPictures {
+            picture,
+            pictures,
+            bytes_done,
+        } => format!("fetching picture {picture} of {pictures} ({bytes_done} bytes so far)"),
     }
 }
 
@@ -1276,6 +1284,53 @@ fn tasks_cmd(a: &Args) -> Outcome {
     for t in &tasks {
         say!("{}", task_line(t));
     }
+    Ok(())
+}
+
+fn pictures_cmd(a: &Args) -> Outcome {
+    if a.rest.first().map(String::as_str) == Some("path") {
+        let p = a.positional(&["path", "PICTURE_ID"])?;
+        let id: i64 = p[1]
+            .parse()
+            .map_err(|_| Failure::usage(format!("bad picture id `{}`", p[1])))?;
+        let path = open_configured(a)?.picture_path(id)?;
+        if a.json {
+            return print_json(&serde_json::json!({"picture_id": id, "path": path}));
+        }
+        return match path {
+            Some(path) => {
+                say!("{}", path.display());
+                Ok(())
+            }
+            None => Err(Failure {
+                message: format!(
+                    "picture {id} has no file in the cache yet (not fetched, failed, evicted or deleted): `rowsync pictures sync`"
+                ),
+                code: 1,
+            }),
+        };
+    }
+    let p = a.positional(&["sync"])?;
+    if p[0] != "sync" {
+        return Err(Failure::usage(format!(
+            "unknown pictures command `{}`: sync or path",
+            p[0]
+        )));
+    }
+    let report = open_configured(a)?.sync_pictures()?;
+    if a.json {
+        return print_json(&report);
+    }
+    say!(
+        "pictures: {} wanted, {} fetched, {} failed (tried again later), {} removed, {} evicted; {} in the cache ({} bytes)",
+        report.wanted,
+        report.fetched,
+        report.failed,
+        report.removed,
+        report.evicted,
+        report.cached,
+        report.bytes
+    );
     Ok(())
 }
 

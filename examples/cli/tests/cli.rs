@@ -1040,3 +1040,54 @@ fn the_clock_skew_is_shown_and_warned_about() {
     let out = rowsync(&db, &["init", "--clock-skew-warning", "soon"]);
     assert!(fails(&out).contains("--clock-skew-warning"));
 }
+
+/// Issue 27.2: `sync` fills the picture cache; `pictures path` prints a
+/// picture's file (exit 1 when it has none); `pictures sync` needs no
+/// password.
+#[test]
+fn pictures_are_cached_by_sync_and_shown_by_path() {
+    let server = RunningServer::start(ServerConfig::default()).unwrap();
+    server.server().admin().seed_products(2).unwrap();
+    let ids = server.server().admin().seed_pictures(3).unwrap();
+    server
+        .server()
+        .update_config(|c| c.missing_pictures = vec![ids[2]]);
+    let dir = Scratch::new("pictures");
+    let db = dir.db();
+    init(&db, &server);
+    ok(&rowsync(&db, &["sync"]));
+    let path = ok(&rowsync(&db, &["pictures", "path", &ids[0].to_string()]));
+    let path = PathBuf::from(path.trim());
+    assert!(
+        path.starts_with(dir.0.join("replica.db.pictures")),
+        "{path:?}"
+    );
+    let record = server.server().admin().get("pictures", ids[0]).unwrap();
+    let served = server
+        .server()
+        .admin()
+        .picture_file(record["fileName"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), served);
+    let e = fails(&rowsync(&db, &["pictures", "path", &ids[2].to_string()]));
+    assert!(e.contains("pictures sync"), "{e}");
+    let v = json(&rowsync(
+        &db,
+        &["pictures", "path", &ids[2].to_string(), "--json"],
+    ));
+    assert!(v["path"].is_null());
+
+    server
+        .server()
+        .update_config(|c| c.missing_pictures.clear());
+    let report = json(&rowsync_env(
+        &db,
+        &["pictures", "sync", "--json"],
+        None,
+        None,
+    ));
+    assert_eq!(report["fetched"], 1);
+    assert_eq!(report["cached"], 3);
+    ok(&rowsync(&db, &["pictures", "path", &ids[2].to_string()]));
+    fails(&rowsync(&db, &["pictures", "frobnicate"]));
+}

@@ -41,6 +41,9 @@ impl Drop for TempDb {
             p.push(suffix);
             let _ = std::fs::remove_file(p);
         }
+        let mut pictures = self.0.clone().into_os_string();
+        pictures.push(".pictures");
+        let _ = std::fs::remove_dir_all(pictures);
     }
 }
 

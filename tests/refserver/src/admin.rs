@@ -131,6 +131,10 @@ impl<'a> Admin<'a> {
         Admin { server }
     }
 
+    pub(crate) fn server(&self) -> &'a RefServer {
+        self.server
+    }
+
     fn def(&self, collection: &str) -> Result<Def, ServerError> {
         let found = match &self.server.mahak {
             Some(schema) => schema.get(collection).map(|c| Def {
@@ -153,7 +157,7 @@ impl<'a> Admin<'a> {
 
     /// Runs `f` in one write transaction with the counter; stores the counter
     /// and commits if `f` succeeds.
-    fn write_tx<T>(
+    pub(crate) fn write_tx<T>(
         &self,
         f: impl FnOnce(&Connection, &mut i64) -> Result<T, ServerError>,
     ) -> Result<T, ServerError> {
@@ -525,7 +529,8 @@ fn parse_body(body: &[u8]) -> Result<Value, ServerError> {
 /// Serves one admin HTTP request; `rest` is the path after `admin/`.
 ///
 /// Routes: `GET counter`; `GET state`; `POST seed`
-/// `{products?: n, persons?: n, orders?: n}`; `POST session`
+/// `{products?: n, persons?: n, orders?: n, pictures?: n}`;
+/// `POST pictures/<id>/change` (a new file for picture `id`); `POST session`
 /// `{databaseId?, visitorId?}` (what a mahak login answers); `POST clock`
 /// `{offsetSeconds?, serverTime?: bool}` (the login answer's `ServerTime`:
 /// its offset from the real time, and whether it is sent at all);
@@ -586,11 +591,19 @@ pub(crate) fn handle_http(server: &RefServer, method: &str, rest: &str, body: &[
             let products = body.get("products").and_then(Value::as_u64).unwrap_or(0);
             let persons = body.get("persons").and_then(Value::as_u64).unwrap_or(0);
             let orders = body.get("orders").and_then(Value::as_u64).unwrap_or(0);
+            let pictures = body.get("pictures").and_then(Value::as_u64).unwrap_or(0);
             admin.seed_products(usize::try_from(products).unwrap_or(0))?;
             admin.seed_persons(usize::try_from(persons).unwrap_or(0))?;
             admin.seed_orders(usize::try_from(orders).unwrap_or(0))?;
+            if pictures > 0 {
+                admin.seed_pictures(usize::try_from(pictures).unwrap_or(0))?;
+            }
             Ok(json!({"counter": admin.counter()}))
         })(),
+        ("POST", ["pictures", id, "change"]) => match id.parse::<i64>() {
+            Ok(id) => admin.change_picture(id),
+            Err(_) => Err(ServerError::Invalid(format!("bad id `{id}`"))),
+        },
         ("GET", ["records", c]) => admin.def(c).map(|_| Value::Array(admin.dump(c))),
         ("POST" | "PUT", ["records", c]) => admin.upsert(c, body),
         (m, ["records", c, id, rest @ ..]) => match id.parse::<i64>() {

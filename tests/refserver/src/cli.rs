@@ -16,7 +16,8 @@ pub const USAGE: &str = "usage: rowsync-refserver [--port N] [--host ADDR] [--da
 [--resend-updates] [--refuse-offset-dates] [--visitor-id N] [--repeat-save-index] \
 [--refuse-saves-after-apply] [--stall-pulls] [--pull-objects normal|null-data|null-objects|missing] \
 [--duplicate-pulled-keys] [--plain-passwords] [--clock-offset SECONDS] [--no-server-time] \
-[--upload-without-additional-data] [--user-visitor NAME:ID]...";
+[--upload-without-additional-data] [--user-visitor NAME:ID]... [--seed-pictures N] \
+[--slow-picture ID]... [--slow-picture-ms MS] [--missing-picture ID]... [--cut-picture ID]...";
 
 /// Parsed command-line options.
 #[derive(Debug, Clone)]
@@ -32,6 +33,9 @@ pub struct CliOptions {
     /// Orders (with their lines) to generate at start, after the products
     /// and persons (mahak dialect).
     pub seed_orders: usize,
+    /// Pictures (with their files) to generate at start, after the
+    /// products (mahak dialect).
+    pub seed_pictures: usize,
     /// The server configuration.
     pub config: ServerConfig,
 }
@@ -50,6 +54,7 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
         seed_products: 0,
         seed_persons: 0,
         seed_orders: 0,
+        seed_pictures: 0,
         config: ServerConfig {
             verbose: false,
             ..ServerConfig::default()
@@ -121,6 +126,13 @@ pub fn parse_cli(args: impl IntoIterator<Item = String>) -> Result<CliOptions, S
             "--clock-offset" => o.config.clock_offset_seconds = value(&flag, args.next())?,
             "--no-server-time" => o.config.omit_server_time = true,
             "--upload-without-additional-data" => o.config.upload_without_additional_data = true,
+            "--seed-pictures" => o.seed_pictures = value(&flag, args.next())?,
+            "--slow-picture" => o.config.slow_pictures.push(value(&flag, args.next())?),
+            "--slow-picture-ms" => {
+                o.config.slow_picture_delay = Duration::from_millis(value(&flag, args.next())?)
+            }
+            "--missing-picture" => o.config.missing_pictures.push(value(&flag, args.next())?),
+            "--cut-picture" => o.config.cut_pictures.push(value(&flag, args.next())?),
             "--verbose" | "-v" => o.config.verbose = true,
             "--help" | "-h" => return Err(ServerError::Usage(USAGE.to_string())),
             other => {
@@ -145,12 +157,16 @@ pub fn run_cli(args: impl IntoIterator<Item = String>) -> Result<(), ServerError
     server.admin().seed_products(o.seed_products)?;
     server.admin().seed_persons(o.seed_persons)?;
     server.admin().seed_orders(o.seed_orders)?;
-    if o.seed_products + o.seed_persons + o.seed_orders > 0 {
+    if o.seed_pictures > 0 {
+        server.admin().seed_pictures(o.seed_pictures)?;
+    }
+    if o.seed_products + o.seed_persons + o.seed_orders + o.seed_pictures > 0 {
         eprintln!(
-            "seeded {} products, {} persons (people) and {} orders in {:.2?}",
+            "seeded {} products, {} persons (people), {} orders and {} pictures in {:.2?}",
             o.seed_products,
             o.seed_persons,
             o.seed_orders,
+            o.seed_pictures,
             started.elapsed()
         );
     }
@@ -212,6 +228,16 @@ mod tests {
         assert_eq!(o.config.clock_offset_seconds, -1200);
         assert!(o.config.omit_server_time && o.config.upload_without_additional_data);
         assert!(parse_cli(args("--clock-offset soon")).is_err());
+        let o = parse_cli(args(
+            "--seed-pictures 3 --slow-picture 1 --slow-picture-ms 50 --missing-picture 2 \
+             --cut-picture 3 --cut-picture 4",
+        ))
+        .unwrap();
+        assert_eq!(o.seed_pictures, 3);
+        assert_eq!(o.config.slow_pictures, [1]);
+        assert_eq!(o.config.slow_picture_delay, Duration::from_millis(50));
+        assert_eq!(o.config.missing_pictures, [2]);
+        assert_eq!(o.config.cut_pictures, [3, 4]);
         assert!(parse_cli(args("--pull-objects sometimes")).is_err());
         assert!(parse_cli(args("--dialect klingon")).is_err());
         assert!(parse_cli(args("--port")).is_err());

@@ -186,6 +186,16 @@ pub struct ServerConfig {
     /// Mahak: an upload's answer carries no `AdditionalData` (the file's
     /// URL and hash); the picture record still gets them.
     pub upload_without_additional_data: bool,
+    /// The files of these pictures are answered after
+    /// [`ServerConfig::slow_picture_delay`] (a slow file).
+    pub slow_pictures: Vec<i64>,
+    /// How long a slow picture's file waits (2 s by default).
+    pub slow_picture_delay: Duration,
+    /// The files of these pictures are missing: 404.
+    pub missing_pictures: Vec<i64>,
+    /// The files of these pictures are cut mid-way: their full
+    /// `Content-Length`, half of their bytes, then the connection closes.
+    pub cut_pictures: Vec<i64>,
 }
 
 impl Default for ServerConfig {
@@ -237,6 +247,10 @@ impl Default for ServerConfig {
             clock_offset_seconds: 0,
             omit_server_time: false,
             upload_without_additional_data: false,
+            slow_pictures: Vec::new(),
+            slow_picture_delay: Duration::from_secs(2),
+            missing_pictures: Vec::new(),
+            cut_pictures: Vec::new(),
         }
     }
 }

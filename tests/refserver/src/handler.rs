@@ -242,6 +242,10 @@ impl RefServer {
         entry: &mut RequestLog,
         tracking_id: &str,
     ) -> Outcome {
+        // Picture files are public: no token, no envelope.
+        if let Some(file) = crate::pictures::file_of(path) {
+            return crate::pictures::serve(self, req, &file, entry);
+        }
         let name = match route(path) {
             Route::Sync(name) => name,
             Route::Admin(rest) => {

@@ -542,7 +542,12 @@ const GZIP_FROM: usize = 1024;
 /// `r` compressed with gzip (`Content-Encoding: gzip`), when it is worth it.
 /// Level 1: the server must not become the bottleneck of a first sync.
 fn gzipped(mut r: HttpResponse) -> HttpResponse {
-    if r.body.len() < GZIP_FROM {
+    // Pictures are compressed already.
+    let image = r
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v.starts_with("image/"));
+    if r.body.len() < GZIP_FROM || image {
         return r;
     }
     let mut enc = flate2::write::GzEncoder::new(

@@ -23,6 +23,7 @@ mod generate;
 mod handler;
 mod http;
 mod mahak;
+mod pictures;
 mod pull;
 mod save;
 mod schema;
@@ -46,6 +47,7 @@ pub use error::ServerError;
 pub use faults::{Fault, FaultBody, FaultConfig, Faults, RetryAfter};
 pub use http::RunningServer;
 pub use mahak::{ALREADY_REGISTERED, LINE_NEEDS_DETAIL};
+pub use pictures::{picture_hash, IMAGES_PATH};
 pub use save::{CODE_CONFLICT, CODE_INTEGRITY, CODE_VALIDATION};
 pub use tasks::{ReceivedDispute, StoredUpload};
 

@@ -109,6 +109,7 @@ pub(crate) fn open(path: Option<&Path>) -> Result<Connection, ServerError> {
     conn.set_prepared_statement_cache_capacity(64);
     conn.execute_batch(SCHEMA)?;
     conn.execute_batch(crate::tasks::SCHEMA)?;
+    conn.execute_batch(crate::pictures::SCHEMA)?;
     Ok(conn)
 }
 

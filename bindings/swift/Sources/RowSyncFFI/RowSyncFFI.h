@@ -461,6 +461,11 @@ RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_metrics(uint64_t ptr, Rust
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_pending_by_user(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PICTURE_PATH
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PICTURE_PATH
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_picture_path(uint64_t ptr, int64_t picture_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PUT
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_PUT
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_put(uint64_t ptr, RustBuffer collection, RustBuffer record_json, RustCallStatus *_Nonnull out_status
@@ -584,6 +589,11 @@ RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_collections(uint64_t 
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_LOG
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_LOG
 RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_log(uint64_t ptr, uint32_t limit, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_PICTURES
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_SYNC_PICTURES
+RustBuffer uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_pictures(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_FN_METHOD_ROWSYNCENGINE_TASKS
@@ -1164,6 +1174,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_pending_by_user(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PICTURE_PATH
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PICTURE_PATH
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_picture_path(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PUT
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_PUT
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_put(void
@@ -1311,6 +1327,12 @@ uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_collections(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_SYNC_LOG
 #define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_SYNC_LOG
 uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_log(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_SYNC_PICTURES
+#define UNIFFI_FFIDEF_UNIFFI_ROWSYNC_FFI_CHECKSUM_METHOD_ROWSYNCENGINE_SYNC_PICTURES
+uint16_t uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_pictures(void
     
 );
 #endif

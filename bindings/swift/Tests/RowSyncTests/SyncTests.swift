@@ -219,6 +219,21 @@ final class SyncTests: ServerTestCase {
         XCTAssertEqual(try engine.discardPending(user: "user1"), 1)
         _ = try await engine.sync()
     }
+
+    /// Issue 27.2: a sync fills the picture cache beside the replica; a
+    /// picture's file is there, whole, and an unknown picture has none.
+    func testPicturePathAfterASync() async throws {
+        let engine = try loggedIn()
+        _ = try await start(engine)
+        let picture = try engine.list(collection: "pictures", query: ListQuery(limit: 1))
+            .records.first
+        let id = try XCTUnwrap(int(picture, "pictureId"))
+        let file = try XCTUnwrap(try engine.picturePath(pictureId: id))
+        XCTAssertTrue(file.hasPrefix(path("replica.db.pictures")), file)
+        let data = try XCTUnwrap(FileManager.default.contents(atPath: file))
+        XCTAssertEqual(Array(data.prefix(2)), [0xFF, 0xD8])
+        XCTAssertNil(try engine.picturePath(pictureId: 987_654_321))
+    }
 }
 
 /// A log sink keeping every line.

@@ -60,9 +60,13 @@ final class TransportTests: ServerTestCase {
                 urls.contains { $0.contains(endpoint) }, "\(endpoint) through Swift: \(urls)")
         }
         // Every call of the sync went through it: the engine's log of
-        // attempts and the transport's count agree.
+        // attempts and the transport's count of API calls agree; the
+        // pictures' plain GETs after the sync went through it too.
         let attempts = try engine.syncLog(limit: 1000).count
-        XCTAssertEqual(urls.count, attempts)
+        let pictures = urls.filter { $0.contains("/Content/Images/all/") }
+        XCTAssertEqual(urls.count - pictures.count, attempts)
+        XCTAssertEqual(UInt64(pictures.count), report.pictures.fetched)
+        XCTAssertGreaterThan(report.pictures.fetched, 0)
         XCTAssertEqual(try engine.status().connection, .online)
     }
 

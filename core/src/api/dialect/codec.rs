@@ -161,6 +161,20 @@ pub trait Codec: Send + Sync {
     fn read_upload(&self, _data: &str) -> UploadAnswer {
         UploadAnswer::default()
     }
+
+    // ----- pictures -------------------------------------------------------
+
+    /// The collection whose records are pictures (files the picture cache
+    /// fetches), if the dialect has one.
+    fn picture_collection(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Where the file of a picture record is; `None` when it names none.
+    fn picture(&self, record: &Map<String, Value>) -> Option<PictureSource> {
+        let _ = record;
+        None
+    }
 }
 
 /// What an upload's answer says of its record.
@@ -171,6 +185,21 @@ pub struct UploadAnswer {
     /// Fields the server now holds on the record (its file's URL and
     /// hash), to store as the server's, never as a local edit.
     pub fields: Map<String, Value>,
+}
+
+/// Where a picture record's file is, as the picture cache reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PictureSource {
+    /// The server's file name (its URL when it gives no name): a new one
+    /// means a new file.
+    pub file_name: String,
+    /// The URL as the server gave it (it may be relative to the origin).
+    pub url: Option<String>,
+    /// The server's hash of the file, if it gives one: a new one means a
+    /// new file.
+    pub hash: Option<String>,
+    /// The file itself, when the record carries it inline.
+    pub inline: Option<Vec<u8>>,
 }
 
 // ----- the neutral values ---------------------------------------------------

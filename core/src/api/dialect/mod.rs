@@ -37,8 +37,8 @@ pub(crate) mod tiny;
 
 pub(crate) use codec::{parse_pull_sorted, parse_save_text};
 pub use codec::{
-    Change, Codec, Endpoints, NextAsk, Pager, PullAsk, PulledCollection, RefusalScope, SaveOutcome,
-    SaveRules, Session, UploadAnswer,
+    Change, Codec, Endpoints, NextAsk, Pager, PictureSource, PullAsk, PulledCollection,
+    RefusalScope, SaveOutcome, SaveRules, Session, UploadAnswer,
 };
 
 impl Dialect {

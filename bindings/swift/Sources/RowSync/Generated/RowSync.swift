@@ -1858,6 +1858,14 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
     func pendingByUser() throws  -> [UserOutbox]
     
     /**
+     * The local file of picture `picture_id` (its server id) in the
+     * picture cache, or null while there is none (not fetched yet, failed,
+     * evicted, its record deleted, or the cache off). A path returned is a
+     * whole file; asking counts as a use for the eviction order.
+     */
+    func picturePath(pictureId: Int64) throws  -> String?
+    
+    /**
      * Creates, or updates when the JSON carries the id of an existing record.
      */
     func put(collection: String, recordJson: String) throws  -> String
@@ -2009,6 +2017,14 @@ public protocol RowsyncEngineProtocol: AnyObject, Sendable {
      * The newest sync-log rows (one per HTTP attempt), newest first.
      */
     func syncLog(limit: UInt32) throws  -> [SyncLogRecord]
+    
+    /**
+     * Runs the picture cache now, as a sync does after its push: fetches
+     * the pictures wanted that have no file yet, removes those whose
+     * record went, evicts past the cap. No login needed; a picture that
+     * fails is counted and kept for a later run.
+     */
+    func syncPictures() throws  -> PictureSummary
     
     /**
      * The queued uploads and disputes, parked ones included, oldest first.
@@ -2434,6 +2450,22 @@ open func pendingByUser()throws  -> [UserOutbox]  {
 }
     
     /**
+     * The local file of picture `picture_id` (its server id) in the
+     * picture cache, or null while there is none (not fetched yet, failed,
+     * evicted, its record deleted, or the cache off). A path returned is a
+     * whole file; asking counts as a use for the eviction order.
+     */
+open func picturePath(pictureId: Int64)throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_picture_path(
+            self.uniffiCloneHandle(),
+        FfiConverterInt64.lower(pictureId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Creates, or updates when the JSON carries the id of an existing record.
      */
 open func put(collection: String, recordJson: String)throws  -> String  {
@@ -2775,6 +2807,21 @@ open func syncLog(limit: UInt32)throws  -> [SyncLogRecord]  {
     uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_log(
             self.uniffiCloneHandle(),
         FfiConverterUInt32.lower(limit),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Runs the picture cache now, as a sync does after its push: fetches
+     * the pictures wanted that have no file yet, removes those whose
+     * record went, evicts past the cap. No login needed; a picture that
+     * fails is counted and kept for a later run.
+     */
+open func syncPictures()throws  -> PictureSummary  {
+    return try  FfiConverterTypePictureSummary_lift(try rustCallWithError(FfiConverterTypeRowsyncError_lift) {
+        uniffiCallStatus in
+    uniffi_rowsync_ffi_fn_method_rowsyncengine_sync_pictures(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -4157,6 +4204,33 @@ public struct EngineSettings: Equatable, Hashable {
      * minutes by default; 0 never warns). Nothing is refused because of it.
      */
     public var clockSkewWarningSeconds: UInt64
+    /**
+     * Keep a picture cache: after each sync (and at `syncPictures`) the
+     * pictures wanted are fetched (on by default). A picture never fails a
+     * sync.
+     */
+    public var pictures: Bool
+    /**
+     * The cache's directory, the engine's own; empty for
+     * `<replica>.pictures` beside the replica's file (an in-memory replica
+     * has no cache until one is set).
+     */
+    public var pictureDir: String
+    /**
+     * The picture ids to keep; empty for every live picture.
+     */
+    public var pictureIds: [Int64]
+    /**
+     * The most the cache's files may take, in bytes (0: no cap); past it
+     * the least recently used go.
+     */
+    public var pictureCacheBytes: UInt64
+    /**
+     * Check a fetched picture against an MD5- or SHA-256-shaped hash its
+     * record gives (the real server's hash is not known: turn it off if
+     * its hashes are of another kind).
+     */
+    public var verifyPictureHash: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4270,7 +4344,29 @@ public struct EngineSettings: Equatable, Hashable {
          * answer's `ServerTime`) before the sync summary and the status warn
          * and the status listeners are told `ClockSkewed`, in seconds (13
          * minutes by default; 0 never warns). Nothing is refused because of it.
-         */clockSkewWarningSeconds: UInt64 = UInt64(780)) {
+         */clockSkewWarningSeconds: UInt64 = UInt64(780), 
+        /**
+         * Keep a picture cache: after each sync (and at `syncPictures`) the
+         * pictures wanted are fetched (on by default). A picture never fails a
+         * sync.
+         */pictures: Bool = true, 
+        /**
+         * The cache's directory, the engine's own; empty for
+         * `<replica>.pictures` beside the replica's file (an in-memory replica
+         * has no cache until one is set).
+         */pictureDir: String = "", 
+        /**
+         * The picture ids to keep; empty for every live picture.
+         */pictureIds: [Int64] = [], 
+        /**
+         * The most the cache's files may take, in bytes (0: no cap); past it
+         * the least recently used go.
+         */pictureCacheBytes: UInt64 = UInt64(268435456), 
+        /**
+         * Check a fetched picture against an MD5- or SHA-256-shaped hash its
+         * record gives (the real server's hash is not known: turn it off if
+         * its hashes are of another kind).
+         */verifyPictureHash: Bool = true) {
         self.baseUrl = baseUrl
         self.dialect = dialect
         self.pageSize = pageSize
@@ -4301,6 +4397,11 @@ public struct EngineSettings: Equatable, Hashable {
         self.orderTypes = orderTypes
         self.passwordHash = passwordHash
         self.clockSkewWarningSeconds = clockSkewWarningSeconds
+        self.pictures = pictures
+        self.pictureDir = pictureDir
+        self.pictureIds = pictureIds
+        self.pictureCacheBytes = pictureCacheBytes
+        self.verifyPictureHash = verifyPictureHash
     }
 
     
@@ -4348,7 +4449,12 @@ public struct FfiConverterTypeEngineSettings: FfiConverterRustBuffer {
                 pipelinedPull: FfiConverterBool.read(from: &buf), 
                 orderTypes: FfiConverterSequenceInt64.read(from: &buf), 
                 passwordHash: FfiConverterString.read(from: &buf), 
-                clockSkewWarningSeconds: FfiConverterUInt64.read(from: &buf)
+                clockSkewWarningSeconds: FfiConverterUInt64.read(from: &buf), 
+                pictures: FfiConverterBool.read(from: &buf), 
+                pictureDir: FfiConverterString.read(from: &buf), 
+                pictureIds: FfiConverterSequenceInt64.read(from: &buf), 
+                pictureCacheBytes: FfiConverterUInt64.read(from: &buf), 
+                verifyPictureHash: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -4383,6 +4489,11 @@ public struct FfiConverterTypeEngineSettings: FfiConverterRustBuffer {
         FfiConverterSequenceInt64.write(value.orderTypes, into: &buf)
         FfiConverterString.write(value.passwordHash, into: &buf)
         FfiConverterUInt64.write(value.clockSkewWarningSeconds, into: &buf)
+        FfiConverterBool.write(value.pictures, into: &buf)
+        FfiConverterString.write(value.pictureDir, into: &buf)
+        FfiConverterSequenceInt64.write(value.pictureIds, into: &buf)
+        FfiConverterUInt64.write(value.pictureCacheBytes, into: &buf)
+        FfiConverterBool.write(value.verifyPictureHash, into: &buf)
     }
 }
 
@@ -5433,6 +5544,135 @@ public func FfiConverterTypePhaseTimes_lower(_ value: PhaseTimes) -> RustBuffer 
 
 
 /**
+ * What one run of the picture cache did.
+ */
+public struct PictureSummary: Equatable, Hashable {
+    /**
+     * Pictures wanted.
+     */
+    public var wanted: UInt64
+    /**
+     * Pictures fetched in this run.
+     */
+    public var fetched: UInt64
+    /**
+     * Fetches that failed (tried again at a later run).
+     */
+    public var failed: UInt64
+    /**
+     * Files removed because their record went.
+     */
+    public var removed: UInt64
+    /**
+     * Files evicted to stay under the cap.
+     */
+    public var evicted: UInt64
+    /**
+     * Pictures in the cache after the run.
+     */
+    public var cached: UInt64
+    /**
+     * Bytes of the cache's files after the run.
+     */
+    public var bytes: UInt64
+    /**
+     * Bytes fetched in this run.
+     */
+    public var bytesFetched: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Pictures wanted.
+         */wanted: UInt64, 
+        /**
+         * Pictures fetched in this run.
+         */fetched: UInt64, 
+        /**
+         * Fetches that failed (tried again at a later run).
+         */failed: UInt64, 
+        /**
+         * Files removed because their record went.
+         */removed: UInt64, 
+        /**
+         * Files evicted to stay under the cap.
+         */evicted: UInt64, 
+        /**
+         * Pictures in the cache after the run.
+         */cached: UInt64, 
+        /**
+         * Bytes of the cache's files after the run.
+         */bytes: UInt64, 
+        /**
+         * Bytes fetched in this run.
+         */bytesFetched: UInt64) {
+        self.wanted = wanted
+        self.fetched = fetched
+        self.failed = failed
+        self.removed = removed
+        self.evicted = evicted
+        self.cached = cached
+        self.bytes = bytes
+        self.bytesFetched = bytesFetched
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PictureSummary: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePictureSummary: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PictureSummary {
+        return
+            try PictureSummary(
+                wanted: FfiConverterUInt64.read(from: &buf), 
+                fetched: FfiConverterUInt64.read(from: &buf), 
+                failed: FfiConverterUInt64.read(from: &buf), 
+                removed: FfiConverterUInt64.read(from: &buf), 
+                evicted: FfiConverterUInt64.read(from: &buf), 
+                cached: FfiConverterUInt64.read(from: &buf), 
+                bytes: FfiConverterUInt64.read(from: &buf), 
+                bytesFetched: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PictureSummary, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.wanted, into: &buf)
+        FfiConverterUInt64.write(value.fetched, into: &buf)
+        FfiConverterUInt64.write(value.failed, into: &buf)
+        FfiConverterUInt64.write(value.removed, into: &buf)
+        FfiConverterUInt64.write(value.evicted, into: &buf)
+        FfiConverterUInt64.write(value.cached, into: &buf)
+        FfiConverterUInt64.write(value.bytes, into: &buf)
+        FfiConverterUInt64.write(value.bytesFetched, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePictureSummary_lift(_ buf: RustBuffer) throws -> PictureSummary {
+    return try FfiConverterTypePictureSummary.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePictureSummary_lower(_ value: PictureSummary) -> RustBuffer {
+    return FfiConverterTypePictureSummary.lower(value)
+}
+
+
+/**
  * One record of a `SolveDispute`.
  */
 public struct RecordDispute: Equatable, Hashable {
@@ -6145,6 +6385,10 @@ public struct SyncSummary: Equatable, Hashable {
      * What the sync moved over the network, and its phases' times.
      */
     public var metrics: SyncMetricsSummary
+    /**
+     * What the picture cache did after the sync.
+     */
+    public var pictures: PictureSummary
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -6209,7 +6453,10 @@ public struct SyncSummary: Equatable, Hashable {
          */pulledCollections: [String], 
         /**
          * What the sync moved over the network, and its phases' times.
-         */metrics: SyncMetricsSummary) {
+         */metrics: SyncMetricsSummary, 
+        /**
+         * What the picture cache did after the sync.
+         */pictures: PictureSummary) {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.collections = collections
@@ -6229,6 +6476,7 @@ public struct SyncSummary: Equatable, Hashable {
         self.clockSkewWarning = clockSkewWarning
         self.pulledCollections = pulledCollections
         self.metrics = metrics
+        self.pictures = pictures
     }
 
     
@@ -6265,7 +6513,8 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
                 clockSkewSeconds: FfiConverterOptionInt64.read(from: &buf), 
                 clockSkewWarning: FfiConverterBool.read(from: &buf), 
                 pulledCollections: FfiConverterSequenceString.read(from: &buf), 
-                metrics: FfiConverterTypeSyncMetricsSummary.read(from: &buf)
+                metrics: FfiConverterTypeSyncMetricsSummary.read(from: &buf), 
+                pictures: FfiConverterTypePictureSummary.read(from: &buf)
         )
     }
 
@@ -6289,6 +6538,7 @@ public struct FfiConverterTypeSyncSummary: FfiConverterRustBuffer {
         FfiConverterBool.write(value.clockSkewWarning, into: &buf)
         FfiConverterSequenceString.write(value.pulledCollections, into: &buf)
         FfiConverterTypeSyncMetricsSummary.write(value.metrics, into: &buf)
+        FfiConverterTypePictureSummary.write(value.pictures, into: &buf)
     }
 }
 
@@ -6973,6 +7223,22 @@ public enum ConnectionStatus: Equatable, Hashable {
          * the device is ahead).
          */skewSeconds: Int64
     )
+    /**
+     * The picture cache is fetching: picture `picture` of `pictures`
+     * (from 1), after the sync's pull and push (or in `syncPictures`).
+     * A picture that fails changes nothing else.
+     */
+    case fetchingPictures(
+        /**
+         * Which picture of this run, from 1.
+         */picture: UInt32, 
+        /**
+         * Pictures this run fetches.
+         */pictures: UInt32, 
+        /**
+         * Bytes of this run's pictures fetched so far.
+         */bytesDone: UInt64
+    )
 
 
 
@@ -7012,6 +7278,9 @@ public struct FfiConverterTypeConnectionStatus: FfiConverterRustBuffer {
         )
         
         case 8: return .clockSkewed(skewSeconds: try FfiConverterInt64.read(from: &buf)
+        )
+        
+        case 9: return .fetchingPictures(picture: try FfiConverterUInt32.read(from: &buf), pictures: try FfiConverterUInt32.read(from: &buf), bytesDone: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -7061,6 +7330,13 @@ public struct FfiConverterTypeConnectionStatus: FfiConverterRustBuffer {
         case let .clockSkewed(skewSeconds):
             writeInt(&buf, Int32(8))
             FfiConverterInt64.write(skewSeconds, into: &buf)
+            
+        
+        case let .fetchingPictures(picture,pictures,bytesDone):
+            writeInt(&buf, Int32(9))
+            FfiConverterUInt32.write(picture, into: &buf)
+            FfiConverterUInt32.write(pictures, into: &buf)
+            FfiConverterUInt64.write(bytesDone, into: &buf)
             
         }
     }
@@ -9181,6 +9457,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_pending_by_user() != 55482) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_picture_path() != 32843) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_put() != 57119) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -9254,6 +9533,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_log() != 33676) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_sync_pictures() != 37282) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_rowsync_ffi_checksum_method_rowsyncengine_tasks() != 41688) {

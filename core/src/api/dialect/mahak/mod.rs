@@ -9,6 +9,7 @@
 //! applied twice, so neither is resent blindly.
 
 mod naming;
+mod pictures;
 mod pull;
 mod save;
 
@@ -17,8 +18,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::codec::{
-    Change, Codec, Endpoints, LoginAnswer, Pager, PullAsk, PulledCollection, RefusalScope,
-    SaveAnswer, SaveRules, Session, TaskEndpoint, TaskRequest, UploadAnswer,
+    Change, Codec, Endpoints, LoginAnswer, Pager, PictureSource, PullAsk, PulledCollection,
+    RefusalScope, SaveAnswer, SaveRules, Session, TaskEndpoint, TaskRequest, UploadAnswer,
 };
 use super::login::{jwt_expiry, login_data, parse_expire_date};
 use super::tasks::{header_safe, json_request, multipart};
@@ -171,6 +172,14 @@ impl Codec for Mahak {
         let mut record = camel_object(record);
         local_dates(&mut record);
         record
+    }
+
+    fn picture_collection(&self) -> Option<&'static str> {
+        Some("pictures")
+    }
+
+    fn picture(&self, record: &Map<String, Value>) -> Option<PictureSource> {
+        pictures::picture(record)
     }
 
     fn check_order_dispute(&self, _item: &OrderDisputeItem) -> Result<()> {
