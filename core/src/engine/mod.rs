@@ -98,8 +98,9 @@ pub struct Engine {
     pub(crate) hint_secret: Mutex<Option<Vec<u8>>>,
     /// The watched queries, and their thread.
     live: Live,
-    /// Tells `live` what changed.
-    _live_changes: Subscription,
+    /// Tells `live` what changed; subscribed at the first watch, so that
+    /// a write costs nothing more while no query is watched.
+    live_changes: std::sync::OnceLock<Subscription>,
     /// The replica's file (`None` in memory): the picture cache's
     /// directory is beside it by default.
     pub(crate) replica_path: Option<std::path::PathBuf>,
@@ -167,7 +168,6 @@ impl Engine {
         let db = Arc::new(db);
         let registry = Arc::new(Registry::new(last_state));
         let live = Live::new(&db);
-        let live_changes = registry.add_change(live.marker());
         Ok(Engine {
             db,
             catalogue: RwLock::new(catalogue),
@@ -185,7 +185,7 @@ impl Engine {
             logger: Logger::default(),
             hint_secret: Mutex::new(None),
             live,
-            _live_changes: live_changes,
+            live_changes: std::sync::OnceLock::new(),
             replica_path: (path.as_os_str() != ":memory:" && !path.as_os_str().is_empty())
                 .then(|| path.to_path_buf()),
         })
@@ -476,6 +476,9 @@ impl Engine {
     /// change tells nobody.
     pub fn watch(&self, query: &Query, listener: Arc<dyn QueryListener>) -> Result<LiveQuery> {
         let plan = query.plan(&*read(&self.catalogue)?)?;
+        // Before the first run, so that no change after it goes unseen.
+        self.live_changes
+            .get_or_init(|| self.registry.add_change(self.live.marker()));
         self.live.watch(plan, listener)
     }
 

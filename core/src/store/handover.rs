@@ -87,15 +87,22 @@ fn read_author(conn: &Connection) -> Result<Author> {
 }
 
 impl Tx<'_> {
-    /// Who makes the changes written now (cached until the settings or the
-    /// session change).
-    pub(crate) fn author(&mut self) -> Result<Author> {
-        if let Some(a) = &self.caches.author {
-            return Ok(a.clone());
+    /// Loads who makes the changes written now (cached until the settings
+    /// or the session change); [`Tx::author`] then reads it.
+    pub(crate) fn load_author(&mut self) -> Result<()> {
+        if self.caches.author.is_none() {
+            self.caches.author = Some(read_author(&self.tx)?);
         }
-        let a = read_author(&self.tx)?;
-        self.caches.author = Some(a.clone());
-        Ok(a)
+        Ok(())
+    }
+
+    /// The author [`Tx::load_author`] loaded (none before): borrowed, so
+    /// that a write does not copy the user's name.
+    pub(crate) fn author(&self) -> (Option<&str>, Option<i64>) {
+        match &self.caches.author {
+            Some(a) => (a.user.as_deref(), a.visitor),
+            None => (None, None),
+        }
     }
 
     /// Forgets the cached author when `key` is one it is read from.

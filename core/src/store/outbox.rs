@@ -47,7 +47,8 @@ impl Tx<'_> {
         base: Option<&str>,
     ) -> Result<()> {
         let seq = self.next_seq();
-        let author = self.author()?;
+        self.load_author()?;
+        let (author, author_visitor) = self.author();
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO rs_outbox(local_id, seq, group_id, op, counter, sent_counter, base, parked, changed_at,
              author, author_visitor)
@@ -60,8 +61,8 @@ impl Tx<'_> {
             op.as_str(),
             base,
             now(),
-            author.user,
-            author.visitor
+            author,
+            author_visitor
         ])?;
         Ok(())
     }

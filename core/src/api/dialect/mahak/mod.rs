@@ -758,6 +758,28 @@ mod tests {
     }
 
     #[test]
+    fn camel_object_renames_a_capital_key_at_any_depth_and_keeps_the_rest() {
+        let cases = [
+            serde_json::json!({"name": "a", "price1": 5, "tags": ["X"], "inner": {"x": 1}}),
+            serde_json::json!({"name": "a", "inner": {"Deep": 1}}),
+            serde_json::json!({"name": "a", "lines": [{"count1": 1}, {"Count1": 2}]}),
+            serde_json::json!({"Name": "a"}),
+            serde_json::json!({}),
+        ];
+        let expected = [
+            serde_json::json!({"name": "a", "price1": 5, "tags": ["X"], "inner": {"x": 1}}),
+            serde_json::json!({"name": "a", "inner": {"deep": 1}}),
+            serde_json::json!({"name": "a", "lines": [{"count1": 1}, {"count1": 2}]}),
+            serde_json::json!({"name": "a"}),
+            serde_json::json!({}),
+        ];
+        for (v, want) in cases.into_iter().zip(expected) {
+            let Value::Object(m) = v else { unreachable!() };
+            assert_eq!(Value::Object(camel_object(m)), want);
+        }
+    }
+
+    #[test]
     fn md5_of_a_password_is_lowercase_hex() {
         assert_eq!(password_hash(""), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(password_hash("pass1"), "a722c63db8ec8625af6cf71cb8c2d939");

@@ -71,6 +71,11 @@ pub(super) fn camel_keys(json: &str) -> String {
 /// and nested ones. Where both `Name` and `name` are given, the camelCase
 /// one wins.
 pub fn camel_object(obj: Map<String, Value>) -> Map<String, Value> {
+    // Most apps write camelCase already: such a record is kept as it is,
+    // not rebuilt key by key (a write's cost).
+    if !has_pascal_key(&obj) {
+        return obj;
+    }
     let mut out = Map::with_capacity(obj.len());
     let mut pascal = Vec::new();
     for (k, v) in obj {
@@ -86,6 +91,21 @@ pub fn camel_object(obj: Map<String, Value>) -> Map<String, Value> {
         out.entry(k).or_insert(v);
     }
     out
+}
+
+/// Whether a key of `obj`, or of an object inside it, starts with a
+/// capital letter (which `camel_object` would rename).
+fn has_pascal_key(obj: &Map<String, Value>) -> bool {
+    obj.iter()
+        .any(|(k, v)| k.starts_with(|c: char| c.is_ascii_uppercase()) || holds_pascal_key(v))
+}
+
+fn holds_pascal_key(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => has_pascal_key(m),
+        Value::Array(a) => a.iter().any(holds_pascal_key),
+        _ => false,
+    }
 }
 
 pub(super) fn camel_value(v: Value) -> Value {
