@@ -121,6 +121,14 @@ fn the_upload_answer_gives_the_picture_its_url_and_hash_with_nothing_pending() {
         on_server["url"],
         "the server's record untouched by the client"
     );
+    // The picture cache serves the uploaded file from the URL the answer
+    // gave (issue 27.2): the server serves it there, whole.
+    e.sync_pictures().unwrap();
+    let file = e
+        .picture_path(sid)
+        .unwrap()
+        .expect("the uploaded picture is cached");
+    assert_eq!(std::fs::read(file).unwrap(), bytes);
     // An absolute URL for an image loader, against the server's origin.
     let absolute = e.absolute_url(url).unwrap();
     assert!(absolute.starts_with("http://127.0.0.1:") && absolute.ends_with(url));

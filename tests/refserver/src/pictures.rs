@@ -83,7 +83,12 @@ fn file_fields(id: i64, version: i64, data: &[u8]) -> Map<String, Value> {
     m
 }
 
-fn store_file(tx: &Connection, name: &str, id: i64, data: &[u8]) -> Result<(), ServerError> {
+pub(crate) fn store_file(
+    tx: &Connection,
+    name: &str,
+    id: i64,
+    data: &[u8],
+) -> Result<(), ServerError> {
     tx.execute(
         "INSERT OR REPLACE INTO picture_files(file_name, picture_id, data) VALUES (?1, ?2, ?3)",
         params![name, id, data],

@@ -460,10 +460,10 @@ fn picture_answer(
         .map(|(_, e)| e)
         .filter(|e| !e.is_empty() && e.len() <= 5 && e.bytes().all(|b| b.is_ascii_alphanumeric()))
         .unwrap_or("bin");
-    let url = format!(
-        "/api/v3/Content/Images/all/{id}-{file_id}-{}.{ext}",
-        &hash[..8]
-    );
+    let served = format!("{id}-{file_id}-{}.{ext}", &hash[..8]);
+    let url = format!("{}{served}", crate::pictures::IMAGES_PATH);
+    // The file is served under that URL from now on, as a seeded one is.
+    crate::pictures::store_file(&server.db(), &served, id, data)?;
     let mut fields = Map::new();
     fields.insert("url".into(), json!(url));
     fields.insert("pictureHash".into(), json!(hash));
