@@ -11,6 +11,9 @@ use std::process::{Command, Output, Stdio};
 use rowsync_refserver::{Dialect, Fault, RunningServer, ServerConfig};
 use serde_json::Value;
 
+mod common;
+use common::{json, ok};
+
 const BIN: &str = env!("CARGO_BIN_EXE_rowsync");
 
 /// A scratch directory removed at the end of the test.
@@ -71,21 +74,6 @@ fn rowsync_env(db: &Path, args: &[&str], password: Option<&str>, stdin: Option<&
         }
     }
     child.wait_with_output().unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&ok(out)).unwrap()
 }
 
 /// Asserts a failure with exactly one line on stderr; returns that line.

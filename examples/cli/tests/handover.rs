@@ -14,6 +14,9 @@ use std::time::Duration;
 use rowsync_refserver::{FaultConfig, RunningServer, ServerConfig};
 use serde_json::{json, Value};
 
+mod common;
+use common::ok;
+
 const BIN: &str = env!("CARGO_BIN_EXE_rowsync");
 const VISITOR_1: i64 = 31;
 const VISITOR_2: i64 = 32;
@@ -59,17 +62,6 @@ fn run(db: &Path, user: &str, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("rowsync runs")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `init` as `user` (the first one names the server too).

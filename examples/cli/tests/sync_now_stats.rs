@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use rowsync_refserver::{RunningServer, ServerConfig};
-use serde_json::Value;
+
+mod common;
+use common::{json, ok};
 
 const BIN: &str = env!("CARGO_BIN_EXE_rowsync");
 
@@ -22,21 +24,6 @@ fn rowsync(db: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_str(&ok(out)).unwrap()
 }
 
 fn scratch() -> PathBuf {
