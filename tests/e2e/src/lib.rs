@@ -161,6 +161,29 @@ pub fn client_id(record: &Value, key: &str) -> i64 {
         .expect("client id")
 }
 
+/// A shop's sale (mahak), left pending: an order of type 201 of the
+/// session's visitor for the first pulled customer, with one line on the
+/// first pulled product detail.
+pub fn write_sale(e: &Engine) {
+    let person = local_all(e, "people")[0]["personId"].as_i64().unwrap();
+    let detail = local_all(e, "productDetails")[0]["productDetailId"]
+        .as_i64()
+        .unwrap();
+    let visitor = e.session().unwrap().map_or(0, |s| s.visitor_id);
+    e.write(|w| {
+        let order = w.create(
+            "orders",
+            serde_json::json!({"orderType": 201, "visitorId": visitor, "personId": person}),
+        )?;
+        w.create(
+            "orderDetails",
+            serde_json::json!({"orderClientId": client_id(&order, "order"), "productDetailId": detail, "count1": 1, "price": 1000}),
+        )?;
+        Ok(())
+    })
+    .unwrap();
+}
+
 /// A server that answers every pull (either dialect) with a fixed body and
 /// the tracking id `bad-1`; the rest goes to the real one.
 pub struct BadPages {

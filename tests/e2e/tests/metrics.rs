@@ -6,10 +6,9 @@
 
 use std::collections::BTreeMap;
 
-use rowsync::{Engine, SyncReport};
+use rowsync::SyncReport;
 use rowsync_e2e::*;
 use rowsync_refserver::{Fault, FaultBody, RunningServer};
-use serde_json::json;
 
 /// Records the server returned per collection, in its pull answers since
 /// its request log was last cleared.
@@ -32,26 +31,6 @@ fn pulled(report: &SyncReport) -> BTreeMap<String, u64> {
         .filter(|(_, c)| c.pulled > 0)
         .map(|(n, c)| (n.clone(), c.pulled))
         .collect()
-}
-
-fn sale(e: &Engine) {
-    let person = local_all(e, "people")[0]["personId"].as_i64().unwrap();
-    let detail = local_all(e, "productDetails")[0]["productDetailId"]
-        .as_i64()
-        .unwrap();
-    let visitor = e.session().unwrap().map_or(0, |s| s.visitor_id);
-    e.write(|w| {
-        let order = w.create(
-            "orders",
-            json!({"orderType": 201, "visitorId": visitor, "personId": person}),
-        )?;
-        w.create(
-            "orderDetails",
-            json!({"orderClientId": client_id(&order, "order"), "productDetailId": detail, "count1": 1, "price": 1000}),
-        )?;
-        Ok(())
-    })
-    .unwrap();
 }
 
 #[test]
@@ -99,7 +78,7 @@ fn a_reports_figures_agree_with_the_server_and_add_up_in_the_replica() {
     assert!(m.phases.apply_ms <= m.phases.pull_ms);
 
     // A sale pushed in a second sync.
-    sale(&e);
+    write_sale(&e);
     server.server().clear_requests();
     let second = e.sync_all().unwrap();
     assert_eq!(second.collections["orders"].pushed, 1);

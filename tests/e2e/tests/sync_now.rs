@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use rowsync::{Engine, Error};
 use rowsync_e2e::*;
 use rowsync_refserver::{Fault, FaultBody, RunningServer};
-use serde_json::json;
 
 /// A shop with products and customers, an engine synced with it, and a
 /// sale left pending in its outbox.
@@ -20,23 +19,7 @@ fn shop_with_a_pending_sale(tag: &str) -> (RunningServer, TempDb, Engine) {
     let db = TempDb::new(tag);
     let e = mahak_engine(&db, &server.base_url());
     e.sync().unwrap();
-    let person = local_all(&e, "people")[0]["personId"].as_i64().unwrap();
-    let detail = local_all(&e, "productDetails")[0]["productDetailId"]
-        .as_i64()
-        .unwrap();
-    let visitor = e.session().unwrap().map_or(0, |s| s.visitor_id);
-    e.write(|w| {
-        let order = w.create(
-            "orders",
-            json!({"orderType": 201, "visitorId": visitor, "personId": person}),
-        )?;
-        w.create(
-            "orderDetails",
-            json!({"orderClientId": client_id(&order, "order"), "productDetailId": detail, "count1": 1, "price": 1000}),
-        )?;
-        Ok(())
-    })
-    .unwrap();
+    write_sale(&e);
     (server, db, e)
 }
 
