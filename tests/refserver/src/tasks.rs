@@ -450,11 +450,7 @@ fn picture_answer(
     file_name: &str,
     data: &[u8],
 ) -> Result<Value, ServerError> {
-    use md5::{Digest, Md5};
-    let hash: String = Md5::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = crate::pictures::picture_hash(data);
     let ext = file_name
         .rsplit_once('.')
         .map(|(_, e)| e)
