@@ -216,7 +216,7 @@ impl Engine {
             report.clock_skew_seconds = client.clock_skew();
             report.clock_skew_warning = clock_skew_warns(
                 report.clock_skew_seconds,
-                self.settings()?.clock_skew_warning_seconds,
+                settings.clock_skew_warning_seconds,
             );
             r
         });
